@@ -1,0 +1,123 @@
+# cltkit build. `make` builds every tool into bin/ (CPU backend always; the CUDA backend when
+# nvcc is found). `make test` runs the CPU tests; `make test-gpu` the GPU-vs-CPU comparisons.
+# Opt-outs: NO_CUDA=1, NO_MPI=1, NO_BLAS=1.  CUDA_ARCH=sm_90 picks the GPU architecture.
+
+CC       ?= gcc
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon -Ikernels -MMD -MP
+LDLIBS   := -lzstd -ljansson -lm -pthread
+NVCC     ?= nvcc
+CUDA_ARCH ?= sm_90
+NVCCFLAGS := -O2 -std=c++17 -arch=$(CUDA_ARCH) -Ilibcommon -Ikernels -Xcompiler -Wall,-Wextra,-Werror
+
+BUILD := build
+BIN   := bin
+
+# ---- optional dependencies, each announced on one line -------------------------------------
+NVCC_PATH := $(if $(NO_CUDA),,$(shell command -v $(NVCC) 2>/dev/null))
+ifneq ($(NVCC_PATH),)
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC_PATH))
+  USE_CUDA := 1
+  $(info ✓ CUDA   $(NVCC_PATH) (arch $(CUDA_ARCH)))
+  CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas
+  ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
+    USE_NCCL := 1
+    CUDA_LDLIBS += -lnccl
+    $(info ✓ NCCL   found)
+  else
+    $(info ✗ NCCL   not found (multi-GPU disabled))
+  endif
+else
+  $(info ✗ CUDA   nvcc not found$(if $(NO_CUDA), (NO_CUDA=1)) — CPU backend only)
+  $(info ✗ NCCL   needs CUDA)
+endif
+
+MPICC_PATH := $(if $(NO_MPI),,$(shell command -v mpicc 2>/dev/null))
+ifneq ($(MPICC_PATH),)
+  USE_MPI := 1
+  MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+  MPI_LDLIBS := $(shell mpicc --showme:link 2>/dev/null)
+  $(info ✓ MPI    $(MPICC_PATH))
+else
+  $(info ✗ MPI    mpicc not found (CPU collectives disabled))
+endif
+
+BLAS_CFLAGS := $(if $(NO_BLAS),,$(shell pkg-config --cflags openblas 2>/dev/null))
+BLAS_LDLIBS := $(if $(NO_BLAS),,$(shell pkg-config --libs openblas 2>/dev/null))
+ifneq ($(BLAS_LDLIBS),)
+  USE_BLAS := 1
+  $(info ✓ OpenBLAS $(BLAS_LDLIBS))
+else
+  $(info ✗ OpenBLAS not found (plain C GEMM))
+endif
+
+# ---- sources ---------------------------------------------------------------------------------
+COMMON_SRC := $(wildcard libcommon/*.c)
+KERNEL_SRC := $(wildcard kernels/*.c)
+CUDA_SRC   := $(wildcard kernels/*.cu)
+TOOL_SRC   := $(wildcard tools/*.c)
+TEST_SRC   := $(wildcard tests/test_*.c)
+GPU_TEST_SRC := $(wildcard tests/gpu_test_*.c)
+
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(KERNEL_SRC:%.c=$(BUILD)/%.o)
+CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
+TOOLS      := $(TOOL_SRC:tools/%.c=$(BIN)/%)
+TESTS      := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+GPU_TESTS  := $(GPU_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIBCOMMON  := $(BUILD)/libcommon.a
+LIBCUDA    := $(BUILD)/libkernels_cuda.a
+
+.PHONY: all tools tests test test-gpu fuzz bench clean deps
+all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
+tools: $(TOOLS)
+tests: $(TESTS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+$(LIBCUDA): $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+$(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBCOMMON)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# GPU comparison tests link the CUDA twins; they build wherever nvcc exists and run on a GPU.
+$(BUILD)/tests/gpu_test_%: $(BUILD)/tests/gpu_test_%.o $(LIBCUDA) $(LIBCOMMON)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
+
+test: all
+	@bash tests/run.sh $(TESTS)
+
+test-gpu: all
+	@if [ -z "$(USE_CUDA)" ]; then echo "test-gpu: nvcc not found, nothing to run"; exit 1; fi
+	@CLTKIT_GPU_ONLY=1 bash tests/run.sh $(GPU_TESTS)
+
+# libFuzzer targets (clang): `make fuzz` builds build/fuzz/*; see fuzz/README.md.
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+fuzz: $(FUZZ_BIN)
+$(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Ikernels $^ -o $@ $(LDLIBS)
+
+deps:
+	bash scripts/setup.sh
+
+clean:
+	rm -rf $(BUILD) $(BIN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,693 @@
+// tokshard.c — token shard writer and reader; the layout is specified in formats/tokens.md.
+//
+// file   = header | chunk 0 | ... | chunk n-1 | index | footer
+// header = 32 fixed bytes + meta_len bytes of JSON
+// chunk  = one zstd frame of: u32 n_tokens, u32 n_docs, n_docs x 20-byte slice, n_tokens x u32
+// index  = n_chunks x 48-byte entries;  footer = 56 bytes ending in "CLTKTEND"
+//
+// The writer only appends (so it can stream to a pipe) and learns the index as it goes; the
+// reader starts from the footer. All integers are little-endian and (de)serialised byte by byte
+// so the code does not depend on the host's byte order or on struct padding.
+#include "tokshard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "crc32c.h"
+
+#define MAGIC "CLTKTOKS"
+#define END_MAGIC "CLTKTEND"
+enum {
+    HEADER_FIXED = 32,  // magic, version, vocab_size, tokenizer_hash, chunk_tokens, meta_len
+    SLICE_BYTES = 20,   // u64 doc_id, u32 start, u32 n_tokens, u32 pos_in_doc
+    CHUNK_PREFIX = 8,   // u32 n_tokens, u32 n_docs
+    INDEX_ENTRY = 48,
+    FOOTER = 56,
+};
+#define MAX_META_BYTES (16u << 20)  // the header JSON is metadata, not data
+
+typedef unsigned long long ull;  // for printf of uint64_t without PRIu64 noise
+
+// ---- little-endian helpers -------------------------------------------------------------------
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+
+// Returns p grown to hold at least n bytes (amortised doubling); *cap tracks its size.
+static void *grow(void *p, size_t *cap, size_t n) {
+    if (p && n <= *cap) return p;
+    size_t c = *cap ? *cap : 256;
+    while (c < n) c = c > SIZE_MAX / 2 ? n : c * 2;
+    *cap = c;
+    return xrealloc(p, c);
+}
+
+// Bytes of a chunk's payload before compression.
+static uint64_t payload_bytes(uint64_t n_tokens, uint64_t n_docs) {
+    return CHUNK_PREFIX + SLICE_BYTES * n_docs + 4 * n_tokens;
+}
+
+uint64_t fnv1a64(const void *data, size_t len) {
+    const uint8_t *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+// Is text (len bytes, no NUL inside) a JSON object? Fills why on failure.
+static int is_json_object(const char *text, size_t len, char *why, size_t why_len) {
+    if (memchr(text, 0, len)) {
+        snprintf(why, why_len, "contains a NUL byte");
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, 0, &jerr);
+    if (!j) {
+        snprintf(why, why_len, "invalid JSON: %s", jerr.text);
+        return 0;
+    }
+    int ok = json_is_object(j);
+    json_decref(j);
+    if (!ok) snprintf(why, why_len, "not a JSON object");
+    return ok;
+}
+
+// ---- writer ----------------------------------------------------------------------------------
+
+struct TokShardWriter {
+    char *path;      // as given, for messages
+    char *tmp_path;  // NULL when writing to stdout
+    FILE *f;
+    int failed;  // a write failed: later calls fail and close removes the temp file
+    uint32_t vocab_size, chunk_tokens;
+    int level;
+    uint64_t offset;  // bytes written so far, i.e. where the next chunk starts
+    uint32_t header_crc;
+    // the chunk being filled: at most chunk_tokens tokens and chunk_tokens slices
+    uint32_t *ids;
+    TokChunkDoc *docs;
+    uint32_t n_ids, n_slices;
+    size_t ids_cap, docs_cap;
+    uint8_t *raw, *comp;
+    size_t raw_cap, comp_cap;
+    ZSTD_CCtx *cctx;
+    TokShardIndexEntry *index;
+    size_t index_cap;
+    uint64_t n_chunks, n_tokens, n_docs;
+};
+
+static int write_bytes(TokShardWriter *w, const void *p, size_t n, Error *e) {
+    if (n && fwrite(p, 1, n, w->f) != n) {
+        w->failed = 1;
+        return err_set(e, "%s: write error: %s", w->path, strerror(errno));
+    }
+    w->offset += n;
+    return 0;
+}
+
+static void writer_free(TokShardWriter *w) {
+    ZSTD_freeCCtx(w->cctx);
+    free(w->path);
+    free(w->tmp_path);
+    free(w->ids);
+    free(w->docs);
+    free(w->raw);
+    free(w->comp);
+    free(w->index);
+    free(w);
+}
+
+TokShardWriter *tokshard_writer_open(const char *path, const TokShardWriterOptions *opt, Error *e) {
+    if (!opt) return err_set(e, "%s: no writer options", path), NULL;
+    if (opt->vocab_size == 0) return err_set(e, "%s: vocab_size must be > 0", path), NULL;
+    uint32_t chunk_tokens = opt->chunk_tokens ? opt->chunk_tokens : TOKSHARD_DEFAULT_CHUNK_TOKENS;
+    if (chunk_tokens > TOKSHARD_MAX_CHUNK_TOKENS)
+        return err_set(e, "%s: chunk_tokens %u > maximum %u", path, chunk_tokens, TOKSHARD_MAX_CHUNK_TOKENS), NULL;
+    int level = opt->zstd_level ? opt->zstd_level : 3;
+    if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
+        return err_set(e, "%s: zstd level %d outside [%d, %d]", path, level, ZSTD_minCLevel(), ZSTD_maxCLevel()), NULL;
+    const char *meta = opt->meta_json ? opt->meta_json : "{}";
+    size_t meta_len = strlen(meta);
+    char why[200];
+    if (meta_len > MAX_META_BYTES)
+        return err_set(e, "%s: header metadata is %zu bytes (maximum %u)", path, meta_len, MAX_META_BYTES), NULL;
+    if (!is_json_object(meta, meta_len, why, sizeof why))
+        return err_set(e, "%s: header metadata: %s", path, why), NULL;
+
+    TokShardWriter *w = xcalloc(1, sizeof *w);
+    w->path = xstrdup(path);
+    w->vocab_size = opt->vocab_size;
+    w->chunk_tokens = chunk_tokens;
+    w->level = level;
+    if (strcmp(path, "-") == 0) {
+        w->f = stdout;
+    } else {
+        size_t n = strlen(path) + 32;
+        w->tmp_path = xmalloc(n);
+        snprintf(w->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+        w->f = fopen(w->tmp_path, "wb");
+        if (!w->f) {
+            err_set(e, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));
+            writer_free(w);
+            return NULL;
+        }
+    }
+    w->cctx = ZSTD_createCCtx();
+    if (!w->cctx) fatal("out of memory creating a zstd context");
+
+    uint8_t h[HEADER_FIXED];
+    memcpy(h, MAGIC, 8);
+    put_u32(h + 8, TOKSHARD_VERSION);
+    put_u32(h + 12, w->vocab_size);
+    put_u64(h + 16, opt->tokenizer_hash);
+    put_u32(h + 24, chunk_tokens);
+    put_u32(h + 28, (uint32_t)meta_len);
+    w->header_crc = crc32c_update(crc32c(h, sizeof h), meta, meta_len);
+    if (write_bytes(w, h, sizeof h, e) || write_bytes(w, meta, meta_len, e)) {
+        tokshard_writer_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+// Serialises, compresses and writes the pending chunk, and records its index entry.
+static int flush_chunk(TokShardWriter *w, Error *e) {
+    size_t raw_n = (size_t)payload_bytes(w->n_ids, w->n_slices);
+    w->raw = grow(w->raw, &w->raw_cap, raw_n);
+    uint8_t *p = w->raw;
+    put_u32(p, w->n_ids);
+    put_u32(p + 4, w->n_slices);
+    p += CHUNK_PREFIX;
+    for (uint32_t k = 0; k < w->n_slices; k++, p += SLICE_BYTES) {
+        const TokChunkDoc *d = &w->docs[k];
+        put_u64(p, d->doc_id);
+        put_u32(p + 8, d->start);
+        put_u32(p + 12, d->n_tokens);
+        put_u32(p + 16, d->pos_in_doc);
+    }
+    for (uint32_t k = 0; k < w->n_ids; k++, p += 4) put_u32(p, w->ids[k]);
+
+    w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
+    // One-shot compression records the content size in the frame header, which lets readers
+    // (zstandard in Python, the zstd CLI) size their output buffer without the index.
+    size_t cn = ZSTD_compressCCtx(w->cctx, w->comp, w->comp_cap, w->raw, raw_n, w->level);
+    if (ZSTD_isError(cn)) {
+        w->failed = 1;
+        return err_set(e, "%s: chunk %llu: zstd: %s", w->path, (ull)w->n_chunks, ZSTD_getErrorName(cn));
+    }
+    TokShardIndexEntry ix = {
+        .offset = w->offset,
+        .comp_bytes = cn,
+        .raw_bytes = raw_n,
+        .first_token = w->n_tokens,
+        .n_tokens = w->n_ids,
+        .n_docs = w->n_slices,
+        .crc = crc32c(w->comp, cn),
+    };
+    if (write_bytes(w, w->comp, cn, e)) return -1;
+    w->index = grow(w->index, &w->index_cap, (w->n_chunks + 1) * sizeof ix);
+    w->index[w->n_chunks++] = ix;
+    w->n_tokens += w->n_ids;
+    w->n_ids = w->n_slices = 0;
+    return 0;
+}
+
+static void add_slice(TokShardWriter *w, uint64_t doc_id, uint32_t n, uint32_t pos_in_doc) {
+    w->docs = grow(w->docs, &w->docs_cap, (w->n_slices + 1) * sizeof(TokChunkDoc));
+    w->docs[w->n_slices++] = (TokChunkDoc){doc_id, w->n_ids, n, pos_in_doc};
+}
+
+int tokshard_write_doc(TokShardWriter *w, uint64_t doc_id, const uint32_t *ids, size_t n, Error *e) {
+    if (w->failed) return err_set(e, "%s: an earlier write failed", w->path);
+    if (n > UINT32_MAX)
+        return err_set(e, "%s: document %llu has %zu tokens (at most 2^32-1 per document)", w->path, (ull)doc_id, n);
+    if (n && !ids) return err_set(e, "%s: document %llu: NULL ids", w->path, (ull)doc_id);
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] >= w->vocab_size)
+            return err_set(e, "%s: document %llu: token id %u >= vocab_size %u (token %zu)", w->path,
+                           (ull)doc_id, ids[k], w->vocab_size, k);
+    w->n_docs++;
+    // The chunk is flushed as soon as it is full (tokens or slices), so a pending chunk always
+    // has room, a document that continues always starts the next chunk, and every chunk but the
+    // last holds exactly chunk_tokens tokens unless slices ran out first.
+    size_t pos = 0;
+    do {
+        uint32_t take = (uint32_t)(n - pos < w->chunk_tokens - w->n_ids ? n - pos : w->chunk_tokens - w->n_ids);
+        add_slice(w, doc_id, take, (uint32_t)pos);
+        w->ids = grow(w->ids, &w->ids_cap, ((size_t)w->n_ids + take) * sizeof(uint32_t));
+        if (take) memcpy(w->ids + w->n_ids, ids + pos, (size_t)take * sizeof(uint32_t));
+        w->n_ids += take;
+        pos += take;
+        if ((w->n_ids == w->chunk_tokens || w->n_slices == w->chunk_tokens) && flush_chunk(w, e)) return -1;
+    } while (pos < n);
+    return 0;
+}
+
+void tokshard_writer_abort(TokShardWriter *w) {
+    if (!w) return;
+    if (w->tmp_path) {
+        if (w->f) fclose(w->f);
+        unlink(w->tmp_path);
+    } else {
+        fflush(w->f);
+    }
+    writer_free(w);
+}
+
+int tokshard_writer_close(TokShardWriter *w, Error *e) {
+    if (w->failed) {
+        err_set(e, "%s: not finished: an earlier write failed", w->path);
+        tokshard_writer_abort(w);
+        return -1;
+    }
+    if (w->n_slices && flush_chunk(w, e)) {
+        tokshard_writer_abort(w);
+        return -1;
+    }
+    uint64_t index_offset = w->offset;
+    size_t index_n = (size_t)w->n_chunks * INDEX_ENTRY;
+    uint8_t *index = xmalloc(index_n);
+    for (uint64_t i = 0; i < w->n_chunks; i++) {
+        uint8_t *p = index + i * INDEX_ENTRY;
+        const TokShardIndexEntry *ix = &w->index[i];
+        put_u64(p, ix->offset);
+        put_u64(p + 8, ix->comp_bytes);
+        put_u64(p + 16, ix->raw_bytes);
+        put_u64(p + 24, ix->first_token);
+        put_u32(p + 32, ix->n_tokens);
+        put_u32(p + 36, ix->n_docs);
+        put_u32(p + 40, ix->crc);
+        put_u32(p + 44, 0);  // reserved
+    }
+    uint8_t f[FOOTER];
+    put_u64(f, index_offset);
+    put_u64(f + 8, w->n_chunks);
+    put_u64(f + 16, w->n_tokens);
+    put_u64(f + 24, w->n_docs);
+    put_u32(f + 32, crc32c(index, index_n));
+    put_u32(f + 36, w->header_crc);
+    put_u32(f + 40, 0);  // reserved
+    put_u32(f + 44, crc32c(f, 44));
+    memcpy(f + 48, END_MAGIC, 8);
+    int rc = write_bytes(w, index, index_n, e);
+    free(index);
+    if (!rc) rc = write_bytes(w, f, sizeof f, e);
+    if (!rc && fflush(w->f) != 0) rc = err_set(e, "%s: write error: %s", w->path, strerror(errno));
+    if (!rc && w->tmp_path) {
+        // fsync before rename: otherwise a crash can leave a complete-looking name over
+        // incomplete data.
+        if (fsync(fileno(w->f)) != 0) rc = err_set(e, "%s: fsync: %s", w->path, strerror(errno));
+        int close_rc = fclose(w->f);
+        w->f = NULL;
+        if (!rc && close_rc != 0) rc = err_set(e, "%s: close error: %s", w->path, strerror(errno));
+        if (!rc && rename(w->tmp_path, w->path) != 0)
+            rc = err_set(e, "%s: cannot rename %s into place: %s", w->path, w->tmp_path, strerror(errno));
+    }
+    if (rc && w->tmp_path) {
+        if (w->f) fclose(w->f);
+        unlink(w->tmp_path);
+    }
+    writer_free(w);
+    return rc;
+}
+
+// ---- reader ----------------------------------------------------------------------------------
+
+// Copies len bytes at offset off (already checked to lie inside the file).
+static int read_at(const TokShard *s, void *dst, size_t len, uint64_t off, Error *e) {
+    if (s->mem) {
+        memcpy(dst, s->mem + off, len);
+        return 0;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t got = pread(s->fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return err_set(e, "%s: read error: %s", s->path, strerror(errno));
+        if (got == 0)
+            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)",
+                           s->path, len - done, (ull)(off + done));
+        done += (size_t)got;
+    }
+    return 0;
+}
+
+static int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e) {
+    if (stored == computed) return 0;
+    return err_set(e, "%s: %s checksum mismatch (stored 0x%08x, computed 0x%08x)", path, what, stored, computed);
+}
+
+// Validates the index entries against each other, the header and the footer.
+static int check_index(const TokShard *s, uint64_t header_end, uint64_t index_offset, Error *e) {
+    const char *P = s->path;
+    uint64_t off = header_end, tokens = 0, slices = 0;
+    for (uint64_t i = 0; i < s->n_chunks; i++) {
+        const TokShardIndexEntry *x = &s->index[i];
+        if (x->offset != off)
+            return err_set(e, "%s: chunk %llu: offset %llu, expected %llu (chunks are contiguous)", P, (ull)i,
+                           (ull)x->offset, (ull)off);
+        if (x->comp_bytes == 0 || x->comp_bytes > index_offset - off)
+            return err_set(e, "%s: chunk %llu: %llu compressed bytes at offset %llu do not fit before the index at %llu",
+                           P, (ull)i, (ull)x->comp_bytes, (ull)off, (ull)index_offset);
+        if (x->n_docs == 0) return err_set(e, "%s: chunk %llu: no document slices", P, (ull)i);
+        if (x->n_tokens > s->chunk_tokens || x->n_docs > s->chunk_tokens)
+            return err_set(e, "%s: chunk %llu: %u tokens / %u slices exceed chunk_tokens %u", P, (ull)i,
+                           x->n_tokens, x->n_docs, s->chunk_tokens);
+        if (x->raw_bytes != payload_bytes(x->n_tokens, x->n_docs))
+            return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens and %u slices", P, (ull)i,
+                           (ull)x->raw_bytes, (ull)payload_bytes(x->n_tokens, x->n_docs), x->n_tokens, x->n_docs);
+        if (x->first_token != tokens)
+            return err_set(e, "%s: chunk %llu: first token %llu, expected %llu", P, (ull)i, (ull)x->first_token,
+                           (ull)tokens);
+        off += x->comp_bytes;
+        tokens += x->n_tokens;
+        slices += x->n_docs;
+    }
+    if (off != index_offset)
+        return err_set(e, "%s: chunks end at offset %llu but the index starts at %llu", P, (ull)off, (ull)index_offset);
+    if (tokens != s->n_tokens)
+        return err_set(e, "%s: footer says %llu tokens, index chunks hold %llu", P, (ull)s->n_tokens, (ull)tokens);
+    // Only the first slice of chunks 1.. can continue a document, so documents lie between
+    // slices - (n_chunks - 1) and slices; the document iterator checks the exact count.
+    uint64_t continued_max = s->n_chunks ? s->n_chunks - 1 : 0;
+    if (s->n_docs > slices || s->n_docs + continued_max < slices)
+        return err_set(e, "%s: footer says %llu documents, impossible for %llu slices in %llu chunks", P,
+                       (ull)s->n_docs, (ull)slices, (ull)s->n_chunks);
+    return 0;
+}
+
+// Reads and validates header, footer and index of an opened s (path, fd or mem, file_size set).
+static int parse_shard(TokShard *s, Error *e) {
+    const char *P = s->path;
+    uint64_t size = s->file_size;
+    uint8_t h[HEADER_FIXED];
+    size_t hn = size < HEADER_FIXED ? (size_t)size : HEADER_FIXED;
+    if (read_at(s, h, hn, 0, e)) return -1;
+    // Magic first (compared over what exists), then the version: a later version may change
+    // everything after it, so nothing else is trusted until both match.
+    if (memcmp(h, MAGIC, hn < 8 ? hn : 8) != 0)
+        return err_set(e, "%s: bad magic: not a token shard (expected \"%s\" at offset 0)", P, MAGIC);
+    if (size < HEADER_FIXED)
+        return err_set(e, "%s: truncated: header missing (file is %llu bytes)", P, (ull)size);
+    s->version = get_u32(h + 8);
+    if (s->version != TOKSHARD_VERSION)
+        return err_set(e, "%s: unsupported version %u (this reader reads version %d)", P, s->version, TOKSHARD_VERSION);
+    s->vocab_size = get_u32(h + 12);
+    s->tokenizer_hash = get_u64(h + 16);
+    s->chunk_tokens = get_u32(h + 24);
+    uint32_t meta_len = get_u32(h + 28);
+
+    uint8_t f[FOOTER];
+    if (size < HEADER_FIXED + FOOTER)
+        return err_set(e, "%s: truncated: footer missing (file is %llu bytes)", P, (ull)size);
+    if (read_at(s, f, FOOTER, size - FOOTER, e)) return -1;
+    if (memcmp(f + 48, END_MAGIC, 8) != 0)
+        return err_set(e, "%s: truncated: footer missing (the last 8 bytes are not \"%s\"; the writer did not finish "
+                       "or the file was cut)", P, END_MAGIC);
+    if (check_crc(P, "footer", get_u32(f + 44), crc32c(f, 44), e)) return -1;
+    uint64_t index_offset = get_u64(f);
+    s->n_chunks = get_u64(f + 8);
+    s->n_tokens = get_u64(f + 16);
+    s->n_docs = get_u64(f + 24);
+    if (get_u32(f + 40) != 0) return err_set(e, "%s: footer reserved field is not 0", P);
+
+    // Header: the JSON must fit before the footer; its CRC (kept in the footer, since the
+    // writer streams) covers the fixed part and the JSON.
+    uint64_t header_end = (uint64_t)HEADER_FIXED + meta_len;
+    if (meta_len > MAX_META_BYTES || header_end > size - FOOTER)
+        return err_set(e, "%s: header metadata length %u does not fit the file (%llu bytes)", P, meta_len, (ull)size);
+    s->meta_json = xmalloc((size_t)meta_len + 1);
+    if (read_at(s, s->meta_json, meta_len, HEADER_FIXED, e)) return -1;
+    s->meta_json[meta_len] = 0;
+    if (check_crc(P, "header", get_u32(f + 36), crc32c_update(crc32c(h, HEADER_FIXED), s->meta_json, meta_len), e))
+        return -1;
+    char why[200];
+    if (!is_json_object(s->meta_json, meta_len, why, sizeof why))
+        return err_set(e, "%s: header metadata: %s", P, why);
+    if (s->vocab_size == 0) return err_set(e, "%s: vocab_size is 0", P);
+    if (s->chunk_tokens == 0 || s->chunk_tokens > TOKSHARD_MAX_CHUNK_TOKENS)
+        return err_set(e, "%s: chunk_tokens %u outside [1, %u]", P, s->chunk_tokens, TOKSHARD_MAX_CHUNK_TOKENS);
+
+    // Index: exactly between the chunks and the footer. Bound n_chunks by the space first so
+    // the multiplication cannot overflow.
+    uint64_t room = size - FOOTER - header_end;
+    if (index_offset < header_end || index_offset > size - FOOTER || s->n_chunks > room / INDEX_ENTRY ||
+        index_offset + s->n_chunks * INDEX_ENTRY != size - FOOTER)
+        return err_set(e, "%s: index at offset %llu with %llu entries does not end at the footer (file is %llu bytes)",
+                       P, (ull)index_offset, (ull)s->n_chunks, (ull)size);
+    size_t index_n = (size_t)(s->n_chunks * INDEX_ENTRY);
+    uint8_t *raw = xmalloc(index_n);
+    if (read_at(s, raw, index_n, index_offset, e)) {
+        free(raw);
+        return -1;
+    }
+    int rc = check_crc(P, "index", get_u32(f + 32), crc32c(raw, index_n), e);
+    s->index = xcalloc(s->n_chunks ? s->n_chunks : 1, sizeof *s->index);
+    for (uint64_t i = 0; !rc && i < s->n_chunks; i++) {
+        const uint8_t *p = raw + i * INDEX_ENTRY;
+        s->index[i] = (TokShardIndexEntry){
+            .offset = get_u64(p),
+            .comp_bytes = get_u64(p + 8),
+            .raw_bytes = get_u64(p + 16),
+            .first_token = get_u64(p + 24),
+            .n_tokens = get_u32(p + 32),
+            .n_docs = get_u32(p + 36),
+            .crc = get_u32(p + 40),
+        };
+        if (get_u32(p + 44) != 0) rc = err_set(e, "%s: chunk %llu: index reserved field is not 0", P, (ull)i);
+    }
+    free(raw);
+    return rc ? rc : check_index(s, header_end, index_offset, e);
+}
+
+int tokshard_open(TokShard *s, const char *path, Error *e) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file (a shard is read by random access, from its end)", path);
+    }
+    s->fd = fd;
+    s->path = xstrdup(path);
+    s->file_size = (uint64_t)st.st_size;
+    if (parse_shard(s, e)) {
+        tokshard_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+int tokshard_open_mem(TokShard *s, const void *data, size_t len, const char *name, Error *e) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->mem = len ? data : (const uint8_t *)"";  // never NULL: mem marks the in-memory mode
+    s->path = xstrdup(name);
+    s->file_size = len;
+    if (parse_shard(s, e)) {
+        tokshard_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+void tokshard_close(TokShard *s) {
+    if (s->path && s->fd >= 0) close(s->fd);  // path is set by every open, so a zeroed s is safe
+    free(s->path);
+    free(s->meta_json);
+    free(s->index);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+void tokchunk_free(TokChunk *c) {
+    free(c->ids);
+    free(c->docs);
+    free(c->raw);
+    free(c->comp);
+    ZSTD_freeDCtx(c->zstd_dctx);
+    memset(c, 0, sizeof *c);
+}
+
+// Decodes and validates a decompressed payload of chunk i into c.
+static int parse_payload(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
+    const char *P = s->path;
+    const TokShardIndexEntry *x = &s->index[i];
+    const uint8_t *p = c->raw;
+    uint32_t nt = get_u32(p), nd = get_u32(p + 4);
+    if (nt != x->n_tokens || nd != x->n_docs)
+        return err_set(e, "%s: chunk %llu: payload says %u tokens and %u slices, index says %u and %u", P, (ull)i, nt,
+                       nd, x->n_tokens, x->n_docs);
+    c->docs = grow(c->docs, &c->docs_cap, (size_t)nd * sizeof *c->docs);
+    c->ids = grow(c->ids, &c->ids_cap, (size_t)nt * sizeof *c->ids);
+    p += CHUNK_PREFIX;
+    uint32_t pos = 0;
+    for (uint32_t k = 0; k < nd; k++, p += SLICE_BYTES) {
+        TokChunkDoc d = {get_u64(p), get_u32(p + 8), get_u32(p + 12), get_u32(p + 16)};
+        if (d.start != pos)
+            return err_set(e, "%s: chunk %llu: slice %u starts at token %u, expected %u (slices must tile the chunk)",
+                           P, (ull)i, k, d.start, pos);
+        if (d.n_tokens > nt - pos)
+            return err_set(e, "%s: chunk %llu: slice %u (%u tokens at %u) runs past the chunk's %u tokens", P, (ull)i,
+                           k, d.n_tokens, d.start, nt);
+        if (d.pos_in_doc) {
+            if (k != 0)
+                return err_set(e, "%s: chunk %llu: slice %u continues document %llu (pos_in_doc %u), but only a "
+                               "chunk's first slice may", P, (ull)i, k, (ull)d.doc_id, d.pos_in_doc);
+            if (i == 0)
+                return err_set(e, "%s: chunk 0: first slice continues document %llu (pos_in_doc %u) with no earlier "
+                               "chunk", P, (ull)d.doc_id, d.pos_in_doc);
+            if (d.n_tokens == 0)
+                return err_set(e, "%s: chunk %llu: empty continuation slice of document %llu", P, (ull)i,
+                               (ull)d.doc_id);
+        }
+        if (d.n_tokens > UINT32_MAX - d.pos_in_doc)
+            return err_set(e, "%s: chunk %llu: slice %u makes document %llu longer than 2^32-1 tokens", P, (ull)i, k,
+                           (ull)d.doc_id);
+        c->docs[k] = d;
+        pos += d.n_tokens;
+    }
+    if (pos != nt)
+        return err_set(e, "%s: chunk %llu: slices cover %u of %u tokens (slices must tile the chunk)", P, (ull)i, pos,
+                       nt);
+    for (uint32_t k = 0; k < nt; k++, p += 4) {
+        uint32_t id = get_u32(p);
+        if (id >= s->vocab_size)
+            return err_set(e, "%s: token id %u >= vocab_size %u in chunk %llu (token %u of the chunk)", P, id,
+                           s->vocab_size, (ull)i, k);
+        c->ids[k] = id;
+    }
+    c->n_tokens = nt;
+    c->n_docs = nd;
+    return 0;
+}
+
+int tokshard_read_chunk(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
+    const char *P = s->path;
+    c->n_tokens = c->n_docs = 0;
+    if (i >= s->n_chunks)
+        return err_set(e, "%s: chunk %llu out of range (%llu chunks)", P, (ull)i, (ull)s->n_chunks);
+    const TokShardIndexEntry *x = &s->index[i];
+    size_t cn = (size_t)x->comp_bytes;  // fits: open checked it lies inside the file
+    const uint8_t *src;
+    if (s->mem) {
+        src = s->mem + x->offset;
+    } else {
+        c->comp = grow(c->comp, &c->comp_cap, cn);
+        if (read_at(s, c->comp, cn, x->offset, e)) return -1;
+        src = c->comp;
+    }
+    uint32_t crc = crc32c(src, cn);
+    if (crc != x->crc)
+        return err_set(e, "%s: chunk %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)", P, (ull)i, x->crc, crc);
+
+    // Exactly one zstd frame whose declared size (when present) is the index's raw size; the
+    // output buffer is the index's raw size, bounded by chunk_tokens at open.
+    unsigned long long fcs = ZSTD_getFrameContentSize(src, cn);
+    if (fcs == ZSTD_CONTENTSIZE_ERROR) return err_set(e, "%s: chunk %llu: not a zstd frame", P, (ull)i);
+    if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != x->raw_bytes)
+        return err_set(e, "%s: chunk %llu: decompressed size mismatch (frame says %llu bytes, index says %llu)", P,
+                       (ull)i, fcs, (ull)x->raw_bytes);
+    size_t fsz = ZSTD_findFrameCompressedSize(src, cn);
+    if (ZSTD_isError(fsz) || fsz != cn)
+        return err_set(e, "%s: chunk %llu: not exactly one zstd frame of %zu bytes%s%s", P, (ull)i, cn,
+                       ZSTD_isError(fsz) ? ": " : "", ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz) : "");
+    size_t rn = (size_t)x->raw_bytes;
+    c->raw = grow(c->raw, &c->raw_cap, rn);
+    if (!c->zstd_dctx && !(c->zstd_dctx = ZSTD_createDCtx())) fatal("out of memory creating a zstd context");
+    size_t got = ZSTD_decompressDCtx(c->zstd_dctx, c->raw, rn, src, cn);
+    if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
+        return err_set(e, "%s: chunk %llu: decompressed size mismatch (more than the index's %llu bytes)", P, (ull)i,
+                       (ull)x->raw_bytes);
+    if (ZSTD_isError(got)) return err_set(e, "%s: chunk %llu: zstd: %s", P, (ull)i, ZSTD_getErrorName(got));
+    if (got != rn)
+        return err_set(e, "%s: chunk %llu: decompressed size mismatch (got %zu bytes, index says %zu)", P, (ull)i, got,
+                       rn);
+    return parse_payload(s, i, c, e);
+}
+
+// ---- document iterator -----------------------------------------------------------------------
+
+void tokdoc_iter_init(TokDocIter *it, const TokShard *s) {
+    memset(it, 0, sizeof *it);
+    it->shard = s;
+}
+
+void tokdoc_iter_free(TokDocIter *it) {
+    tokchunk_free(&it->chunk);
+    free(it->buf);
+    memset(it, 0, sizeof *it);
+}
+
+static int iter_load(TokDocIter *it, Error *e) {
+    if (tokshard_read_chunk(it->shard, it->next_chunk, &it->chunk, e)) return -1;
+    it->next_chunk++;
+    it->next_doc_in_chunk = 0;
+    return 0;
+}
+
+int tokdoc_iter_next(TokDocIter *it, uint64_t *doc_id, const uint32_t **ids, size_t *n, Error *e) {
+    const TokShard *s = it->shard;
+    TokChunk *c = &it->chunk;
+    if (it->next_doc_in_chunk == c->n_docs) {  // current chunk used up (or none loaded yet)
+        if (it->next_chunk == s->n_chunks) {
+            if (it->docs_seen != s->n_docs)
+                return err_set(e, "%s: footer says %llu documents, chunks hold %llu", s->path, (ull)s->n_docs,
+                               (ull)it->docs_seen);
+            return 0;
+        }
+        if (iter_load(it, e)) return -1;
+        // A continuation here would have been consumed with the document it continues.
+        if (c->docs[0].pos_in_doc)
+            return err_set(e, "%s: chunk %llu: first slice continues document %llu, which the previous chunk "
+                           "did not end with", s->path, (ull)(it->next_chunk - 1), (ull)c->docs[0].doc_id);
+    }
+    TokChunkDoc d = c->docs[it->next_doc_in_chunk++];
+    it->docs_seen++;
+    *doc_id = d.doc_id;
+    int last = it->next_doc_in_chunk == c->n_docs;
+    if (!last || it->next_chunk == s->n_chunks) {  // cannot continue: point into the chunk
+        *ids = c->ids + d.start;
+        *n = d.n_tokens;
+        return 1;
+    }
+    // The last slice of a chunk may continue into the next ones: gather it in buf, then append
+    // each following chunk's first slice while it carries on this document.
+    size_t len = d.n_tokens;
+    it->buf = grow(it->buf, &it->buf_cap, (len ? len : 1) * sizeof(uint32_t));
+    memcpy(it->buf, c->ids + d.start, len * sizeof(uint32_t));
+    while (it->next_doc_in_chunk == c->n_docs && it->next_chunk < s->n_chunks) {
+        if (iter_load(it, e)) return -1;
+        TokChunkDoc f = c->docs[0];
+        if (f.pos_in_doc == 0) break;  // a new document: leave it for the next call
+        if (f.doc_id != d.doc_id || f.pos_in_doc != len)
+            return err_set(e, "%s: chunk %llu: first slice continues document %llu at token %u, but the previous "
+                           "chunk ended document %llu at token %zu", s->path, (ull)(it->next_chunk - 1),
+                           (ull)f.doc_id, f.pos_in_doc, (ull)d.doc_id, len);
+        it->buf = grow(it->buf, &it->buf_cap, (len + f.n_tokens) * sizeof(uint32_t));
+        memcpy(it->buf + len, c->ids, (size_t)f.n_tokens * sizeof(uint32_t));
+        len += f.n_tokens;
+        it->next_doc_in_chunk = 1;
+    }
+    *ids = it->buf;
+    *n = len;
+    return 1;
+}

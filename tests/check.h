@@ -1,0 +1,66 @@
+// check.h — the unit-test harness. A test binary defines test functions, runs them with
+// RUN_TEST, and ends with `return test_summary();`. Each test prints one line, "ok <name>" or
+// "FAIL <name>: <file:line> <what>", which tests/run.sh counts into "N passed, N failed".
+#pragma once
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int passed, failed;
+    int current_failures;  // failed checks inside the running test
+} TestState;
+
+static TestState test_state;
+
+#define CHECK(cond, ...)                                                           \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            if (test_state.current_failures++ < 5) {                               \
+                fprintf(stdout, "  %s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+                fprintf(stdout, __VA_ARGS__);                                      \
+                fputc('\n', stdout);                                               \
+            }                                                                      \
+        }                                                                          \
+    } while (0)
+
+#define CHECK_NEAR(a, b, rel_tol)                                                          \
+    CHECK(fabs((double)(a) - (double)(b)) <= (rel_tol) * fmax(1e-30, fmax(fabs((double)(a)), fabs((double)(b)))), \
+          "%.9g vs %.9g", (double)(a), (double)(b))
+
+#define RUN_TEST(fn)                                              \
+    do {                                                          \
+        test_state.current_failures = 0;                          \
+        fn();                                                     \
+        if (test_state.current_failures) {                        \
+            printf("FAIL %s (%d failed checks)\n", #fn, test_state.current_failures); \
+            test_state.failed++;                                  \
+        } else {                                                  \
+            printf("ok %s\n", #fn);                               \
+            test_state.passed++;                                  \
+        }                                                         \
+        fflush(stdout);                                           \
+    } while (0)
+
+static inline int test_summary(void) { return test_state.failed ? 1 : 0; }
+
+// Where ../shared lives: $CLTKIT_SHARED, else ../shared from the project root.
+static inline const char *test_shared_dir(void) {
+    const char *env = getenv("CLTKIT_SHARED");
+    return env && *env ? env : "../shared";
+}
+
+static inline char *test_read_file(const char *path, size_t *len_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(buf); return NULL; }
+    buf[n] = 0;
+    fclose(f);
+    if (len_out) *len_out = (size_t)n;
+    return buf;
+}
