@@ -110,7 +110,7 @@ test-gpu: all
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 fuzz: $(FUZZ_BIN)
-$(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC)
+$(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC) $(KERNEL_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Ikernels $^ -o $@ $(LDLIBS)
 

@@ -29,7 +29,7 @@ void cli_usage_error(const char *tool, const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\ntry '%s --help'\n", tool);
+    fprintf(stderr, " (see '%s --help')\n", tool);
     exit(2);
 }
 

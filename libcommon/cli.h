@@ -12,7 +12,7 @@
 // usage is the full help text.
 void cli_standard(int argc, char **argv, const char *tool, const char *usage);
 void cli_version(const char *tool);
-// Prints "<tool>: <msg>" and "try '<tool> --help'" on stderr, exits 2.
+// Prints "<tool>: <msg> (see '<tool> --help')" on stderr, exits 2.
 void cli_usage_error(const char *tool, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 
 long long cli_parse_int(const char *option, const char *value, long long min, long long max);

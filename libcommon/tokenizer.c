@@ -104,6 +104,7 @@ static void buf_reserve(Buf *b, size_t extra) {
     b->cap = cap;
 }
 static void buf_append(Buf *b, const void *src, size_t len) {
+    if (!len) return;
     buf_reserve(b, len);
     memcpy(b->p + b->n, src, len);
     b->n += len;
