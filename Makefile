@@ -8,7 +8,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon -I
 LDLIBS   := -lzstd -ljansson -lm -pthread
 NVCC     ?= nvcc
 CUDA_ARCH ?= sm_90
-NVCCFLAGS := -O2 -std=c++17 -arch=$(CUDA_ARCH) -Ilibcommon -Ikernels -Xcompiler -Wall,-Wextra,-Werror
+NVCCFLAGS := -O2 -std=c++17 -MMD -MP -arch=$(CUDA_ARCH) -Ilibcommon -Ikernels -Xcompiler -Wall,-Wextra,-Werror
 
 BUILD := build
 BIN   := bin
@@ -67,7 +67,7 @@ GPU_TESTS  := $(GPU_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
-.PHONY: all tools tests test test-gpu fuzz bench clean deps
+.PHONY: all tools tests test check test-gpu fuzz bench clean deps demo
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)
@@ -116,6 +116,18 @@ $(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC) $(KERNEL_SRC)
 
 deps:
 	bash scripts/setup.sh
+
+# What CI runs (README): install the Debian packages, build everything, run the CPU tests.
+check: deps
+	$(MAKE) test
+
+# The main job on the embedded default model (pipelines/demo.mk).
+demo: deps
+	$(MAKE) tools
+	$(MAKE) -f pipelines/demo.mk
+
+bench: tools
+	bash bench/bench_tok.sh
 
 clean:
 	rm -rf $(BUILD) $(BIN)
