@@ -51,6 +51,11 @@ else
   $(info ✗ OpenBLAS not found (plain C GEMM))
 endif
 
+ifneq ($(USE_BLAS),)
+  CFLAGS += -DUSE_BLAS $(BLAS_CFLAGS)
+  LDLIBS += $(BLAS_LDLIBS)
+endif
+
 # ---- sources ---------------------------------------------------------------------------------
 COMMON_SRC := $(wildcard libcommon/*.c)
 KERNEL_SRC := $(wildcard kernels/*.c)
@@ -67,6 +72,7 @@ GPU_TESTS  := $(GPU_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
+.SECONDARY:
 .PHONY: all tools tests test check test-gpu fuzz bench clean deps demo
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)

@@ -1,0 +1,25 @@
+// attention.h — causal multi-head attention with grouped-query heads, fp32.
+//   q (B, T, H, hd), k and v (B, T, KVH, hd); query head h reads kv head h / (H / KVH).
+//   scores = q·k * scale, then softcap (cap * tanh(s / cap), if softcap > 0), causal mask, and a
+//   sliding window (key j visible from query i iff i − window < j ≤ i, if window > 0); softmax.
+//   out (B, T, H, hd); probs (B, H, T, T) receives the softmax weights when non-NULL (zeros above
+//   the diagonal), which attribution needs.
+#pragma once
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int B, T, H, KVH, hd;
+    float scale, softcap;
+    int window;
+} AttnShape;
+
+void attention_cpu(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
+// CUDA twin; scratch needs B*H*T*T floats when probs is NULL.
+void attention_cuda(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
+
+#ifdef __cplusplus
+}
+#endif

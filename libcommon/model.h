@@ -1,0 +1,85 @@
+// model.h — transformer language models from a Hugging Face checkpoint directory (config.json +
+// model.safetensors or model.safetensors.index.json shards), weights held in fp32 on the CPU.
+// Architectures: Llama (incl. Llama 3 rope scaling, GQA, tied or untied), Gemma 2 and GPT-2.
+// The forward pass (model_forward.c) exposes every hook later tools need.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef enum { ARCH_LLAMA, ARCH_GEMMA2, ARCH_GPT2 } ModelArch;
+
+typedef struct {
+    ModelArch arch;
+    char model_type[32];
+    int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab_size, max_pos;
+    float norm_eps;
+    // rotary embeddings (Llama, Gemma 2)
+    float rope_theta;
+    int rope_llama3;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    // Gemma 2
+    float attn_softcap, final_softcap;  // 0 = off
+    float query_scale;                  // attention score scale (1/sqrt(head_dim) unless Gemma 2)
+    int sliding_window;
+    uint8_t *layer_sliding;             // (n_layers,) 1 if the layer uses the sliding window
+    int tie_embeddings;
+    int attn_bias;                      // q/k/v/o biases (GPT-2 always; Llama attention_bias)
+    int bos_id, eos_id;                 // -1 if unknown
+} ModelConfig;
+
+typedef struct {
+    float *attn_norm_w, *attn_norm_b;   // (D,) ; b: GPT-2 only
+    float *wq, *wk, *wv, *wo;           // (H*hd, D), (KVH*hd, D), (KVH*hd, D), (D, H*hd)
+    float *bq, *bk, *bv, *bo;           // biases or NULL
+    float *post_attn_norm_w;            // Gemma 2: norm of the attention output, else NULL
+    float *mlp_norm_w, *mlp_norm_b;     // (D,) the norm producing mlp_in
+    float *w_gate, *w_up, *w_down;      // (F, D), (F, D), (D, F); GPT-2: w_up = c_fc, no gate
+    float *b_up, *b_down;               // GPT-2 biases or NULL
+    float *post_mlp_norm_w;             // Gemma 2: norm of the MLP output, else NULL
+} LayerWeights;
+
+typedef struct {
+    ModelConfig cfg;
+    char *dir;
+    uint64_t weights_hash;  // FNV-1a of config.json and the safetensors headers: identifies the model
+    float *embed;           // (V, D)
+    float *pos_embed;       // (max_pos, D) GPT-2, else NULL
+    LayerWeights *layers;   // (n_layers,)
+    float *final_norm_w, *final_norm_b;
+    float *lm_head;         // (V, D); == embed when tied
+    float **owned;          // every allocation, for model_free
+    int n_owned, cap_owned;
+} Model;
+
+int model_load(Model *m, const char *dir, Error *e);
+void model_free(Model *m);
+
+// ---- forward pass (model_forward.c) ---------------------------------------------------------
+
+// Optional outputs. Every pointer may be NULL; per-layer arrays have n_layers entries, each NULL
+// or a buffer of the size noted (rows are the B*T tokens, batch-major).
+typedef struct {
+    float **resid_pre;    // (B*T, D): the layer's input residual stream
+    float **resid_mid;    // (B*T, D): after attention (Gemma 2: after its post-attention norm)
+    float **mlp_in;       // (B*T, D): the normalized MLP input
+    float **mlp_out;      // (B*T, D): what the MLP adds to the residual (Gemma 2: post-normed)
+    float **attn_probs;   // (B, H, T, T): softmax attention weights
+    float **attn_rstd;    // (B*T,): 1/rms (or 1/std) of the attention-input norm
+    float **mlp_rstd;     // (B*T,): same for the MLP-input norm
+    float *final_hidden;  // (B*T, D): after the final norm
+    float *final_rstd;    // (B*T,)
+    float *logits;        // (B*T, V)
+    int n_run_layers;     // run only layers [0, n_run_layers) (0 = all); no logits unless all run
+} ForwardOutputs;
+
+typedef struct ForwardState ForwardState;
+
+ForwardState *forward_state_new(const Model *m, int B, int T);
+void forward_state_free(ForwardState *s);
+// tokens (B, T); every id must be < vocab_size (an error otherwise). T <= max_pos for GPT-2.
+int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e);
+// Mean next-token cross-entropy of each sequence: loss (B,) from logits (B*T, V) and tokens.
+void model_loss(const float *logits, const uint32_t *tokens, int B, int T, int V, double *loss);

@@ -1,0 +1,120 @@
+// The CPU forward pass against goldens from Hugging Face transformers (tests/ref/
+// make_model_goldens.py): logits, every hook, attention patterns and the loss, for tiny random
+// Llama 3 (sharded fp32 and bf16 weights), Gemma 2 and GPT-2 checkpoints.
+#include "check.h"
+#include "model.h"
+#include "safetensors.h"
+
+// max |a - b| / max |b|: a relative error per tensor that is meaningful for values near zero.
+static double rel_err(const float *a, const float *b, size_t n) {
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > max_diff || d != d) max_diff = d != d ? INFINITY : d;
+        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
+    }
+    return max_diff / (max_ref > 0 ? max_ref : 1);
+}
+
+static float *golden_f32(const SafeTensors *g, const char *name, size_t expect) {
+    const StTensor *t = safetensors_find(g, name);
+    if (!t || t->numel != expect) return NULL;
+    float *buf = malloc(expect * sizeof(float));
+    Error e;
+    if (safetensors_to_f32(g, t, buf, expect, &e)) { free(buf); return NULL; }
+    return buf;
+}
+
+static void compare(const char *model, const SafeTensors *g, const char *name, const float *got, size_t n, double tol) {
+    float *want = golden_f32(g, name, n);
+    CHECK(want != NULL, "%s: golden %s missing or of the wrong size", model, name);
+    if (!want) return;
+    double err = rel_err(got, want, n);
+    CHECK(err <= tol, "%s: %s relative error %.3g > %.1g", model, name, err, tol);
+    free(want);
+}
+
+static void check_model(const char *name) {
+    char dir[512], gpath[600];
+    snprintf(dir, sizeof dir, "tests/golden/models/%s", name);
+    snprintf(gpath, sizeof gpath, "%s/golden.safetensors", dir);
+    Model m;
+    Error e;
+    CHECK(!model_load(&m, dir, &e), "%s", e.msg);
+    if (!m.layers) return;
+    SafeTensors g;
+    CHECK(!safetensors_open(&g, gpath, &e), "%s", e.msg);
+    const StTensor *ids_t = safetensors_find(&g, "input_ids");
+    CHECK(ids_t && ids_t->ndim == 2, "input_ids");
+    int B = (int)ids_t->shape[0], T = (int)ids_t->shape[1];
+    const ModelConfig *c = &m.cfg;
+    int L = c->n_layers, D = c->d_model, V = c->vocab_size, H = c->n_heads;
+    size_t N = (size_t)B * T;
+    float *idf = malloc(N * sizeof(float));
+    safetensors_to_f32(&g, ids_t, idf, N, &e);
+    uint32_t *tokens = malloc(N * sizeof(uint32_t));
+    for (size_t i = 0; i < N; i++) tokens[i] = (uint32_t)idf[i];
+
+    float **hooks[5];
+    for (int h = 0; h < 5; h++) {
+        hooks[h] = calloc((size_t)L, sizeof(float *));
+        for (int l = 0; l < L; l++)
+            hooks[h][l] = malloc((h == 4 ? (size_t)B * H * T * T : N * D) * sizeof(float));
+    }
+    float *logits = malloc(N * V * sizeof(float)), *final_hidden = malloc(N * D * sizeof(float));
+    ForwardOutputs out = {.resid_pre = hooks[0], .resid_mid = hooks[1], .mlp_in = hooks[2], .mlp_out = hooks[3],
+                          .attn_probs = hooks[4], .final_hidden = final_hidden, .logits = logits};
+    ForwardState *st = forward_state_new(&m, B, T);
+    CHECK(!model_forward(&m, st, tokens, B, T, &out, &e), "%s", e.msg);
+
+    const double tol = getenv("TOL") ? atof(getenv("TOL")) : 1e-4;
+    const char *names[5] = {"resid_pre", "resid_mid", "mlp_in", "mlp_out", "attn_probs"};
+    for (int h = 0; h < 5; h++)
+        for (int l = 0; l < L; l++) {
+            char tn[64];
+            snprintf(tn, sizeof tn, "%s.%d", names[h], l);
+            compare(name, &g, tn, hooks[h][l], h == 4 ? (size_t)B * H * T * T : N * D, tol);
+        }
+    compare(name, &g, "final_hidden", final_hidden, N * D, tol);
+    compare(name, &g, "logits", logits, N * V, tol);
+    double loss[16];
+    model_loss(logits, tokens, B, T, V, loss);
+    float *want_loss = golden_f32(&g, "loss", (size_t)B);
+    CHECK(want_loss != NULL, "loss golden");
+    for (int b = 0; want_loss && b < B; b++) CHECK_NEAR(loss[b], want_loss[b], 1e-5);
+    free(want_loss);
+
+    // Stopping early gives the same hooks for the layers that ran, and no logits.
+    ForwardOutputs early = {.mlp_out = hooks[3], .n_run_layers = 1};
+    memset(hooks[3][0], 0, N * D * sizeof(float));
+    CHECK(!model_forward(&m, st, tokens, B, T, &early, &e), "%s", e.msg);
+    compare(name, &g, "mlp_out.0", hooks[3][0], N * D, tol);
+
+    // A token id outside the vocabulary is an error, not a read out of bounds.
+    uint32_t saved = tokens[5];
+    tokens[5] = (uint32_t)V;
+    CHECK(model_forward(&m, st, tokens, B, T, &out, &e) == -1 && strstr(e.msg, "vocab"), "bad id accepted: %s", e.msg);
+    tokens[5] = saved;
+
+    forward_state_free(st);
+    for (int h = 0; h < 5; h++) {
+        for (int l = 0; l < L; l++) free(hooks[h][l]);
+        free(hooks[h]);
+    }
+    free(logits); free(final_hidden); free(tokens); free(idf);
+    safetensors_close(&g);
+    model_free(&m);
+}
+
+static void test_llama3_sharded_matches_hf(void) { check_model("llama3"); }
+static void test_llama3_bf16_matches_hf(void) { check_model("llama3_bf16"); }
+static void test_gemma2_matches_hf(void) { check_model("gemma2"); }
+static void test_gpt2_matches_hf(void) { check_model("gpt2"); }
+
+int main(void) {
+    RUN_TEST(test_llama3_sharded_matches_hf);
+    RUN_TEST(test_llama3_bf16_matches_hf);
+    RUN_TEST(test_gemma2_matches_hf);
+    RUN_TEST(test_gpt2_matches_hf);
+    return test_summary();
+}

@@ -1,0 +1,83 @@
+// llama2c-convert — a llama2.c checkpoint (+ its SentencePiece model) to a Hugging Face model
+// directory: model.safetensors, config.json, generation_config.json, tokenizer.json.
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "err.h"
+#include "llama2c.h"
+#include "spm.h"
+
+static const char USAGE[] =
+    "usage: llama2c-convert CHECKPOINT.bin [--tokenizer TOK.model] -o OUTDIR\n"
+    "\n"
+    "Converts a llama2.c checkpoint (legacy version 0 or version 1 \"ak42\", fp32) to a Hugging Face\n"
+    "LlamaForCausalLM directory: OUTDIR/model.safetensors (F32; q/k rows permuted from llama2.c's\n"
+    "interleaved RoPE to HF's rotate_half), config.json, generation_config.json and, with\n"
+    "--tokenizer, tokenizer.json converted from the SentencePiece model (as `tok convert-spm`).\n"
+    "OUTDIR is created if missing; each file is written atomically, and nothing is written\n"
+    "unless both inputs are valid.\n"
+    "\n"
+    "options:\n"
+    "  -t, --tokenizer TOK.model  SentencePiece model (e.g. llama2.c tok512.model)\n"
+    "  -o, --output OUTDIR        output directory (required)\n"
+    "  -h, --help, --version\n";
+
+// Parses the tokenizer once before anything is written, so a bad .model (or one whose vocab
+// does not fit the checkpoint) leaves no half-converted directory.
+static void check_tokenizer(const char *path, int vocab_size) {
+    FILE *f = fopenCheck(path, "rb");
+    if (fseek(f, 0, SEEK_END) != 0) fatal("%s: cannot seek", path);
+    long n = ftell(f);
+    if (n < 0) fatal("%s: cannot determine size", path);
+    rewind(f);
+    void *buf = xmalloc((size_t)n);
+    freadCheck(buf, 1, (size_t)n, f, path);
+    fcloseCheck(f, path);
+    SpmModel sp;
+    Error e;
+    if (spm_parse(&sp, buf, (size_t)n, path, &e)) fatal_err(&e);
+    free(buf);
+    if (sp.n_pieces != vocab_size)
+        fatal("%s: tokenizer has %d pieces but the checkpoint's vocab_size is %d", path, sp.n_pieces, vocab_size);
+    spm_free(&sp);
+}
+
+int main(int argc, char **argv) {
+    cli_standard(argc, argv, "llama2c-convert", USAGE);
+    static const struct option opts[] = {
+        {"tokenizer", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'}, {0, 0, 0, 0}};
+    const char *tok_path = NULL, *out_dir = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:o:", opts, NULL)) != -1) {
+        switch (c) {
+            case 't': tok_path = optarg; break;
+            case 'o': out_dir = optarg; break;
+            default: cli_usage_error("llama2c-convert", "bad option");
+        }
+    }
+    if (optind != argc - 1) cli_usage_error("llama2c-convert", "give exactly one llama2.c checkpoint");
+    if (!out_dir) cli_usage_error("llama2c-convert", "missing -o OUTDIR");
+    const char *ckpt = argv[optind];
+
+    Llama2cModel m;
+    Error e;
+    if (llama2c_open(&m, ckpt, &e)) fatal_err(&e);
+    if (tok_path) check_tokenizer(tok_path, m.cfg.vocab_size);
+
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) fatal("%s: cannot create directory: %s", out_dir, strerror(errno));
+    struct stat sb;
+    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) fatal("%s: not a directory", out_dir);
+    if (tok_path) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/tokenizer.json", out_dir);
+        if (spm_convert_file(tok_path, path, &e)) fatal_err(&e);
+    }
+    if (llama2c_write_hf(&m, out_dir, &e)) fatal_err(&e);
+    fprintf(stderr, "llama2c-convert: %s -> %s (%d tensors, %s embeddings)\n", ckpt, out_dir, m.n_tensors,
+            m.cfg.shared_classifier ? "tied" : "untied");
+    llama2c_free(&m);
+    return 0;
+}
