@@ -5,6 +5,8 @@
 #pragma once
 #include <stddef.h>
 
+#include "gpu_ctx.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -15,9 +17,11 @@ void gated_act_cpu(float *out, const float *gate, const float *up, size_t n, Act
 void gelu_tanh_cpu(float *x, size_t n);
 void softcap_cpu(float *x, size_t n, float cap);
 
-void gated_act_cuda(float *out, const float *gate, const float *up, size_t n, ActKind kind);
-void gelu_tanh_cuda(float *x, size_t n);
-void softcap_cuda(float *x, size_t n, float cap);
+// CUDA twins (kernels/act.cu): device pointers, queued on g's stream; out may equal gate or up.
+// 0, or -1 with an Error if the launch fails.
+int gated_act_cuda(const GpuCtx *g, float *out, const float *gate, const float *up, size_t n, ActKind kind, Error *e);
+int gelu_tanh_cuda(const GpuCtx *g, float *x, size_t n, Error *e);
+int softcap_cuda(const GpuCtx *g, float *x, size_t n, float cap, Error *e);
 
 #ifdef __cplusplus
 }

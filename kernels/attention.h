@@ -6,6 +6,8 @@
 //   the diagonal), which attribution needs.
 #pragma once
 
+#include "gpu_ctx.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -17,8 +19,10 @@ typedef struct {
 } AttnShape;
 
 void attention_cpu(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
-// CUDA twin; scratch needs B*H*T*T floats when probs is NULL.
-void attention_cuda(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
+// CUDA twin (kernels/attention.cu), same semantics; device pointers, queued on g's stream. One
+// block per (b, h, query row) keeps that row's T scores in shared memory (4*(T + hd) bytes, opted
+// in past 48 KiB: T up to ~57K on an H100); no other scratch. 0, or -1 with an Error.
+int attention_cuda(const GpuCtx *g, float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s, Error *e);
 
 #ifdef __cplusplus
 }

@@ -4,14 +4,18 @@
 #pragma once
 #include <stddef.h>
 
+#include "gpu_ctx.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 void matmul_cpu(float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT);
 
-// CUDA twin (device pointers); a cuBLAS handle is created on first use per thread.
-void matmul_cuda(float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT);
+// CUDA twin (kernels/matmul.cu): device pointers; cuBLAS sgemm (fp32, no TF32) with g's handle on
+// g's stream; bias (or NULL) is broadcast into out first and accumulated with beta = 1.
+// 0, or -1 with an Error (a failed bias launch or cuBLAS status).
+int matmul_cuda(const GpuCtx *g, float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT, Error *e);
 
 #ifdef __cplusplus
 }

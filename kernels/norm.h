@@ -4,6 +4,8 @@
 // rstd (N,) receives 1/sqrt(...) per row when non-NULL: attribution needs the norm scales.
 #pragma once
 
+#include "gpu_ctx.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -11,8 +13,10 @@ extern "C" {
 void rmsnorm_cpu(float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps, float *rstd);
 void layernorm_cpu(float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps, float *rstd);
 
-void rmsnorm_cuda(float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps, float *rstd);
-void layernorm_cuda(float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps, float *rstd);
+// CUDA twins (kernels/norm.cu): device pointers, queued on g's stream; out may equal x. 0, or -1
+// with an Error if the launch fails (gpu_ctx.h).
+int rmsnorm_cuda(const GpuCtx *g, float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps, float *rstd, Error *e);
+int layernorm_cuda(const GpuCtx *g, float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps, float *rstd, Error *e);
 
 #ifdef __cplusplus
 }

@@ -24,6 +24,7 @@ static const char USAGE[] =
     "      document per file, or per line with --lines) or JSONL (--jsonl or *.jsonl: one document\n"
     "      per line, text in --field). '-' reads stdin. Document ids are the global input index.\n"
     "        --field NAME        JSONL field holding the text (default: text)\n"
+    "        --ids-field NAME    JSONL field holding token ids (already tokenized documents)\n"
     "        --jsonl / --lines   input format (default: by extension, else one doc per file)\n"
     "        --special           match special tokens written in the text (e.g. <|endoftext|>)\n"
     "        --add-special       apply the tokenizer's post-processor (e.g. prepend <bos>)\n"
@@ -59,6 +60,7 @@ typedef struct {
     int forced_set;
     InputFormat fmt;
     const char *field;
+    const char *ids_field;  // JSONL field with token ids (already tokenized documents)
     uint64_t doc_index;  // global index of the next document
     uint64_t line_no;
     uint64_t bytes_read;
@@ -73,6 +75,8 @@ typedef struct {
     const char *path;
     uint64_t line_no;
     TokIds ids;
+    uint32_t *given_ids;  // --ids-field: ids read from the input instead of text
+    size_t n_given;
     char err[256];
 } Doc;
 
@@ -134,6 +138,23 @@ static int reader_next(DocReader *r, Doc *d) {
         json_error_t jerr;
         json_t *obj = json_loadb(r->line, (size_t)n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
         if (!obj) fatal("%s:%llu: invalid JSON: %s", path, (unsigned long long)r->line_no, jerr.text);
+        if (r->ids_field) {
+            json_t *arr = json_is_object(obj) ? json_object_get(obj, r->ids_field) : NULL;
+            if (!json_is_array(arr))
+                fatal("%s:%llu: no array field \"%s\"", path, (unsigned long long)r->line_no, r->ids_field);
+            size_t n_ids = json_array_size(arr);
+            uint32_t *ids = xmalloc((n_ids ? n_ids : 1) * sizeof *ids);
+            for (size_t i = 0; i < n_ids; i++) {
+                json_t *x = json_array_get(arr, i);
+                if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 0xFFFFFFFFLL)
+                    fatal("%s:%llu: \"%s\"[%zu] is not a token id", path, (unsigned long long)r->line_no, r->ids_field, i);
+                ids[i] = (uint32_t)json_integer_value(x);
+            }
+            json_decref(obj);
+            *d = (Doc){.text = NULL, .len = 0, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no,
+                       .given_ids = ids, .n_given = n_ids};
+            return 1;
+        }
         json_t *v = json_is_object(obj) ? json_object_get(obj, r->field) : NULL;
         if (!json_is_string(v))
             fatal("%s:%llu: no string field \"%s\"", path, (unsigned long long)r->line_no, r->field);
@@ -163,6 +184,16 @@ static void encode_doc(EncodeJob *job, TokScratch *s, Doc *d) {
     Error e;
     d->ids.n = 0;
     d->err[0] = 0;
+    if (d->given_ids) {  // already tokenized: validate against the tokenizer's vocabulary
+        for (size_t i = 0; i < d->n_given; i++) {
+            if (d->given_ids[i] >= tokenizer_vocab_size(job->tok)) {
+                snprintf(d->err, sizeof d->err, "token id %u >= vocabulary size %u", d->given_ids[i], tokenizer_vocab_size(job->tok));
+                return;
+            }
+            tokids_push(&d->ids, d->given_ids[i]);
+        }
+        return;
+    }
     const char *text = d->text;
     size_t len = d->len;
     char *fixed = NULL;
@@ -244,6 +275,7 @@ static int cmd_encode(int argc, char **argv) {
     static const struct option opts[] = {
         {"tokenizer", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
         {"field", required_argument, 0, 'f'},     {"jsonl", no_argument, 0, 'J'},
+        {"ids-field", required_argument, 0, 'i'},
         {"lines", no_argument, 0, 'L'},           {"special", no_argument, 0, 'S'},
         {"add-special", no_argument, 0, 'A'},     {"bos", required_argument, 0, 'B'},
         {"eos", required_argument, 0, 'E'},       {"utf8-replace", no_argument, 0, 'U'},
@@ -262,6 +294,7 @@ static int cmd_encode(int argc, char **argv) {
             case 't': tok_path = optarg; break;
             case 'o': out_path = optarg; break;
             case 'f': r.field = optarg; break;
+            case 'i': r.ids_field = optarg; r.forced = IN_JSONL; r.forced_set = 1; break;
             case 'J': r.forced = IN_JSONL; r.forced_set = 1; break;
             case 'L': r.forced = IN_LINES; r.forced_set = 1; break;
             case 'S': job.opt.match_special = 1; break;
@@ -329,7 +362,7 @@ static int cmd_encode(int argc, char **argv) {
         size_t nd = 0, bytes = 0;
         Doc d;
         while (nd < batch_docs && bytes < batch_bytes && reader_next(&r, &d)) {
-            if (d.doc_id % (uint64_t)shard_n != (uint64_t)shard_i) { free(d.text); continue; }
+            if (d.doc_id % (uint64_t)shard_n != (uint64_t)shard_i) { free(d.text); free(d.given_ids); continue; }
             TokIds keep = docs[nd].ids;
             docs[nd] = d;
             docs[nd].ids = keep;
@@ -345,8 +378,9 @@ static int cmd_encode(int argc, char **argv) {
             if (x->err[0]) {
                 tokshard_writer_abort(w);
                 if (x->line_no)
-                    fatal("%s:%llu: %s (use --utf8-replace to substitute U+FFFD)", x->path, (unsigned long long)x->line_no, x->err);
-                fatal("%s: %s (use --utf8-replace to substitute U+FFFD)", x->path, x->err);
+                    fatal("%s:%llu: %s%s", x->path, (unsigned long long)x->line_no, x->err,
+                          x->given_ids ? "" : " (use --utf8-replace to substitute U+FFFD)");
+                fatal("%s: %s%s", x->path, x->err, x->given_ids ? "" : " (use --utf8-replace to substitute U+FFFD)");
             }
             if (tokshard_write_doc(w, x->doc_id, x->ids.ids, x->ids.n, &e)) {
                 tokshard_writer_abort(w);
@@ -355,7 +389,9 @@ static int cmd_encode(int argc, char **argv) {
             n_docs++;
             n_tokens += x->ids.n;
             free(x->text);
+            free(x->given_ids);
             x->text = NULL;
+            x->given_ids = NULL;
         }
         progress_update(&prog, r.bytes_read);
     }

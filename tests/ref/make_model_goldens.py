@@ -409,7 +409,8 @@ def make(name):
     meta = {"generator": "tests/ref/make_model_goldens.py", "model": name, "seed": str(seed),
             "transformers": transformers.__version__, "torch": torch.__version__,
             "attn_implementation": "eager", "dtype": "float32", "weights_saved_as": str(save_dtype)}
-    save_file(arrays, os.path.join(d, "golden.safetensors"), metadata=meta)
+    # one metadata key: safetensors orders several keys by a randomized hash map (non-reproducible bytes)
+    save_file(arrays, os.path.join(d, "golden.safetensors"), metadata={"info": json.dumps(meta, sort_keys=True)})
     size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
     extra = f" layer_types={cfg.layer_types}" if fam == "gemma2" else ""
     print(f"{name}: ok, {len(arrays)} tensors, dir {size / 1024:.0f} KiB, files {sorted(os.listdir(d))}{extra}")
@@ -457,7 +458,7 @@ one batch of the P prompts, no attention mask / padding, positions 0..T-1, no KV
 | `final_hidden` | F32 [P,T,D] | after the final norm (Llama/Gemma 2 `model.norm`, GPT-2 `ln_f`); equals output_hidden_states[-1] |
 | `loss` | F32 [P] | per prompt: HF `model(ids[p:p+1], labels=ids[p:p+1]).loss` = mean over T-1 next-token cross-entropies (Gemma 2: on capped logits) |
 
-safetensors metadata records model, seed, and versions.
+safetensors metadata: one key `info`, a JSON string with model, seed and versions.
 
 ## Conventions worth knowing (transformers {tf})
 

@@ -1,0 +1,1037 @@
+// actshard.c — activation shard writer and reader; the layout is specified in formats/acts.md.
+//
+// file    = header | chunk 0 | ... | chunk n-1 | stats | index | footer
+// header  = 80 fixed bytes + n_layers x u32 layer + model_id bytes + meta_len bytes of JSON
+// chunk   = stored bytes (raw or one zstd frame) of the payload:
+//           u32 n, u32 scale_bytes, u64 doc_ids[n], u32 token_ids[n], u32 positions[n],
+//           scale data (empty for f32/bf16/f16), activations (2 hooks, n_layers, n, d_model)
+// stats   = n_layers x (40 + 32 d_model) bytes;  index = n_chunks x 48;  footer = 56 bytes
+//
+// As in tokshard.c the writer only appends and the reader starts from the footer. Integers are
+// (de)serialised byte by byte; activation values are copied as little-endian words (the host is
+// little-endian, as kernels/convert.h already assumes).
+#include "actshard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "convert.h"
+#include "crc32c.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "actshard.c copies activation words as they are in memory: little-endian hosts only"
+#endif
+
+#define MAGIC "CLTKACTS"
+#define END_MAGIC "CLTKAEND"
+enum {
+    HEADER_FIXED = 80,
+    CHUNK_PREFIX = 8,   // u32 n_tokens, u32 scale_bytes
+    TOKEN_BYTES = 16,   // u64 doc_id + u32 token_id + u32 position per token
+    INDEX_ENTRY = 48,
+    FOOTER = 56,
+    HOOK_STATS_FIXED = 16,  // f64 mean_norm, f64 mean_sq_norm (then mean[d], var[d])
+};
+enum { COMP_STORED = 0, COMP_ZSTD = 1 };
+#define MAX_META_BYTES (16u << 20)
+#define MAX_MODEL_ID_BYTES (64u << 10)
+// A zstd block costs at least 4 bytes (3-byte header + 1) and yields at most 128 KiB, so no
+// frame decompresses to more than 32768x its size. The reader checks raw_bytes against this
+// before allocating, so a corrupt index cannot make it allocate gigabytes for a tiny frame.
+#define ZSTD_MAX_RATIO 32768u
+
+typedef unsigned long long ull;
+
+// ---- little-endian helpers -------------------------------------------------------------------
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_f64(uint8_t *p, double v) {
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    put_u64(p, u);
+}
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
+static double get_f64(const uint8_t *p) {
+    uint64_t u = get_u64(p);
+    double v;
+    memcpy(&v, &u, 8);
+    return v;
+}
+
+// Returns p grown to hold at least n bytes (amortised doubling); *cap tracks its size.
+static void *grow(void *p, size_t *cap, size_t n) {
+    if (p && n <= *cap) return p;
+    size_t c = *cap ? *cap : 256;
+    while (c < n) c = c > SIZE_MAX / 2 ? n : c * 2;
+    *cap = c;
+    return xrealloc(p, c);
+}
+
+// ---- dtypes, shapes, names -------------------------------------------------------------------
+
+static const char *const DTYPE_NAMES[ACT_N_DTYPES] = {"f32", "bf16", "f16"};
+
+const char *act_dtype_name(ActDtype d) { return (unsigned)d < ACT_N_DTYPES ? DTYPE_NAMES[d] : "?"; }
+
+int act_dtype_parse(const char *name, ActDtype *out) {
+    for (int i = 0; i < ACT_N_DTYPES; i++)
+        if (strcmp(name, DTYPE_NAMES[i]) == 0) return *out = (ActDtype)i, 0;
+    return -1;
+}
+
+size_t act_dtype_bytes(ActDtype d) { return d == ACT_F32 ? 4 : 2; }
+
+// Bytes of a chunk payload of n tokens (no scale data: none of the current encodings has any).
+static uint64_t payload_bytes(uint64_t n, uint64_t n_layers, uint64_t d, ActDtype dt) {
+    return CHUNK_PREFIX + TOKEN_BYTES * n + 2 * n_layers * n * d * act_dtype_bytes(dt);
+}
+
+static uint64_t layer_stats_bytes(uint64_t d) { return 8 + 2 * (HOOK_STATS_FIXED + 16 * d); }
+
+// A hook name: 1..15 characters of [a-z0-9_].
+static int hook_ok(const char *h) {
+    size_t n = strlen(h);
+    if (n == 0 || n >= ACTSHARD_HOOK_BYTES) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= '0' && h[i] <= '9') || h[i] == '_')) return 0;
+    return 1;
+}
+
+static int is_json_object(const char *text, size_t len, char *why, size_t why_len) {
+    if (memchr(text, 0, len)) {
+        snprintf(why, why_len, "contains a NUL byte");
+        return 0;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(text, len, 0, &jerr);
+    if (!j) {
+        snprintf(why, why_len, "invalid JSON: %s", jerr.text);
+        return 0;
+    }
+    int ok = json_is_object(j);
+    json_decref(j);
+    if (!ok) snprintf(why, why_len, "not a JSON object");
+    return ok;
+}
+
+// ---- writer ----------------------------------------------------------------------------------
+
+struct ActShardWriter {
+    char *path;      // as given, for messages
+    char *tmp_path;  // NULL when writing to stdout
+    FILE *f;
+    int failed;  // a write failed: later calls fail and close removes the temp file
+    ActDtype dtype;
+    size_t es;  // bytes per value in the file
+    int n_layers, d;
+    int *layers;  // (n_layers,) for messages
+    uint32_t chunk_tokens;
+    int level;  // < 0: store
+    uint64_t offset;  // bytes written so far
+    uint32_t header_crc;
+    // The pending chunk, laid out as a full chunk's payload (stride chunk_tokens); flush
+    // compacts it in place when the chunk is short.
+    uint8_t *raw;
+    size_t raw_full;
+    uint32_t n_pending;
+    uint8_t *comp;
+    size_t comp_cap;
+    ZSTD_CCtx *cctx;
+    float *row;  // (d,) a value row decoded back from the file dtype, for the statistics
+    // Statistics, per (hook, layer) = (2, n_layers): shifted sums over dimensions, norm sums.
+    // Sums of x - K and (x - K)^2 with K the first token's row keep the variance accurate
+    // even where |mean| >> std, and vectorise, unlike per-value Welford divisions.
+    double *shift, *s1, *s2;           // (2, n_layers, d)
+    double *norm_sum, *sq_norm_sum;    // (2, n_layers)
+    ActShardIndexEntry *index;
+    size_t index_cap;
+    uint64_t n_chunks, n_tokens;
+};
+
+static int write_bytes(ActShardWriter *w, const void *p, size_t n, Error *e) {
+    if (n && fwrite(p, 1, n, w->f) != n) {
+        w->failed = 1;
+        return err_set(e, "%s: write error: %s", w->path, strerror(errno));
+    }
+    w->offset += n;
+    return 0;
+}
+
+static void writer_free(ActShardWriter *w) {
+    ZSTD_freeCCtx(w->cctx);
+    free(w->path);
+    free(w->tmp_path);
+    free(w->raw);
+    free(w->comp);
+    free(w->row);
+    free(w->layers);
+    free(w->shift);
+    free(w->s1);
+    free(w->s2);
+    free(w->norm_sum);
+    free(w->sq_norm_sum);
+    free(w->index);
+    free(w);
+}
+
+// Validates the options and picks chunk_tokens; returns it, or 0 with e set.
+static uint32_t check_options(const char *path, const ActShardWriterOptions *o, Error *e) {
+    if (o->n_layers < 1 || o->n_layers > ACTSHARD_MAX_LAYERS)
+        return err_set(e, "%s: n_layers %d outside [1, %d]", path, o->n_layers, ACTSHARD_MAX_LAYERS), 0;
+    if (!o->layers) return err_set(e, "%s: no layers given", path), 0;
+    for (int i = 0; i < o->n_layers; i++)
+        if (o->layers[i] < 0 || (i && o->layers[i] <= o->layers[i - 1]))
+            return err_set(e, "%s: layers must be >= 0 and strictly ascending (layers[%d] = %d)", path, i,
+                           o->layers[i]), 0;
+    if (o->d_model < 1 || (uint32_t)o->d_model > ACTSHARD_MAX_D_MODEL)
+        return err_set(e, "%s: d_model %d outside [1, %u]", path, o->d_model, ACTSHARD_MAX_D_MODEL), 0;
+    if ((unsigned)o->dtype >= ACT_N_DTYPES) return err_set(e, "%s: unknown dtype %d", path, (int)o->dtype), 0;
+    const char *hooks[2] = {o->in_hook, o->out_hook};
+    for (int h = 0; h < 2; h++)
+        if (!hooks[h] || !hook_ok(hooks[h]))
+            return err_set(e, "%s: %s hook \"%s\" is not 1..15 characters of [a-z0-9_]", path, h ? "output" : "input",
+                           hooks[h] ? hooks[h] : "(null)"), 0;
+    if (o->model_id && strlen(o->model_id) > MAX_MODEL_ID_BYTES)
+        return err_set(e, "%s: model_id longer than %u bytes", path, MAX_MODEL_ID_BYTES), 0;
+    // A chunk holds 2 * n_layers * chunk_tokens * d values; the default shrinks to fit the cap.
+    uint64_t per_token = 2ull * (uint64_t)o->n_layers * (uint64_t)o->d_model;
+    uint64_t fit = ACTSHARD_MAX_CHUNK_VALUES / per_token;
+    if (fit == 0)
+        return err_set(e, "%s: one token has %llu values, more than a chunk may hold (%llu)", path, (ull)per_token,
+                       (ull)ACTSHARD_MAX_CHUNK_VALUES), 0;
+    uint32_t ct = o->chunk_tokens;
+    if (ct == 0) ct = fit < ACTSHARD_DEFAULT_CHUNK_TOKENS ? (uint32_t)fit : ACTSHARD_DEFAULT_CHUNK_TOKENS;
+    if (ct > ACTSHARD_MAX_CHUNK_TOKENS || ct > fit)
+        return err_set(e, "%s: chunk_tokens %u too large (at most %llu for %d layers of d_model %d)", path, ct,
+                       (ull)(fit < ACTSHARD_MAX_CHUNK_TOKENS ? fit : ACTSHARD_MAX_CHUNK_TOKENS), o->n_layers,
+                       o->d_model), 0;
+    if (o->zstd_level > ZSTD_maxCLevel())
+        return err_set(e, "%s: zstd level %d above the maximum %d", path, o->zstd_level, ZSTD_maxCLevel()), 0;
+    return ct;
+}
+
+ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptions *opt, Error *e) {
+    if (!opt) return err_set(e, "%s: no writer options", path), NULL;
+    uint32_t ct = check_options(path, opt, e);
+    if (!ct) return NULL;
+    const char *meta = opt->meta_json ? opt->meta_json : "{}";
+    const char *model_id = opt->model_id ? opt->model_id : "";
+    size_t meta_len = strlen(meta), mid_len = strlen(model_id);
+    char why[200];
+    if (meta_len > MAX_META_BYTES)
+        return err_set(e, "%s: header metadata is %zu bytes (maximum %u)", path, meta_len, MAX_META_BYTES), NULL;
+    if (!is_json_object(meta, meta_len, why, sizeof why))
+        return err_set(e, "%s: header metadata: %s", path, why), NULL;
+
+    ActShardWriter *w = xcalloc(1, sizeof *w);
+    w->path = xstrdup(path);
+    w->dtype = opt->dtype;
+    w->es = act_dtype_bytes(opt->dtype);
+    w->n_layers = opt->n_layers;
+    w->layers = xmalloc((size_t)opt->n_layers * sizeof(int));
+    memcpy(w->layers, opt->layers, (size_t)opt->n_layers * sizeof(int));
+    w->d = opt->d_model;
+    w->chunk_tokens = ct;
+    w->level = opt->zstd_level == 0 ? 1 : opt->zstd_level;
+    if (strcmp(path, "-") == 0) {
+        w->f = stdout;
+    } else {
+        size_t n = strlen(path) + 32;
+        w->tmp_path = xmalloc(n);
+        snprintf(w->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+        w->f = fopen(w->tmp_path, "wb");
+        if (!w->f) {
+            err_set(e, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));
+            writer_free(w);
+            return NULL;
+        }
+    }
+    size_t L = (size_t)w->n_layers, d = (size_t)w->d;
+    w->raw_full = (size_t)payload_bytes(ct, L, d, w->dtype);  // allocated by the first write
+    w->row = xmalloc(d * sizeof(float));
+    w->shift = xcalloc(2 * L * d, sizeof(double));
+    w->s1 = xcalloc(2 * L * d, sizeof(double));
+    w->s2 = xcalloc(2 * L * d, sizeof(double));
+    w->norm_sum = xcalloc(2 * L, sizeof(double));
+    w->sq_norm_sum = xcalloc(2 * L, sizeof(double));
+    if (w->level >= 0 && !(w->cctx = ZSTD_createCCtx())) fatal("out of memory creating a zstd context");
+
+    size_t hn = HEADER_FIXED + 4 * L + mid_len + meta_len;
+    uint8_t *h = xcalloc(1, hn);
+    memcpy(h, MAGIC, 8);
+    put_u32(h + 8, ACTSHARD_VERSION);
+    put_u32(h + 12, (uint32_t)w->dtype);
+    put_u32(h + 16, 0);  // encoding parameter: none for f32/bf16/f16
+    put_u32(h + 20, (uint32_t)w->d);
+    put_u32(h + 24, (uint32_t)w->n_layers);
+    put_u32(h + 28, ct);
+    put_u64(h + 32, opt->model_hash);
+    memcpy(h + 40, opt->in_hook, strlen(opt->in_hook));  // NUL padding from xcalloc
+    memcpy(h + 56, opt->out_hook, strlen(opt->out_hook));
+    put_u32(h + 72, (uint32_t)mid_len);
+    put_u32(h + 76, (uint32_t)meta_len);
+    for (size_t l = 0; l < L; l++) put_u32(h + HEADER_FIXED + 4 * l, (uint32_t)opt->layers[l]);
+    memcpy(h + HEADER_FIXED + 4 * L, model_id, mid_len);
+    memcpy(h + HEADER_FIXED + 4 * L + mid_len, meta, meta_len);
+    w->header_crc = crc32c(h, hn);
+    int rc = write_bytes(w, h, hn, e);
+    free(h);
+    if (rc) {
+        actshard_writer_abort(w);
+        return NULL;
+    }
+    return w;
+}
+
+// Offsets inside the pending payload of a chunk of n tokens.
+static size_t off_docs(void) { return CHUNK_PREFIX; }
+static size_t off_toks(size_t n) { return CHUNK_PREFIX + 8 * n; }
+static size_t off_pos(size_t n) { return CHUNK_PREFIX + 12 * n; }
+static size_t off_acts(size_t n) { return CHUNK_PREFIX + TOKEN_BYTES * n; }
+
+// Compacts the pending payload from stride chunk_tokens to stride n, compresses (or stores) it,
+// writes it and records its index entry.
+static int flush_chunk(ActShardWriter *w, Error *e) {
+    size_t n = w->n_pending, ct = w->chunk_tokens;
+    size_t block = n * (size_t)w->d * w->es, block_full = ct * (size_t)w->d * w->es;
+    uint8_t *r = w->raw;
+    if (n < ct) {
+        // Every region moves down (or stays), and regions are moved in file order, so a move
+        // never overwrites a region not yet moved.
+        memmove(r + off_toks(n), r + off_toks(ct), 4 * n);
+        memmove(r + off_pos(n), r + off_pos(ct), 4 * n);
+        for (size_t b = 0; b < 2 * (size_t)w->n_layers; b++)
+            memmove(r + off_acts(n) + b * block, r + off_acts(ct) + b * block_full, block);
+    }
+    put_u32(r, (uint32_t)n);
+    put_u32(r + 4, 0);  // scale_bytes
+    size_t raw_n = (size_t)payload_bytes(n, (uint64_t)w->n_layers, (uint64_t)w->d, w->dtype);
+    const uint8_t *stored = r;
+    size_t stored_n = raw_n;
+    if (w->level >= 0) {
+        w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
+        // One-shot compression records the content size in the frame header (readers in other
+        // languages can size their buffer from it).
+        size_t cn = ZSTD_compressCCtx(w->cctx, w->comp, w->comp_cap, r, raw_n, w->level);
+        if (ZSTD_isError(cn)) {
+            w->failed = 1;
+            return err_set(e, "%s: chunk %llu: zstd: %s", w->path, (ull)w->n_chunks, ZSTD_getErrorName(cn));
+        }
+        stored = w->comp;
+        stored_n = cn;
+    }
+    ActShardIndexEntry ix = {
+        .offset = w->offset,
+        .comp_bytes = stored_n,
+        .raw_bytes = raw_n,
+        .first_token = w->n_tokens,
+        .n_tokens = (uint32_t)n,
+        .compression = w->level >= 0 ? COMP_ZSTD : COMP_STORED,
+        .crc = crc32c(stored, stored_n),
+    };
+    if (write_bytes(w, stored, stored_n, e)) return -1;
+    w->index = grow(w->index, &w->index_cap, (w->n_chunks + 1) * sizeof ix);
+    w->index[w->n_chunks++] = ix;
+    w->n_tokens += n;
+    w->n_pending = 0;
+    return 0;
+}
+
+// Checks every value of x (n_layers, n, d) before anything is written. Returns 0 or -1 with e.
+static int check_values(const ActShardWriter *w, const float *x, size_t n, const char *hook, Error *e) {
+    size_t total = (size_t)w->n_layers * n * (size_t)w->d;
+    // f16's largest finite value is 65504; anything from 65520 up rounds to inf.
+    float lim = w->dtype == ACT_F16 ? 65520.0f : INFINITY;
+    for (size_t k = 0; k < total; k++) {
+        float a = fabsf(x[k]);
+        if (a < lim) continue;  // false for NaN too
+        size_t row = k / (size_t)w->d;
+        int layer = w->layers[row / n];
+        if (isfinite(a))
+            return err_set(e, "%s: %s value %g at layer %d, token %zu of this write, dimension %zu overflows f16 "
+                           "(max 65504); write bf16 or f32", w->path, hook, (double)x[k], layer, row % n,
+                           k % (size_t)w->d);
+        return err_set(e, "%s: non-finite %s value %g at layer %d, token %zu of this write, dimension %zu", w->path,
+                       hook, (double)x[k], layer, row % n, k % (size_t)w->d);
+    }
+    return 0;
+}
+
+// Encodes one row of d values into dst (file dtype) and adds it to the statistics of (hook h,
+// layer li), using the value as a reader will decode it.
+static void put_row(ActShardWriter *w, int h, int li, const float *src, uint8_t *dst, int first) {
+    size_t d = (size_t)w->d;
+    const float *v = src;
+    if (w->dtype == ACT_F32) {
+        memcpy(dst, src, d * 4);
+    } else {
+        // dst is 2-aligned: the raw buffer is malloc'd and every offset in it is even.
+        uint16_t *q = (uint16_t *)(void *)dst;
+        if (w->dtype == ACT_BF16) {
+            convert_f32_to_bf16(src, q, d);
+            convert_bf16_to_f32(q, w->row, d);
+        } else {
+            convert_f32_to_f16(src, q, d);
+            convert_f16_to_f32(q, w->row, d);
+        }
+        v = w->row;
+    }
+    size_t hl = (size_t)h * (size_t)w->n_layers + (size_t)li;
+    double *K = w->shift + hl * d, *s1 = w->s1 + hl * d, *s2 = w->s2 + hl * d;
+    if (first)  // the shard's first token sets the shift
+        for (size_t j = 0; j < d; j++) K[j] = v[j];
+    double sq = 0;
+    for (size_t j = 0; j < d; j++) {
+        double x = v[j], y = x - K[j];
+        sq += x * x;
+        s1[j] += y;
+        s2[j] += y * y;
+    }
+    w->norm_sum[hl] += sqrt(sq);
+    w->sq_norm_sum[hl] += sq;
+}
+
+int actshard_write(ActShardWriter *w, size_t n, const uint32_t *token_ids, const uint64_t *doc_ids,
+                   const uint32_t *positions, const float *in, const float *out, Error *e) {
+    if (w->failed) return err_set(e, "%s: an earlier write failed", w->path);
+    if (n == 0) return 0;
+    if (!token_ids || !doc_ids || !positions || !in || !out)
+        return err_set(e, "%s: actshard_write: NULL array for %zu tokens", w->path, n);
+    if (check_values(w, in, n, "input", e) || check_values(w, out, n, "output", e)) return -1;
+
+    if (!w->raw) w->raw = xmalloc(w->raw_full);
+    const float *x[2] = {in, out};
+    size_t d = (size_t)w->d, L = (size_t)w->n_layers, ct = w->chunk_tokens;
+    size_t row_bytes = d * w->es;
+    for (size_t pos = 0; pos < n;) {
+        size_t take = n - pos < ct - w->n_pending ? n - pos : ct - w->n_pending;
+        for (size_t k = 0; k < take; k++) {
+            size_t t = w->n_pending + k;  // slot in the pending chunk
+            put_u64(w->raw + off_docs() + 8 * t, doc_ids[pos + k]);
+            put_u32(w->raw + off_toks(ct) + 4 * t, token_ids[pos + k]);
+            put_u32(w->raw + off_pos(ct) + 4 * t, positions[pos + k]);
+            for (int h = 0; h < 2; h++)
+                for (size_t l = 0; l < L; l++) {
+                    uint8_t *dst = w->raw + off_acts(ct) + ((h * L + l) * ct + t) * row_bytes;
+                    put_row(w, h, (int)l, x[h] + (l * n + pos + k) * d, dst, w->n_tokens == 0 && t == 0);
+                }
+        }
+        w->n_pending += (uint32_t)take;
+        pos += take;
+        if (w->n_pending == ct && flush_chunk(w, e)) return -1;
+    }
+    return 0;
+}
+
+void actshard_writer_abort(ActShardWriter *w) {
+    if (!w) return;
+    if (w->tmp_path) {
+        if (w->f) fclose(w->f);
+        unlink(w->tmp_path);
+    } else {
+        fflush(w->f);
+    }
+    writer_free(w);
+}
+
+// Serialises the statistics section (formats/acts.md, "Statistics"); returns its bytes.
+static uint8_t *build_stats(const ActShardWriter *w, size_t *len) {
+    size_t L = (size_t)w->n_layers, d = (size_t)w->d;
+    size_t per = (size_t)layer_stats_bytes(d);
+    uint8_t *b = xmalloc(L * per);
+    double N = (double)w->n_tokens;
+    for (size_t l = 0; l < L; l++) {
+        uint8_t *p = b + l * per;
+        put_u64(p, w->n_tokens);
+        p += 8;
+        for (int h = 0; h < 2; h++) {
+            size_t hl = (size_t)h * L + l;
+            put_f64(p, N ? w->norm_sum[hl] / N : 0);
+            put_f64(p + 8, N ? w->sq_norm_sum[hl] / N : 0);
+            p += HOOK_STATS_FIXED;
+            const double *K = w->shift + hl * d, *s1 = w->s1 + hl * d, *s2 = w->s2 + hl * d;
+            for (size_t j = 0; j < d; j++) {
+                double m1 = N ? s1[j] / N : 0, var = N ? s2[j] / N - m1 * m1 : 0;
+                put_f64(p + 8 * j, K[j] + m1);
+                put_f64(p + 8 * (d + j), var > 0 ? var : 0);
+            }
+            p += 16 * d;
+        }
+    }
+    *len = L * per;
+    return b;
+}
+
+int actshard_writer_close(ActShardWriter *w, Error *e) {
+    if (w->failed) {
+        err_set(e, "%s: not finished: an earlier write failed", w->path);
+        actshard_writer_abort(w);
+        return -1;
+    }
+    if (w->n_pending && flush_chunk(w, e)) {
+        actshard_writer_abort(w);
+        return -1;
+    }
+    uint64_t stats_offset = w->offset;
+    size_t stats_n;
+    uint8_t *stats = build_stats(w, &stats_n);
+    uint32_t stats_crc = crc32c(stats, stats_n);
+    int rc = write_bytes(w, stats, stats_n, e);
+    free(stats);
+
+    uint64_t index_offset = w->offset;
+    size_t index_n = (size_t)w->n_chunks * INDEX_ENTRY;
+    uint8_t *index = xcalloc(1, index_n ? index_n : 1);
+    for (uint64_t i = 0; i < w->n_chunks; i++) {
+        uint8_t *p = index + i * INDEX_ENTRY;
+        const ActShardIndexEntry *ix = &w->index[i];
+        put_u64(p, ix->offset);
+        put_u64(p + 8, ix->comp_bytes);
+        put_u64(p + 16, ix->raw_bytes);
+        put_u64(p + 24, ix->first_token);
+        put_u32(p + 32, ix->n_tokens);
+        put_u32(p + 36, ix->compression);
+        put_u32(p + 40, ix->crc);
+        put_u32(p + 44, 0);  // reserved
+    }
+    uint8_t f[FOOTER];
+    put_u64(f, index_offset);
+    put_u64(f + 8, w->n_chunks);
+    put_u64(f + 16, w->n_tokens);
+    put_u64(f + 24, stats_offset);
+    put_u32(f + 32, crc32c(index, index_n));
+    put_u32(f + 36, w->header_crc);
+    put_u32(f + 40, stats_crc);
+    put_u32(f + 44, crc32c(f, 44));
+    memcpy(f + 48, END_MAGIC, 8);
+    if (!rc) rc = write_bytes(w, index, index_n, e);
+    free(index);
+    if (!rc) rc = write_bytes(w, f, sizeof f, e);
+    if (!rc && fflush(w->f) != 0) rc = err_set(e, "%s: write error: %s", w->path, strerror(errno));
+    if (!rc && w->tmp_path) {
+        // fsync before rename, or a crash can leave a complete-looking name over lost data.
+        if (fsync(fileno(w->f)) != 0) rc = err_set(e, "%s: fsync: %s", w->path, strerror(errno));
+        int close_rc = fclose(w->f);
+        w->f = NULL;
+        if (!rc && close_rc != 0) rc = err_set(e, "%s: close error: %s", w->path, strerror(errno));
+        if (!rc && rename(w->tmp_path, w->path) != 0)
+            rc = err_set(e, "%s: cannot rename %s into place: %s", w->path, w->tmp_path, strerror(errno));
+    }
+    if (rc && w->tmp_path) {
+        if (w->f) fclose(w->f);
+        unlink(w->tmp_path);
+    }
+    writer_free(w);
+    return rc;
+}
+
+// ---- reader ----------------------------------------------------------------------------------
+
+// Copies len bytes at offset off (already checked to lie inside the file). pread keeps no file
+// position, so threads may call this on one shard at once.
+static int read_at(const ActShard *s, void *dst, size_t len, uint64_t off, Error *e) {
+    if (s->mem) {
+        memcpy(dst, s->mem + off, len);
+        return 0;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t got = pread(s->fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return err_set(e, "%s: read error: %s", s->path, strerror(errno));
+        if (got == 0)
+            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)", s->path,
+                           len - done, (ull)(off + done));
+        done += (size_t)got;
+    }
+    return 0;
+}
+
+static int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e) {
+    if (stored == computed) return 0;
+    return err_set(e, "%s: %s checksum mismatch (stored 0x%08x, computed 0x%08x)", path, what, stored, computed);
+}
+
+// Validates the header fields read into s (after the header CRC matched).
+static int check_header(ActShard *s, uint32_t enc_param, const uint8_t *h, Error *e) {
+    const char *P = s->path;
+    if (enc_param != 0) return err_set(e, "%s: encoding %s takes no parameter, header has %u", P,
+                                       act_dtype_name(s->dtype), enc_param);
+    if (s->chunk_tokens == 0 || s->chunk_tokens > ACTSHARD_MAX_CHUNK_TOKENS)
+        return err_set(e, "%s: chunk_tokens %u outside [1, %u]", P, s->chunk_tokens, ACTSHARD_MAX_CHUNK_TOKENS);
+    uint64_t values = 2ull * (uint64_t)s->n_layers * s->chunk_tokens * (uint64_t)s->d_model;  // < 2^58
+    if (values > ACTSHARD_MAX_CHUNK_VALUES)
+        return err_set(e, "%s: a chunk of %u tokens x %d layers x 2 x d_model %d has %llu values (maximum %llu)", P,
+                       s->chunk_tokens, s->n_layers, s->d_model, (ull)values, (ull)ACTSHARD_MAX_CHUNK_VALUES);
+    for (int k = 0; k < 2; k++) {
+        const uint8_t *src = h + 40 + 16 * k;
+        char *dst = k ? s->out_hook : s->in_hook;
+        size_t len = strnlen((const char *)src, ACTSHARD_HOOK_BYTES);
+        int pad_ok = len < ACTSHARD_HOOK_BYTES;
+        for (size_t i = len; pad_ok && i < ACTSHARD_HOOK_BYTES; i++) pad_ok = src[i] == 0;
+        memcpy(dst, src, ACTSHARD_HOOK_BYTES);
+        dst[ACTSHARD_HOOK_BYTES - 1] = 0;
+        if (!pad_ok || !hook_ok(dst))
+            return err_set(e, "%s: %s hook name is not 1..15 characters of [a-z0-9_] padded with NUL bytes", P,
+                           k ? "output" : "input");
+    }
+    for (int l = 0; l < s->n_layers; l++) {
+        uint32_t v = get_u32(h + HEADER_FIXED + 4 * (size_t)l);
+        if (v > INT32_MAX || (l && (int)v <= s->layers[l - 1]))
+            return err_set(e, "%s: layers are not strictly ascending below 2^31 (layers[%d] = %u)", P, l, v);
+        s->layers[l] = (int)v;
+    }
+    return 0;
+}
+
+// Validates the index entries against each other, the header and the footer.
+static int check_index(const ActShard *s, uint64_t header_end, uint64_t stats_offset, Error *e) {
+    const char *P = s->path;
+    uint64_t off = header_end, tokens = 0;
+    for (uint64_t i = 0; i < s->n_chunks; i++) {
+        const ActShardIndexEntry *x = &s->index[i];
+        if (x->offset != off)
+            return err_set(e, "%s: chunk %llu: offset %llu, expected %llu (chunks are contiguous)", P, (ull)i,
+                           (ull)x->offset, (ull)off);
+        if (x->comp_bytes == 0 || x->comp_bytes > stats_offset - off)
+            return err_set(e, "%s: chunk %llu: %llu stored bytes at offset %llu do not fit before the statistics at "
+                           "%llu", P, (ull)i, (ull)x->comp_bytes, (ull)off, (ull)stats_offset);
+        if (x->n_tokens == 0 || x->n_tokens > s->chunk_tokens)
+            return err_set(e, "%s: chunk %llu: %u tokens outside [1, chunk_tokens %u]", P, (ull)i, x->n_tokens,
+                           s->chunk_tokens);
+        uint64_t want = payload_bytes(x->n_tokens, (uint64_t)s->n_layers, (uint64_t)s->d_model, s->dtype);
+        if (x->raw_bytes != want)
+            return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens", P, (ull)i,
+                           (ull)x->raw_bytes, (ull)want, x->n_tokens);
+        if (x->compression == COMP_STORED) {
+            if (x->comp_bytes != x->raw_bytes)
+                return err_set(e, "%s: chunk %llu: stored uncompressed but %llu bytes, payload is %llu", P, (ull)i,
+                               (ull)x->comp_bytes, (ull)x->raw_bytes);
+        } else if (x->compression == COMP_ZSTD) {
+            if (x->raw_bytes / ZSTD_MAX_RATIO > x->comp_bytes)
+                return err_set(e, "%s: chunk %llu: %llu raw bytes cannot come from a %llu-byte zstd frame", P, (ull)i,
+                               (ull)x->raw_bytes, (ull)x->comp_bytes);
+        } else {
+            return err_set(e, "%s: chunk %llu: unknown compression %u", P, (ull)i, x->compression);
+        }
+        if (x->first_token != tokens)
+            return err_set(e, "%s: chunk %llu: first token %llu, expected %llu", P, (ull)i, (ull)x->first_token,
+                           (ull)tokens);
+        off += x->comp_bytes;
+        tokens += x->n_tokens;
+    }
+    if (off != stats_offset)
+        return err_set(e, "%s: chunks end at offset %llu but the statistics start at %llu", P, (ull)off,
+                       (ull)stats_offset);
+    if (tokens != s->n_tokens)
+        return err_set(e, "%s: footer says %llu tokens, index chunks hold %llu", P, (ull)s->n_tokens, (ull)tokens);
+    return 0;
+}
+
+// Decodes and validates the statistics section (raw, n bytes, CRC already checked).
+static int parse_stats(ActShard *s, const uint8_t *raw, Error *e) {
+    size_t L = (size_t)s->n_layers, d = (size_t)s->d_model;
+    size_t per = (size_t)layer_stats_bytes(d);
+    s->stats = xcalloc(L, sizeof *s->stats);
+    for (size_t l = 0; l < L; l++) {  // allocate all first so close frees a partial parse
+        for (int h = 0; h < 2; h++) {
+            ActHookStats *hs = h ? &s->stats[l].out : &s->stats[l].in;
+            hs->mean = xmalloc(d * sizeof(double));
+            hs->var = xmalloc(d * sizeof(double));
+        }
+    }
+    for (size_t l = 0; l < L; l++) {
+        const uint8_t *p = raw + l * per;
+        ActLayerStats *ls = &s->stats[l];
+        ls->count = get_u64(p);
+        if (ls->count != s->n_tokens)
+            return err_set(e, "%s: statistics of layer %d count %llu tokens, the shard has %llu", s->path,
+                           s->layers[l], (ull)ls->count, (ull)s->n_tokens);
+        p += 8;
+        for (int h = 0; h < 2; h++) {
+            ActHookStats *hs = h ? &ls->out : &ls->in;
+            hs->mean_norm = get_f64(p);
+            hs->mean_sq_norm = get_f64(p + 8);
+            p += HOOK_STATS_FIXED;
+            int ok = isfinite(hs->mean_norm) && isfinite(hs->mean_sq_norm) && hs->mean_norm >= 0 &&
+                     hs->mean_sq_norm >= 0;
+            for (size_t j = 0; j < d; j++) {
+                hs->mean[j] = get_f64(p + 8 * j);
+                hs->var[j] = get_f64(p + 8 * (d + j));
+                ok &= isfinite(hs->mean[j]) && isfinite(hs->var[j]) && hs->var[j] >= 0;
+            }
+            if (!ok)
+                return err_set(e, "%s: statistics of layer %d (%s): a norm or variance is negative or not finite",
+                               s->path, s->layers[l], h ? "output" : "input");
+            p += 16 * d;
+        }
+    }
+    return 0;
+}
+
+// Reads and validates everything but the chunks of an opened s (path, fd or mem, file_size set).
+static int parse_shard(ActShard *s, Error *e) {
+    const char *P = s->path;
+    uint64_t size = s->file_size;
+    uint8_t h0[HEADER_FIXED];
+    size_t hn = size < HEADER_FIXED ? (size_t)size : HEADER_FIXED;
+    if (read_at(s, h0, hn, 0, e)) return -1;
+    // Magic (over what exists), then version: a later version may change everything after it.
+    if (memcmp(h0, MAGIC, hn < 8 ? hn : 8) != 0)
+        return err_set(e, "%s: bad magic: not an activation shard (expected \"%s\" at offset 0)", P, MAGIC);
+    if (size < HEADER_FIXED)
+        return err_set(e, "%s: truncated: header missing (file is %llu bytes)", P, (ull)size);
+    s->version = get_u32(h0 + 8);
+    if (s->version != ACTSHARD_VERSION)
+        return err_set(e, "%s: unsupported version %u (this reader reads version %d)", P, s->version,
+                       ACTSHARD_VERSION);
+
+    uint8_t f[FOOTER];
+    if (size < HEADER_FIXED + FOOTER)
+        return err_set(e, "%s: truncated: footer missing (file is %llu bytes)", P, (ull)size);
+    if (read_at(s, f, FOOTER, size - FOOTER, e)) return -1;
+    if (memcmp(f + 48, END_MAGIC, 8) != 0)
+        return err_set(e, "%s: truncated: footer missing (the last 8 bytes are not \"%s\"; the writer did not "
+                       "finish or the file was cut)", P, END_MAGIC);
+    if (check_crc(P, "footer", get_u32(f + 44), crc32c(f, 44), e)) return -1;
+    uint64_t index_offset = get_u64(f), stats_offset = get_u64(f + 24);
+    s->n_chunks = get_u64(f + 8);
+    s->n_tokens = get_u64(f + 16);
+
+    // Header: its variable part must fit before the footer; its CRC (kept in the footer) covers
+    // all of it. Lengths are bounded before they are added, so nothing overflows.
+    uint32_t encoding = get_u32(h0 + 12), enc_param = get_u32(h0 + 16);
+    uint32_t n_layers = get_u32(h0 + 24), mid_len = get_u32(h0 + 72), meta_len = get_u32(h0 + 76);
+    if (n_layers == 0 || n_layers > ACTSHARD_MAX_LAYERS)
+        return err_set(e, "%s: n_layers %u outside [1, %d]", P, n_layers, ACTSHARD_MAX_LAYERS);
+    uint64_t header_end = (uint64_t)HEADER_FIXED + 4ull * n_layers + mid_len + meta_len;
+    if (mid_len > MAX_MODEL_ID_BYTES || meta_len > MAX_META_BYTES || header_end > size - FOOTER)
+        return err_set(e, "%s: header (%u layers, model id of %u bytes, metadata of %u bytes) does not fit the file "
+                       "(%llu bytes)", P, n_layers, mid_len, meta_len, (ull)size);
+    uint8_t *h = xmalloc((size_t)header_end);
+    if (read_at(s, h, (size_t)header_end, 0, e)) {
+        free(h);
+        return -1;
+    }
+    if (check_crc(P, "header", get_u32(f + 36), crc32c(h, (size_t)header_end), e)) {
+        free(h);
+        return -1;
+    }
+    if (encoding >= ACT_N_DTYPES) {
+        free(h);
+        return err_set(e, "%s: unsupported encoding %u (this reader knows f32, bf16, f16)", P, encoding);
+    }
+    s->dtype = (ActDtype)encoding;
+    s->n_layers = (int)n_layers;
+    uint32_t d_model = get_u32(h0 + 20);
+    if (d_model == 0 || d_model > ACTSHARD_MAX_D_MODEL) {
+        free(h);
+        return err_set(e, "%s: d_model %u outside [1, %u]", P, d_model, ACTSHARD_MAX_D_MODEL);
+    }
+    s->d_model = (int)d_model;
+    s->chunk_tokens = get_u32(h0 + 28);
+    s->model_hash = get_u64(h0 + 32);
+    s->layers = xcalloc(n_layers, sizeof(int));
+    const char *mid = (const char *)h + HEADER_FIXED + 4 * (size_t)n_layers, *meta = mid + mid_len;
+    s->model_id = xmalloc((size_t)mid_len + 1);
+    memcpy(s->model_id, mid, mid_len);
+    s->model_id[mid_len] = 0;
+    s->meta_json = xmalloc((size_t)meta_len + 1);
+    memcpy(s->meta_json, meta, meta_len);
+    s->meta_json[meta_len] = 0;
+    char why[200];
+    int rc = check_header(s, enc_param, h, e);
+    if (!rc && memchr(mid, 0, mid_len)) rc = err_set(e, "%s: model id contains a NUL byte", P);
+    if (!rc && !is_json_object(meta, meta_len, why, sizeof why)) rc = err_set(e, "%s: header metadata: %s", P, why);
+    free(h);
+    if (rc) return rc;
+
+    // Placement: header | chunks | stats | index | footer, the stats of fixed size.
+    uint64_t stats_bytes = (uint64_t)n_layers * layer_stats_bytes((uint64_t)s->d_model);  // < 2^58
+    uint64_t end = size - FOOTER;
+    if (index_offset > end || s->n_chunks > (end - index_offset) / INDEX_ENTRY ||
+        index_offset + s->n_chunks * INDEX_ENTRY != end)
+        return err_set(e, "%s: index at offset %llu with %llu entries does not end at the footer (file is %llu bytes)",
+                       P, (ull)index_offset, (ull)s->n_chunks, (ull)size);
+    if (stats_offset < header_end || stats_offset > index_offset || index_offset - stats_offset != stats_bytes)
+        return err_set(e, "%s: statistics at offset %llu do not fill the %llu bytes before the index at %llu "
+                       "(header ends at %llu)", P, (ull)stats_offset, (ull)stats_bytes, (ull)index_offset,
+                       (ull)header_end);
+
+    size_t index_n = (size_t)(s->n_chunks * INDEX_ENTRY);
+    uint8_t *raw = xmalloc(index_n ? index_n : 1);
+    if (read_at(s, raw, index_n, index_offset, e)) {
+        free(raw);
+        return -1;
+    }
+    rc = check_crc(P, "index", get_u32(f + 32), crc32c(raw, index_n), e);
+    s->index = xcalloc(s->n_chunks ? s->n_chunks : 1, sizeof *s->index);
+    for (uint64_t i = 0; !rc && i < s->n_chunks; i++) {
+        const uint8_t *p = raw + i * INDEX_ENTRY;
+        s->index[i] = (ActShardIndexEntry){
+            .offset = get_u64(p),
+            .comp_bytes = get_u64(p + 8),
+            .raw_bytes = get_u64(p + 16),
+            .first_token = get_u64(p + 24),
+            .n_tokens = get_u32(p + 32),
+            .compression = get_u32(p + 36),
+            .crc = get_u32(p + 40),
+        };
+        if (get_u32(p + 44) != 0) rc = err_set(e, "%s: chunk %llu: index reserved field is not 0", P, (ull)i);
+    }
+    free(raw);
+    if (rc || check_index(s, header_end, stats_offset, e)) return -1;
+
+    raw = xmalloc((size_t)stats_bytes);
+    rc = read_at(s, raw, (size_t)stats_bytes, stats_offset, e);
+    if (!rc) rc = check_crc(P, "statistics", get_u32(f + 40), crc32c(raw, (size_t)stats_bytes), e);
+    if (!rc) rc = parse_stats(s, raw, e);
+    free(raw);
+    return rc;
+}
+
+int actshard_open(ActShard *s, const char *path, Error *e) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file (a shard is read by random access, from its end)", path);
+    }
+    s->fd = fd;
+    s->path = xstrdup(path);
+    s->file_size = (uint64_t)st.st_size;
+    if (parse_shard(s, e)) {
+        actshard_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+int actshard_open_mem(ActShard *s, const void *data, size_t len, const char *name, Error *e) {
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    s->mem = len ? data : (const uint8_t *)"";  // never NULL: mem marks the in-memory mode
+    s->path = xstrdup(name);
+    s->file_size = len;
+    if (parse_shard(s, e)) {
+        actshard_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+void actshard_close(ActShard *s) {
+    if (s->path && s->fd >= 0) close(s->fd);  // path is set by every open, so a zeroed s is safe
+    if (s->stats)
+        for (int l = 0; l < s->n_layers; l++) {
+            free(s->stats[l].in.mean);
+            free(s->stats[l].in.var);
+            free(s->stats[l].out.mean);
+            free(s->stats[l].out.var);
+        }
+    free(s->stats);
+    free(s->path);
+    free(s->layers);
+    free(s->model_id);
+    free(s->meta_json);
+    free(s->index);
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+}
+
+int actshard_layer_index(const ActShard *s, int layer) {
+    for (int i = 0; i < s->n_layers; i++)
+        if (s->layers[i] == layer) return i;
+    return -1;
+}
+
+uint64_t actshard_chunk_of_token(const ActShard *s, uint64_t g) {
+    uint64_t lo = 0, hi = s->n_chunks;  // the answer is in [lo, hi)
+    while (hi - lo > 1) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (s->index[mid].first_token <= g) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+void actchunk_free(ActChunk *c) {
+    free(c->token_ids);
+    free(c->doc_ids);
+    free(c->positions);
+    free(c->act);
+    free(c->raw);
+    free(c->comp);
+    ZSTD_freeDCtx(c->zstd_dctx);
+    memset(c, 0, sizeof *c);
+}
+
+// Decodes the payload of chunk i (in c->raw, raw_bytes long) into c's arrays.
+static int parse_payload(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
+    const ActShardIndexEntry *x = &s->index[i];
+    const uint8_t *r = c->raw;
+    uint32_t n = get_u32(r), scale_bytes = get_u32(r + 4);
+    if (n != x->n_tokens)
+        return err_set(e, "%s: chunk %llu: payload says %u tokens, index says %u", s->path, (ull)i, n, x->n_tokens);
+    if (scale_bytes != 0)
+        return err_set(e, "%s: chunk %llu: %u bytes of scale data, but encoding %s has none", s->path, (ull)i,
+                       scale_bytes, act_dtype_name(s->dtype));
+    if (n > c->tok_cap) {
+        c->token_ids = xrealloc(c->token_ids, (size_t)n * sizeof *c->token_ids);
+        c->doc_ids = xrealloc(c->doc_ids, (size_t)n * sizeof *c->doc_ids);
+        c->positions = xrealloc(c->positions, (size_t)n * sizeof *c->positions);
+        c->tok_cap = n;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        c->doc_ids[k] = get_u64(r + off_docs() + 8 * (size_t)k);
+        c->token_ids[k] = get_u32(r + off_toks(n) + 4 * (size_t)k);
+        c->positions[k] = get_u32(r + off_pos(n) + 4 * (size_t)k);
+    }
+    // The activations are hook-major (2, n_layers, n, d): exactly the in array then the out
+    // array, so decoding is one copy or conversion over the whole block.
+    size_t values = 2 * (size_t)s->n_layers * n * (size_t)s->d_model;
+    c->act = grow(c->act, &c->act_cap, values * sizeof(float));
+    const uint8_t *a = r + off_acts(n);  // 8-aligned in a malloc'd buffer
+    if (s->dtype == ACT_F32) memcpy(c->act, a, values * 4);
+    else if (s->dtype == ACT_BF16) convert_bf16_to_f32((const uint16_t *)(const void *)a, c->act, values);
+    else convert_f16_to_f32((const uint16_t *)(const void *)a, c->act, values);
+    c->in = c->act;
+    c->out = c->act + values / 2;
+    c->n = n;
+    c->chunk = i;
+    c->first_token = x->first_token;
+    return 0;
+}
+
+int actshard_read_chunk(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
+    const char *P = s->path;
+    c->n = 0;
+    if (i >= s->n_chunks)
+        return err_set(e, "%s: chunk %llu out of range (%llu chunks)", P, (ull)i, (ull)s->n_chunks);
+    const ActShardIndexEntry *x = &s->index[i];
+    size_t cn = (size_t)x->comp_bytes, rn = (size_t)x->raw_bytes;  // fit: open checked both
+    // Stored chunks go straight into raw (aligned, as the conversions need); zstd frames are
+    // read into comp, or used in place when the shard is in memory.
+    const uint8_t *src;
+    if (x->compression == COMP_STORED) {
+        c->raw = grow(c->raw, &c->raw_cap, rn);
+        if (read_at(s, c->raw, rn, x->offset, e)) return -1;
+        src = c->raw;
+    } else if (s->mem) {
+        src = s->mem + x->offset;
+    } else {
+        c->comp = grow(c->comp, &c->comp_cap, cn);
+        if (read_at(s, c->comp, cn, x->offset, e)) return -1;
+        src = c->comp;
+    }
+    uint32_t crc = crc32c(src, cn);
+    if (crc != x->crc)
+        return err_set(e, "%s: chunk %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)", P, (ull)i, x->crc,
+                       crc);
+    if (x->compression == COMP_ZSTD) {
+        unsigned long long fcs = ZSTD_getFrameContentSize(src, cn);
+        if (fcs == ZSTD_CONTENTSIZE_ERROR) return err_set(e, "%s: chunk %llu: not a zstd frame", P, (ull)i);
+        if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != x->raw_bytes)
+            return err_set(e, "%s: chunk %llu: decompressed size mismatch (frame says %llu bytes, index says %llu)",
+                           P, (ull)i, fcs, (ull)x->raw_bytes);
+        size_t fsz = ZSTD_findFrameCompressedSize(src, cn);
+        if (ZSTD_isError(fsz) || fsz != cn)
+            return err_set(e, "%s: chunk %llu: not exactly one zstd frame of %zu bytes%s%s", P, (ull)i, cn,
+                           ZSTD_isError(fsz) ? ": " : "", ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz) : "");
+        c->raw = grow(c->raw, &c->raw_cap, rn);
+        if (!c->zstd_dctx && !(c->zstd_dctx = ZSTD_createDCtx())) fatal("out of memory creating a zstd context");
+        size_t got = ZSTD_decompressDCtx(c->zstd_dctx, c->raw, rn, src, cn);
+        if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
+            return err_set(e, "%s: chunk %llu: decompressed size mismatch (more than the index's %zu bytes)", P,
+                           (ull)i, rn);
+        if (ZSTD_isError(got)) return err_set(e, "%s: chunk %llu: zstd: %s", P, (ull)i, ZSTD_getErrorName(got));
+        if (got != rn)
+            return err_set(e, "%s: chunk %llu: decompressed size mismatch (got %zu bytes, index says %zu)", P, (ull)i,
+                           got, rn);
+    }
+    return parse_payload(s, i, c, e);
+}
+
+// ---- info ------------------------------------------------------------------------------------
+
+static json_t *hook_json(const ActHookStats *hs, int d, int per_dim) {
+    double total_var = 0, mean_sq = 0;
+    for (int j = 0; j < d; j++) total_var += hs->var[j], mean_sq += hs->mean[j] * hs->mean[j];
+    json_t *o = json_object();
+    json_object_set_new(o, "mean_norm", json_real(hs->mean_norm));
+    json_object_set_new(o, "mean_sq_norm", json_real(hs->mean_sq_norm));
+    // E||x - mean||^2 (the NMSE denominator) and ||mean||; their sum is mean_sq_norm.
+    json_object_set_new(o, "total_var", json_real(total_var));
+    json_object_set_new(o, "norm_of_mean", json_real(sqrt(mean_sq)));
+    if (per_dim) {
+        json_t *m = json_array(), *v = json_array();
+        for (int j = 0; j < d; j++) {
+            json_array_append_new(m, json_real(hs->mean[j]));
+            json_array_append_new(v, json_real(hs->var[j]));
+        }
+        json_object_set_new(o, "mean", m);
+        json_object_set_new(o, "var", v);
+    }
+    return o;
+}
+
+int actshard_print_info(const ActShard *s, FILE *f, int per_dim, Error *e) {
+    char hash[24];
+    snprintf(hash, sizeof hash, "%016llx", (ull)s->model_hash);
+    uint64_t comp = 0, raw = 0;
+    for (uint64_t i = 0; i < s->n_chunks; i++) comp += s->index[i].comp_bytes, raw += s->index[i].raw_bytes;
+    json_t *o = json_object();
+    json_object_set_new(o, "path", json_string(s->path));
+    json_object_set_new(o, "format", json_string("cltkit activation shard"));
+    json_object_set_new(o, "version", json_integer(s->version));
+    json_object_set_new(o, "model_id", json_string(s->model_id));  // NULL (skipped) if not UTF-8
+    json_object_set_new(o, "model_hash", json_string(hash));
+    json_object_set_new(o, "in_hook", json_string(s->in_hook));
+    json_object_set_new(o, "out_hook", json_string(s->out_hook));
+    json_object_set_new(o, "dtype", json_string(act_dtype_name(s->dtype)));
+    json_object_set_new(o, "d_model", json_integer(s->d_model));
+    json_t *layers = json_array();
+    for (int l = 0; l < s->n_layers; l++) json_array_append_new(layers, json_integer(s->layers[l]));
+    json_object_set_new(o, "layers", layers);
+    json_object_set_new(o, "chunk_tokens", json_integer(s->chunk_tokens));
+    json_object_set_new(o, "n_tokens", json_integer((json_int_t)s->n_tokens));
+    json_object_set_new(o, "n_chunks", json_integer((json_int_t)s->n_chunks));
+    json_object_set_new(o, "file_bytes", json_integer((json_int_t)s->file_size));
+    json_object_set_new(o, "payload_bytes", json_integer((json_int_t)raw));
+    json_object_set_new(o, "stored_bytes", json_integer((json_int_t)comp));
+    json_object_set_new(o, "meta", json_loads(s->meta_json, 0, NULL));
+    json_t *stats = json_array();
+    for (int l = 0; l < s->n_layers; l++) {
+        json_t *ls = json_object();
+        json_object_set_new(ls, "layer", json_integer(s->layers[l]));
+        json_object_set_new(ls, "count", json_integer((json_int_t)s->stats[l].count));
+        json_object_set_new(ls, "in", hook_json(&s->stats[l].in, s->d_model, per_dim));
+        json_object_set_new(ls, "out", hook_json(&s->stats[l].out, s->d_model, per_dim));
+        json_array_append_new(stats, ls);
+    }
+    json_object_set_new(o, "stats", stats);
+    int rc = json_dumpf(o, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    if (rc != 0 || fputc('\n', f) == EOF || fflush(f) != 0)
+        return err_set(e, "%s: cannot write the info JSON: %s", s->path, strerror(errno));
+    return 0;
+}

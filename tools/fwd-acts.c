@@ -1,0 +1,344 @@
+// fwd-acts — run a transformer over token shards and cache per-layer CLT inputs and targets
+// (activation shards, formats/acts.md); or evaluate its loss; or greedy-generate to check it.
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actshard.h"
+#include "cli.h"
+#include "contexts.h"
+#include "err.h"
+#include "model.h"
+#include "progress.h"
+
+static const char USAGE[] =
+    "usage: fwd-acts -m MODEL_DIR -o OUT.acts [options] TOKENS.tok...\n"
+    "       fwd-acts -m MODEL_DIR --eval [options] TOKENS.tok...\n"
+    "       fwd-acts -m MODEL_DIR --generate N [--prompt-ids \"1 2\"]\n"
+    "       fwd-acts --info OUT.acts      (header and statistics as JSON; verifies every chunk)\n"
+    "\n"
+    "Runs the model (Hugging Face config.json + safetensors: llama, gemma2, gpt2) over the documents\n"
+    "of token shards, cut into contexts of --ctx tokens (BOS + ctx-1 document tokens), and writes\n"
+    "for every token and chosen layer the CLT input (--in) and target (mlp_out) to an activation\n"
+    "shard, with the token id, document id and position. BOS activations are excluded unless\n"
+    "--keep-bos. Output is atomic; split big runs with --shard i/N (each job its own file).\n"
+    "\n"
+    "options:\n"
+    "  -m, --model DIR      model directory (config.json, model.safetensors[.index.json])\n"
+    "  -o, --output FILE    activation shard to write\n"
+    "  --layers SPEC        all (default), or e.g. 0,2,5-7\n"
+    "  --in HOOK            mlp_in (default: the normalized MLP input) or resid_mid\n"
+    "  --ctx N              context length incl. BOS (default 128)\n"
+    "  --batch N            contexts per forward pass (default 8)\n"
+    "  --dtype T            f32 (default), bf16 or f16\n"
+    "  --no-bos             do not prepend BOS (the shards' documents already start with it)\n"
+    "  --bos ID             BOS id (default: config.json bos_token_id)\n"
+    "  --keep-bos           also write the BOS positions' activations\n"
+    "  --shard i/N          process contexts with index %% N == i\n"
+    "  --max-tokens N       stop after N written tokens\n"
+    "  --chunk-tokens N     tokens per compressed chunk (default 4096)\n"
+    "  --zstd-level N       compression level (default 1; negative: store)\n"
+    "  --eval               print the next-token loss and perplexity as JSON instead\n"
+    "  --generate N         greedy-decode N tokens after --prompt-ids (default: BOS), print the ids\n"
+    "  -h, --help, --version\n";
+
+typedef struct {
+    const char *model_dir, *out_path, *layers_spec, *in_hook, *dtype;
+    int ctx, batch, no_bos, keep_bos, shard_i, shard_n, eval, generate;
+    int64_t bos, max_tokens;
+    uint32_t chunk_tokens;
+    int zstd_level;
+    const char *prompt_ids;
+} Options;
+
+// "all" or a comma list of numbers and ranges "a-b"; fills layers (ascending, unique).
+static int parse_layers(const char *spec, int n_layers, int *layers) {
+    if (!strcmp(spec, "all")) {
+        for (int l = 0; l < n_layers; l++) layers[l] = l;
+        return n_layers;
+    }
+    char *sel = xcalloc((size_t)n_layers, 1);
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (end == q) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
+        }
+        if (a < 0 || b >= n_layers || a > b) fatal("--layers: %ld-%ld is outside the model's layers 0-%d", a, b, n_layers - 1);
+        for (long l = a; l <= b; l++) sel[l] = 1;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
+    }
+    int n = 0;
+    for (int l = 0; l < n_layers; l++)
+        if (sel[l]) layers[n++] = l;
+    free(sel);
+    return n;
+}
+
+static int run_generate(const Model *m, const Options *o) {
+    uint32_t *seq = xmalloc((size_t)(o->generate + 4096) * sizeof *seq);
+    int n = 0;
+    if (o->prompt_ids) {
+        const char *p = o->prompt_ids;
+        while (*p && n < 4096) {
+            char *end;
+            long v = strtol(p, &end, 10);
+            if (end == p) { p++; continue; }
+            seq[n++] = (uint32_t)v;
+            p = end;
+        }
+    } else {
+        if (m->cfg.bos_id < 0) fatal("%s: no bos_token_id in config.json; give --prompt-ids", m->dir);
+        seq[n++] = (uint32_t)m->cfg.bos_id;
+    }
+    if (!n) fatal("--prompt-ids: no ids");
+    int V = m->cfg.vocab_size;
+    Error e;
+    // No KV cache yet: each step reruns the whole prefix (fine for the test models).
+    for (int step = 0; step < o->generate; step++) {
+        if (m->cfg.arch == ARCH_GPT2 && n >= m->cfg.max_pos) break;
+        ForwardState *st = forward_state_new(m, 1, n);
+        float *logits = xmalloc((size_t)n * V * sizeof(float));
+        ForwardOutputs out = {.logits = logits};
+        if (model_forward(m, st, seq, 1, n, &out, &e)) fatal("%s", e.msg);
+        const float *last = logits + (size_t)(n - 1) * V;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (last[i] > last[best]) best = i;
+        seq[n++] = (uint32_t)best;
+        printf("%d\n", best);
+        fflush(stdout);
+        free(logits);
+        forward_state_free(st);
+    }
+    free(seq);
+    return 0;
+}
+
+// Prints a shard's header and statistics, then reads every chunk (checksums, decoding).
+static int print_info(const char *path) {
+    ActShard s;
+    Error e;
+    if (actshard_open(&s, path, &e)) fatal_err(&e);
+    if (actshard_print_info(&s, stdout, 0, &e)) fatal_err(&e);
+    ActChunk c = {0};
+    for (uint64_t i = 0; i < s.n_chunks; i++)
+        if (actshard_read_chunk(&s, i, &c, &e)) fatal_err(&e);
+    actchunk_free(&c);
+    actshard_close(&s);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_standard(argc, argv, "fwd-acts", USAGE);
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
+        {"layers", required_argument, 0, 'L'}, {"in", required_argument, 0, 'I'},
+        {"ctx", required_argument, 0, 'c'}, {"batch", required_argument, 0, 'b'},
+        {"dtype", required_argument, 0, 'd'}, {"no-bos", no_argument, 0, 'N'},
+        {"bos", required_argument, 0, 'B'}, {"keep-bos", no_argument, 0, 'K'},
+        {"shard", required_argument, 0, 's'}, {"max-tokens", required_argument, 0, 'x'},
+        {"chunk-tokens", required_argument, 0, 'C'}, {"zstd-level", required_argument, 0, 'z'},
+        {"eval", no_argument, 0, 'E'}, {"generate", required_argument, 0, 'g'},
+        {"prompt-ids", required_argument, 0, 'p'}, {"info", required_argument, 0, 'i'}, {0, 0, 0, 0}};
+    Options o = {.layers_spec = "all", .in_hook = "mlp_in", .dtype = "f32", .ctx = 128, .batch = 8,
+                 .shard_n = 1, .bos = -2, .max_tokens = -1};
+    int c;
+    while ((c = getopt_long(argc, argv, "m:o:", opts, NULL)) != -1) {
+        switch (c) {
+            case 'm': o.model_dir = optarg; break;
+            case 'o': o.out_path = optarg; break;
+            case 'L': o.layers_spec = optarg; break;
+            case 'I': o.in_hook = optarg; break;
+            case 'c': o.ctx = (int)cli_parse_int("--ctx", optarg, 2, 1 << 20); break;
+            case 'b': o.batch = (int)cli_parse_int("--batch", optarg, 1, 1 << 16); break;
+            case 'd': o.dtype = optarg; break;
+            case 'N': o.no_bos = 1; break;
+            case 'B': o.bos = cli_parse_int("--bos", optarg, 0, 1LL << 31); break;
+            case 'K': o.keep_bos = 1; break;
+            case 's': cli_parse_shard("--shard", optarg, &o.shard_i, &o.shard_n); break;
+            case 'x': o.max_tokens = cli_parse_int("--max-tokens", optarg, 1, INT64_MAX); break;
+            case 'C': o.chunk_tokens = (uint32_t)cli_parse_int("--chunk-tokens", optarg, 1, 1 << 24); break;
+            case 'z': o.zstd_level = (int)cli_parse_int("--zstd-level", optarg, -1, 22); break;
+            case 'E': o.eval = 1; break;
+            case 'g': o.generate = (int)cli_parse_int("--generate", optarg, 1, 1 << 20); break;
+            case 'p': o.prompt_ids = optarg; break;
+            case 'i': return print_info(optarg);
+            default: cli_usage_error("fwd-acts", "bad option");
+        }
+    }
+    if (!o.model_dir) cli_usage_error("fwd-acts", "missing -m/--model");
+    if (strcmp(o.in_hook, "mlp_in") && strcmp(o.in_hook, "resid_mid"))
+        cli_usage_error("fwd-acts", "--in must be mlp_in or resid_mid, not '%s'", o.in_hook);
+    ActDtype dtype;
+    if (act_dtype_parse(o.dtype, &dtype)) cli_usage_error("fwd-acts", "--dtype must be f32, bf16 or f16, not '%s'", o.dtype);
+    if (!o.generate && !o.eval && !o.out_path) cli_usage_error("fwd-acts", "missing -o/--output (or --eval / --generate)");
+    if (!o.generate && optind >= argc) cli_usage_error("fwd-acts", "no token shards given");
+
+    Model m;
+    Error e;
+    if (model_load(&m, o.model_dir, &e)) fatal_err(&e);
+    const ModelConfig *cfg = &m.cfg;
+    if (o.generate) return run_generate(&m, &o);
+
+    int64_t bos = o.no_bos ? -1 : o.bos >= 0 ? o.bos : cfg->bos_id;
+    if (!o.no_bos && bos < 0) fatal("%s: config.json has no bos_token_id; pass --bos ID or --no-bos", o.model_dir);
+    if (bos >= cfg->vocab_size) fatal("--bos %lld is outside the vocabulary (%d)", (long long)bos, cfg->vocab_size);
+    if (cfg->arch == ARCH_GPT2 && o.ctx > cfg->max_pos) fatal("--ctx %d exceeds the model's %d positions", o.ctx, cfg->max_pos);
+
+    int *layers = xmalloc((size_t)cfg->n_layers * sizeof *layers);
+    int n_sel = parse_layers(o.layers_spec, cfg->n_layers, layers);
+    int D = cfg->d_model, T = o.ctx, Bmax = o.batch, L = cfg->n_layers;
+    size_t NT = (size_t)Bmax * T;
+
+    ContextReader cr;
+    if (context_reader_open(&cr, argv + optind, argc - optind, T, bos, (uint32_t)cfg->vocab_size, &e)) fatal_err(&e);
+    uint32_t *tokens = xmalloc(NT * sizeof *tokens), *positions = xmalloc(NT * sizeof *positions);
+    uint64_t *doc_ids = xmalloc(NT * sizeof *doc_ids);
+
+    // hooks: the selected layers' input and target, (B*T, D) each
+    float **in_hooks = xcalloc((size_t)L, sizeof(float *)), **out_hooks = xcalloc((size_t)L, sizeof(float *));
+    for (int i = 0; i < n_sel && !o.eval; i++) {
+        in_hooks[layers[i]] = xmalloc(NT * D * sizeof(float));
+        out_hooks[layers[i]] = xmalloc(NT * D * sizeof(float));
+    }
+    ForwardOutputs fo = {0};
+    float *logits = NULL;
+    if (o.eval) {
+        logits = xmalloc(NT * cfg->vocab_size * sizeof(float));
+        fo.logits = logits;
+    } else {
+        if (!strcmp(o.in_hook, "mlp_in")) fo.mlp_in = in_hooks;
+        else fo.resid_mid = in_hooks;
+        fo.mlp_out = out_hooks;
+        fo.n_run_layers = layers[n_sel - 1] + 1;  // later layers are not needed
+    }
+    ForwardState *st = forward_state_new(&m, Bmax, T);
+
+    ActShardWriter *w = NULL;
+    char *meta_text = NULL;
+    if (!o.eval) {
+        json_t *meta = json_object();
+        json_object_set_new(meta, "tool", json_string("fwd-acts"));
+        json_object_set_new(meta, "version", json_string(CLTKIT_VERSION));
+        json_object_set_new(meta, "model_dir", json_string(o.model_dir));
+        json_object_set_new(meta, "model_type", json_string(cfg->model_type));
+        json_t *inputs = json_array();
+        for (int i = optind; i < argc; i++) json_array_append_new(inputs, json_string(argv[i]));
+        json_object_set_new(meta, "token_shards", inputs);
+        json_object_set_new(meta, "ctx", json_integer(T));
+        json_object_set_new(meta, "bos_prepended", bos >= 0 ? json_integer(bos) : json_null());
+        json_object_set_new(meta, "bos_activations_kept", json_boolean(o.keep_bos));
+        json_object_set_new(meta, "shard_index", json_integer(o.shard_i));
+        json_object_set_new(meta, "shard_count", json_integer(o.shard_n));
+        json_object_set_new(meta, "compute", json_string("cpu fp32"));
+        meta_text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(meta);
+        ActShardWriterOptions wo = {.model_id = o.model_dir, .model_hash = m.weights_hash, .in_hook = o.in_hook,
+                                    .out_hook = "mlp_out", .n_layers = n_sel, .layers = layers, .d_model = D,
+                                    .dtype = dtype, .chunk_tokens = o.chunk_tokens, .zstd_level = o.zstd_level,
+                                    .meta_json = meta_text};
+        w = actshard_writer_open(o.out_path, &wo, &e);
+        if (!w) fatal_err(&e);
+    }
+
+    // staging for one batch: selected layers' rows of kept tokens, layer-major (n_sel, kept, D)
+    float *stage_in = o.eval ? NULL : xmalloc((size_t)n_sel * NT * D * sizeof(float));
+    float *stage_out = o.eval ? NULL : xmalloc((size_t)n_sel * NT * D * sizeof(float));
+    uint32_t *kept_tok = xmalloc(NT * sizeof *kept_tok), *kept_pos = xmalloc(NT * sizeof *kept_pos);
+    uint64_t *kept_doc = xmalloc(NT * sizeof *kept_doc);
+    size_t *kept_row = xmalloc(NT * sizeof *kept_row);
+
+    Progress prog;
+    progress_init(&prog, "fwd-acts", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
+    double t0 = now_seconds(), loss_sum = 0;
+    uint64_t written = 0, loss_count = 0, ctx_index = 0, processed = 0;
+    int done = 0;
+    while (!done) {
+        int B = 0;
+        while (B < Bmax) {
+            int rc = context_reader_next(&cr, tokens + (size_t)B * T, doc_ids + (size_t)B * T, positions + (size_t)B * T, &e);
+            if (rc < 0) {
+                if (w) actshard_writer_abort(w);
+                fatal_err(&e);
+            }
+            if (rc == 0) { done = 1; break; }
+            if (ctx_index++ % (uint64_t)o.shard_n != (uint64_t)o.shard_i) continue;
+            B++;
+        }
+        if (!B) break;
+        if (model_forward(&m, st, tokens, B, T, &fo, &e)) {
+            if (w) actshard_writer_abort(w);
+            fatal_err(&e);
+        }
+        processed += (uint64_t)B * T;
+        if (o.eval) {
+            // mean next-token loss, not counting predictions of the BOS we prepended
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t + 1 < T; t++) {
+                    const float *row = logits + ((size_t)b * T + t) * cfg->vocab_size;
+                    float max = row[0];
+                    for (int i = 1; i < cfg->vocab_size; i++) if (row[i] > max) max = row[i];
+                    double z = 0;
+                    for (int i = 0; i < cfg->vocab_size; i++) z += exp((double)row[i] - max);
+                    loss_sum += log(z) + max - row[tokens[(size_t)b * T + t + 1]];
+                    loss_count++;
+                }
+            progress_update(&prog, processed);
+            continue;
+        }
+        // select kept tokens (drop BOS positions unless --keep-bos; respect --max-tokens)
+        size_t kept = 0;
+        for (size_t r = 0; r < (size_t)B * T; r++) {
+            if (positions[r] == CONTEXT_POS_BOS && !o.keep_bos) continue;
+            if (o.max_tokens > 0 && written + kept >= (uint64_t)o.max_tokens) { done = 1; break; }
+            kept_row[kept] = r;
+            kept_tok[kept] = tokens[r];
+            kept_doc[kept] = doc_ids[r];
+            kept_pos[kept] = positions[r];
+            kept++;
+        }
+        for (int li = 0; li < n_sel; li++) {
+            const float *src_in = in_hooks[layers[li]], *src_out = out_hooks[layers[li]];
+            float *dst_in = stage_in + (size_t)li * kept * D, *dst_out = stage_out + (size_t)li * kept * D;
+            for (size_t k = 0; k < kept; k++) {
+                memcpy(dst_in + k * D, src_in + kept_row[k] * D, (size_t)D * sizeof(float));
+                memcpy(dst_out + k * D, src_out + kept_row[k] * D, (size_t)D * sizeof(float));
+            }
+        }
+        if (kept && actshard_write(w, kept, kept_tok, kept_doc, kept_pos, stage_in, stage_out, &e)) {
+            actshard_writer_abort(w);
+            fatal_err(&e);
+        }
+        written += kept;
+        progress_update(&prog, o.max_tokens > 0 ? written : processed);
+    }
+    progress_finish(&prog);
+    double dt = now_seconds() - t0;
+    if (o.eval) {
+        double loss = loss_count ? loss_sum / (double)loss_count : 0;
+        printf("{\"model\": \"%s\", \"contexts\": %llu, \"predicted_tokens\": %llu, \"loss\": %.6f, \"perplexity\": %.4f, \"tokens_per_s\": %.1f}\n",
+               o.model_dir, (unsigned long long)(processed / (uint64_t)T), (unsigned long long)loss_count, loss,
+               exp(loss), dt > 0 ? (double)processed / dt : 0);
+    } else {
+        if (actshard_writer_close(w, &e)) fatal_err(&e);
+        fprintf(stderr, "fwd-acts: %llu tokens (%d layers, d %d) in %.2f s: %.0f tokens/s forward; %llu tail tokens dropped\n",
+                (unsigned long long)written, n_sel, D, dt, dt > 0 ? (double)processed / dt : 0,
+                (unsigned long long)cr.tail_tokens);
+    }
+    context_reader_close(&cr);
+    forward_state_free(st);
+    for (int l = 0; l < L; l++) { free(in_hooks[l]); free(out_hooks[l]); }
+    free(in_hooks); free(out_hooks); free(logits); free(stage_in); free(stage_out);
+    free(kept_tok); free(kept_pos); free(kept_doc); free(kept_row);
+    free(tokens); free(positions); free(doc_ids); free(layers); free(meta_text);
+    model_free(&m);
+    return 0;
+}
