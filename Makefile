@@ -73,7 +73,7 @@ LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
 .SECONDARY:
-.PHONY: all tools tests test check test-gpu fuzz bench clean deps demo
+.PHONY: all tools tests test check test-gpu fuzz bench bench-bins clean deps demo
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)
@@ -132,8 +132,24 @@ demo: deps
 	$(MAKE) tools
 	$(MAKE) -f pipelines/demo.mk
 
-bench: tools
+# Benchmark programs: bench/*.c -> build/bench/* (run by the bench scripts).
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+bench-bins: $(BENCH_BIN)
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# bench_forward also times the GPU forward where nvcc exists: compiled with -DUSE_CUDA, linked
+# against the CUDA kernels (bench/gpu_bench.sh runs it on the GPU machine).
+ifneq ($(USE_CUDA),)
+$(BUILD)/bench/bench_forward.o: CFLAGS += -DUSE_CUDA
+$(BUILD)/bench/bench_forward: $(BUILD)/bench/bench_forward.o $(LIBCUDA) $(LIBCOMMON)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
+endif
+
+bench: tools bench-bins
 	bash bench/bench_tok.sh
+	bash bench/bench_fwd.sh
 
 clean:
 	rm -rf $(BUILD) $(BIN)

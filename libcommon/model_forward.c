@@ -10,6 +10,7 @@
 #include "model.h"
 #include "norm.h"
 #include "rope.h"
+#include "threads.h"
 
 struct ForwardState {
     int B, T;
@@ -137,17 +138,30 @@ int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B
     return 0;
 }
 
-void model_loss(const float *logits, const uint32_t *tokens, int B, int T, int V, double *loss) {
-    for (int b = 0; b < B; b++) {
+typedef struct {
+    const float *logits;
+    const uint32_t *tokens;
+    int B, T, V;
+    double *loss;
+} LossCtx;
+
+static void loss_rows(void *arg, size_t begin, size_t end) {
+    const LossCtx *c = arg;
+    for (size_t b = begin; b < end; b++) {
         double sum = 0;
-        for (int t = 0; t + 1 < T; t++) {
-            const float *row = logits + ((size_t)b * T + t) * V;
+        for (int t = 0; t + 1 < c->T; t++) {
+            const float *row = c->logits + (b * c->T + t) * (size_t)c->V;
             float max = row[0];
-            for (int i = 1; i < V; i++) if (row[i] > max) max = row[i];
+            for (int i = 1; i < c->V; i++) if (row[i] > max) max = row[i];
             double z = 0;
-            for (int i = 0; i < V; i++) z += exp((double)row[i] - max);
-            sum += log(z) + max - row[tokens[(size_t)b * T + t + 1]];
+            for (int i = 0; i < c->V; i++) z += expf(row[i] - max);  // each term in [0, 1]: float exp is exact enough
+            sum += log(z) + max - row[c->tokens[b * c->T + t + 1]];
         }
-        loss[b] = T > 1 ? sum / (T - 1) : 0;
+        c->loss[b] = c->T > 1 ? sum / (c->T - 1) : 0;
     }
+}
+
+void model_loss(const float *logits, const uint32_t *tokens, int B, int T, int V, double *loss) {
+    LossCtx c = {logits, tokens, B, T, V, loss};
+    parallel_for((size_t)B, 1, loss_rows, &c);
 }

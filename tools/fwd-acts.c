@@ -280,17 +280,12 @@ int main(int argc, char **argv) {
         }
         processed += (uint64_t)B * T;
         if (o.eval) {
-            // mean next-token loss, not counting predictions of the BOS we prepended
-            for (int b = 0; b < B; b++)
-                for (int t = 0; t + 1 < T; t++) {
-                    const float *row = logits + ((size_t)b * T + t) * cfg->vocab_size;
-                    float max = row[0];
-                    for (int i = 1; i < cfg->vocab_size; i++) if (row[i] > max) max = row[i];
-                    double z = 0;
-                    for (int i = 0; i < cfg->vocab_size; i++) z += exp((double)row[i] - max);
-                    loss_sum += log(z) + max - row[tokens[(size_t)b * T + t + 1]];
-                    loss_count++;
-                }
+            // mean next-token loss over every prediction inside the contexts
+            double *loss = xmalloc((size_t)B * sizeof *loss);
+            model_loss(logits, tokens, B, T, cfg->vocab_size, loss);
+            for (int b = 0; b < B; b++) loss_sum += loss[b] * (T - 1);
+            loss_count += (uint64_t)B * (T - 1);
+            free(loss);
             progress_update(&prog, processed);
             continue;
         }

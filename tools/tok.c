@@ -24,7 +24,8 @@ static const char USAGE[] =
     "      document per file, or per line with --lines) or JSONL (--jsonl or *.jsonl: one document\n"
     "      per line, text in --field). '-' reads stdin. Document ids are the global input index.\n"
     "        --field NAME        JSONL field holding the text (default: text)\n"
-    "        --ids-field NAME    JSONL field holding token ids (already tokenized documents)\n"
+    "        --ids-field NAME    JSONL field holding token ids (already tokenized documents);\n"
+    "                            without -t, --vocab-size N bounds the ids\n"
     "        --jsonl / --lines   input format (default: by extension, else one doc per file)\n"
     "        --special           match special tokens written in the text (e.g. <|endoftext|>)\n"
     "        --add-special       apply the tokenizer's post-processor (e.g. prepend <bos>)\n"
@@ -171,7 +172,8 @@ static int reader_next(DocReader *r, Doc *d) {
 // Parallel encoding of a batch of documents
 
 typedef struct {
-    const Tokenizer *tok;
+    const Tokenizer *tok;  // NULL when packing given ids without a tokenizer
+    uint32_t vocab_size;
     TokEncodeOptions opt;
     int utf8_replace;
     int64_t bos, eos;  // -1 = none
@@ -186,8 +188,8 @@ static void encode_doc(EncodeJob *job, TokScratch *s, Doc *d) {
     d->err[0] = 0;
     if (d->given_ids) {  // already tokenized: validate against the tokenizer's vocabulary
         for (size_t i = 0; i < d->n_given; i++) {
-            if (d->given_ids[i] >= tokenizer_vocab_size(job->tok)) {
-                snprintf(d->err, sizeof d->err, "token id %u >= vocabulary size %u", d->given_ids[i], tokenizer_vocab_size(job->tok));
+            if (d->given_ids[i] >= job->vocab_size) {
+                snprintf(d->err, sizeof d->err, "token id %u >= vocabulary size %u", d->given_ids[i], job->vocab_size);
                 return;
             }
             tokids_push(&d->ids, d->given_ids[i]);
@@ -281,8 +283,9 @@ static int cmd_encode(int argc, char **argv) {
         {"eos", required_argument, 0, 'E'},       {"utf8-replace", no_argument, 0, 'U'},
         {"shard", required_argument, 0, 's'},     {"threads", required_argument, 0, 'j'},
         {"chunk-tokens", required_argument, 0, 'c'}, {"zstd-level", required_argument, 0, 'z'},
-        {0, 0, 0, 0}};
+        {"vocab-size", required_argument, 0, 'V'}, {0, 0, 0, 0}};
     const char *tok_path = NULL, *out_path = NULL, *bos = NULL, *eos = NULL;
+    uint32_t vocab_override = 0;
     DocReader r = {.field = "text"};
     EncodeJob job = {.bos = -1, .eos = -1};
     int shard_i = 0, shard_n = 1, threads = default_threads();
@@ -306,6 +309,7 @@ static int cmd_encode(int argc, char **argv) {
             case 'j': threads = (int)cli_parse_int("--threads", optarg, 1, 256); break;
             case 'c': wopt.chunk_tokens = (uint32_t)cli_parse_int("--chunk-tokens", optarg, 1, 1 << 24); break;
             case 'z': wopt.zstd_level = (int)cli_parse_int("--zstd-level", optarg, -7, 22); break;
+            case 'V': vocab_override = (uint32_t)cli_parse_int("--vocab-size", optarg, 1, 0xFFFFFFFFLL); break;
             default: cli_usage_error("tok encode", "bad option");
         }
     }
@@ -314,16 +318,25 @@ static int cmd_encode(int argc, char **argv) {
     r.paths = argv + optind;
     r.n_paths = argc - optind;
 
-    uint64_t tok_hash;
-    Tokenizer *tok = load_tokenizer_or_die(tok_path, &tok_hash);
+    uint64_t tok_hash = 0;
+    Tokenizer *tok = NULL;
+    if (tok_path || !r.ids_field) {
+        tok = load_tokenizer_or_die(tok_path, &tok_hash);
+        job.vocab_size = tokenizer_vocab_size(tok);
+        if (bos) job.bos = parse_token_arg(tok, "--bos", bos);
+        if (eos) job.eos = parse_token_arg(tok, "--eos", eos);
+    } else if (!vocab_override) {
+        cli_usage_error("tok encode", "--ids-field without -t needs --vocab-size");
+    } else if (bos || eos) {
+        cli_usage_error("tok encode", "--bos/--eos need a tokenizer (-t)");
+    }
+    if (vocab_override) job.vocab_size = vocab_override;
     job.tok = tok;
-    if (bos) job.bos = parse_token_arg(tok, "--bos", bos);
-    if (eos) job.eos = parse_token_arg(tok, "--eos", eos);
 
     json_t *meta = json_object();
     json_object_set_new(meta, "tool", json_string("tok encode"));
     json_object_set_new(meta, "version", json_string(CLTKIT_VERSION));
-    json_object_set_new(meta, "tokenizer", json_string(tok_path));
+    json_object_set_new(meta, "tokenizer", tok_path ? json_string(tok_path) : json_null());
     json_t *inputs = json_array();
     for (int i = 0; i < r.n_paths; i++) json_array_append_new(inputs, json_string(r.paths[i]));
     json_object_set_new(meta, "inputs", inputs);
@@ -337,7 +350,7 @@ static int cmd_encode(int argc, char **argv) {
     json_object_set_new(meta, "utf8_replace", json_boolean(job.utf8_replace));
     char *meta_text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(meta);
-    wopt.vocab_size = tokenizer_vocab_size(tok);
+    wopt.vocab_size = job.vocab_size;
     wopt.tokenizer_hash = tok_hash;
     wopt.meta_json = meta_text;
 

@@ -1,0 +1,301 @@
+// forward_cuda.cu — the GPU forward pass (forward_cuda.h), a line-by-line mirror of
+// libcommon/model_forward.c over the CUDA kernel twins. The only device code of its own: the
+// embedding lookup and the residual add.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act.h"
+#include "attention.h"
+#include "cuda_common.h"
+#include "forward_cuda.h"
+#include "matmul.h"
+#include "norm.h"
+#include "rope.h"
+
+static const unsigned int FWD_BLOCK = 256;
+
+#define GRID_STRIDE(i, n) \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
+
+// x[r, i] = embed[tokens[r], i] * scale (+ pos[r % T, i]): two roundings like the CPU (no FMA).
+__global__ void embed_kernel(float *x, const uint32_t *tokens, const float *embed, const float *pos, float scale,
+                             int T, int D, size_t total) {
+    GRID_STRIDE(idx, total) {
+        size_t r = idx / D, i = idx % D;
+        float val = __fmul_rn(embed[(size_t)tokens[r] * D + i], scale);
+        if (pos) val = __fadd_rn(val, pos[(r % T) * D + i]);
+        x[idx] = val;
+    }
+}
+
+__global__ void add_inplace_kernel(float *x, const float *t, size_t n) {
+    GRID_STRIDE(i, n) x[i] += t[i];
+}
+
+// ---- weights ---------------------------------------------------------------------------------
+
+static int dev_alloc(ModelGpu *mg, void **d, size_t nbytes, Error *e) {
+    cudaError_t err = cudaMalloc(d, nbytes ? nbytes : 1);
+    if (err != cudaSuccess) return err_set(e, "model_gpu_upload: cudaMalloc(%zu): %s", nbytes, cudaGetErrorString(err));
+    if (mg->n_owned == mg->cap_owned) {
+        mg->cap_owned = mg->cap_owned ? 2 * mg->cap_owned : 64;
+        mg->owned = (void **)xrealloc(mg->owned, (size_t)mg->cap_owned * sizeof *mg->owned);
+    }
+    mg->owned[mg->n_owned++] = *d;
+    mg->bytes += nbytes;
+    return 0;
+}
+
+// *dst = a device copy of n floats at h (NULL stays NULL).
+static int upload(ModelGpu *mg, float **dst, const float *h, size_t n, Error *e) {
+    *dst = NULL;
+    if (!h) return 0;
+    void *d;
+    if (dev_alloc(mg, &d, n * sizeof(float), e)) return -1;
+    cudaError_t err = cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice);
+    if (err != cudaSuccess) return err_set(e, "model_gpu_upload: cudaMemcpy: %s", cudaGetErrorString(err));
+    *dst = (float *)d;
+    return 0;
+}
+
+extern "C" int model_gpu_upload(ModelGpu *mg, const Model *m, Error *e) {
+    memset(mg, 0, sizeof *mg);
+    const ModelConfig *c = &m->cfg;
+    mg->cfg = *c;
+    mg->cfg.layer_sliding = (uint8_t *)xcalloc((size_t)c->n_layers, 1);
+    if (c->layer_sliding) memcpy(mg->cfg.layer_sliding, c->layer_sliding, (size_t)c->n_layers);
+    mg->layers = (LayerWeights *)xcalloc((size_t)c->n_layers, sizeof *mg->layers);
+    size_t D = c->d_model, F = c->d_ff, V = c->vocab_size;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    int rc = upload(mg, &mg->embed, m->embed, V * D, e) ||
+             upload(mg, &mg->pos_embed, m->pos_embed, (size_t)c->max_pos * D, e) ||
+             upload(mg, &mg->final_norm_w, m->final_norm_w, D, e) ||
+             upload(mg, &mg->final_norm_b, m->final_norm_b, D, e);
+    if (!rc) {
+        if (m->lm_head == m->embed) mg->lm_head = mg->embed;  // tied: one copy
+        else rc = upload(mg, &mg->lm_head, m->lm_head, V * D, e);
+    }
+    for (int l = 0; !rc && l < c->n_layers; l++) {
+        const LayerWeights *L = &m->layers[l];
+        LayerWeights *G = &mg->layers[l];
+        rc = upload(mg, &G->attn_norm_w, L->attn_norm_w, D, e) || upload(mg, &G->attn_norm_b, L->attn_norm_b, D, e) ||
+             upload(mg, &G->wq, L->wq, qd * D, e) || upload(mg, &G->wk, L->wk, kvd * D, e) ||
+             upload(mg, &G->wv, L->wv, kvd * D, e) || upload(mg, &G->wo, L->wo, D * qd, e) ||
+             upload(mg, &G->bq, L->bq, qd, e) || upload(mg, &G->bk, L->bk, kvd, e) ||
+             upload(mg, &G->bv, L->bv, kvd, e) || upload(mg, &G->bo, L->bo, D, e) ||
+             upload(mg, &G->post_attn_norm_w, L->post_attn_norm_w, D, e) ||
+             upload(mg, &G->mlp_norm_w, L->mlp_norm_w, D, e) || upload(mg, &G->mlp_norm_b, L->mlp_norm_b, D, e) ||
+             upload(mg, &G->w_gate, L->w_gate, F * D, e) || upload(mg, &G->w_up, L->w_up, F * D, e) ||
+             upload(mg, &G->w_down, L->w_down, D * F, e) || upload(mg, &G->b_up, L->b_up, F, e) ||
+             upload(mg, &G->b_down, L->b_down, D, e) ||
+             upload(mg, &G->post_mlp_norm_w, L->post_mlp_norm_w, D, e);
+    }
+    if (rc) {
+        model_gpu_free(mg);
+        return -1;
+    }
+    return 0;
+}
+
+extern "C" void model_gpu_free(ModelGpu *mg) {
+    if (!mg) return;
+    for (int i = 0; i < mg->n_owned; i++) cudaFree(mg->owned[i]);
+    free(mg->owned);
+    free(mg->layers);
+    free(mg->cfg.layer_sliding);
+    memset(mg, 0, sizeof *mg);
+}
+
+// ---- state -----------------------------------------------------------------------------------
+
+struct ForwardStateGpu {
+    int B, T;
+    float *x, *xn;          // (N, D) residual stream, normalized
+    float *q, *k, *v, *att; // (N, H*hd), (N, KVH*hd) x2, (N, H*hd)
+    float *tmp;             // (N, D)
+    float *gate, *up;       // (N, F)
+    float *cos_t, *sin_t;   // (T, hd/2) device, Llama / Gemma 2
+    float *rstd;            // (N,)
+    uint32_t *tokens;       // (N,)
+    float *probs;           // (B, H, T, T), allocated on first use
+    float *logits;          // (N, V), allocated on first use
+};
+
+static int state_alloc(void **d, size_t nbytes, Error *e) {
+    cudaError_t err = cudaMalloc(d, nbytes ? nbytes : 1);
+    if (err != cudaSuccess) {
+        *d = NULL;
+        return err_set(e, "forward_cuda: cudaMalloc(%zu): %s", nbytes, cudaGetErrorString(err));
+    }
+    return 0;
+}
+#define SALLOC(ptr, nbytes) state_alloc((void **)&(ptr), (nbytes), e)
+
+extern "C" ForwardStateGpu *forward_state_gpu_new(const ModelGpu *mg, int B, int T, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    size_t N = (size_t)B * T, D = c->d_model, F = c->d_ff, f = sizeof(float);
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    ForwardStateGpu *s = (ForwardStateGpu *)xcalloc(1, sizeof *s);
+    s->B = B;
+    s->T = T;
+    int rc = SALLOC(s->x, N * D * f) || SALLOC(s->xn, N * D * f) || SALLOC(s->q, N * qd * f) ||
+             SALLOC(s->k, N * kvd * f) || SALLOC(s->v, N * kvd * f) || SALLOC(s->att, N * qd * f) ||
+             SALLOC(s->tmp, N * D * f) || SALLOC(s->gate, N * F * f) || SALLOC(s->up, N * F * f) ||
+             SALLOC(s->rstd, N * f) || SALLOC(s->tokens, N * sizeof(uint32_t));
+    if (!rc && c->arch != ARCH_GPT2) {
+        size_t nt = (size_t)T * (c->head_dim / 2);
+        float *cos_h = (float *)xmalloc(nt * f), *sin_h = (float *)xmalloc(nt * f);
+        RopeParams rp = {c->rope_theta, c->rope_llama3, c->rope_factor, c->rope_low_freq_factor,
+                         c->rope_high_freq_factor, c->rope_original_max_pos};
+        rope_table(cos_h, sin_h, T, c->head_dim, &rp);
+        rc = SALLOC(s->cos_t, nt * f) || SALLOC(s->sin_t, nt * f);
+        cudaError_t err = cudaSuccess;
+        if (!rc && ((err = cudaMemcpy(s->cos_t, cos_h, nt * f, cudaMemcpyHostToDevice)) != cudaSuccess ||
+                    (err = cudaMemcpy(s->sin_t, sin_h, nt * f, cudaMemcpyHostToDevice)) != cudaSuccess))
+            rc = err_set(e, "forward_cuda: rope tables: %s", cudaGetErrorString(err));
+        free(cos_h);
+        free(sin_h);
+    }
+    if (rc) {
+        forward_state_gpu_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+extern "C" void forward_state_gpu_free(ForwardStateGpu *s) {
+    if (!s) return;
+    float *bufs[] = {s->x, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->gate, s->up, s->cos_t, s->sin_t, s->rstd,
+                     s->probs, s->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+    cudaFree(s->tokens);
+    free(s);
+}
+
+// ---- forward ---------------------------------------------------------------------------------
+
+// Copies n floats of device src to dst (host or device memory) on the stream.
+static int copy_out(const GpuCtx *g, float *dst, const float *src, size_t n, Error *e) {
+    cudaError_t err = cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, gpu_stream(g));
+    if (err != cudaSuccess) return err_set(e, "forward_cuda: copying an output: %s", cudaGetErrorString(err));
+    return 0;
+}
+
+static int copy_hook(const GpuCtx *g, float **hooks, int l, const float *src, size_t n, Error *e) {
+    return hooks && hooks[l] ? copy_out(g, hooks[l], src, n, e) : 0;
+}
+
+// The norm in front of attention / the MLP / the output, per architecture (as model_forward.c).
+static int apply_norm(const GpuCtx *g, const ModelGpu *mg, float *out, const float *x, const float *w, const float *b,
+                      int N, float *rstd, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    if (c->arch == ARCH_GPT2) return layernorm_cuda(g, out, x, w, b, N, c->d_model, c->norm_eps, rstd, e);
+    return rmsnorm_cuda(g, out, x, w, c->arch == ARCH_GEMMA2 ? 1.0f : 0.0f, N, c->d_model, c->norm_eps, rstd, e);
+}
+
+static int add_inplace(const GpuCtx *g, float *x, const float *t, size_t n, Error *e) {
+    add_inplace_kernel<<<cuda_grid_for(n, FWD_BLOCK), FWD_BLOCK, 0, gpu_stream(g)>>>(x, t, n);
+    return gpu_launch_status(e, "forward_cuda: residual add");
+}
+
+#define TRY(call) \
+    do {          \
+        if (call) return -1; \
+    } while (0)
+
+static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s, const uint32_t *tokens, int B,
+                         int T, ForwardOutputs *out, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    int N = B * T, D = c->d_model, F = c->d_ff, H = c->n_heads, KVH = c->n_kv_heads, hd = c->head_dim;
+    int qd = H * hd, kvd = KVH * hd;
+    size_t ND = (size_t)N * D;
+    int n_run = out->n_run_layers > 0 && out->n_run_layers < c->n_layers ? out->n_run_layers : c->n_layers;
+    cudaStream_t stream = gpu_stream(g);
+
+    for (int r = 0; r < N; r++)
+        if (tokens[r] >= (uint32_t)c->vocab_size)
+            return err_set(e, "forward: token id %u >= vocab size %d", tokens[r], c->vocab_size);
+    cudaError_t err = cudaMemcpyAsync(s->tokens, tokens, (size_t)N * sizeof(uint32_t), cudaMemcpyHostToDevice, stream);
+    if (err != cudaSuccess) return err_set(e, "forward_cuda: uploading tokens: %s", cudaGetErrorString(err));
+    if (out->attn_probs && !s->probs && SALLOC(s->probs, (size_t)s->B * H * T * T * sizeof(float))) return -1;
+    if (out->logits && n_run == c->n_layers && !s->logits &&
+        SALLOC(s->logits, (size_t)s->B * T * c->vocab_size * sizeof(float)))
+        return -1;
+
+    // embeddings (Gemma scales by sqrt(D); GPT-2 adds learned positions)
+    float emb_scale = c->arch == ARCH_GEMMA2 ? sqrtf((float)D) : 1.0f;
+    embed_kernel<<<cuda_grid_for(ND, FWD_BLOCK), FWD_BLOCK, 0, stream>>>(s->x, s->tokens, mg->embed, mg->pos_embed,
+                                                                          emb_scale, T, D, ND);
+    TRY(gpu_launch_status(e, "forward_cuda: embeddings"));
+
+    for (int l = 0; l < n_run; l++) {
+        const LayerWeights *L = &mg->layers[l];
+        TRY(copy_hook(g, out->resid_pre, l, s->x, ND, e));
+        // attention block
+        int want_rstd = out->attn_rstd && out->attn_rstd[l];
+        TRY(apply_norm(g, mg, s->xn, s->x, L->attn_norm_w, L->attn_norm_b, N, want_rstd ? s->rstd : NULL, e));
+        if (want_rstd) TRY(copy_out(g, out->attn_rstd[l], s->rstd, (size_t)N, e));
+        TRY(matmul_cuda(g, s->q, s->xn, L->wq, L->bq, N, D, qd, e));
+        TRY(matmul_cuda(g, s->k, s->xn, L->wk, L->bk, N, D, kvd, e));
+        TRY(matmul_cuda(g, s->v, s->xn, L->wv, L->bv, N, D, kvd, e));
+        if (c->arch != ARCH_GPT2) {
+            TRY(rope_apply_cuda(g, s->q, s->cos_t, s->sin_t, B, T, H, hd, e));
+            TRY(rope_apply_cuda(g, s->k, s->cos_t, s->sin_t, B, T, KVH, hd, e));
+        }
+        AttnShape as = {B, T, H, KVH, hd, c->query_scale, c->attn_softcap, c->layer_sliding[l] ? c->sliding_window : 0};
+        int want_probs = out->attn_probs && out->attn_probs[l];
+        TRY(attention_cuda(g, s->att, want_probs ? s->probs : NULL, s->q, s->k, s->v, &as, e));
+        if (want_probs) TRY(copy_out(g, out->attn_probs[l], s->probs, (size_t)B * H * T * T, e));
+        TRY(matmul_cuda(g, s->tmp, s->att, L->wo, L->bo, N, qd, D, e));
+        if (L->post_attn_norm_w) TRY(rmsnorm_cuda(g, s->tmp, s->tmp, L->post_attn_norm_w, 1.0f, N, D, c->norm_eps, NULL, e));
+        TRY(add_inplace(g, s->x, s->tmp, ND, e));
+        TRY(copy_hook(g, out->resid_mid, l, s->x, ND, e));
+        // MLP block
+        want_rstd = out->mlp_rstd && out->mlp_rstd[l];
+        TRY(apply_norm(g, mg, s->xn, s->x, L->mlp_norm_w, L->mlp_norm_b, N, want_rstd ? s->rstd : NULL, e));
+        if (want_rstd) TRY(copy_out(g, out->mlp_rstd[l], s->rstd, (size_t)N, e));
+        TRY(copy_hook(g, out->mlp_in, l, s->xn, ND, e));
+        if (c->arch == ARCH_GPT2) {
+            TRY(matmul_cuda(g, s->up, s->xn, L->w_up, L->b_up, N, D, F, e));
+            TRY(gelu_tanh_cuda(g, s->up, (size_t)N * F, e));
+            TRY(matmul_cuda(g, s->tmp, s->up, L->w_down, L->b_down, N, F, D, e));
+        } else {
+            TRY(matmul_cuda(g, s->gate, s->xn, L->w_gate, NULL, N, D, F, e));
+            TRY(matmul_cuda(g, s->up, s->xn, L->w_up, NULL, N, D, F, e));
+            TRY(gated_act_cuda(g, s->up, s->gate, s->up, (size_t)N * F, c->arch == ARCH_GEMMA2 ? ACT_GELU_TANH : ACT_SILU, e));
+            TRY(matmul_cuda(g, s->tmp, s->up, L->w_down, NULL, N, F, D, e));
+        }
+        if (L->post_mlp_norm_w) TRY(rmsnorm_cuda(g, s->tmp, s->tmp, L->post_mlp_norm_w, 1.0f, N, D, c->norm_eps, NULL, e));
+        TRY(copy_hook(g, out->mlp_out, l, s->tmp, ND, e));
+        TRY(add_inplace(g, s->x, s->tmp, ND, e));
+    }
+    if (n_run < c->n_layers) return 0;
+
+    if (out->final_hidden || out->logits) {
+        TRY(apply_norm(g, mg, s->xn, s->x, mg->final_norm_w, mg->final_norm_b, N, out->final_rstd ? s->rstd : NULL, e));
+        if (out->final_rstd) TRY(copy_out(g, out->final_rstd, s->rstd, (size_t)N, e));
+        if (out->final_hidden) TRY(copy_out(g, out->final_hidden, s->xn, ND, e));
+        if (out->logits) {
+            size_t NV = (size_t)N * c->vocab_size;
+            TRY(matmul_cuda(g, s->logits, s->xn, mg->lm_head, NULL, N, D, c->vocab_size, e));
+            if (c->final_softcap > 0) TRY(softcap_cuda(g, s->logits, NV, c->final_softcap, e));
+            TRY(copy_out(g, out->logits, s->logits, NV, e));
+        }
+    }
+    return 0;
+}
+
+extern "C" int forward_cuda(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s, const uint32_t *tokens, int B,
+                            int T, ForwardOutputs *out, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    if (B > s->B || T != s->T) return err_set(e, "forward: state built for %dx%d, called with %dx%d", s->B, s->T, B, T);
+    if (c->arch == ARCH_GPT2 && T > c->max_pos) return err_set(e, "forward: context %d exceeds GPT-2's %d positions", T, c->max_pos);
+    int rc = forward_queue(g, mg, s, tokens, B, T, out, e);
+    // Always drain the stream, also after a failure, so the state can be reused or freed safely.
+    cudaError_t err = cudaStreamSynchronize(gpu_stream(g));
+    if (err == cudaSuccess) err = cudaGetLastError();
+    if (rc) return -1;
+    if (err != cudaSuccess) return err_set(e, "forward_cuda: %s (%s)", cudaGetErrorString(err), cudaGetErrorName(err));
+    return 0;
+}
