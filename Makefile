@@ -141,7 +141,14 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 
 # bench_forward also times the GPU forward where nvcc exists: compiled with -DUSE_CUDA, linked
 # against the CUDA kernels (bench/gpu_bench.sh runs it on the GPU machine).
+# Tools with a CUDA path (CUDA_TOOLS) get the same treatment: --device cuda where nvcc exists.
+CUDA_TOOLS := fwd-acts
 ifneq ($(USE_CUDA),)
+$(CUDA_TOOLS:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_CUDA
+$(CUDA_TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(LIBCUDA) $(LIBCOMMON)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
+
 $(BUILD)/bench/bench_forward.o: CFLAGS += -DUSE_CUDA
 $(BUILD)/bench/bench_forward: $(BUILD)/bench/bench_forward.o $(LIBCUDA) $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++

@@ -19,6 +19,9 @@ typedef struct {
 } AttnShape;
 
 void attention_cpu(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
+// The direct loop (one query row at a time); attention_cpu uses sgemms when built with BLAS and
+// is tested against this one.
+void attention_naive_cpu(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
 // CUDA twin (kernels/attention.cu), same semantics; device pointers, queued on g's stream. One
 // block per (b, h, query row) keeps that row's T scores in shared memory (4*(T + hd) bytes, opted
 // in past 48 KiB: T up to ~57K on an H100); no other scratch. 0, or -1 with an Error.

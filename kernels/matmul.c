@@ -6,15 +6,45 @@
 
 #ifdef USE_BLAS
 #include <cblas.h>
+#include <pthread.h>
+
+// All CPU parallelism is ours (parallel_for): OpenBLAS runs single-threaded inside each worker.
+// Its own thread pool would busy-wait (sched_yield) on the cores our serial steps need.
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+
+void matmul_blas_init(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_single_thread);
+}
+
+typedef struct {
+    float *out;
+    const float *in, *weight, *bias;
+    int N, IN, OUT;
+} MatmulCtx;
+
+// Each worker computes a block of output columns: out[:, begin:end] = in · weight[begin:end]ᵀ.
+static void matmul_cols(void *arg, size_t begin, size_t end) {
+    const MatmulCtx *c = arg;
+    int cols = (int)(end - begin);
+    float *o = c->out + begin;
+    if (c->bias)
+        for (int n = 0; n < c->N; n++) memcpy(o + (size_t)n * c->OUT, c->bias + begin, (size_t)cols * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->N, cols, c->IN, 1.0f, c->in, c->IN,
+                c->weight + begin * (size_t)c->IN, c->IN, c->bias ? 1.0f : 0.0f, o, c->OUT);
+}
 
 void matmul_cpu(float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT) {
-    if (bias)
-        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OUT, bias, (size_t)OUT * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OUT, IN, 1.0f, in, IN, weight, IN,
-                bias ? 1.0f : 0.0f, out, OUT);
+    matmul_blas_init();
+    MatmulCtx c = {out, in, weight, bias, N, IN, OUT};
+    // blocks of >= 64 columns, and no splitting of small products (thread start-up would dominate)
+    size_t min_cols = (size_t)N * IN < 65536 ? (size_t)OUT : 64;
+    parallel_for((size_t)OUT, min_cols, matmul_cols, &c);
 }
 
 #else
+
+void matmul_blas_init(void) {}
 
 typedef struct {
     float *out;

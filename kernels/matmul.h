@@ -11,6 +11,9 @@ extern "C" {
 #endif
 
 void matmul_cpu(float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT);
+// Makes OpenBLAS single-threaded (our threads parallelize around it); idempotent. Call before
+// using cblas directly from several threads.
+void matmul_blas_init(void);
 
 // CUDA twin (kernels/matmul.cu): device pointers; cuBLAS sgemm (fp32, no TF32) with g's handle on
 // g's stream; bias (or NULL) is broadcast into out first and accumulated with beta = 1.

@@ -11,6 +11,10 @@
 #include "err.h"
 #include "model.h"
 #include "progress.h"
+#ifdef USE_CUDA
+#include "cuda_common.h"
+#include "forward_cuda.h"
+#endif
 
 static const char USAGE[] =
     "usage: fwd-acts -m MODEL_DIR -o OUT.acts [options] TOKENS.tok...\n"
@@ -39,6 +43,7 @@ static const char USAGE[] =
     "  --max-tokens N       stop after N written tokens\n"
     "  --chunk-tokens N     tokens per compressed chunk (default 4096)\n"
     "  --zstd-level N       compression level (default 1; negative: store)\n"
+    "  --device D           cpu (default) or cuda (when built with CUDA): fp32 on the GPU\n"
     "  --eval               print the next-token loss and perplexity as JSON instead\n"
     "  --generate N         greedy-decode N tokens after --prompt-ids (default: BOS), print the ids\n"
     "  -h, --help, --version\n";
@@ -50,7 +55,56 @@ typedef struct {
     uint32_t chunk_tokens;
     int zstd_level;
     const char *prompt_ids;
+    const char *device;
 } Options;
+
+// The forward pass on the chosen device; outputs are host buffers either way.
+typedef struct {
+    const Model *m;
+    ForwardState *cpu;
+#ifdef USE_CUDA
+    GpuCtx g;
+    ModelGpu mg;
+    ForwardStateGpu *gpu;
+#endif
+} Engine;
+
+static void engine_init(Engine *en, const Model *m, const char *device, int B, int T) {
+    memset(en, 0, sizeof *en);
+    en->m = m;
+    if (!strcmp(device, "cpu")) {
+        en->cpu = forward_state_new(m, B, T);
+        return;
+    }
+    if (strcmp(device, "cuda")) fatal("--device must be cpu or cuda, not '%s'", device);
+#ifdef USE_CUDA
+    Error e;
+    if (cuda_device_count() < 1) fatal("--device cuda: no CUDA device is visible");
+    if (gpu_ctx_init(&en->g, &e) || model_gpu_upload(&en->mg, m, &e)) fatal_err(&e);
+    en->gpu = forward_state_gpu_new(&en->mg, B, T, &e);
+    if (!en->gpu) fatal_err(&e);
+#else
+    fatal("--device cuda: this build has no CUDA backend (nvcc was not found at build time)");
+#endif
+}
+
+static int engine_forward(Engine *en, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e) {
+#ifdef USE_CUDA
+    if (en->gpu) return forward_cuda(&en->g, &en->mg, en->gpu, tokens, B, T, out, e);
+#endif
+    return model_forward(en->m, en->cpu, tokens, B, T, out, e);
+}
+
+static void engine_free(Engine *en) {
+    forward_state_free(en->cpu);
+#ifdef USE_CUDA
+    if (en->gpu) {
+        forward_state_gpu_free(en->gpu);
+        model_gpu_free(&en->mg);
+        gpu_ctx_free(&en->g);
+    }
+#endif
+}
 
 // "all" or a comma list of numbers and ranges "a-b"; fills layers (ascending, unique).
 static int parse_layers(const char *spec, int n_layers, int *layers) {
@@ -147,9 +201,10 @@ int main(int argc, char **argv) {
         {"shard", required_argument, 0, 's'}, {"max-tokens", required_argument, 0, 'x'},
         {"chunk-tokens", required_argument, 0, 'C'}, {"zstd-level", required_argument, 0, 'z'},
         {"eval", no_argument, 0, 'E'}, {"generate", required_argument, 0, 'g'},
-        {"prompt-ids", required_argument, 0, 'p'}, {"info", required_argument, 0, 'i'}, {0, 0, 0, 0}};
+        {"prompt-ids", required_argument, 0, 'p'}, {"info", required_argument, 0, 'i'},
+        {"device", required_argument, 0, 'D'}, {0, 0, 0, 0}};
     Options o = {.layers_spec = "all", .in_hook = "mlp_in", .dtype = "f32", .ctx = 128, .batch = 8,
-                 .shard_n = 1, .bos = -2, .max_tokens = -1};
+                 .shard_n = 1, .bos = -2, .max_tokens = -1, .device = "cpu"};
     int c;
     while ((c = getopt_long(argc, argv, "m:o:", opts, NULL)) != -1) {
         switch (c) {
@@ -171,6 +226,7 @@ int main(int argc, char **argv) {
             case 'g': o.generate = (int)cli_parse_int("--generate", optarg, 1, 1 << 20); break;
             case 'p': o.prompt_ids = optarg; break;
             case 'i': return print_info(optarg);
+            case 'D': o.device = optarg; break;
             default: cli_usage_error("fwd-acts", "bad option");
         }
     }
@@ -220,7 +276,8 @@ int main(int argc, char **argv) {
         fo.mlp_out = out_hooks;
         fo.n_run_layers = layers[n_sel - 1] + 1;  // later layers are not needed
     }
-    ForwardState *st = forward_state_new(&m, Bmax, T);
+    Engine engine;
+    engine_init(&engine, &m, o.device, Bmax, T);
 
     ActShardWriter *w = NULL;
     char *meta_text = NULL;
@@ -238,7 +295,7 @@ int main(int argc, char **argv) {
         json_object_set_new(meta, "bos_activations_kept", json_boolean(o.keep_bos));
         json_object_set_new(meta, "shard_index", json_integer(o.shard_i));
         json_object_set_new(meta, "shard_count", json_integer(o.shard_n));
-        json_object_set_new(meta, "compute", json_string("cpu fp32"));
+        json_object_set_new(meta, "compute", json_string(!strcmp(o.device, "cpu") ? "cpu fp32" : "cuda fp32"));
         meta_text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(meta);
         ActShardWriterOptions wo = {.model_id = o.model_dir, .model_hash = m.weights_hash, .in_hook = o.in_hook,
@@ -274,7 +331,7 @@ int main(int argc, char **argv) {
             B++;
         }
         if (!B) break;
-        if (model_forward(&m, st, tokens, B, T, &fo, &e)) {
+        if (engine_forward(&engine, tokens, B, T, &fo, &e)) {
             if (w) actshard_writer_abort(w);
             fatal_err(&e);
         }
@@ -329,7 +386,7 @@ int main(int argc, char **argv) {
                 (unsigned long long)cr.tail_tokens);
     }
     context_reader_close(&cr);
-    forward_state_free(st);
+    engine_free(&engine);
     for (int l = 0; l < L; l++) { free(in_hooks[l]); free(out_hooks[l]); }
     free(in_hooks); free(out_hooks); free(logits); free(stage_in); free(stage_out);
     free(kept_tok); free(kept_pos); free(kept_doc); free(kept_row);
