@@ -2,6 +2,7 @@
 // (activation shards, formats/acts.md); or evaluate its loss; or greedy-generate to check it.
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +178,49 @@ static int run_generate(const Model *m, const Options *o) {
 }
 
 // Prints a shard's header and statistics, then reads every chunk (checksums, decoding).
+// One batch of kept tokens ready for the shard writer: ids, document ids, positions and the
+// selected layers' rows, layer-major (n_sel, kept, D). Two of these alternate so the writer
+// (conversion, statistics, zstd) runs on a background thread while the next batch is computed.
+typedef struct {
+    float *in, *out;
+    uint32_t *tok, *pos;
+    uint64_t *doc;
+    size_t kept;
+    ActShardWriter *w;
+    Error err;
+    int failed;
+    pthread_t tid;
+    int running;
+} Stage;
+
+static void *stage_write(void *arg) {
+    Stage *st = arg;
+    st->failed = actshard_write(st->w, st->kept, st->tok, st->doc, st->pos, st->in, st->out, &st->err) != 0;
+    return NULL;
+}
+
+// Waits for a background write; a failure aborts the shard and exits.
+static void stage_join(Stage *st) {
+    if (!st->running) return;
+    pthread_join(st->tid, NULL);
+    st->running = 0;
+    if (st->failed) {
+        Error err = st->err;
+        actshard_writer_abort(st->w);  // the other stage's write, if any, was joined before this one started
+        fatal_err(&err);
+    }
+}
+
+// Stops the background writes, then discards the half-written shard (before a fatal error).
+static void abort_output(Stage *stages, ActShardWriter *w) {
+    for (int i = 0; i < 2; i++)
+        if (stages[i].running) {
+            pthread_join(stages[i].tid, NULL);
+            stages[i].running = 0;
+        }
+    if (w) actshard_writer_abort(w);
+}
+
 static int print_info(const char *path) {
     ActShard s;
     Error e;
@@ -306,11 +350,18 @@ int main(int argc, char **argv) {
         if (!w) fatal_err(&e);
     }
 
-    // staging for one batch: selected layers' rows of kept tokens, layer-major (n_sel, kept, D)
-    float *stage_in = o.eval ? NULL : xmalloc((size_t)n_sel * NT * D * sizeof(float));
-    float *stage_out = o.eval ? NULL : xmalloc((size_t)n_sel * NT * D * sizeof(float));
-    uint32_t *kept_tok = xmalloc(NT * sizeof *kept_tok), *kept_pos = xmalloc(NT * sizeof *kept_pos);
-    uint64_t *kept_doc = xmalloc(NT * sizeof *kept_doc);
+    // double-buffered staging for the background writer
+    Stage stages[2];
+    memset(stages, 0, sizeof stages);
+    for (int i = 0; i < 2 && !o.eval; i++) {
+        stages[i].in = xmalloc((size_t)n_sel * NT * D * sizeof(float));
+        stages[i].out = xmalloc((size_t)n_sel * NT * D * sizeof(float));
+        stages[i].tok = xmalloc(NT * sizeof(uint32_t));
+        stages[i].pos = xmalloc(NT * sizeof(uint32_t));
+        stages[i].doc = xmalloc(NT * sizeof(uint64_t));
+        stages[i].w = w;
+    }
+    int cur_stage = 0;
     size_t *kept_row = xmalloc(NT * sizeof *kept_row);
 
     Progress prog;
@@ -323,7 +374,7 @@ int main(int argc, char **argv) {
         while (B < Bmax) {
             int rc = context_reader_next(&cr, tokens + (size_t)B * T, doc_ids + (size_t)B * T, positions + (size_t)B * T, &e);
             if (rc < 0) {
-                if (w) actshard_writer_abort(w);
+                abort_output(stages, w);
                 fatal_err(&e);
             }
             if (rc == 0) { done = 1; break; }
@@ -332,7 +383,7 @@ int main(int argc, char **argv) {
         }
         if (!B) break;
         if (engine_forward(&engine, tokens, B, T, &fo, &e)) {
-            if (w) actshard_writer_abort(w);
+            abort_output(stages, w);
             fatal_err(&e);
         }
         processed += (uint64_t)B * T;
@@ -347,6 +398,11 @@ int main(int argc, char **argv) {
             continue;
         }
         // select kept tokens (drop BOS positions unless --keep-bos; respect --max-tokens)
+        Stage *sg = &stages[cur_stage];
+        stage_join(sg);  // its previous write (two batches ago) must be done before reuse
+        uint32_t *kept_tok = sg->tok, *kept_pos = sg->pos;
+        uint64_t *kept_doc = sg->doc;
+        float *stage_in = sg->in, *stage_out = sg->out;
         size_t kept = 0;
         for (size_t r = 0; r < (size_t)B * T; r++) {
             if (positions[r] == CONTEXT_POS_BOS && !o.keep_bos) continue;
@@ -365,9 +421,12 @@ int main(int argc, char **argv) {
                 memcpy(dst_out + k * D, src_out + kept_row[k] * D, (size_t)D * sizeof(float));
             }
         }
-        if (kept && actshard_write(w, kept, kept_tok, kept_doc, kept_pos, stage_in, stage_out, &e)) {
-            actshard_writer_abort(w);
-            fatal_err(&e);
+        if (kept) {  // writes run one at a time, in order: join the other stage's write first
+            stage_join(&stages[1 - cur_stage]);
+            sg->kept = kept;
+            if (pthread_create(&sg->tid, NULL, stage_write, sg)) fatal("cannot start the writer thread");
+            sg->running = 1;
+            cur_stage = 1 - cur_stage;
         }
         written += kept;
         progress_update(&prog, o.max_tokens > 0 ? written : processed);
@@ -380,6 +439,8 @@ int main(int argc, char **argv) {
                o.model_dir, (unsigned long long)(processed / (uint64_t)T), (unsigned long long)loss_count, loss,
                exp(loss), dt > 0 ? (double)processed / dt : 0);
     } else {
+        stage_join(&stages[0]);
+        stage_join(&stages[1]);
         if (actshard_writer_close(w, &e)) fatal_err(&e);
         fprintf(stderr, "fwd-acts: %llu tokens (%d layers, d %d) in %.2f s: %.0f tokens/s forward; %llu tail tokens dropped\n",
                 (unsigned long long)written, n_sel, D, dt, dt > 0 ? (double)processed / dt : 0,
@@ -388,8 +449,10 @@ int main(int argc, char **argv) {
     context_reader_close(&cr);
     engine_free(&engine);
     for (int l = 0; l < L; l++) { free(in_hooks[l]); free(out_hooks[l]); }
-    free(in_hooks); free(out_hooks); free(logits); free(stage_in); free(stage_out);
-    free(kept_tok); free(kept_pos); free(kept_doc); free(kept_row);
+    for (int i = 0; i < 2; i++) {
+        free(stages[i].in); free(stages[i].out); free(stages[i].tok); free(stages[i].pos); free(stages[i].doc);
+    }
+    free(in_hooks); free(out_hooks); free(logits); free(kept_row);
     free(tokens); free(positions); free(doc_ids); free(layers); free(meta_text);
     model_free(&m);
     return 0;
