@@ -42,9 +42,38 @@ void matmul_cpu(float *out, const float *in, const float *weight, const float *b
     parallel_for((size_t)OUT, min_cols, matmul_cols, &c);
 }
 
+typedef struct {
+    float *out;
+    const float *a, *b;
+    int M, K, N;
+    float beta;
+} MatmulTnCtx;
+
+// Rows [begin, end) of out: aᵀ[begin:end] b.
+static void matmul_tn_rows(void *arg, size_t begin, size_t end) {
+    const MatmulTnCtx *c = arg;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(end - begin), c->N, c->K, 1.0f, c->a + begin, c->M,
+                c->b, c->N, c->beta, c->out + begin * (size_t)c->N, c->N);
+}
+
+void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta) {
+    matmul_blas_init();
+    MatmulTnCtx c = {out, a, b, M, K, N, beta};
+    parallel_for((size_t)M, (size_t)M * K < 65536 ? (size_t)M : 32, matmul_tn_rows, &c);
+}
+
 #else
 
 void matmul_blas_init(void) {}
+
+void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float s = 0;
+            for (int k = 0; k < K; k++) s += a[(size_t)k * M + m] * b[(size_t)k * N + n];
+            out[(size_t)m * N + n] = beta * out[(size_t)m * N + n] + s;
+        }
+}
 
 typedef struct {
     float *out;

@@ -11,6 +11,8 @@ extern "C" {
 #endif
 
 void matmul_cpu(float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT);
+// The weight-gradient product: out (M, N) = beta·out + aᵀ b with a (K, M), b (K, N) row-major.
+void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta);
 // Makes OpenBLAS single-threaded (our threads parallelize around it); idempotent. Call before
 // using cblas directly from several threads.
 void matmul_blas_init(void);

@@ -1,0 +1,225 @@
+// The CLT training math (libcommon/clt.c): gradients against PyTorch autograd goldens
+// (tests/ref/make_clt_goldens.py) and against central finite differences in C; Adam against
+// torch.optim.Adam.
+#include "check.h"
+#include "clt.h"
+#include "safetensors.h"
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((double)(*s >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
+}
+
+static double total_loss(const CltParams *p, float **x, float **y, const CltLossParams *lp, CltWork *w) {
+    clt_forward(p, x, w->B, w);
+    return clt_loss(p, y, lp, w).total;
+}
+
+// Central differences in double-perturbed fp32 on the parameters whose true gradient equals the
+// implemented one (all but log θ, whose JumpReLU gradient is a pseudo-gradient by design).
+static void test_clt_gradients_match_finite_differences(void) {
+    int L = 3, d = 6, F = 10, B = 5;
+    CltParams p, g;
+    clt_params_init(&p, L, d, F, NULL);
+    clt_params_init(&g, L, d, F, NULL);
+    clt_params_init_random(&p, 42, 0.05f);
+    uint64_t s = 7;
+    for (int l = 0; l < L; l++)
+        for (int i = 0; i < F; i++) p.b_enc[l][i] = 0.1f * frand(&s);
+    float *x[3], *y[3];
+    for (int l = 0; l < L; l++) {
+        x[l] = malloc((size_t)B * d * sizeof(float));
+        y[l] = malloc((size_t)B * d * sizeof(float));
+        for (int i = 0; i < B * d; i++) { x[l][i] = 2.0f * frand(&s); y[l][i] = frand(&s); }
+    }
+    CltLossParams lp = {.lam = 0.3f, .c = 4.0f, .lam_p = 0.05f, .eps = 1e-4f};  // tiny ε: no window terms
+    CltWork w;
+    clt_work_init(&w, L, d, F, B);
+    clt_forward(&p, x, B, &w);
+    clt_loss(&p, y, &lp, &w);
+    clt_backward(&p, x, y, &lp, &w, &g);
+    int checked = 0, bad = 0;
+    for (size_t k = 0; k < p.n; k += 3) {
+        // skip log θ entries
+        int is_theta = 0;
+        for (int l = 0; l < L; l++)
+            if (p.data + k >= p.log_theta[l] && p.data + k < p.log_theta[l] + F) is_theta = 1;
+        if (is_theta) continue;
+        float orig = p.data[k];
+        float hstep = 1e-3f * fmaxf(1.0f, fabsf(orig));
+        p.data[k] = orig + hstep;
+        double lplus = total_loss(&p, x, y, &lp, &w);
+        p.data[k] = orig - hstep;
+        double lminus = total_loss(&p, x, y, &lp, &w);
+        p.data[k] = orig;
+        double fd = (lplus - lminus) / (2.0 * hstep);
+        double an = g.data[k];
+        // a perturbation that flips a feature on/off makes the loss kink: tolerate a few
+        if (fabs(fd - an) > 2e-3 * fmax(1.0, fabs(fd))) bad++;
+        checked++;
+    }
+    CHECK(checked > 100, "only %d parameters checked", checked);
+    CHECK(bad <= checked / 50, "%d of %d gradients differ from finite differences", bad, checked);
+    for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
+    clt_work_free(&w);
+    clt_params_free(&p);
+    clt_params_free(&g);
+}
+
+
+// ---- PyTorch autograd goldens (tests/golden/clt/case*.safetensors) ---------------------------
+
+static float *gt(const SafeTensors *g, const char *name, size_t expect) {
+    const StTensor *t = safetensors_find(g, name);
+    if (!t || t->numel != expect) return NULL;
+    float *buf = malloc((expect ? expect : 1) * sizeof(float));
+    Error e;
+    if (safetensors_to_f32(g, t, buf, expect, &e)) { free(buf); return NULL; }
+    return buf;
+}
+
+// max |a − b| / max(|b|, floor): relative to the tensor's scale
+static double rel(const float *a, const float *b, size_t n, double floor) {
+    double md = 0, mr = floor;
+    for (size_t i = 0; i < n; i++) {
+        double dd = fabs((double)a[i] - b[i]);
+        if (dd > md || dd != dd) md = dd != dd ? INFINITY : dd;
+        if (fabs(b[i]) > mr) mr = fabs(b[i]);
+    }
+    return md / mr;
+}
+
+static void expect_close(const char *cs, const SafeTensors *g, const char *name, const float *got, size_t n, double tol) {
+    float *want = gt(g, name, n);
+    CHECK(want != NULL, "%s: golden %s missing or of the wrong size", cs, name);
+    if (!want) return;
+    double r = rel(got, want, n, 1e-6);
+    CHECK(r <= tol, "%s: %s relative error %.3g > %.1g", cs, name, r, tol);
+    free(want);
+}
+
+// Loads the parameters of a case into p (prefix "" for the initial ones).
+static int load_params(const SafeTensors *g, const char *prefix, CltParams *p) {
+    char name[96];
+    for (int l = 0; l < p->L; l++) {
+        struct { const char *n; float *dst; size_t count; } parts[5] = {
+            {"W_enc", p->W_enc[l], (size_t)p->F * p->d}, {"b_enc", p->b_enc[l], (size_t)p->F},
+            {"log_theta", p->log_theta[l], (size_t)p->F}, {"W_dec", p->W_dec[l], (size_t)p->F * (p->L - l) * p->d},
+            {"b_dec", p->b_dec[l], (size_t)p->d}};
+        for (int k = 0; k < 5; k++) {
+            snprintf(name, sizeof name, "%s%s.%d", prefix, parts[k].n, l);
+            float *v = gt(g, name, parts[k].count);
+            if (!v) return -1;
+            memcpy(parts[k].dst, v, parts[k].count * sizeof(float));
+            free(v);
+        }
+    }
+    return 0;
+}
+
+static void compare_grads(const char *cs, const SafeTensors *g, const char *prefix, const CltParams *grad, double tol) {
+    char name[96];
+    for (int l = 0; l < grad->L; l++) {
+        struct { const char *n; const float *src; size_t count; } parts[5] = {
+            {"W_enc", grad->W_enc[l], (size_t)grad->F * grad->d}, {"b_enc", grad->b_enc[l], (size_t)grad->F},
+            {"log_theta", grad->log_theta[l], (size_t)grad->F}, {"W_dec", grad->W_dec[l], (size_t)grad->F * (grad->L - l) * grad->d},
+            {"b_dec", grad->b_dec[l], (size_t)grad->d}};
+        for (int k = 0; k < 5; k++) {
+            snprintf(name, sizeof name, "%s.%s.%d", prefix, parts[k].n, l);
+            expect_close(cs, g, name, parts[k].src, parts[k].count, tol);
+        }
+    }
+}
+
+static void check_case(const char *cs) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/golden/clt/%s.safetensors", cs);
+    SafeTensors g;
+    Error e;
+    CHECK(!safetensors_open(&g, path, &e), "%s", e.msg);
+    if (!g.tensors) return;
+    float *ci = gt(&g, "config.int", 4), *cf = gt(&g, "config.f64", 4);
+    CHECK(ci && cf, "%s: config tensors", cs);
+    if (!ci || !cf) { safetensors_close(&g); return; }
+    int L = (int)ci[0], d = (int)ci[1], F = (int)ci[2], B = (int)ci[3];
+    CltLossParams lp = {cf[0], cf[1], cf[2], cf[3]};
+    CltParams p, grad;
+    clt_params_init(&p, L, d, F, NULL);
+    clt_params_init(&grad, L, d, F, NULL);
+    CHECK(!load_params(&g, "", &p), "%s: parameters", cs);
+    float **x = calloc((size_t)L, sizeof(float *)), **y = calloc((size_t)L, sizeof(float *));
+    char name[64];
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "x.%d", l);
+        x[l] = gt(&g, name, (size_t)B * d);
+        snprintf(name, sizeof name, "y.%d", l);
+        y[l] = gt(&g, name, (size_t)B * d);
+        CHECK(x[l] && y[l], "%s: inputs", cs);
+    }
+    CltWork w;
+    clt_work_init(&w, L, d, F, B);
+    clt_forward(&p, x, B, &w);
+    CltLossTerms lt = clt_loss(&p, y, &lp, &w);
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "h.%d", l);
+        expect_close(cs, &g, name, w.h[l], (size_t)B * F, 1e-5);
+        snprintf(name, sizeof name, "a.%d", l);
+        expect_close(cs, &g, name, w.a[l], (size_t)B * F, 1e-5);
+        snprintf(name, sizeof name, "yhat.%d", l);
+        expect_close(cs, &g, name, w.yhat[l], (size_t)B * d, 1e-5);
+        snprintf(name, sizeof name, "norm.%d", l);
+        expect_close(cs, &g, name, w.norm[l], (size_t)F, 1e-5);
+    }
+    float terms[4] = {(float)lt.total, (float)lt.mse, (float)lt.sparsity, (float)lt.preact};
+    expect_close(cs, &g, "loss", &terms[0], 1, 1e-5);
+    expect_close(cs, &g, "loss_mse", &terms[1], 1, 1e-5);
+    expect_close(cs, &g, "loss_sparsity", &terms[2], 1, 1e-5);
+    expect_close(cs, &g, "loss_preact", &terms[3], 1, 1e-5);
+    // gradients: full loss, without the pre-activation term, without the sparsity term
+    clt_backward(&p, x, y, &lp, &w, &grad);
+    compare_grads(cs, &g, "grad", &grad, 1e-4);
+    CltLossParams nopre = lp, nosparse = lp;
+    nopre.lam_p = 0;
+    nosparse.lam = 0;
+    clt_backward(&p, x, y, &nopre, &w, &grad);
+    compare_grads(cs, &g, "grad_nopre", &grad, 1e-4);
+    clt_backward(&p, x, y, &nosparse, &w, &grad);
+    compare_grads(cs, &g, "grad_nosparse", &grad, 1e-4);
+    // Adam steps (cases that have them): torch.optim.Adam from zero moments
+    float *ac = gt(&g, "adam.config", 5);
+    if (ac) {
+        float *m = calloc(p.n, sizeof(float)), *v = calloc(p.n, sizeof(float));
+        int steps = (int)ac[4];
+        for (int t = 1; t <= steps; t++) {
+            clt_forward(&p, x, B, &w);
+            clt_loss(&p, y, &lp, &w);
+            clt_backward(&p, x, y, &lp, &w, &grad);
+            adam_step(p.data, grad.data, m, v, p.n, ac[0], ac[1], ac[2], ac[3], t);
+            CltParams want;
+            clt_params_init(&want, L, d, F, NULL);
+            CHECK(!load_params(&g, t == 1 ? "adam." : "adam2.", &want), "%s: Adam golden for step %d", cs, t);
+            double r = rel(p.data, want.data, p.n, 1e-6);
+            CHECK(r < 1e-4, "%s: parameters after Adam step %d differ by %.3g", cs, t, r);
+            clt_params_free(&want);
+        }
+        free(m); free(v); free(ac);
+    }
+    for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
+    free(x); free(y); free(ci); free(cf);
+    clt_work_free(&w);
+    clt_params_free(&p);
+    clt_params_free(&grad);
+    safetensors_close(&g);
+}
+
+static void test_clt_case0_matches_torch(void) { check_case("case0"); }
+static void test_clt_case1_matches_torch(void) { check_case("case1"); }
+static void test_clt_case2_matches_torch(void) { check_case("case2"); }
+
+int main(void) {
+    RUN_TEST(test_clt_gradients_match_finite_differences);
+    RUN_TEST(test_clt_case0_matches_torch);
+    RUN_TEST(test_clt_case1_matches_torch);
+    RUN_TEST(test_clt_case2_matches_torch);
+    return test_summary();
+}

@@ -1,0 +1,464 @@
+// clt-fit — train a JumpReLU cross-layer transcoder on activation shards (CPU backend).
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actshard.h"
+#include "cli.h"
+#include "clt.h"
+#include "clt_io.h"
+#include "err.h"
+#include "progress.h"
+#include "safetensors.h"
+
+static const char USAGE[] =
+    "usage: clt-fit -o OUT_DIR [options] ACTS...\n"
+    "\n"
+    "Trains a JumpReLU cross-layer transcoder on activation shards written by fwd-acts (every\n"
+    "shard must hold the same layers and width). Encoder of layer l reads the shards' input hook\n"
+    "(mlp_in or resid_mid), decoders write every later layer's mlp_out. Inputs and targets are\n"
+    "normalized per layer to mean norm sqrt(d) (from the shards' statistics); the scales are folded\n"
+    "into the saved weights. Loss (per token, summed over d and layers, averaged over the batch):\n"
+    "  sum_k |yhat_k - y_k|^2 + lambda sum tanh(c a |W_dec|) + lambda_p sum relu(theta - h) |W_dec|\n"
+    "lambda ramps linearly from 0 over the whole run; the learning rate warms up over --warmup\n"
+    "and decays linearly to 0 over the final 20%. Adam with fp32 weights and moments.\n"
+    "Checkpoints in circuit-tracer's layout (formats/clt.md) plus train_state.safetensors; --resume\n"
+    "continues a killed run and ends bit-identical to an uninterrupted one.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output DIR     checkpoint directory\n"
+    "  --features F         features per layer (default: 8 x d_model)\n"
+    "  --batch B            tokens per step (default 1024)\n"
+    "  --steps N            optimizer steps (default 1000)\n"
+    "  --lr X               peak learning rate (default 2e-4)\n"
+    "  --lambda X           final sparsity coefficient (default 1.0)\n"
+    "  --c X                tanh scale (default 4)\n"
+    "  --lambda-p X         pre-activation coefficient (default 3e-6)\n"
+    "  --bandwidth X        JumpReLU straight-through bandwidth epsilon (default 2.0)\n"
+    "  --theta0 X           initial threshold (default 0.1)\n"
+    "  --warmup N           learning-rate warm-up steps (default 1%% of --steps)\n"
+    "  --pool-chunks K      activation chunks mixed per shuffle pool (default 8)\n"
+    "  --seed S             initialization and data order (default 0)\n"
+    "  --log-every N        metrics every N steps (default 50)\n"
+    "  --metrics FILE       metrics as JSONL (default OUT_DIR/metrics.jsonl)\n"
+    "  --save-every N       checkpoint every N steps (default: at the end only)\n"
+    "  --resume             continue from OUT_DIR/train_state.safetensors\n"
+    "  -h, --help, --version\n";
+
+typedef struct {
+    const char *out_dir, *metrics_path;
+    int features, batch, pool_chunks, log_every, resume;
+    int64_t steps, warmup, save_every;
+    float lr, lam, c, lam_p, eps, theta0;
+    uint64_t seed;
+} Options;
+
+// ---------------------------------------------------------------------------------------------
+// Data: chunks in a seeded random order, K at a time decoded into a pool whose tokens are
+// shuffled; batches are consecutive slices of the shuffled pool. Everything follows from
+// (seed, epoch, pool, batch), which is all a resume needs.
+
+typedef struct {
+    ActShard *shards;
+    int n_shards, L, d;
+    uint64_t n_chunks;
+    uint32_t *chunk_shard;  // (n_chunks,) which shard
+    uint64_t *chunk_index;  // (n_chunks,) chunk within that shard
+    float *s_in, *s_out;    // (L,) normalization scales
+    float *mean_out;        // (L, d) normalized target means (for NMSE)
+    // current pool
+    int64_t epoch, pool;     // which pool is loaded (-1: none)
+    uint64_t *order;         // (n_chunks,) chunk permutation of the current epoch
+    int64_t order_epoch;
+    float **px, **py;        // [L] (pool_tokens, d) normalized
+    uint32_t *perm;          // (pool_tokens,) token permutation
+    size_t pool_tokens, pool_cap;
+    int pool_chunks;
+    uint64_t seed;
+    ActChunk chunk;
+} Data;
+
+static uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t z = a * 0x9E3779B97F4A7C15ULL ^ (b + 0xBF58476D1CE4E5B9ULL) * 0x94D049BB133111EBULL ^ (c + 1) * 0xD6E8FEB86659FD93ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void data_open(Data *D, char **paths, int n, int pool_chunks, uint64_t seed) {
+    memset(D, 0, sizeof *D);
+    D->shards = xcalloc((size_t)n, sizeof *D->shards);
+    D->n_shards = n;
+    D->pool_chunks = pool_chunks;
+    D->seed = seed;
+    D->epoch = D->pool = -1;
+    D->order_epoch = -1;
+    Error e;
+    for (int i = 0; i < n; i++) {
+        if (actshard_open(&D->shards[i], paths[i], &e)) fatal_err(&e);
+        const ActShard *s = &D->shards[i], *s0 = &D->shards[0];
+        if (s->n_layers != s0->n_layers || s->d_model != s0->d_model || memcmp(s->layers, s0->layers, (size_t)s->n_layers * sizeof(int)))
+            fatal("%s: layers or width differ from %s", paths[i], paths[0]);
+        if (strcmp(s->in_hook, s0->in_hook)) fatal("%s: input hook %s differs from %s's %s", paths[i], s->in_hook, paths[0], s0->in_hook);
+        D->n_chunks += s->n_chunks;
+    }
+    D->L = D->shards[0].n_layers;
+    D->d = D->shards[0].d_model;
+    for (int l = 1; l < D->L; l++)
+        if (D->shards[0].layers[l] != D->shards[0].layers[l - 1] + 1)
+            fatal("%s: the CLT needs consecutive layers (got layer %d after %d)", paths[0], D->shards[0].layers[l], D->shards[0].layers[l - 1]);
+    if (!D->n_chunks) fatal("%s: no activations", paths[0]);
+    D->chunk_shard = xmalloc(D->n_chunks * sizeof *D->chunk_shard);
+    D->chunk_index = xmalloc(D->n_chunks * sizeof *D->chunk_index);
+    D->order = xmalloc(D->n_chunks * sizeof *D->order);
+    uint64_t k = 0;
+    for (int i = 0; i < n; i++)
+        for (uint64_t c = 0; c < D->shards[i].n_chunks; c++, k++) {
+            D->chunk_shard[k] = (uint32_t)i;
+            D->chunk_index[k] = c;
+        }
+    // normalization: mean norm sqrt(d) per layer, from all shards' statistics (token-weighted)
+    int L = D->L, d = D->d;
+    D->s_in = xmalloc((size_t)L * sizeof(float));
+    D->s_out = xmalloc((size_t)L * sizeof(float));
+    D->mean_out = xcalloc((size_t)L * d, sizeof(float));
+    for (int l = 0; l < L; l++) {
+        double tok = 0, nin = 0, nout = 0;
+        double *mo = xcalloc((size_t)d, sizeof(double));
+        for (int i = 0; i < n; i++) {
+            const ActLayerStats *st = &D->shards[i].stats[l];
+            tok += (double)st->count;
+            nin += st->in.mean_norm * (double)st->count;
+            nout += st->out.mean_norm * (double)st->count;
+            for (int j = 0; j < d; j++) mo[j] += st->out.mean[j] * (double)st->count;
+        }
+        D->s_in[l] = nin > 0 ? (float)(sqrt((double)d) * tok / nin) : 1.0f;
+        D->s_out[l] = nout > 0 ? (float)(sqrt((double)d) * tok / nout) : 1.0f;
+        for (int j = 0; j < d; j++) D->mean_out[(size_t)l * d + j] = (float)(mo[j] / tok) * D->s_out[l];
+        free(mo);
+    }
+    D->px = xcalloc((size_t)L, sizeof(float *));
+    D->py = xcalloc((size_t)L, sizeof(float *));
+}
+
+// Loads pool (epoch, pool) if not loaded; returns 0 if the epoch has no such pool.
+static int data_load_pool(Data *D, int64_t epoch, int64_t pool) {
+    if (D->epoch == epoch && D->pool == pool) return 1;
+    uint64_t first = (uint64_t)pool * (uint64_t)D->pool_chunks;
+    if (first >= D->n_chunks) return 0;
+    if (D->order_epoch != epoch) {  // Fisher-Yates with the epoch's seed
+        uint64_t s = mix_seed(D->seed, (uint64_t)epoch, 0xC0FFEE);
+        for (uint64_t i = 0; i < D->n_chunks; i++) D->order[i] = i;
+        for (uint64_t i = D->n_chunks; i > 1; i--) {
+            uint64_t j = rng_next(&s) % i, t = D->order[i - 1];
+            D->order[i - 1] = D->order[j];
+            D->order[j] = t;
+        }
+        D->order_epoch = epoch;
+    }
+    uint64_t last = first + (uint64_t)D->pool_chunks;
+    if (last > D->n_chunks) last = D->n_chunks;
+    int L = D->L, d = D->d;
+    size_t total = 0;
+    for (uint64_t c = first; c < last; c++) {
+        uint64_t k = D->order[c];
+        total += D->shards[D->chunk_shard[k]].index[D->chunk_index[k]].n_tokens;
+    }
+    if (total > D->pool_cap) {
+        D->pool_cap = total;
+        for (int l = 0; l < L; l++) {
+            D->px[l] = xrealloc(D->px[l], total * d * sizeof(float));
+            D->py[l] = xrealloc(D->py[l], total * d * sizeof(float));
+        }
+        D->perm = xrealloc(D->perm, total * sizeof(uint32_t));
+    }
+    size_t at = 0;
+    Error e;
+    for (uint64_t c = first; c < last; c++) {
+        uint64_t k = D->order[c];
+        const ActShard *sh = &D->shards[D->chunk_shard[k]];
+        if (actshard_read_chunk(sh, D->chunk_index[k], &D->chunk, &e)) fatal_err(&e);
+        uint32_t nt = D->chunk.n;
+        for (int l = 0; l < L; l++) {
+            const float *src_in = D->chunk.in + (size_t)l * nt * d, *src_out = D->chunk.out + (size_t)l * nt * d;
+            float *dx = D->px[l] + at * d, *dy = D->py[l] + at * d;
+            for (size_t i = 0; i < (size_t)nt * d; i++) {
+                dx[i] = src_in[i] * D->s_in[l];
+                dy[i] = src_out[i] * D->s_out[l];
+            }
+        }
+        at += nt;
+    }
+    D->pool_tokens = total;
+    uint64_t s = mix_seed(D->seed, (uint64_t)epoch, (uint64_t)pool + 1);
+    for (size_t i = 0; i < total; i++) D->perm[i] = (uint32_t)i;
+    for (size_t i = total; i > 1; i--) {
+        size_t j = (size_t)(rng_next(&s) % i);
+        uint32_t t = D->perm[i - 1];
+        D->perm[i - 1] = D->perm[j];
+        D->perm[j] = t;
+    }
+    D->epoch = epoch;
+    D->pool = pool;
+    return 1;
+}
+
+typedef struct { int64_t epoch, pool, batch; } Cursor;
+
+// Fills x/y (B rows per layer) with the batch at the cursor and advances it. A pool's last
+// partial batch is skipped (its tokens come back in later epochs in another order).
+static void data_next_batch(Data *D, Cursor *cur, int B, float **x, float **y) {
+    for (;;) {
+        if (!data_load_pool(D, cur->epoch, cur->pool)) {
+            cur->epoch++;
+            cur->pool = 0;
+            cur->batch = 0;
+            continue;
+        }
+        if ((size_t)(cur->batch + 1) * (size_t)B > D->pool_tokens) {
+            cur->pool++;
+            cur->batch = 0;
+            continue;
+        }
+        break;
+    }
+    int d = D->d;
+    for (int l = 0; l < D->L; l++)
+        for (int t = 0; t < B; t++) {
+            uint32_t src = D->perm[(size_t)cur->batch * B + t];
+            memcpy(x[l] + (size_t)t * d, D->px[l] + (size_t)src * d, (size_t)d * sizeof(float));
+            memcpy(y[l] + (size_t)t * d, D->py[l] + (size_t)src * d, (size_t)d * sizeof(float));
+        }
+    cur->batch++;
+}
+
+static void data_close(Data *D) {
+    for (int i = 0; i < D->n_shards; i++) actshard_close(&D->shards[i]);
+    for (int l = 0; l < D->L; l++) { free(D->px[l]); free(D->py[l]); }
+    free(D->px); free(D->py); free(D->perm); free(D->order); free(D->shards);
+    free(D->chunk_shard); free(D->chunk_index); free(D->s_in); free(D->s_out); free(D->mean_out);
+    actchunk_free(&D->chunk);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schedules and train state
+
+static float lr_at(const Options *o, int64_t step) {  // step is 0-based
+    float lr = o->lr;
+    if (o->warmup > 0 && step < o->warmup) lr *= (float)(step + 1) / (float)o->warmup;
+    int64_t decay_start = o->steps - o->steps / 5;
+    if (step >= decay_start && o->steps > decay_start)
+        lr *= (float)(o->steps - step) / (float)(o->steps - decay_start);
+    return lr;
+}
+static float lambda_at(const Options *o, int64_t step) { return o->lam * (float)(step + 1) / (float)o->steps; }
+
+static void state_path(char *buf, size_t n, const Options *o) { snprintf(buf, n, "%s/train_state.safetensors", o->out_dir); }
+
+static int save_state(const Options *o, const CltParams *p, const float *m, const float *v, int64_t step, const Cursor *cur, Error *e) {
+    char path[4096], meta[512];
+    state_path(path, sizeof path, o);
+    snprintf(meta, sizeof meta,
+             "{\"step\": \"%lld\", \"epoch\": \"%lld\", \"pool\": \"%lld\", \"batch\": \"%lld\", \"L\": \"%d\", \"d\": \"%d\", \"F\": \"%d\"}",
+             (long long)step, (long long)cur->epoch, (long long)cur->pool, (long long)cur->batch, p->L, p->d, p->F);
+    StWriteTensor t[3] = {{"params", ST_F32, 1, {(int64_t)p->n}, p->data},
+                          {"adam_m", ST_F32, 1, {(int64_t)p->n}, m},
+                          {"adam_v", ST_F32, 1, {(int64_t)p->n}, v}};
+    return safetensors_write(path, t, 3, meta, e);
+}
+
+static int load_state(const Options *o, CltParams *p, float *m, float *v, int64_t *step, Cursor *cur, Error *e) {
+    char path[4096];
+    state_path(path, sizeof path, o);
+    SafeTensors st;
+    if (safetensors_open(&st, path, e)) return -1;
+    json_error_t je;
+    json_t *meta = st.metadata_json ? json_loads(st.metadata_json, 0, &je) : NULL;
+    long long vals[7];
+    const char *keys[7] = {"step", "epoch", "pool", "batch", "L", "d", "F"};
+    int rc = meta ? 0 : err_set(e, "%s: no training metadata", path);
+    for (int i = 0; i < 7 && !rc; i++) {
+        const char *sv = json_string_value(json_object_get(meta, keys[i]));
+        if (!sv) rc = err_set(e, "%s: metadata lacks \"%s\"", path, keys[i]);
+        else vals[i] = atoll(sv);
+    }
+    json_decref(meta);
+    if (!rc && (vals[4] != p->L || vals[5] != p->d || vals[6] != p->F))
+        rc = err_set(e, "%s: state is for L=%lld d=%lld F=%lld, this run is L=%d d=%d F=%d", path, vals[4], vals[5], vals[6], p->L, p->d, p->F);
+    const char *names[3] = {"params", "adam_m", "adam_v"};
+    float *dst[3] = {p->data, m, v};
+    for (int i = 0; i < 3 && !rc; i++) {
+        const StTensor *t = safetensors_find(&st, names[i]);
+        if (!t) rc = err_set(e, "%s: missing \"%s\"", path, names[i]);
+        else rc = safetensors_to_f32(&st, t, dst[i], p->n, e);
+    }
+    safetensors_close(&st);
+    if (rc) return -1;
+    *step = vals[0];
+    *cur = (Cursor){vals[1], vals[2], vals[3]};
+    return 0;
+}
+
+static void save_checkpoint(const Options *o, const Data *D, const CltParams *p, const float *m, const float *v, int64_t step, const Cursor *cur) {
+    Error e;
+    const char *in_hook = strcmp(D->shards[0].in_hook, "resid_mid") ? "ln2.hook_normalized" : "hook_resid_mid";
+    CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out"};
+    if (clt_save(o->out_dir, p, D->s_in, D->s_out, &info, &e)) fatal_err(&e);
+    if (save_state(o, p, m, v, step, cur, &e)) fatal_err(&e);  // last: a complete checkpoint
+}
+
+// ---------------------------------------------------------------------------------------------
+
+int main(int argc, char **argv) {
+    cli_standard(argc, argv, "clt-fit", USAGE);
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"features", required_argument, 0, 'F'},
+        {"batch", required_argument, 0, 'b'}, {"steps", required_argument, 0, 'n'},
+        {"lr", required_argument, 0, 'l'}, {"lambda", required_argument, 0, 'L'},
+        {"c", required_argument, 0, 'c'}, {"lambda-p", required_argument, 0, 'P'},
+        {"bandwidth", required_argument, 0, 'w'}, {"theta0", required_argument, 0, 't'},
+        {"warmup", required_argument, 0, 'W'}, {"pool-chunks", required_argument, 0, 'k'},
+        {"seed", required_argument, 0, 's'}, {"log-every", required_argument, 0, 'g'},
+        {"metrics", required_argument, 0, 'm'}, {"save-every", required_argument, 0, 'S'},
+        {"resume", no_argument, 0, 'R'}, {0, 0, 0, 0}};
+    Options o = {.batch = 1024, .steps = 1000, .lr = 2e-4f, .lam = 1.0f, .c = 4.0f, .lam_p = 3e-6f, .eps = 2.0f,
+                 .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50};
+    int c;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+            case 'o': o.out_dir = optarg; break;
+            case 'F': o.features = (int)cli_parse_int("--features", optarg, 1, 1 << 26); break;
+            case 'b': o.batch = (int)cli_parse_int("--batch", optarg, 1, 1 << 24); break;
+            case 'n': o.steps = cli_parse_int("--steps", optarg, 1, INT64_MAX / 2); break;
+            case 'l': o.lr = (float)cli_parse_double("--lr", optarg); break;
+            case 'L': o.lam = (float)cli_parse_double("--lambda", optarg); break;
+            case 'c': o.c = (float)cli_parse_double("--c", optarg); break;
+            case 'P': o.lam_p = (float)cli_parse_double("--lambda-p", optarg); break;
+            case 'w': o.eps = (float)cli_parse_double("--bandwidth", optarg); break;
+            case 't': o.theta0 = (float)cli_parse_double("--theta0", optarg); break;
+            case 'W': o.warmup = cli_parse_int("--warmup", optarg, 0, INT64_MAX / 2); break;
+            case 'k': o.pool_chunks = (int)cli_parse_int("--pool-chunks", optarg, 1, 1 << 20); break;
+            case 's': o.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
+            case 'g': o.log_every = (int)cli_parse_int("--log-every", optarg, 1, 1 << 30); break;
+            case 'm': o.metrics_path = optarg; break;
+            case 'S': o.save_every = cli_parse_int("--save-every", optarg, 1, INT64_MAX / 2); break;
+            case 'R': o.resume = 1; break;
+            default: cli_usage_error("clt-fit", "bad option");
+        }
+    }
+    if (!o.out_dir) cli_usage_error("clt-fit", "missing -o/--output");
+    if (optind >= argc) cli_usage_error("clt-fit", "no activation shards given");
+    if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
+    if (o.warmup < 0) o.warmup = o.steps / 100;
+
+    Data D;
+    data_open(&D, argv + optind, argc - optind, o.pool_chunks, o.seed);
+    int L = D.L, d = D.d, F = o.features ? o.features : 8 * d, B = o.batch;
+    if (mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK)) fatal("%s: cannot create the output directory", o.out_dir);
+
+    CltParams p, g;
+    clt_params_init(&p, L, d, F, NULL);
+    clt_params_init(&g, L, d, F, NULL);
+    float *m = xcalloc(p.n, sizeof(float)), *v = xcalloc(p.n, sizeof(float));
+    int64_t step = 0;
+    Cursor cur = {0, 0, 0};
+    Error e;
+    if (o.resume) {
+        if (load_state(&o, &p, m, v, &step, &cur, &e)) fatal_err(&e);
+        fprintf(stderr, "clt-fit: resuming at step %lld\n", (long long)step);
+    } else {
+        clt_params_init_random(&p, o.seed, o.theta0);
+    }
+    char metrics_default[4096];
+    snprintf(metrics_default, sizeof metrics_default, "%s/metrics.jsonl", o.out_dir);
+    FILE *mf = fopen(o.metrics_path ? o.metrics_path : metrics_default, o.resume ? "a" : "w");
+    if (!mf) fatal("%s: cannot open the metrics file", o.metrics_path ? o.metrics_path : metrics_default);
+
+    float **x = xmalloc((size_t)L * sizeof(float *)), **y = xmalloc((size_t)L * sizeof(float *));
+    for (int l = 0; l < L; l++) {
+        x[l] = xmalloc((size_t)B * d * sizeof(float));
+        y[l] = xmalloc((size_t)B * d * sizeof(float));
+    }
+    CltWork w;
+    clt_work_init(&w, L, d, F, B);
+    // dead features: the last step each feature fired
+    int64_t *last_fired = xmalloc((size_t)L * F * sizeof(int64_t));
+    for (size_t i = 0; i < (size_t)L * F; i++) last_fired[i] = step;
+    double *err_acc = xcalloc((size_t)L, sizeof(double)), *var_acc = xcalloc((size_t)L, sizeof(double)), *l0_acc = xcalloc((size_t)L, sizeof(double));
+    CltLossTerms acc = {0};
+    int acc_n = 0;
+
+    Progress prog;
+    progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
+    double t0 = now_seconds(), t_log = t0;
+    for (; step < o.steps; step++) {
+        data_next_batch(&D, &cur, B, x, y);
+        CltLossParams lp = {lambda_at(&o, step), o.c, o.lam_p, o.eps};
+        clt_forward(&p, x, B, &w);
+        CltLossTerms lt = clt_loss(&p, y, &lp, &w);
+        if (!isfinite(lt.total))
+            fatal("step %lld: loss is %g (mse %g, sparsity %g, preact %g); the last good checkpoint in %s is kept",
+                  (long long)step, lt.total, lt.mse, lt.sparsity, lt.preact, o.out_dir);
+        clt_backward(&p, x, y, &lp, &w, &g);
+        adam_step(p.data, g.data, m, v, p.n, lr_at(&o, step), 0.9f, 0.999f, 1e-8f, step + 1);
+        // metrics accumulation
+        acc.mse += lt.mse; acc.sparsity += lt.sparsity; acc.preact += lt.preact; acc.total += lt.total; acc.l0 += lt.l0;
+        acc_n++;
+        for (int k = 0; k < L; k++) {
+            const float *mean = D.mean_out + (size_t)k * d;
+            for (int t = 0; t < B; t++)
+                for (int j = 0; j < d; j++) {
+                    double ev = (double)w.yhat[k][(size_t)t * d + j] - y[k][(size_t)t * d + j];
+                    double dv = (double)y[k][(size_t)t * d + j] - mean[j];
+                    err_acc[k] += ev * ev;
+                    var_acc[k] += dv * dv;
+                }
+            l0_acc[k] += (double)w.act_off[k][B] / B;
+            for (int32_t q = 0; q < w.act_off[k][B]; q++) last_fired[(size_t)k * F + w.act_idx[k][q]] = step + 1;
+        }
+        if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
+            double now = now_seconds();
+            int64_t dead = 0;
+            int64_t window = 1000000 / B + 1;  // dead: not fired during the last ~1M tokens
+            for (size_t i = 0; i < (size_t)L * F; i++) dead += step + 1 - last_fired[i] >= window;
+            fprintf(mf, "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, \"preact\": %.6g, "
+                        "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"dead\": %lld, \"tokens_per_s\": %.1f, \"nmse\": [",
+                    (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n, acc.sparsity / acc_n,
+                    acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n, (long long)dead,
+                    (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9));
+            for (int k = 0; k < L; k++) fprintf(mf, "%s%.5g", k ? ", " : "", var_acc[k] > 0 ? err_acc[k] / var_acc[k] : 0);
+            fprintf(mf, "], \"l0_per_layer\": [");
+            for (int k = 0; k < L; k++) fprintf(mf, "%s%.4g", k ? ", " : "", l0_acc[k] / acc_n);
+            fprintf(mf, "]}\n");
+            fflush(mf);
+            memset(&acc, 0, sizeof acc);
+            acc_n = 0;
+            memset(err_acc, 0, (size_t)L * sizeof(double));
+            memset(var_acc, 0, (size_t)L * sizeof(double));
+            memset(l0_acc, 0, (size_t)L * sizeof(double));
+            t_log = now;
+        }
+        if (o.save_every && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save_checkpoint(&o, &D, &p, m, v, step + 1, &cur);
+        progress_update(&prog, (uint64_t)step + 1);
+    }
+    progress_finish(&prog);
+    save_checkpoint(&o, &D, &p, m, v, step, &cur);
+    fprintf(stderr, "clt-fit: %lld steps x %d tokens, %d layers x %d features, in %.1f s\n", (long long)o.steps, B, L, F, now_seconds() - t0);
+    fclose(mf);
+    for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
+    free(x); free(y); free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc);
+    clt_work_free(&w);
+    clt_params_free(&p);
+    clt_params_free(&g);
+    data_close(&D);
+    return 0;
+}
