@@ -3,6 +3,8 @@
 // torch.optim.Adam.
 #include "check.h"
 #include "clt.h"
+#include "clt_io.h"
+#include <unistd.h>
 #include "safetensors.h"
 
 static float frand(uint64_t *s) {
@@ -216,10 +218,61 @@ static void test_clt_case0_matches_torch(void) { check_case("case0"); }
 static void test_clt_case1_matches_torch(void) { check_case("case1"); }
 static void test_clt_case2_matches_torch(void) { check_case("case2"); }
 
+// Saving folds the normalization into the weights: the loaded CLT applied to raw activations
+// reproduces the trained one on normalized activations, rescaled (ŷ_raw = ŷ_norm / s_out).
+static void test_clt_save_load_folds_normalization(void) {
+    int L = 3, d = 5, F = 7, B = 4;
+    CltParams p;
+    clt_params_init(&p, L, d, F, NULL);
+    clt_params_init_random(&p, 11, 0.05f);
+    uint64_t s = 3;
+    for (int l = 0; l < L; l++) {
+        for (int j = 0; j < d; j++) p.b_dec[l][j] = 0.1f * frand(&s);
+        for (int i = 0; i < F; i++) p.b_enc[l][i] = 0.1f * frand(&s);
+    }
+    float s_in[3] = {0.5f, 2.0f, 1.25f}, s_out[3] = {4.0f, 0.25f, 1.5f};
+    float *xr[3], *xn[3];
+    for (int l = 0; l < L; l++) {
+        xr[l] = malloc((size_t)B * d * sizeof(float));
+        xn[l] = malloc((size_t)B * d * sizeof(float));
+        for (int i = 0; i < B * d; i++) { xr[l][i] = 3.0f * frand(&s); xn[l][i] = xr[l][i] * s_in[l]; }
+    }
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/cltkit-test-clt-%d", (int)getpid());
+    CltSaveInfo info = {"test-model", "hook_resid_mid", "hook_mlp_out"};
+    Error e;
+    CHECK(!clt_save(dir, &p, s_in, s_out, &info, &e), "%s", e.msg);
+    CltParams q;
+    CHECK(!clt_load(dir, &q, &e), "%s", e.msg);
+    if (q.data) {
+        CHECK(q.L == L && q.d == d && q.F == F, "loaded shape %d %d %d", q.L, q.d, q.F);
+        CltWork w1, w2;
+        clt_work_init(&w1, L, d, F, B);
+        clt_work_init(&w2, L, d, F, B);
+        clt_forward(&p, xn, B, &w1);
+        clt_forward(&q, xr, B, &w2);
+        double worst = 0;
+        for (int k = 0; k < L; k++)
+            for (int i = 0; i < B * d; i++) worst = fmax(worst, fabs(w1.yhat[k][i] / s_out[k] - w2.yhat[k][i]));
+        CHECK(worst < 1e-5, "folded CLT differs by %.3g", worst);
+        CHECK(w1.act_off[0][B] == w2.act_off[0][B], "active counts differ");
+        clt_work_free(&w1);
+        clt_work_free(&w2);
+        clt_params_free(&q);
+    }
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+    for (int l = 0; l < L; l++) { free(xr[l]); free(xn[l]); }
+    clt_params_free(&p);
+    CHECK(clt_load("/nonexistent-dir", &q, &e) == -1 && strstr(e.msg, "/nonexistent-dir"), "%s", e.msg);
+}
+
 int main(void) {
     RUN_TEST(test_clt_gradients_match_finite_differences);
     RUN_TEST(test_clt_case0_matches_torch);
     RUN_TEST(test_clt_case1_matches_torch);
     RUN_TEST(test_clt_case2_matches_torch);
+    RUN_TEST(test_clt_save_load_folds_normalization);
     return test_summary();
 }

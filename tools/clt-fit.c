@@ -46,12 +46,13 @@ static const char USAGE[] =
     "  --metrics FILE       metrics as JSONL (default OUT_DIR/metrics.jsonl)\n"
     "  --save-every N       checkpoint every N steps (default: at the end only)\n"
     "  --resume             continue from OUT_DIR/train_state.safetensors\n"
+    "  --run-steps N        stop (with a checkpoint) after N steps of this invocation; resume later\n"
     "  -h, --help, --version\n";
 
 typedef struct {
     const char *out_dir, *metrics_path;
     int features, batch, pool_chunks, log_every, resume;
-    int64_t steps, warmup, save_every;
+    int64_t steps, warmup, save_every, run_steps;
     float lr, lam, c, lam_p, eps, theta0;
     uint64_t seed;
 } Options;
@@ -329,7 +330,7 @@ int main(int argc, char **argv) {
         {"warmup", required_argument, 0, 'W'}, {"pool-chunks", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'}, {"log-every", required_argument, 0, 'g'},
         {"metrics", required_argument, 0, 'm'}, {"save-every", required_argument, 0, 'S'},
-        {"resume", no_argument, 0, 'R'}, {0, 0, 0, 0}};
+        {"resume", no_argument, 0, 'R'}, {"run-steps", required_argument, 0, 'r'}, {0, 0, 0, 0}};
     Options o = {.batch = 1024, .steps = 1000, .lr = 2e-4f, .lam = 1.0f, .c = 4.0f, .lam_p = 3e-6f, .eps = 2.0f,
                  .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50};
     int c;
@@ -352,6 +353,7 @@ int main(int argc, char **argv) {
             case 'm': o.metrics_path = optarg; break;
             case 'S': o.save_every = cli_parse_int("--save-every", optarg, 1, INT64_MAX / 2); break;
             case 'R': o.resume = 1; break;
+            case 'r': o.run_steps = cli_parse_int("--run-steps", optarg, 1, INT64_MAX / 2); break;
             default: cli_usage_error("clt-fit", "bad option");
         }
     }
@@ -400,7 +402,8 @@ int main(int argc, char **argv) {
     Progress prog;
     progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
     double t0 = now_seconds(), t_log = t0;
-    for (; step < o.steps; step++) {
+    int64_t stop = o.run_steps && step + o.run_steps < o.steps ? step + o.run_steps : o.steps;
+    for (; step < stop; step++) {
         data_next_batch(&D, &cur, B, x, y);
         CltLossParams lp = {lambda_at(&o, step), o.c, o.lam_p, o.eps};
         clt_forward(&p, x, B, &w);
@@ -452,7 +455,8 @@ int main(int argc, char **argv) {
     }
     progress_finish(&prog);
     save_checkpoint(&o, &D, &p, m, v, step, &cur);
-    fprintf(stderr, "clt-fit: %lld steps x %d tokens, %d layers x %d features, in %.1f s\n", (long long)o.steps, B, L, F, now_seconds() - t0);
+    fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
+            (long long)o.steps, B, L, F, now_seconds() - t0);
     fclose(mf);
     for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
     free(x); free(y); free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc);

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# clt-fit end to end on stories260K activations: training reduces the reconstruction error,
+# checkpoints load back, a resumed run is bit-identical to an uninterrupted one, bad input.
+source "$(dirname "$0")/lib.sh"
+ST=$SHARED/models/stories260K
+PY=$(command -v python3)
+"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
+"$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/c.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
+"$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/a.acts" --ctx 64 --chunk-tokens 2048 "$TMP/c.tok" 2>/dev/null
+FIT=(--features 128 --batch 256 --lr 2e-3 --lambda 0.3 --log-every 10 --pool-chunks 4 --seed 3)
+
+"$BIN/clt-fit" -o "$TMP/full" "${FIT[@]}" --steps 40 "$TMP/a.acts" 2>/dev/null
+if "$PY" - "$TMP/full/metrics.jsonl" <<'PYEOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 4, len(rows)
+first, last = rows[0], rows[-1]
+assert last["mse"] < 0.7 * first["mse"], (first["mse"], last["mse"])
+assert all(n < 1.0 for n in last["nmse"]), last["nmse"]
+assert len(last["l0_per_layer"]) == 5
+PYEOF
+then ok clt_fit_learns; else fail clt_fit_learns "$(cat "$TMP/full/metrics.jsonl")"; fi
+for f in config.yaml W_enc_0.safetensors W_dec_4.safetensors train_state.safetensors; do
+  [ -s "$TMP/full/$f" ] || fail clt_fit_checkpoint_files "missing $f"
+done
+grep -q "model_kind: cross_layer_transcoder" "$TMP/full/config.yaml" && ok clt_fit_checkpoint_files || fail clt_fit_checkpoint_files "config.yaml"
+
+# kill-and-resume: 15 steps, then resume to 40: the same bytes as the uninterrupted run
+"$BIN/clt-fit" -o "$TMP/res" "${FIT[@]}" --steps 40 --run-steps 15 "$TMP/a.acts" 2>/dev/null
+"$BIN/clt-fit" -o "$TMP/res" "${FIT[@]}" --steps 40 --resume "$TMP/a.acts" 2>/dev/null
+same=1
+for l in 0 1 2 3 4; do
+  cmp -s "$TMP/full/W_enc_$l.safetensors" "$TMP/res/W_enc_$l.safetensors" || same=0
+  cmp -s "$TMP/full/W_dec_$l.safetensors" "$TMP/res/W_dec_$l.safetensors" || same=0
+done
+cmp -s "$TMP/full/train_state.safetensors" "$TMP/res/train_state.safetensors" || same=0
+[ $same = 1 ] && ok clt_fit_resume_bit_identical || fail clt_fit_resume_bit_identical "resumed weights differ"
+
+expect_error clt_fit_no_output "missing -o/--output" "$BIN/clt-fit" "$TMP/a.acts"
+expect_error clt_fit_bad_shard "nope.acts" "$BIN/clt-fit" -o "$TMP/x" "$TMP/nope.acts"
+"$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/b.acts" --ctx 64 --layers 0,2 "$TMP/c.tok" 2>/dev/null
+expect_error clt_fit_layers_mismatch "layers or width differ" "$BIN/clt-fit" -o "$TMP/x" "$TMP/a.acts" "$TMP/b.acts"
+expect_error clt_fit_non_consecutive "consecutive layers" "$BIN/clt-fit" -o "$TMP/x" "$TMP/b.acts"
+expect_error clt_fit_resume_missing "train_state.safetensors" "$BIN/clt-fit" -o "$TMP/fresh" --resume "$TMP/a.acts"
+"$BIN/clt-fit" --help | grep -q "usage: clt-fit" && ok clt_fit_help || fail clt_fit_help "--help"
