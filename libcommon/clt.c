@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "matmul.h"
+#include "threads.h"
 
 size_t clt_param_count(int L, int d, int F) {
     size_t n = 0;
@@ -78,6 +79,7 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
     w->dyhat = xmalloc((size_t)L * sizeof(float *));
     w->dh = xmalloc((size_t)L * sizeof(float *));
     w->norm = xmalloc((size_t)L * sizeof(float *));
+    w->theta = xmalloc((size_t)L * sizeof(float *));
     w->gnorm = xmalloc((size_t)L * sizeof(float *));
     w->act_off = xmalloc((size_t)L * sizeof(int32_t *));
     w->act_idx = xmalloc((size_t)L * sizeof(int32_t *));
@@ -89,6 +91,7 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
         w->dyhat[l] = xmalloc((size_t)B * d * sizeof(float));
         w->dh[l] = xmalloc((size_t)B * F * sizeof(float));
         w->norm[l] = xmalloc((size_t)F * sizeof(float));
+        w->theta[l] = xmalloc((size_t)F * sizeof(float));
         w->gnorm[l] = xmalloc((size_t)F * sizeof(float));
         w->act_off[l] = xmalloc((size_t)(B + 1) * sizeof(int32_t));
         w->act_cap[l] = (size_t)B * 64;
@@ -99,9 +102,9 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
 void clt_work_free(CltWork *w) {
     for (int l = 0; l < w->L; l++) {
         free(w->h[l]); free(w->a[l]); free(w->yhat[l]); free(w->dyhat[l]); free(w->dh[l]);
-        free(w->norm[l]); free(w->gnorm[l]); free(w->act_off[l]); free(w->act_idx[l]);
+        free(w->norm[l]); free(w->theta[l]); free(w->gnorm[l]); free(w->act_off[l]); free(w->act_idx[l]);
     }
-    free(w->h); free(w->a); free(w->yhat); free(w->dyhat); free(w->dh); free(w->norm); free(w->gnorm);
+    free(w->h); free(w->a); free(w->yhat); free(w->dyhat); free(w->dh); free(w->norm); free(w->theta); free(w->gnorm);
     free(w->act_off); free(w->act_idx); free(w->act_cap);
     memset(w, 0, sizeof *w);
 }
@@ -117,10 +120,41 @@ static void decoder_norms(const CltParams *p, int l, float *norm) {
     }
 }
 
+typedef struct {
+    const CltParams *p;
+    CltWork *w;
+} DecodeCtx;
+
+// Sparse decode of tokens [begin, end): ŷ_k = b_dec[k] + Σ_{l≤k} Σ_{i active} a_li W_dec[l][i, k−l].
+// Each token's rows belong to one thread, summed in a fixed order (thread-count independent).
+static void decode_tokens(void *arg, size_t begin, size_t end) {
+    const DecodeCtx *c = arg;
+    const CltParams *p = c->p;
+    CltWork *w = c->w;
+    int L = p->L, d = p->d, F = p->F;
+    for (size_t t = begin; t < end; t++) {
+        for (int k = 0; k < L; k++) memcpy(w->yhat[k] + t * d, p->b_dec[k], (size_t)d * sizeof(float));
+        for (int l = 0; l < L; l++) {
+            size_t row = (size_t)(L - l) * d;
+            for (int32_t q = w->act_off[l][t]; q < w->act_off[l][t + 1]; q++) {
+                int i = w->act_idx[l][q];
+                float av = w->a[l][t * F + i];
+                const float *wr = p->W_dec[l] + (size_t)i * row;
+                for (int k = l; k < L; k++) {
+                    float *yo = w->yhat[k] + t * d;
+                    const float *wk = wr + (size_t)(k - l) * d;
+                    for (int j = 0; j < d; j++) yo[j] += av * wk[j];
+                }
+            }
+        }
+    }
+}
+
 void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w) {
     int L = p->L, d = p->d, F = p->F;
     for (int l = 0; l < L; l++) {
         matmul_cpu(w->h[l], x[l], p->W_enc[l], p->b_enc[l], B, d, F);  // (B, F)
+        for (int i = 0; i < F; i++) w->theta[l][i] = expf(p->log_theta[l][i]);
         // JumpReLU and the active lists
         size_t n_act = 0;
         w->act_off[l][0] = 0;
@@ -128,8 +162,7 @@ void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w) {
             const float *h = w->h[l] + (size_t)t * F;
             float *a = w->a[l] + (size_t)t * F;
             for (int i = 0; i < F; i++) {
-                float theta = expf(p->log_theta[l][i]);
-                if (h[i] > theta) {
+                if (h[i] > w->theta[l][i]) {
                     a[i] = h[i];
                     if (n_act == w->act_cap[l]) {
                         w->act_cap[l] *= 2;
@@ -144,23 +177,8 @@ void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w) {
         }
         decoder_norms(p, l, w->norm[l]);
     }
-    // sparse decode: ŷ_k = b_dec[k] + Σ_{l≤k} Σ_{i active} a_li W_dec[l][i, k−l]
-    for (int k = 0; k < L; k++)
-        for (int t = 0; t < B; t++) memcpy(w->yhat[k] + (size_t)t * d, p->b_dec[k], (size_t)d * sizeof(float));
-    for (int l = 0; l < L; l++) {
-        size_t row = (size_t)(L - l) * d;
-        for (int t = 0; t < B; t++)
-            for (int32_t q = w->act_off[l][t]; q < w->act_off[l][t + 1]; q++) {
-                int i = w->act_idx[l][q];
-                float av = w->a[l][(size_t)t * F + i];
-                const float *wr = p->W_dec[l] + (size_t)i * row;
-                for (int k = l; k < L; k++) {
-                    float *yo = w->yhat[k] + (size_t)t * d;
-                    const float *wk = wr + (size_t)(k - l) * d;
-                    for (int j = 0; j < d; j++) yo[j] += av * wk[j];
-                }
-            }
-    }
+    DecodeCtx c = {p, w};
+    parallel_for((size_t)B, 16, decode_tokens, &c);
 }
 
 CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *lp, CltWork *w) {
@@ -193,6 +211,77 @@ CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *
     return t;
 }
 
+typedef struct {
+    const CltParams *p;
+    const CltLossParams *lp;
+    CltWork *w;
+    CltParams *g;
+    int l;
+} BackCtx;
+
+// The feature-local part of the backward pass for features [begin, end) of layer l: dL/da of
+// active and in-window features, dh, the threshold's pseudo-gradient, the pre-activation term,
+// the decoder gradients. Features are independent, so threads split them without races.
+static void backward_features(void *arg, size_t f_begin, size_t f_end) {
+    const BackCtx *bc = arg;
+    const CltParams *p = bc->p;
+    const CltLossParams *lp = bc->lp;
+    CltWork *w = bc->w;
+    CltParams *g = bc->g;
+    int l = bc->l, L = p->L, d = p->d, F = p->F, B = w->B;
+    float inv_b = 1.0f / (float)B;
+    size_t row = (size_t)(L - l) * d;
+    float *dh = w->dh[l], *gn = w->gnorm[l], *dlt = g->log_theta[l];
+    memset(gn + f_begin, 0, (f_end - f_begin) * sizeof(float));
+    float spars = lp->lam * inv_b, pre = lp->lam_p * inv_b;
+    for (int t = 0; t < B; t++) {
+        const float *h = w->h[l] + (size_t)t * F, *a = w->a[l] + (size_t)t * F;
+        for (int i = (int)f_begin; i < (int)f_end; i++) {
+            float theta = w->theta[l][i];
+            float gap = h[i] - theta;
+            int active = a[i] != 0.0f;
+            int in_window = fabsf(gap) < 0.5f * lp->eps;
+            if (active || in_window) {
+                // dL/da: the decoder's reconstruction gradient plus the tanh sparsity term
+                const float *wr = p->W_dec[l] + (size_t)i * row;
+                double da = 0;
+                for (int k = l; k < L; k++) {
+                    const float *wk = wr + (size_t)(k - l) * d, *dy = w->dyhat[k] + (size_t)t * d;
+                    for (int j = 0; j < d; j++) da += (double)wk[j] * dy[j];
+                }
+                double cn = (double)lp->c * w->norm[l][i];
+                double th = tanh(cn * a[i]);
+                da += spars * cn * (1.0 - th * th);
+                if (active) {
+                    dh[(size_t)t * F + i] += (float)da;
+                    // ∂/∂W_dec of the reconstruction: a_li · dŷ_k; ∂/∂‖W_dec‖ of the sparsity term
+                    float *gw = g->W_dec[l] + (size_t)i * row;
+                    for (int k = l; k < L; k++) {
+                        float *gk = gw + (size_t)(k - l) * d;
+                        const float *dy = w->dyhat[k] + (size_t)t * d;
+                        for (int j = 0; j < d; j++) gk[j] += a[i] * dy[j];
+                    }
+                    gn[i] += (float)(spars * lp->c * a[i] * (1.0 - th * th));
+                }
+                if (in_window) dlt[i] += (float)(da * (-theta / lp->eps)) * theta;  // through θ = exp(log θ)
+            }
+            if (gap < 0) {  // pre-activation term ReLU(θ − h)·‖W_dec‖
+                dh[(size_t)t * F + i] -= pre * w->norm[l][i];
+                dlt[i] += pre * w->norm[l][i] * theta;
+                gn[i] += pre * (-gap);
+            }
+        }
+    }
+    // the norm terms into W_dec: ∂‖w‖/∂w = w / ‖w‖
+    for (int i = (int)f_begin; i < (int)f_end; i++) {
+        if (gn[i] == 0.0f || w->norm[l][i] == 0.0f) continue;
+        float s = gn[i] / w->norm[l][i];
+        const float *wr = p->W_dec[l] + (size_t)i * row;
+        float *gw = g->W_dec[l] + (size_t)i * row;
+        for (size_t j = 0; j < row; j++) gw[j] += s * wr[j];
+    }
+}
+
 void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w, CltParams *g) {
     int L = p->L, d = p->d, F = p->F, B = w->B;
     memset(g->data, 0, g->n * sizeof(float));
@@ -204,57 +293,10 @@ void clt_backward(const CltParams *p, float *const *x, float *const *y, const Cl
             for (int j = 0; j < d; j++) g->b_dec[k][j] += w->dyhat[k][(size_t)t * d + j];
     }
     for (int l = 0; l < L; l++) {
-        size_t row = (size_t)(L - l) * d;
-        float *dh = w->dh[l], *gn = w->gnorm[l], *dlt = g->log_theta[l];
-        memset(dh, 0, (size_t)B * F * sizeof(float));
-        memset(gn, 0, (size_t)F * sizeof(float));
-        float spars = lp->lam * inv_b, pre = lp->lam_p * inv_b;
-        for (int t = 0; t < B; t++) {
-            const float *h = w->h[l] + (size_t)t * F, *a = w->a[l] + (size_t)t * F;
-            for (int i = 0; i < F; i++) {
-                float theta = expf(p->log_theta[l][i]);
-                float gap = h[i] - theta;
-                int active = a[i] != 0.0f;
-                int in_window = fabsf(gap) < 0.5f * lp->eps;
-                if (active || in_window) {
-                    // dL/da: the decoder's reconstruction gradient plus the tanh sparsity term
-                    const float *wr = p->W_dec[l] + (size_t)i * row;
-                    double da = 0;
-                    for (int k = l; k < L; k++) {
-                        const float *wk = wr + (size_t)(k - l) * d, *dy = w->dyhat[k] + (size_t)t * d;
-                        for (int j = 0; j < d; j++) da += (double)wk[j] * dy[j];
-                    }
-                    double cn = (double)lp->c * w->norm[l][i];
-                    double th = tanh(cn * a[i]);
-                    da += spars * cn * (1.0 - th * th);
-                    if (active) {
-                        dh[(size_t)t * F + i] += (float)da;
-                        // ∂/∂W_dec of the reconstruction: a_li · dŷ_k; ∂/∂‖W_dec‖ of the sparsity term
-                        float *gw = g->W_dec[l] + (size_t)i * row;
-                        for (int k = l; k < L; k++) {
-                            float *gk = gw + (size_t)(k - l) * d;
-                            const float *dy = w->dyhat[k] + (size_t)t * d;
-                            for (int j = 0; j < d; j++) gk[j] += a[i] * dy[j];
-                        }
-                        gn[i] += (float)(spars * lp->c * a[i] * (1.0 - th * th));
-                    }
-                    if (in_window) dlt[i] += (float)(da * (-theta / lp->eps)) * theta;  // through θ = exp(log θ)
-                }
-                if (gap < 0) {  // pre-activation term ReLU(θ − h)·‖W_dec‖
-                    dh[(size_t)t * F + i] -= pre * w->norm[l][i];
-                    dlt[i] += pre * w->norm[l][i] * theta;
-                    gn[i] += pre * (-gap);
-                }
-            }
-        }
-        // the norm terms into W_dec: ∂‖w‖/∂w = w / ‖w‖
-        for (int i = 0; i < F; i++) {
-            if (gn[i] == 0.0f || w->norm[l][i] == 0.0f) continue;
-            float s = gn[i] / w->norm[l][i];
-            const float *wr = p->W_dec[l] + (size_t)i * row;
-            float *gw = g->W_dec[l] + (size_t)i * row;
-            for (size_t j = 0; j < row; j++) gw[j] += s * wr[j];
-        }
+        float *dh = w->dh[l];
+        memset(w->dh[l], 0, (size_t)B * F * sizeof(float));
+        BackCtx bc = {p, lp, w, g, l};
+        parallel_for((size_t)F, 8, backward_features, &bc);
         // encoder: dW_enc = dhᵀ x (F, d), db_enc = Σ_t dh
         matmul_tn_cpu(g->W_enc[l], dh, x[l], F, B, d, 0.0f);
         for (int t = 0; t < B; t++)

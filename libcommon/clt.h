@@ -58,6 +58,7 @@ typedef struct {
     float **dyhat;        // [L] (B, d)
     float **dh;           // [L] (B, F)
     float **norm;         // [L] (F,)
+    float **theta;        // [L] (F,) exp(log θ), computed once per forward
     float **gnorm;        // [L] (F,) dLoss/d‖W_dec,i‖
     int32_t **act_off;    // [L] (B+1,) CSR offsets of active features per token
     int32_t **act_idx;    // [L] (capacity,) active feature ids
