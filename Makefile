@@ -57,7 +57,8 @@ ifneq ($(USE_BLAS),)
 endif
 
 # ---- sources ---------------------------------------------------------------------------------
-COMMON_SRC := $(wildcard libcommon/*.c)
+# comm_mpi.c needs mpicc's flags and libmpi: it stays out of libcommon.a (see MPI_TOOLS below).
+COMMON_SRC := $(filter-out libcommon/comm_mpi.c,$(wildcard libcommon/*.c))
 KERNEL_SRC := $(wildcard kernels/*.c)
 CUDA_SRC   := $(wildcard kernels/*.cu)
 TOOL_SRC   := $(wildcard tools/*.c)
@@ -81,6 +82,10 @@ tests: $(TESTS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The activation (de)quantisers are the inner loop of every shard reader: -O3 vectorises them
+# (int8/int4 -> fp32 conversions, byte-plane gathers), which -O2's cheap cost model skips.
+$(BUILD)/kernels/actquant.o: CFLAGS += -O3
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -152,6 +157,17 @@ $(CUDA_TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(LIBCUDA) $(LIBCOMMON)
 $(BUILD)/bench/bench_forward.o: CFLAGS += -DUSE_CUDA
 $(BUILD)/bench/bench_forward: $(BUILD)/bench/bench_forward.o $(LIBCUDA) $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
+endif
+
+# Tools that shard across processes (MPI_TOOLS) are compiled with -DUSE_MPI and linked with the MPI
+# backend of libcommon/comm.h where mpicc exists; elsewhere they build single-process.
+MPI_TOOLS := clt-fit
+ifneq ($(USE_MPI),)
+$(BUILD)/libcommon/comm_mpi.o: CFLAGS += $(MPI_CFLAGS)
+$(MPI_TOOLS:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_MPI
+$(MPI_TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(BUILD)/libcommon/comm_mpi.o $(LIBCOMMON)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(MPI_LDLIBS)
 endif
 
 bench: tools bench-bins

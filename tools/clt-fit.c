@@ -9,13 +9,20 @@
 #include "actshard.h"
 #include "cli.h"
 #include "clt.h"
+#include "clt_cmds.h"
 #include "clt_io.h"
+#include "clt_shard.h"
+#include "comm.h"
 #include "err.h"
 #include "progress.h"
 #include "safetensors.h"
 
 static const char USAGE[] =
     "usage: clt-fit -o OUT_DIR [options] ACTS...\n"
+    "       clt-fit synth -o OUT.acts --layers L --d D --features F --tokens N [options]\n"
+    "       clt-fit eval CLT_DIR ACTS...\n"
+    "       clt-fit eval-synth CLT_DIR TRUTH_DIR [ACTS...]\n"
+    "       clt-fit report METRICS.jsonl [-o REPORT.html]\n"
     "\n"
     "Trains a JumpReLU cross-layer transcoder on activation shards written by fwd-acts (every\n"
     "shard must hold the same layers and width). Encoder of layer l reads the shards' input hook\n"
@@ -27,6 +34,12 @@ static const char USAGE[] =
     "and decays linearly to 0 over the final 20%. Adam with fp32 weights and moments.\n"
     "Checkpoints in circuit-tracer's layout (formats/clt.md) plus train_state.safetensors; --resume\n"
     "continues a killed run and ends bit-identical to an uninterrupted one.\n"
+    "\n"
+    "Sharded training: `mpirun -np R clt-fit ...` (a build with MPI) splits the features of every\n"
+    "layer across R processes; --features must be divisible by R. Every rank reads the same batches;\n"
+    "rank 0 writes the metrics and the checkpoints, the same files as a 1-process run, and --resume\n"
+    "accepts a state written by any rank count (bit-identical continuation with the same count).\n"
+    "R ranks match 1 rank up to float rounding of the summed reconstruction (formats/clt.md).\n"
     "\n"
     "options:\n"
     "  -o, --output DIR     checkpoint directory\n"
@@ -47,7 +60,13 @@ static const char USAGE[] =
     "  --save-every N       checkpoint every N steps (default: at the end only)\n"
     "  --resume             continue from OUT_DIR/train_state.safetensors\n"
     "  --run-steps N        stop (with a checkpoint) after N steps of this invocation; resume later\n"
-    "  -h, --help, --version\n";
+    "  -h, --help, --version\n"
+    "\n"
+    "subcommands (each has --help):\n"
+    "  synth       write activations of a planted sparse CLT (synthetic ground truth)\n"
+    "  eval        NMSE, variance explained, L0 and dead features of a CLT on held-out shards (JSON)\n"
+    "  eval-synth  recovery of the planted features (mean max cosine of decoders) and L0 (JSON)\n"
+    "  report      self-contained HTML/SVG report of the training curves in a metrics log\n";
 
 typedef struct {
     const char *out_dir, *metrics_path;
@@ -309,17 +328,86 @@ static int load_state(const Options *o, CltParams *p, float *m, float *v, int64_
     return 0;
 }
 
-static void save_checkpoint(const Options *o, const Data *D, const CltParams *p, const float *m, const float *v, int64_t step, const Cursor *cur) {
+// Ends the job over an error every rank has (or rank 0 has and the others were told of): rank 0
+// prints it, the others leave quietly, so a sharded run fails with one message as a single one does.
+static void fatal_ranks(const Comm *c, const Error *e) {
+    if (c->rank == 0) fatal_err(e);
+    exit(1);
+}
+
+// Collective: the shards (parameters, Adam moments) are gathered to rank 0, which writes the full
+// CLT, so the files do not depend on the rank count. Rank 0 holds 3 full vectors meanwhile.
+static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh, const CltParams *p, const float *m, const float *v,
+                            int64_t step, const Cursor *cur) {
     Error e;
-    const char *in_hook = strcmp(D->shards[0].in_hook, "resid_mid") ? "ln2.hook_normalized" : "hook_resid_mid";
-    CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out"};
-    if (clt_save(o->out_dir, p, D->s_in, D->s_out, &info, &e)) fatal_err(&e);
-    if (save_state(o, p, m, v, step, cur, &e)) fatal_err(&e);  // last: a complete checkpoint
+    const Comm *c = sh->comm;
+    CltParams full;
+    float *fm = NULL, *fv = NULL;
+    if (c->size > 1) {
+        if (c->rank == 0) {
+            clt_params_init(&full, sh->L, sh->d, sh->F, NULL);
+            fm = xmalloc(full.n * sizeof(float));
+            fv = xmalloc(full.n * sizeof(float));
+        }
+        if (clt_shard_gather(sh, p->data, c->rank == 0 ? full.data : NULL, &e) || clt_shard_gather(sh, m, fm, &e) ||
+            clt_shard_gather(sh, v, fv, &e))
+            fatal_err(&e);
+        if (c->rank == 0) p = &full, m = fm, v = fv;
+    }
+    int rc = 0;
+    if (c->rank == 0) {
+        const char *in_hook = strcmp(D->shards[0].in_hook, "resid_mid") ? "ln2.hook_normalized" : "hook_resid_mid";
+        CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out"};
+        rc = clt_save(o->out_dir, p, D->s_in, D->s_out, &info, &e);
+        if (!rc) rc = save_state(o, p, m, v, step, cur, &e);  // last: a complete checkpoint
+    }
+    if (c->size > 1) {
+        if (c->rank == 0) clt_params_free(&full);
+        free(fm);
+        free(fv);
+        if (comm_bcast(c, &rc, sizeof rc, 0, &e)) fatal_err(&e);  // rank 0's verdict, to every rank
+        if (rc && c->rank) err_set(&e, "rank 0 could not write the checkpoint");
+    }
+    if (rc) fatal_ranks(c, &e);
+}
+
+// --resume: rank 0 reads the full state and scatters the slices. The state is the full CLT, so any
+// rank count dividing F can resume it (bit-identical continuation only with the same count: the
+// summation order of the reconstruction depends on it).
+static int load_state_sharded(const Options *o, const CltShard *sh, CltParams *p, float *m, float *v, int64_t *step, Cursor *cur,
+                              Error *e) {
+    const Comm *c = sh->comm;
+    if (c->size == 1) return load_state(o, p, m, v, step, cur, e);
+    CltParams full;
+    float *fm = NULL, *fv = NULL;
+    int64_t hdr[5] = {0};  // rc, step, epoch, pool, batch
+    if (c->rank == 0) {
+        clt_params_init(&full, sh->L, sh->d, sh->F, NULL);
+        fm = xmalloc(full.n * sizeof(float));
+        fv = xmalloc(full.n * sizeof(float));
+        hdr[0] = load_state(o, &full, fm, fv, step, cur, e);
+        hdr[1] = *step, hdr[2] = cur->epoch, hdr[3] = cur->pool, hdr[4] = cur->batch;
+    }
+    int rc = comm_bcast(c, hdr, sizeof hdr, 0, e);
+    if (!rc && hdr[0]) rc = c->rank == 0 ? -1 : err_set(e, "rank 0 could not read the train state");
+    if (!rc) {
+        *step = hdr[1];
+        *cur = (Cursor){hdr[2], hdr[3], hdr[4]};
+        rc = clt_shard_scatter(sh, c->rank == 0 ? full.data : NULL, p->data, e);
+        if (!rc) rc = clt_shard_scatter(sh, fm, m, e);
+        if (!rc) rc = clt_shard_scatter(sh, fv, v, e);
+    }
+    if (c->rank == 0) clt_params_free(&full);
+    free(fm);
+    free(fv);
+    return rc;
 }
 
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
+    int sub = clt_cmds_dispatch(argc, argv);  // synth, eval, eval-synth, report (libcommon/clt_cmds.c)
+    if (sub >= 0) return sub;
     cli_standard(argc, argv, "clt-fit", USAGE);
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'}, {"features", required_argument, 0, 'F'},
@@ -362,28 +450,41 @@ int main(int argc, char **argv) {
     if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
 
+    // ranks: MPI only when a launcher started us (a plain run never initializes MPI)
+    Comm comm;
+    Error e;
+    comm_init_single(&comm);
+#ifdef USE_MPI
+    if (comm_launcher_size() > 0 && comm_init_mpi(&comm, &e)) fatal_err(&e);
+#else
+    if (comm_launcher_size() > 1) fatal("built without MPI (mpicc not found at build time): cannot run as %d ranks", comm_launcher_size());
+#endif
     Data D;
-    data_open(&D, argv + optind, argc - optind, o.pool_chunks, o.seed);
+    data_open(&D, argv + optind, argc - optind, o.pool_chunks, o.seed);  // every rank reads the same batches
     int L = D.L, d = D.d, F = o.features ? o.features : 8 * d, B = o.batch;
-    if (mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK)) fatal("%s: cannot create the output directory", o.out_dir);
+    CltShard sh;
+    if (clt_shard_init(&sh, &comm, L, d, F, &e)) fatal_ranks(&comm, &e);
+    int Fl = sh.F_local;  // this rank's features per layer (F with one rank)
+    if (comm.rank == 0 && mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK)) fatal("%s: cannot create the output directory", o.out_dir);
+    if (comm.size > 1 && comm.rank == 0) fprintf(stderr, "clt-fit: %d ranks x %d features of every layer\n", comm.size, Fl);
 
     CltParams p, g;
-    clt_params_init(&p, L, d, F, NULL);
-    clt_params_init(&g, L, d, F, NULL);
+    clt_params_init(&p, L, d, Fl, NULL);
+    clt_params_init(&g, L, d, Fl, NULL);
     float *m = xcalloc(p.n, sizeof(float)), *v = xcalloc(p.n, sizeof(float));
     int64_t step = 0;
     Cursor cur = {0, 0, 0};
-    Error e;
     if (o.resume) {
-        if (load_state(&o, &p, m, v, &step, &cur, &e)) fatal_err(&e);
-        fprintf(stderr, "clt-fit: resuming at step %lld\n", (long long)step);
+        if (load_state_sharded(&o, &sh, &p, m, v, &step, &cur, &e)) fatal_ranks(&comm, &e);
+        if (comm.rank == 0) fprintf(stderr, "clt-fit: resuming at step %lld\n", (long long)step);
     } else {
-        clt_params_init_random(&p, o.seed, o.theta0);
+        clt_shard_init_random(&sh, &p, o.seed, o.theta0);  // the full CLT's slice: rank-count independent
     }
     char metrics_default[4096];
     snprintf(metrics_default, sizeof metrics_default, "%s/metrics.jsonl", o.out_dir);
-    FILE *mf = fopen(o.metrics_path ? o.metrics_path : metrics_default, o.resume ? "a" : "w");
-    if (!mf) fatal("%s: cannot open the metrics file", o.metrics_path ? o.metrics_path : metrics_default);
+    FILE *mf = NULL;  // rank 0 logs
+    if (comm.rank == 0 && !(mf = fopen(o.metrics_path ? o.metrics_path : metrics_default, o.resume ? "a" : "w")))
+        fatal("%s: cannot open the metrics file", o.metrics_path ? o.metrics_path : metrics_default);
 
     float **x = xmalloc((size_t)L * sizeof(float *)), **y = xmalloc((size_t)L * sizeof(float *));
     for (int l = 0; l < L; l++) {
@@ -391,23 +492,24 @@ int main(int argc, char **argv) {
         y[l] = xmalloc((size_t)B * d * sizeof(float));
     }
     CltWork w;
-    clt_work_init(&w, L, d, F, B);
-    // dead features: the last step each feature fired
-    int64_t *last_fired = xmalloc((size_t)L * F * sizeof(int64_t));
-    for (size_t i = 0; i < (size_t)L * F; i++) last_fired[i] = step;
+    clt_work_init(&w, L, d, Fl, B);
+    // dead features: the last step each (local) feature fired
+    int64_t *last_fired = xmalloc((size_t)L * Fl * sizeof(int64_t));
+    for (size_t i = 0; i < (size_t)L * Fl; i++) last_fired[i] = step;
     double *err_acc = xcalloc((size_t)L, sizeof(double)), *var_acc = xcalloc((size_t)L, sizeof(double)), *l0_acc = xcalloc((size_t)L, sizeof(double));
     CltLossTerms acc = {0};
     int acc_n = 0;
 
     Progress prog;
-    progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
+    if (comm.rank == 0) progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
     double t0 = now_seconds(), t_log = t0;
     int64_t stop = o.run_steps && step + o.run_steps < o.steps ? step + o.run_steps : o.steps;
     for (; step < stop; step++) {
         data_next_batch(&D, &cur, B, x, y);
         CltLossParams lp = {lambda_at(&o, step), o.c, o.lam_p, o.eps};
-        clt_forward(&p, x, B, &w);
-        CltLossTerms lt = clt_loss(&p, y, &lp, &w);
+        CltLossTerms lt;
+        if (clt_shard_forward(&sh, &p, x, B, &w, &e) || clt_shard_loss(&sh, &p, y, &lp, &w, &lt, &e)) fatal_err(&e);
+        if (!isfinite(lt.total) && comm.rank) exit(1);  // every rank has the same total; rank 0 reports
         if (!isfinite(lt.total))
             fatal("step %lld: loss is %g (mse %g, sparsity %g, preact %g); the last good checkpoint in %s is kept",
                   (long long)step, lt.total, lt.mse, lt.sparsity, lt.preact, o.out_dir);
@@ -426,23 +528,28 @@ int main(int argc, char **argv) {
                     var_acc[k] += dv * dv;
                 }
             l0_acc[k] += (double)w.act_off[k][B] / B;
-            for (int32_t q = 0; q < w.act_off[k][B]; q++) last_fired[(size_t)k * F + w.act_idx[k][q]] = step + 1;
+            for (int32_t q = 0; q < w.act_off[k][B]; q++) last_fired[(size_t)k * Fl + w.act_idx[k][q]] = step + 1;
         }
         if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
             double now = now_seconds();
             int64_t dead = 0;
             int64_t window = 1000000 / B + 1;  // dead: not fired during the last ~1M tokens
-            for (size_t i = 0; i < (size_t)L * F; i++) dead += step + 1 - last_fired[i] >= window;
-            fprintf(mf, "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, \"preact\": %.6g, "
-                        "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"dead\": %lld, \"tokens_per_s\": %.1f, \"nmse\": [",
-                    (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n, acc.sparsity / acc_n,
-                    acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n, (long long)dead,
-                    (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9));
-            for (int k = 0; k < L; k++) fprintf(mf, "%s%.5g", k ? ", " : "", var_acc[k] > 0 ? err_acc[k] / var_acc[k] : 0);
-            fprintf(mf, "], \"l0_per_layer\": [");
-            for (int k = 0; k < L; k++) fprintf(mf, "%s%.4g", k ? ", " : "", l0_acc[k] / acc_n);
-            fprintf(mf, "]}\n");
-            fflush(mf);
+            for (size_t i = 0; i < (size_t)L * Fl; i++) dead += step + 1 - last_fired[i] >= window;
+            double dead_all = (double)dead;  // per-feature counts: summed over the ranks' features
+            if (comm_allreduce_sum_f64(&comm, &dead_all, 1, &e) || comm_allreduce_sum_f64(&comm, l0_acc, (size_t)L, &e)) fatal_err(&e);
+            dead = (int64_t)dead_all;
+            if (mf) {  // rank 0
+                fprintf(mf, "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, \"preact\": %.6g, "
+                            "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"dead\": %lld, \"tokens_per_s\": %.1f, \"nmse\": [",
+                        (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n, acc.sparsity / acc_n,
+                        acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n, (long long)dead,
+                        (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9));
+                for (int k = 0; k < L; k++) fprintf(mf, "%s%.5g", k ? ", " : "", var_acc[k] > 0 ? err_acc[k] / var_acc[k] : 0);
+                fprintf(mf, "], \"l0_per_layer\": [");
+                for (int k = 0; k < L; k++) fprintf(mf, "%s%.4g", k ? ", " : "", l0_acc[k] / acc_n);
+                fprintf(mf, "]}\n");
+                fflush(mf);
+            }
             memset(&acc, 0, sizeof acc);
             acc_n = 0;
             memset(err_acc, 0, (size_t)L * sizeof(double));
@@ -450,19 +557,22 @@ int main(int argc, char **argv) {
             memset(l0_acc, 0, (size_t)L * sizeof(double));
             t_log = now;
         }
-        if (o.save_every && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save_checkpoint(&o, &D, &p, m, v, step + 1, &cur);
-        progress_update(&prog, (uint64_t)step + 1);
+        if (o.save_every && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save_checkpoint(&o, &D, &sh, &p, m, v, step + 1, &cur);
+        if (comm.rank == 0) progress_update(&prog, (uint64_t)step + 1);
     }
-    progress_finish(&prog);
-    save_checkpoint(&o, &D, &p, m, v, step, &cur);
-    fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
-            (long long)o.steps, B, L, F, now_seconds() - t0);
-    fclose(mf);
+    if (comm.rank == 0) progress_finish(&prog);
+    save_checkpoint(&o, &D, &sh, &p, m, v, step, &cur);
+    if (comm.rank == 0)
+        fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
+                (long long)o.steps, B, L, F, now_seconds() - t0);
+    if (mf) fclose(mf);
     for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
     free(x); free(y); free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc);
     clt_work_free(&w);
     clt_params_free(&p);
     clt_params_free(&g);
     data_close(&D);
+    clt_shard_free(&sh);
+    comm_free(&comm);
     return 0;
 }

@@ -1,0 +1,69 @@
+// comm.c — the Comm front end and its single-process backend (see comm.h). The wrappers check
+// arguments and dispatch to the backend's ops; with one process every collective is the
+// identity, so tools run the same code whether or not they were launched by mpirun.
+#include "comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void comm_init_single(Comm *c) { *c = (Comm){.rank = 0, .size = 1}; }
+
+// GPU collectives are the CUDA trainer's task. The plan: comm_nccl.c, compiled only with USE_NCCL
+// (as comm_mpi.c is with MPI), gets the ncclUniqueId from bootstrap's rank 0 through comm_bcast,
+// calls cudaSetDevice(device) and ncclCommInitRank, and implements CommOps on device pointers on
+// a dedicated stream (llm.c's zero.cuh). This stub then moves behind #ifndef USE_NCCL.
+int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e) {
+    (void)bootstrap;
+    (void)device;
+    comm_init_single(c);
+    return err_set(e, "not built with NCCL: multi-GPU collectives are not implemented yet");
+}
+
+void comm_free(Comm *c) {
+    if (c->ops && c->ops->free) c->ops->free(c);
+    memset(c, 0, sizeof *c);
+}
+
+int comm_launcher_size(void) {
+    // Open MPI, PMIx (Open MPI 5, Slurm), MPICH/Hydra and Intel MPI (PMI) respectively
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0) return atoi(v);
+    }
+    return 0;
+}
+
+static int check_root(const Comm *c, int root, Error *e) {
+    if (root < 0 || root >= c->size) return err_set(e, "comm: root %d out of range (size %d)", root, c->size);
+    return 0;
+}
+
+int comm_allreduce_sum_f32(const Comm *c, float *buf, size_t n, Error *e) {
+    return c->size == 1 ? 0 : c->ops->allreduce_sum(c, buf, n, 0, e);
+}
+
+int comm_allreduce_sum_f64(const Comm *c, double *buf, size_t n, Error *e) {
+    return c->size == 1 ? 0 : c->ops->allreduce_sum(c, buf, n, 1, e);
+}
+
+int comm_bcast(const Comm *c, void *buf, size_t bytes, int root, Error *e) {
+    if (check_root(c, root, e)) return -1;
+    return c->size == 1 ? 0 : c->ops->bcast(c, buf, bytes, root, e);
+}
+
+int comm_barrier(const Comm *c, Error *e) { return c->size == 1 ? 0 : c->ops->barrier(c, e); }
+
+int comm_gatherv_f32(const Comm *c, const float *send, size_t n, float *recv, int root, Error *e) {
+    if (check_root(c, root, e)) return -1;
+    if (c->size > 1) return c->ops->gatherv(c, send, n, recv, root, e);
+    if (recv != send && n) memmove(recv, send, n * sizeof(float));
+    return 0;
+}
+
+int comm_scatterv_f32(const Comm *c, const float *send, float *recv, size_t n, int root, Error *e) {
+    if (check_root(c, root, e)) return -1;
+    if (c->size > 1) return c->ops->scatterv(c, send, recv, n, root, e);
+    if (recv != send && n) memmove(recv, send, n * sizeof(float));
+    return 0;
+}

@@ -1,0 +1,59 @@
+// comm.h — a tiny communicator between the processes (ranks) of one training job.
+//
+// A Comm is passed explicitly (no global state). Backends:
+//   single  comm_init_single (comm.c): one process; every collective is a no-op or a copy.
+//   MPI     comm_init_mpi (comm_mpi.c, compiled only where mpicc exists — the Makefile links it
+//           into MPI_TOOLS, which are built with -DUSE_MPI): CPU processes under mpirun.
+//   NCCL    comm_init_nccl: GPU ranks bootstrapped through an MPI Comm (llm.c's pattern: rank 0
+//           makes the ncclUniqueId, MPI broadcasts it). NOT IMPLEMENTED yet: a stub that errors.
+// Collectives are blocking and must be called by every rank in the same order. Buffers are host
+// memory. Every function returns 0, or -1 with an Error.
+#pragma once
+#include <stddef.h>
+
+#include "err.h"
+
+typedef struct CommOps CommOps;
+
+typedef struct {
+    int rank, size;
+    const CommOps *ops;  // NULL: the single-process backend
+    void *impl;          // backend state (the MPI communicator)
+} Comm;
+
+void comm_init_single(Comm *c);
+// MPI_Init and a private duplicate of MPI_COMM_WORLD; one per process (comm_free finalizes MPI).
+// Only defined in MPI builds (comm_mpi.c).
+int comm_init_mpi(Comm *c, Error *e);
+// The GPU backend: device buffers, NCCL collectives, bootstrap = an MPI Comm over the same ranks.
+// Placeholder for the CUDA trainer; returns "not built with NCCL".
+int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e);
+void comm_free(Comm *c);
+
+// The world size an MPI launcher (mpirun/mpiexec: Open MPI, MPICH, PMIx) announces in the
+// environment, or 0 when the process was not started by one. A build without MPI uses it to
+// refuse `mpirun -np 2` instead of running two independent copies.
+int comm_launcher_size(void);
+
+// In place: buf (n,) becomes the element-wise sum over ranks, bit-identical on every rank.
+int comm_allreduce_sum_f32(const Comm *c, float *buf, size_t n, Error *e);
+int comm_allreduce_sum_f64(const Comm *c, double *buf, size_t n, Error *e);
+// buf (bytes) of root is copied to every rank.
+int comm_bcast(const Comm *c, void *buf, size_t bytes, int root, Error *e);
+int comm_barrier(const Comm *c, Error *e);
+// Concatenates every rank's send (n floats; n may differ per rank) in rank order into root's recv
+// (the sum of the n's; ignored on other ranks). send and recv must not overlap.
+int comm_gatherv_f32(const Comm *c, const float *send, size_t n, float *recv, int root, Error *e);
+// The inverse: rank r receives its n floats (n may differ per rank) from root's send, which holds
+// every rank's part in rank order (ignored on other ranks); send and recv must not overlap.
+int comm_scatterv_f32(const Comm *c, const float *send, float *recv, size_t n, int root, Error *e);
+
+// Backend interface (for comm_mpi.c and a future comm_nccl.c): size > 1 collectives.
+struct CommOps {
+    int (*allreduce_sum)(const Comm *c, void *buf, size_t n, int is_double, Error *e);
+    int (*bcast)(const Comm *c, void *buf, size_t bytes, int root, Error *e);
+    int (*barrier)(const Comm *c, Error *e);
+    int (*gatherv)(const Comm *c, const float *send, size_t n, float *recv, int root, Error *e);
+    int (*scatterv)(const Comm *c, const float *send, float *recv, size_t n, int root, Error *e);
+    void (*free)(Comm *c);
+};
