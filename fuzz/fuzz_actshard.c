@@ -1,6 +1,8 @@
 // fuzz_actshard.c — libFuzzer target for the activation shard reader: open from memory, read
-// every chunk, print the info JSON. Any input must give either a clean read or an Error that
-// starts with the input's name, never a crash, a sanitizer report or a leak.
+// every chunk (decoded to fp32, then again left encoded), print the info JSON. Any input must
+// give either a clean read or an Error that starts with the input's name, never a crash, a
+// sanitizer report or a leak. Every encoding (f32/bf16/f16, int8/fp8/int4 with their scales)
+// and both zstd layouts (plain, byte planes) are in the seeds.
 //
 // Each input is read twice: as is, and with every CRC recomputed (footer, header, chunks,
 // statistics, index). Random mutations almost never keep five CRC-32Cs right, so without the
@@ -43,6 +45,17 @@ static void read_everything(const uint8_t *data, size_t size) {
         for (uint32_t k = 0; k < c.n; k++) sum += c.token_ids[k] + (double)c.doc_ids[k] + c.positions[k];
     }
     actchunk_free(&c);
+    // Encoded only: the same checks without decoding; touch every scale and value byte.
+    ActChunk ce = {.encoded_only = 1};
+    for (uint64_t i = 0; i < s.n_chunks; i++) {
+        if (actshard_read_chunk(&s, i, &ce, &e)) {
+            if (strncmp(e.msg, "fuzz.acts: ", 11) != 0) abort();
+            break;
+        }
+        for (size_t k = 0; k < 2 * (size_t)s.n_layers * ce.scale_block; k++) sum += ce.scales[k];
+        for (size_t k = 0; k < 2 * (size_t)s.n_layers * ce.val_block; k++) sum += ce.vals[k];
+    }
+    actchunk_free(&ce);
     FILE *devnull = fopen("/dev/null", "w");
     if (devnull) {
         actshard_print_info(&s, devnull, 1, &e);

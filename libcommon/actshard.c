@@ -2,14 +2,16 @@
 //
 // file    = header | chunk 0 | ... | chunk n-1 | stats | index | footer
 // header  = 80 fixed bytes + n_layers x u32 layer + model_id bytes + meta_len bytes of JSON
-// chunk   = stored bytes (raw or one zstd frame) of the payload:
-//           u32 n, u32 scale_bytes, u64 doc_ids[n], u32 token_ids[n], u32 positions[n],
-//           scale data (empty for f32/bf16/f16), activations (2 hooks, n_layers, n, d_model)
+// chunk   = stored bytes (raw, one zstd frame, or one zstd frame of the byte-plane layout) of
+//           the payload: u32 n, u32 scale_bytes, u64 doc_ids[n], u32 token_ids[n],
+//           u32 positions[n], scales (bf16, (2 hooks, n_layers, n, groups), padded to 8 bytes;
+//           empty for f32/bf16/f16), values (2 hooks, n_layers, n, row bytes)
 // stats   = n_layers x (40 + 32 d_model) bytes;  index = n_chunks x 48;  footer = 56 bytes
 //
 // As in tokshard.c the writer only appends and the reader starts from the footer. Integers are
 // (de)serialised byte by byte; activation values are copied as little-endian words (the host is
-// little-endian, as kernels/convert.h already assumes).
+// little-endian, as kernels/convert.h already assumes). The numbers of each encoding (quantising a
+// row, decoding rows) live in kernels/actquant.c; this file lays them out and checks them.
 #include "actshard.h"
 
 #include <errno.h>
@@ -23,8 +25,10 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "actquant.h"
 #include "convert.h"
 #include "crc32c.h"
+#include "threads.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "actshard.c copies activation words as they are in memory: little-endian hosts only"
@@ -40,7 +44,7 @@ enum {
     FOOTER = 56,
     HOOK_STATS_FIXED = 16,  // f64 mean_norm, f64 mean_sq_norm (then mean[d], var[d])
 };
-enum { COMP_STORED = 0, COMP_ZSTD = 1 };
+enum { COMP_STORED = 0, COMP_ZSTD = 1, COMP_ZSTD_PLANES = 2 };
 #define MAX_META_BYTES (16u << 20)
 #define MAX_MODEL_ID_BYTES (64u << 10)
 // A zstd block costs at least 4 bytes (3-byte header + 1) and yields at most 128 KiB, so no
@@ -85,7 +89,7 @@ static void *grow(void *p, size_t *cap, size_t n) {
 
 // ---- dtypes, shapes, names -------------------------------------------------------------------
 
-static const char *const DTYPE_NAMES[ACT_N_DTYPES] = {"f32", "bf16", "f16"};
+static const char *const DTYPE_NAMES[ACT_N_DTYPES] = {"f32", "bf16", "f16", "int8", "fp8", "int4"};
 
 const char *act_dtype_name(ActDtype d) { return (unsigned)d < ACT_N_DTYPES ? DTYPE_NAMES[d] : "?"; }
 
@@ -95,11 +99,65 @@ int act_dtype_parse(const char *name, ActDtype *out) {
     return -1;
 }
 
-size_t act_dtype_bytes(ActDtype d) { return d == ACT_F32 ? 4 : 2; }
+int act_encoding_check(ActDtype dt, uint32_t *param, Error *e) {
+    if ((unsigned)dt >= ACT_N_DTYPES) return err_set(e, "unknown encoding %d", (int)dt);
+    if (dt == ACT_INT8) {
+        if (*param == 0) *param = ACTQ_INT8_DEFAULT_QMAX;
+        if (*param > 127) return err_set(e, "int8 qmax %u outside [1, 127]", *param);
+    } else if (dt == ACT_INT4) {
+        if (*param == 0) *param = ACTQ_INT4_DEFAULT_GROUP;
+        if (*param > ACTSHARD_MAX_D_MODEL)
+            return err_set(e, "int4 group size %u outside [1, %u]", *param, ACTSHARD_MAX_D_MODEL);
+    } else if (*param != 0) {
+        return err_set(e, "encoding %s takes no parameter (got %u)", DTYPE_NAMES[dt], *param);
+    }
+    return 0;
+}
 
-// Bytes of a chunk payload of n tokens (no scale data: none of the current encodings has any).
-static uint64_t payload_bytes(uint64_t n, uint64_t n_layers, uint64_t d, ActDtype dt) {
-    return CHUNK_PREFIX + TOKEN_BYTES * n + 2 * n_layers * n * d * act_dtype_bytes(dt);
+int act_encoding_parse(const char *spec, ActDtype *dt, uint32_t *param, Error *e) {
+    char name[16];
+    const char *colon = strchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (len >= sizeof name || (memcpy(name, spec, len), name[len] = 0, act_dtype_parse(name, dt)))
+        return err_set(e, "unknown encoding '%s' (f32, bf16, f16, int8[:QMAX], fp8, int4[:GROUP])", spec);
+    *param = 0;
+    if (colon) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || errno || v == 0 || v > UINT32_MAX || colon[1] == '-')
+            return err_set(e, "encoding '%s': parameter is not a positive integer", spec);
+        if (*dt != ACT_INT8 && *dt != ACT_INT4)
+            return err_set(e, "encoding '%s': %s takes no parameter", spec, DTYPE_NAMES[*dt]);
+        *param = (uint32_t)v;
+    }
+    return act_encoding_check(*dt, param, e);
+}
+
+const char *act_encoding_name(ActDtype dt, uint32_t param, char *buf, size_t len) {
+    int dflt = (dt == ACT_INT8 && param == ACTQ_INT8_DEFAULT_QMAX) || (dt == ACT_INT4 && param == ACTQ_INT4_DEFAULT_GROUP);
+    if ((dt == ACT_INT8 || dt == ACT_INT4) && param && !dflt) snprintf(buf, len, "%s:%u", act_dtype_name(dt), param);
+    else snprintf(buf, len, "%s", act_dtype_name(dt));
+    return buf;
+}
+
+// Measured on stories260K activations (bench/bench_quant.sh, bench/RESULTS.md): byte planes make
+// f32/bf16/f16 chunks 5-12% smaller under zstd (the exponent bytes compress, the low mantissa
+// bytes do not, and mixed they share one entropy table), and int8/fp8/int4 chunks 0.5-3% smaller
+// (only their bf16 scales have planes). Never larger, decoding as fast: on for every encoding.
+int act_default_shuffle(ActDtype dt) { return (unsigned)dt < ACT_N_DTYPES; }
+
+// Bytes of the scale block of a chunk of n tokens: bf16 scales (2, n_layers, n, groups), padded
+// to a multiple of 8 so the values after it stay aligned.
+static uint64_t scale_bytes_of(uint64_t n, uint64_t n_layers, uint64_t d, ActDtype dt, uint32_t param) {
+    uint64_t raw = 2 * n_layers * n * actq_row_scales(dt, param, d) * 2;
+    return (raw + 7) & ~(uint64_t)7;
+}
+
+// Bytes of a chunk payload of n tokens.
+static uint64_t payload_bytes(uint64_t n, uint64_t n_layers, uint64_t d, ActDtype dt, uint32_t param) {
+    return CHUNK_PREFIX + TOKEN_BYTES * n + scale_bytes_of(n, n_layers, d, dt, param) +
+           2 * n_layers * n * actq_row_bytes(dt, d);
 }
 
 static uint64_t layer_stats_bytes(uint64_t d) { return 8 + 2 * (HOOK_STATS_FIXED + 16 * d); }
@@ -138,7 +196,10 @@ struct ActShardWriter {
     FILE *f;
     int failed;  // a write failed: later calls fail and close removes the temp file
     ActDtype dtype;
-    size_t es;  // bytes per value in the file
+    uint32_t enc_param;
+    size_t rb, ns;  // stored bytes and bf16 scales per row
+    int planes;     // chunks are compressed in the byte-plane layout
+    int threads;    // for parallel_for_n (0 = all)
     int n_layers, d;
     int *layers;  // (n_layers,) for messages
     uint32_t chunk_tokens;
@@ -152,8 +213,9 @@ struct ActShardWriter {
     uint32_t n_pending;
     uint8_t *comp;
     size_t comp_cap;
+    uint8_t *planes_buf;  // one block in the byte-plane layout, when planes
     ZSTD_CCtx *cctx;
-    float *row;  // (d,) a value row decoded back from the file dtype, for the statistics
+    float *rows;  // (2, n_layers, d) per block: a row decoded back from the file, for the statistics
     // Statistics, per (hook, layer) = (2, n_layers): shifted sums over dimensions, norm sums.
     // Sums of x - K and (x - K)^2 with K the first token's row keep the variance accurate
     // even where |mean| >> std, and vectorise, unlike per-value Welford divisions.
@@ -179,7 +241,8 @@ static void writer_free(ActShardWriter *w) {
     free(w->tmp_path);
     free(w->raw);
     free(w->comp);
-    free(w->row);
+    free(w->planes_buf);
+    free(w->rows);
     free(w->layers);
     free(w->shift);
     free(w->s1);
@@ -202,6 +265,8 @@ static uint32_t check_options(const char *path, const ActShardWriterOptions *o, 
     if (o->d_model < 1 || (uint32_t)o->d_model > ACTSHARD_MAX_D_MODEL)
         return err_set(e, "%s: d_model %d outside [1, %u]", path, o->d_model, ACTSHARD_MAX_D_MODEL), 0;
     if ((unsigned)o->dtype >= ACT_N_DTYPES) return err_set(e, "%s: unknown dtype %d", path, (int)o->dtype), 0;
+    uint32_t param = o->enc_param;
+    if (act_encoding_check(o->dtype, &param, e)) return err_prefix(e, "%s", path), 0;
     const char *hooks[2] = {o->in_hook, o->out_hook};
     for (int h = 0; h < 2; h++)
         if (!hooks[h] || !hook_ok(hooks[h]))
@@ -226,7 +291,8 @@ static uint32_t check_options(const char *path, const ActShardWriterOptions *o, 
     return ct;
 }
 
-ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptions *opt, Error *e) {
+// Opens a writer onto f (to_stream: owned by the caller) or onto "<path>.tmp.<pid>" (f NULL).
+static ActShardWriter *writer_open(const char *path, FILE *f, const ActShardWriterOptions *opt, Error *e) {
     if (!opt) return err_set(e, "%s: no writer options", path), NULL;
     uint32_t ct = check_options(path, opt, e);
     if (!ct) return NULL;
@@ -242,14 +308,21 @@ ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptio
     ActShardWriter *w = xcalloc(1, sizeof *w);
     w->path = xstrdup(path);
     w->dtype = opt->dtype;
-    w->es = act_dtype_bytes(opt->dtype);
+    w->enc_param = opt->enc_param;
+    act_encoding_check(w->dtype, &w->enc_param, NULL);  // checked above: only fills the default
+    w->rb = actq_row_bytes(w->dtype, (size_t)opt->d_model);
+    w->ns = actq_row_scales(w->dtype, w->enc_param, (size_t)opt->d_model);
     w->n_layers = opt->n_layers;
     w->layers = xmalloc((size_t)opt->n_layers * sizeof(int));
     memcpy(w->layers, opt->layers, (size_t)opt->n_layers * sizeof(int));
     w->d = opt->d_model;
     w->chunk_tokens = ct;
     w->level = opt->zstd_level == 0 ? 1 : opt->zstd_level;
-    if (strcmp(path, "-") == 0) {
+    w->planes = w->level >= 0 && (opt->shuffle ? opt->shuffle > 0 : act_default_shuffle(w->dtype));
+    w->threads = opt->threads;
+    if (f) {
+        w->f = f;
+    } else if (strcmp(path, "-") == 0) {
         w->f = stdout;
     } else {
         size_t n = strlen(path) + 32;
@@ -263,8 +336,8 @@ ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptio
         }
     }
     size_t L = (size_t)w->n_layers, d = (size_t)w->d;
-    w->raw_full = (size_t)payload_bytes(ct, L, d, w->dtype);  // allocated by the first write
-    w->row = xmalloc(d * sizeof(float));
+    w->raw_full = (size_t)payload_bytes(ct, L, d, w->dtype, w->enc_param);  // allocated by the first write
+    w->rows = xmalloc(2 * L * d * sizeof(float));
     w->shift = xcalloc(2 * L * d, sizeof(double));
     w->s1 = xcalloc(2 * L * d, sizeof(double));
     w->s2 = xcalloc(2 * L * d, sizeof(double));
@@ -277,7 +350,7 @@ ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptio
     memcpy(h, MAGIC, 8);
     put_u32(h + 8, ACTSHARD_VERSION);
     put_u32(h + 12, (uint32_t)w->dtype);
-    put_u32(h + 16, 0);  // encoding parameter: none for f32/bf16/f16
+    put_u32(h + 16, w->enc_param);  // int8: qmax; int4: group size; 0 for the others
     put_u32(h + 20, (uint32_t)w->d);
     put_u32(h + 24, (uint32_t)w->n_layers);
     put_u32(h + 28, ct);
@@ -299,32 +372,98 @@ ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptio
     return w;
 }
 
-// Offsets inside the pending payload of a chunk of n tokens.
+ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptions *opt, Error *e) {
+    return writer_open(path, NULL, opt, e);
+}
+
+ActShardWriter *actshard_writer_open_stream(FILE *f, const char *name, const ActShardWriterOptions *opt, Error *e) {
+    if (!f) return err_set(e, "%s: no stream to write to", name), NULL;
+    return writer_open(name, f, opt, e);
+}
+
+// Offsets inside the payload of a chunk of n tokens (the pending one is laid out for n =
+// chunk_tokens): prefix | doc ids | token ids | positions | scales (+ padding) | values.
 static size_t off_docs(void) { return CHUNK_PREFIX; }
 static size_t off_toks(size_t n) { return CHUNK_PREFIX + 8 * n; }
 static size_t off_pos(size_t n) { return CHUNK_PREFIX + 12 * n; }
-static size_t off_acts(size_t n) { return CHUNK_PREFIX + TOKEN_BYTES * n; }
+static size_t off_scales(size_t n) { return CHUNK_PREFIX + TOKEN_BYTES * n; }
+static size_t off_vals(const ActShardWriter *w, size_t n) {
+    return off_scales(n) + (size_t)scale_bytes_of(n, (uint64_t)w->n_layers, (uint64_t)w->d, w->dtype, w->enc_param);
+}
+
+// Feeds len bytes to the zstd stream (e_end: and finishes the frame) into w->comp at *pos,
+// growing it if the bound was not enough.
+static int stream_bytes(ActShardWriter *w, const void *p, size_t len, ZSTD_EndDirective end, size_t *pos, Error *e) {
+    ZSTD_inBuffer in = {p, len, 0};
+    for (;;) {
+        if (w->comp_cap - *pos < 4096) w->comp = grow(w->comp, &w->comp_cap, w->comp_cap + (w->comp_cap >> 1) + 4096);
+        ZSTD_outBuffer out = {w->comp, w->comp_cap, *pos};
+        size_t left = ZSTD_compressStream2(w->cctx, &out, &in, end);
+        *pos = out.pos;
+        if (ZSTD_isError(left)) {
+            w->failed = 1;
+            return err_set(e, "%s: chunk %llu: zstd: %s", w->path, (ull)w->n_chunks, ZSTD_getErrorName(left));
+        }
+        if (in.pos == in.size && (end == ZSTD_e_continue || left == 0)) return 0;
+    }
+}
+
+// Compresses the payload r (raw_n bytes, n tokens) in the byte-plane layout: every (hook, layer)
+// block of bf16 scales, and of f32/bf16/f16 values, goes through w->planes_buf as byte planes.
+// Streaming keeps one block of extra memory instead of a second payload; the pledged size puts
+// the content size in the frame header, as the one-shot path does.
+static int compress_planes(ActShardWriter *w, const uint8_t *r, size_t n, size_t raw_n, size_t *out_n, Error *e) {
+    size_t blocks = 2 * (size_t)w->n_layers, es = actq_elem_bytes(w->dtype);
+    size_t sblock = n * w->ns * 2, vblock = n * w->rb, pos = 0;
+    ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level);
+    ZSTD_CCtx_setPledgedSrcSize(w->cctx, raw_n);
+    w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
+    if (stream_bytes(w, r, off_scales(n), ZSTD_e_continue, &pos, e)) return -1;
+    const uint8_t *sc = r + off_scales(n), *v = r + off_vals(w, n);
+    for (size_t b = 0; b < blocks && sblock; b++) {
+        actq_to_planes(sc + b * sblock, w->planes_buf, sblock / 2, 2);
+        if (stream_bytes(w, w->planes_buf, sblock, ZSTD_e_continue, &pos, e)) return -1;
+    }
+    if (stream_bytes(w, sc + blocks * sblock, (size_t)(v - sc) - blocks * sblock, ZSTD_e_continue, &pos, e))
+        return -1;  // the scale padding
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *src = v + b * vblock;
+        if (es > 1) actq_to_planes(src, w->planes_buf, vblock / es, es), src = w->planes_buf;
+        if (stream_bytes(w, src, vblock, b + 1 < blocks ? ZSTD_e_continue : ZSTD_e_end, &pos, e)) return -1;
+    }
+    *out_n = pos;
+    return 0;
+}
 
 // Compacts the pending payload from stride chunk_tokens to stride n, compresses (or stores) it,
 // writes it and records its index entry.
 static int flush_chunk(ActShardWriter *w, Error *e) {
-    size_t n = w->n_pending, ct = w->chunk_tokens;
-    size_t block = n * (size_t)w->d * w->es, block_full = ct * (size_t)w->d * w->es;
+    size_t n = w->n_pending, ct = w->chunk_tokens, blocks = 2 * (size_t)w->n_layers;
+    size_t sblock = n * w->ns * 2, sblock_full = ct * w->ns * 2;
+    size_t vblock = n * w->rb, vblock_full = ct * w->rb;
     uint8_t *r = w->raw;
     if (n < ct) {
         // Every region moves down (or stays), and regions are moved in file order, so a move
         // never overwrites a region not yet moved.
         memmove(r + off_toks(n), r + off_toks(ct), 4 * n);
         memmove(r + off_pos(n), r + off_pos(ct), 4 * n);
-        for (size_t b = 0; b < 2 * (size_t)w->n_layers; b++)
-            memmove(r + off_acts(n) + b * block, r + off_acts(ct) + b * block_full, block);
+        for (size_t b = 0; b < blocks; b++)
+            memmove(r + off_scales(n) + b * sblock, r + off_scales(ct) + b * sblock_full, sblock);
+        for (size_t b = 0; b < blocks; b++)
+            memmove(r + off_vals(w, n) + b * vblock, r + off_vals(w, ct) + b * vblock_full, vblock);
     }
+    // the scale padding (0 to 6 bytes) is zero
+    memset(r + off_scales(n) + blocks * sblock, 0, off_vals(w, n) - off_scales(n) - blocks * sblock);
     put_u32(r, (uint32_t)n);
-    put_u32(r + 4, 0);  // scale_bytes
-    size_t raw_n = (size_t)payload_bytes(n, (uint64_t)w->n_layers, (uint64_t)w->d, w->dtype);
+    put_u32(r + 4, (uint32_t)(off_vals(w, n) - off_scales(n)));  // scale_bytes
+    size_t raw_n = (size_t)payload_bytes(n, (uint64_t)w->n_layers, (uint64_t)w->d, w->dtype, w->enc_param);
     const uint8_t *stored = r;
     size_t stored_n = raw_n;
-    if (w->level >= 0) {
+    if (w->planes) {
+        if (compress_planes(w, r, n, raw_n, &stored_n, e)) return -1;
+        stored = w->comp;
+    } else if (w->level >= 0) {
         w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
         // One-shot compression records the content size in the frame header (readers in other
         // languages can size their buffer from it).
@@ -342,7 +481,7 @@ static int flush_chunk(ActShardWriter *w, Error *e) {
         .raw_bytes = raw_n,
         .first_token = w->n_tokens,
         .n_tokens = (uint32_t)n,
-        .compression = w->level >= 0 ? COMP_ZSTD : COMP_STORED,
+        .compression = w->planes ? COMP_ZSTD_PLANES : w->level >= 0 ? COMP_ZSTD : COMP_STORED,
         .crc = crc32c(stored, stored_n),
     };
     if (write_bytes(w, stored, stored_n, e)) return -1;
@@ -356,44 +495,45 @@ static int flush_chunk(ActShardWriter *w, Error *e) {
 // Checks every value of x (n_layers, n, d) before anything is written. Returns 0 or -1 with e.
 static int check_values(const ActShardWriter *w, const float *x, size_t n, const char *hook, Error *e) {
     size_t total = (size_t)w->n_layers * n * (size_t)w->d;
-    // f16's largest finite value is 65504; anything from 65520 up rounds to inf.
-    float lim = w->dtype == ACT_F16 ? 65520.0f : INFINITY;
+    // f16's largest finite value is 65504: anything from 65520 up rounds to inf. The quantised
+    // encodings cap |x| below 2^96 so every scale, and every decoded value, stays finite.
+    float lim = w->dtype == ACT_F16 ? 65520.0f : actq_is_quantized(w->dtype) ? ACTQ_MAX_ABS : INFINITY;
     for (size_t k = 0; k < total; k++) {
         float a = fabsf(x[k]);
         if (a < lim) continue;  // false for NaN too
         size_t row = k / (size_t)w->d;
         int layer = w->layers[row / n];
-        if (isfinite(a))
+        if (isfinite(a) && w->dtype == ACT_F16)
             return err_set(e, "%s: %s value %g at layer %d, token %zu of this write, dimension %zu overflows f16 "
                            "(max 65504); write bf16 or f32", w->path, hook, (double)x[k], layer, row % n,
                            k % (size_t)w->d);
+        if (isfinite(a))
+            return err_set(e, "%s: %s value %g at layer %d, token %zu of this write, dimension %zu is too large for "
+                           "%s (|x| must be below 2^96)", w->path, hook, (double)x[k], layer, row % n,
+                           k % (size_t)w->d, act_dtype_name(w->dtype));
         return err_set(e, "%s: non-finite %s value %g at layer %d, token %zu of this write, dimension %zu", w->path,
                        hook, (double)x[k], layer, row % n, k % (size_t)w->d);
     }
     return 0;
 }
 
-// Encodes one row of d values into dst (file dtype) and adds it to the statistics of (hook h,
-// layer li), using the value as a reader will decode it.
-static void put_row(ActShardWriter *w, int h, int li, const float *src, uint8_t *dst, int first) {
-    size_t d = (size_t)w->d;
+// Encodes one row of block b = (hook h, layer li) into slot t of the pending chunk and adds it,
+// as a reader will decode it, to the statistics of the block. Touches only block b's bytes,
+// statistics and scratch row, so blocks can be encoded on different threads.
+static void put_row(ActShardWriter *w, size_t b, size_t t, const float *src, int first) {
+    size_t d = (size_t)w->d, ct = w->chunk_tokens;
+    uint8_t *vals = w->raw + off_vals(w, ct) + (b * ct + t) * w->rb;  // aligned for its words
+    uint16_t *scales = (uint16_t *)(void *)(w->raw + off_scales(ct) + (b * ct + t) * w->ns * 2);
+    actq_encode_row(w->dtype, w->enc_param, src, d, vals, scales);
     const float *v = src;
-    if (w->dtype == ACT_F32) {
-        memcpy(dst, src, d * 4);
-    } else {
-        // dst is 2-aligned: the raw buffer is malloc'd and every offset in it is even.
-        uint16_t *q = (uint16_t *)(void *)dst;
-        if (w->dtype == ACT_BF16) {
-            convert_f32_to_bf16(src, q, d);
-            convert_bf16_to_f32(q, w->row, d);
-        } else {
-            convert_f32_to_f16(src, q, d);
-            convert_f16_to_f32(q, w->row, d);
-        }
-        v = w->row;
+    if (w->dtype != ACT_F32) {
+        ActqLayout lay = {.enc = w->dtype, .param = w->enc_param, .d = d};
+        size_t bad;
+        float *row = w->rows + b * d;
+        actq_decode_rows(&lay, vals, (const uint8_t *)scales, 1, row, &bad);  // our own scales: in range
+        v = row;
     }
-    size_t hl = (size_t)h * (size_t)w->n_layers + (size_t)li;
-    double *K = w->shift + hl * d, *s1 = w->s1 + hl * d, *s2 = w->s2 + hl * d;
+    double *K = w->shift + b * d, *s1 = w->s1 + b * d, *s2 = w->s2 + b * d;
     if (first)  // the shard's first token sets the shift
         for (size_t j = 0; j < d; j++) K[j] = v[j];
     double sq = 0;
@@ -403,8 +543,27 @@ static void put_row(ActShardWriter *w, int h, int li, const float *src, uint8_t 
         s1[j] += y;
         s2[j] += y * y;
     }
-    w->norm_sum[hl] += sqrt(sq);
-    w->sq_norm_sum[hl] += sq;
+    w->norm_sum[b] += sqrt(sq);
+    w->sq_norm_sum[b] += sq;
+}
+
+typedef struct {
+    ActShardWriter *w;
+    const float *x[2];  // in, out: (n_layers, n, d)
+    size_t n, pos, take;
+} PutJob;
+
+static void put_blocks(void *ctx, size_t b0, size_t b1) {
+    PutJob *j = ctx;
+    ActShardWriter *w = j->w;
+    size_t L = (size_t)w->n_layers, d = (size_t)w->d;
+    for (size_t b = b0; b < b1; b++) {
+        const float *x = j->x[b / L] + ((b % L) * j->n + j->pos) * d;
+        for (size_t k = 0; k < j->take; k++) {
+            size_t t = w->n_pending + k;  // slot in the pending chunk
+            put_row(w, b, t, x + k * d, w->n_tokens == 0 && t == 0);
+        }
+    }
 }
 
 int actshard_write(ActShardWriter *w, size_t n, const uint32_t *token_ids, const uint64_t *doc_ids,
@@ -416,22 +575,23 @@ int actshard_write(ActShardWriter *w, size_t n, const uint32_t *token_ids, const
     if (check_values(w, in, n, "input", e) || check_values(w, out, n, "output", e)) return -1;
 
     if (!w->raw) w->raw = xmalloc(w->raw_full);
-    const float *x[2] = {in, out};
-    size_t d = (size_t)w->d, L = (size_t)w->n_layers, ct = w->chunk_tokens;
-    size_t row_bytes = d * w->es;
+    if (w->planes && !w->planes_buf) {
+        size_t ct = w->chunk_tokens, sblock = ct * w->ns * 2, vblock = ct * w->rb;
+        w->planes_buf = xmalloc(sblock > vblock ? sblock : vblock);
+    }
+    size_t ct = w->chunk_tokens, blocks = 2 * (size_t)w->n_layers;
     for (size_t pos = 0; pos < n;) {
         size_t take = n - pos < ct - w->n_pending ? n - pos : ct - w->n_pending;
         for (size_t k = 0; k < take; k++) {
-            size_t t = w->n_pending + k;  // slot in the pending chunk
+            size_t t = w->n_pending + k;
             put_u64(w->raw + off_docs() + 8 * t, doc_ids[pos + k]);
             put_u32(w->raw + off_toks(ct) + 4 * t, token_ids[pos + k]);
             put_u32(w->raw + off_pos(ct) + 4 * t, positions[pos + k]);
-            for (int h = 0; h < 2; h++)
-                for (size_t l = 0; l < L; l++) {
-                    uint8_t *dst = w->raw + off_acts(ct) + ((h * L + l) * ct + t) * row_bytes;
-                    put_row(w, h, (int)l, x[h] + (l * n + pos + k) * d, dst, w->n_tokens == 0 && t == 0);
-                }
         }
+        // One (hook, layer) block per thread, once there is enough work to pay for the threads.
+        PutJob job = {w, {in, out}, n, pos, take};
+        int threads = take * blocks * (size_t)w->d < (1u << 16) ? 1 : w->threads;
+        parallel_for_n(blocks, 1, threads, put_blocks, &job);
         w->n_pending += (uint32_t)take;
         pos += take;
         if (w->n_pending == ct && flush_chunk(w, e)) return -1;
@@ -571,8 +731,13 @@ static int check_crc(const char *path, const char *what, uint32_t stored, uint32
 // Validates the header fields read into s (after the header CRC matched).
 static int check_header(ActShard *s, uint32_t enc_param, const uint8_t *h, Error *e) {
     const char *P = s->path;
-    if (enc_param != 0) return err_set(e, "%s: encoding %s takes no parameter, header has %u", P,
-                                       act_dtype_name(s->dtype), enc_param);
+    s->enc_param = enc_param;
+    if (s->dtype == ACT_INT8 && (enc_param < 1 || enc_param > 127))
+        return err_set(e, "%s: int8 qmax %u outside [1, 127]", P, enc_param);
+    if (s->dtype == ACT_INT4 && (enc_param < 1 || enc_param > ACTSHARD_MAX_D_MODEL))
+        return err_set(e, "%s: int4 group size %u outside [1, %u]", P, enc_param, ACTSHARD_MAX_D_MODEL);
+    if (s->dtype != ACT_INT8 && s->dtype != ACT_INT4 && enc_param != 0)
+        return err_set(e, "%s: encoding %s takes no parameter, header has %u", P, act_dtype_name(s->dtype), enc_param);
     if (s->chunk_tokens == 0 || s->chunk_tokens > ACTSHARD_MAX_CHUNK_TOKENS)
         return err_set(e, "%s: chunk_tokens %u outside [1, %u]", P, s->chunk_tokens, ACTSHARD_MAX_CHUNK_TOKENS);
     uint64_t values = 2ull * (uint64_t)s->n_layers * s->chunk_tokens * (uint64_t)s->d_model;  // < 2^58
@@ -615,7 +780,7 @@ static int check_index(const ActShard *s, uint64_t header_end, uint64_t stats_of
         if (x->n_tokens == 0 || x->n_tokens > s->chunk_tokens)
             return err_set(e, "%s: chunk %llu: %u tokens outside [1, chunk_tokens %u]", P, (ull)i, x->n_tokens,
                            s->chunk_tokens);
-        uint64_t want = payload_bytes(x->n_tokens, (uint64_t)s->n_layers, (uint64_t)s->d_model, s->dtype);
+        uint64_t want = payload_bytes(x->n_tokens, (uint64_t)s->n_layers, (uint64_t)s->d_model, s->dtype, s->enc_param);
         if (x->raw_bytes != want)
             return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens", P, (ull)i,
                            (ull)x->raw_bytes, (ull)want, x->n_tokens);
@@ -623,7 +788,7 @@ static int check_index(const ActShard *s, uint64_t header_end, uint64_t stats_of
             if (x->comp_bytes != x->raw_bytes)
                 return err_set(e, "%s: chunk %llu: stored uncompressed but %llu bytes, payload is %llu", P, (ull)i,
                                (ull)x->comp_bytes, (ull)x->raw_bytes);
-        } else if (x->compression == COMP_ZSTD) {
+        } else if (x->compression == COMP_ZSTD || x->compression == COMP_ZSTD_PLANES) {
             if (x->raw_bytes / ZSTD_MAX_RATIO > x->comp_bytes)
                 return err_set(e, "%s: chunk %llu: %llu raw bytes cannot come from a %llu-byte zstd frame", P, (ull)i,
                                (ull)x->raw_bytes, (ull)x->comp_bytes);
@@ -735,7 +900,8 @@ static int parse_shard(ActShard *s, Error *e) {
     }
     if (encoding >= ACT_N_DTYPES) {
         free(h);
-        return err_set(e, "%s: unsupported encoding %u (this reader knows f32, bf16, f16)", P, encoding);
+        return err_set(e, "%s: unsupported encoding %u (this reader knows f32, bf16, f16, int8, fp8, int4)", P,
+                       encoding);
     }
     s->dtype = (ActDtype)encoding;
     s->n_layers = (int)n_layers;
@@ -885,6 +1051,40 @@ void actchunk_free(ActChunk *c) {
     memset(c, 0, sizeof *c);
 }
 
+// Decoding work for parallel_for: task t decodes rows [n*p/P, n*(p+1)/P) of block t / P, p = t % P.
+typedef struct {
+    const ActShard *s;
+    ActChunk *c;
+    size_t parts;
+    size_t *bad;  // (tasks,) first bad row of the block in each task, or SIZE_MAX
+} DecodeJob;
+
+static void decode_tasks(void *ctx, size_t t0, size_t t1) {
+    DecodeJob *j = ctx;
+    const ActChunk *c = j->c;
+    size_t n = c->n, d = (size_t)j->s->d_model, ns = actq_row_scales(j->s->dtype, j->s->enc_param, d);
+    size_t es = actq_elem_bytes(j->s->dtype), rb = actq_row_bytes(j->s->dtype, d);
+    for (size_t t = t0; t < t1; t++) {
+        size_t b = t / j->parts, p = t % j->parts;
+        size_t r0 = n * p / j->parts, r1 = n * (p + 1) / j->parts;
+        ActqLayout lay = {.enc = j->s->dtype, .param = j->s->enc_param, .d = d};
+        const uint8_t *v = c->vals + b * c->val_block, *sc = c->scales + b * c->scale_block;
+        if (c->planes) {
+            lay.val_planes = es > 1 ? n * d : 0;
+            lay.scale_planes = n * ns;
+            v += es > 1 ? r0 * d : r0 * rb;
+            sc += r0 * ns;
+        } else {
+            v += r0 * rb;
+            sc += r0 * ns * 2;
+        }
+        size_t bad = SIZE_MAX;
+        int rc = c->encoded_only ? actq_validate_rows(&lay, v, sc, r1 - r0, &bad)
+                                 : actq_decode_rows(&lay, v, sc, r1 - r0, c->act + (b * n + r0) * d, &bad);
+        j->bad[t] = rc ? r0 + bad : SIZE_MAX;
+    }
+}
+
 // Decodes the payload of chunk i (in c->raw, raw_bytes long) into c's arrays.
 static int parse_payload(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     const ActShardIndexEntry *x = &s->index[i];
@@ -892,9 +1092,14 @@ static int parse_payload(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     uint32_t n = get_u32(r), scale_bytes = get_u32(r + 4);
     if (n != x->n_tokens)
         return err_set(e, "%s: chunk %llu: payload says %u tokens, index says %u", s->path, (ull)i, n, x->n_tokens);
-    if (scale_bytes != 0)
+    size_t L = (size_t)s->n_layers, d = (size_t)s->d_model, blocks = 2 * L;
+    uint64_t want_scale = scale_bytes_of(n, L, d, s->dtype, s->enc_param);
+    if (scale_bytes != want_scale && want_scale == 0)
         return err_set(e, "%s: chunk %llu: %u bytes of scale data, but encoding %s has none", s->path, (ull)i,
                        scale_bytes, act_dtype_name(s->dtype));
+    if (scale_bytes != want_scale)
+        return err_set(e, "%s: chunk %llu: %u bytes of scale data, encoding %s needs %llu for %u tokens", s->path,
+                       (ull)i, scale_bytes, act_dtype_name(s->dtype), (ull)want_scale, n);
     if (n > c->tok_cap) {
         c->token_ids = xrealloc(c->token_ids, (size_t)n * sizeof *c->token_ids);
         c->doc_ids = xrealloc(c->doc_ids, (size_t)n * sizeof *c->doc_ids);
@@ -906,19 +1111,48 @@ static int parse_payload(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
         c->token_ids[k] = get_u32(r + off_toks(n) + 4 * (size_t)k);
         c->positions[k] = get_u32(r + off_pos(n) + 4 * (size_t)k);
     }
-    // The activations are hook-major (2, n_layers, n, d): exactly the in array then the out
-    // array, so decoding is one copy or conversion over the whole block.
-    size_t values = 2 * (size_t)s->n_layers * n * (size_t)s->d_model;
-    c->act = grow(c->act, &c->act_cap, values * sizeof(float));
-    const uint8_t *a = r + off_acts(n);  // 8-aligned in a malloc'd buffer
-    if (s->dtype == ACT_F32) memcpy(c->act, a, values * 4);
-    else if (s->dtype == ACT_BF16) convert_bf16_to_f32((const uint16_t *)(const void *)a, c->act, values);
-    else convert_f16_to_f32((const uint16_t *)(const void *)a, c->act, values);
-    c->in = c->act;
-    c->out = c->act + values / 2;
     c->n = n;
     c->chunk = i;
     c->first_token = x->first_token;
+    c->scales = r + off_scales(n);  // 8-aligned in a malloc'd buffer, as are the values
+    c->vals = c->scales + scale_bytes;
+    c->scale_block = (size_t)n * actq_row_scales(s->dtype, s->enc_param, d) * 2;
+    c->val_block = (size_t)n * actq_row_bytes(s->dtype, d);
+    c->planes = x->compression == COMP_ZSTD_PLANES;
+    // The activations are hook-major (2, n_layers, n, d): decoded, block b is rows [b*n, (b+1)*n)
+    // of one (2 * n_layers * n, d) array, in then out. One task per block, or per part of a
+    // block when there are fewer blocks than threads; small chunks stay on this thread.
+    size_t values = blocks * n * d;
+    int threads = values < (1u << 17) ? 1 : c->threads > 0 ? c->threads : parallel_threads();
+    size_t parts = (size_t)threads > blocks ? ((size_t)threads + blocks - 1) / blocks : 1;
+    if (parts > n) parts = n;
+    if (!c->encoded_only) c->act = grow(c->act, &c->act_cap, values * sizeof(float));
+    size_t tasks = blocks * parts;
+    DecodeJob job = {s, c, parts, xmalloc(tasks * sizeof(size_t))};
+    parallel_for_n(tasks, 1, threads, decode_tasks, &job);
+    size_t t = 0;
+    while (t < tasks && job.bad[t] == SIZE_MAX) t++;
+    if (t < tasks) {
+        size_t b = t / parts, row = job.bad[t];
+        free(job.bad);
+        c->n = 0;
+        const char *hook = b < L ? "input" : "output";
+        int layer = s->layers[b % L];
+        if (s->dtype == ACT_FP8) {  // which check failed: a scale, or a NaN code
+            ActqLayout lay = {.enc = ACT_INT8, .param = s->enc_param, .d = d,
+                              .scale_planes = c->planes ? (size_t)n : 0};
+            const uint8_t *sc = c->scales + b * c->scale_block + (c->planes ? row : 2 * row);
+            size_t dummy;
+            if (!actq_validate_rows(&lay, NULL, sc, 1, &dummy))
+                return err_set(e, "%s: chunk %llu: %s of layer %d, token %zu: fp8 NaN code (0x7F or 0xFF), which "
+                               "writers never store", s->path, (ull)i, hook, layer, row);
+        }
+        return err_set(e, "%s: chunk %llu: %s of layer %d, token %zu: scale out of range (a scale must be a bf16 "
+                       "in [0, 2^96])", s->path, (ull)i, hook, layer, row);
+    }
+    free(job.bad);
+    c->in = c->encoded_only ? NULL : c->act;
+    c->out = c->encoded_only ? NULL : c->act + values / 2;
     return 0;
 }
 
@@ -947,7 +1181,7 @@ int actshard_read_chunk(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     if (crc != x->crc)
         return err_set(e, "%s: chunk %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)", P, (ull)i, x->crc,
                        crc);
-    if (x->compression == COMP_ZSTD) {
+    if (x->compression != COMP_STORED) {
         unsigned long long fcs = ZSTD_getFrameContentSize(src, cn);
         if (fcs == ZSTD_CONTENTSIZE_ERROR) return err_set(e, "%s: chunk %llu: not a zstd frame", P, (ull)i);
         if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != x->raw_bytes)
@@ -1008,6 +1242,10 @@ int actshard_print_info(const ActShard *s, FILE *f, int per_dim, Error *e) {
     json_object_set_new(o, "in_hook", json_string(s->in_hook));
     json_object_set_new(o, "out_hook", json_string(s->out_hook));
     json_object_set_new(o, "dtype", json_string(act_dtype_name(s->dtype)));
+    json_object_set_new(o, "enc_param", json_integer(s->enc_param));
+    uint64_t planes = 0;
+    for (uint64_t i = 0; i < s->n_chunks; i++) planes += s->index[i].compression == COMP_ZSTD_PLANES;
+    json_object_set_new(o, "byte_plane_chunks", json_integer((json_int_t)planes));
     json_object_set_new(o, "d_model", json_integer(s->d_model));
     json_t *layers = json_array();
     for (int l = 0; l < s->n_layers; l++) json_array_append_new(layers, json_integer(s->layers[l]));

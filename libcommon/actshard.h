@@ -1,6 +1,8 @@
 // actshard.h — activation shard files: for every token, the CLT's input (hook mlp_in or
 // resid_mid) and target (mlp_out) at chosen layers, with the token id, document id and position.
-// Written by fwd-acts, read by clt-fit. Spec: formats/acts.md.
+// Written by fwd-acts and quant-acts, read by clt-fit. Spec: formats/acts.md. Values are stored
+// in one of six encodings (f32, bf16, f16; int8, fp8, int4 with bf16 scales) and every reader
+// gets fp32 back from actshard_read_chunk, whatever the encoding.
 //
 // Same conventions as token shards (tokshard.h): zstd chunks with a CRC-32C each, an index and
 // a footer at the end so the writer only appends (it can stream to a pipe), atomic writes via
@@ -26,15 +28,29 @@
 #define ACTSHARD_MAX_CHUNK_TOKENS (1u << 24)
 #define ACTSHARD_MAX_CHUNK_VALUES (1ull << 30)  // 4 GiB of fp32 once decoded
 
-// File encoding of the activation values. The id is stored once per file (header) and every
-// chunk payload has room for per-chunk scale data (empty for these three), so quantised
-// encodings (int8, fp8, int4 with scales) can be added as new ids without changing the layout.
-typedef enum { ACT_F32 = 0, ACT_BF16 = 1, ACT_F16 = 2 } ActDtype;
-#define ACT_N_DTYPES 3
+// File encoding of the activation values (formats/acts.md, "Encodings"). The id is stored once
+// per file (header) with a parameter (enc_param); quantised encodings keep bf16 scales in each
+// chunk's scale block. The numbers (rounding, scales, exact decoding) are in kernels/actquant.h.
+//   f32, bf16, f16  one word per value, no parameter, no scales
+//   int8            int8 per value, one scale per (hook, layer, token); enc_param = qmax (1..127,
+//                   default 127: fewer levels trade error for size under zstd)
+//   fp8             OCP E4M3FN per value, one scale per (hook, layer, token); no parameter
+//   int4            4 bits per value, one scale per group of enc_param values of a row (default 32)
+typedef enum { ACT_F32 = 0, ACT_BF16 = 1, ACT_F16 = 2, ACT_INT8 = 3, ACT_FP8 = 4, ACT_INT4 = 5 } ActDtype;
+#define ACT_N_DTYPES 6
 
-const char *act_dtype_name(ActDtype d);                   // "f32", "bf16", "f16"; "?" if unknown
-int act_dtype_parse(const char *name, ActDtype *out);     // 0, or -1 if the name is unknown
-size_t act_dtype_bytes(ActDtype d);                       // bytes per value: 4, 2, 2
+const char *act_dtype_name(ActDtype d);                // "f32", "bf16", "f16", "int8", "fp8", "int4"; "?"
+int act_dtype_parse(const char *name, ActDtype *out);  // 0, or -1 if the name is unknown
+// "NAME" or "NAME:PARAM" (int8:31 = qmax 31, int4:64 = groups of 64): 0, or -1 with e saying why.
+// *param gets the encoding's parameter (its default when not given; 0 for f32/bf16/f16/fp8).
+int act_encoding_parse(const char *spec, ActDtype *dt, uint32_t *param, Error *e);
+// The canonical spec of an encoding ("int8", "int8:31", "int4", "int4:64", "bf16") into buf.
+const char *act_encoding_name(ActDtype dt, uint32_t param, char *buf, size_t len);
+// 0 if param is valid for dt (after defaulting 0 -> the default), else -1 with e (no path).
+int act_encoding_check(ActDtype dt, uint32_t *param, Error *e);
+// Whether writers store chunks as byte planes ("shuffled", compression 2) unless told otherwise:
+// chosen per encoding from the measurement in bench/RESULTS.md.
+int act_default_shuffle(ActDtype dt);
 
 // ---- writer ----------------------------------------------------------------------------------
 
@@ -46,6 +62,9 @@ typedef struct {
     const int *layers;                // (n_layers,) model layers, strictly ascending, >= 0
     int d_model;
     ActDtype dtype;
+    uint32_t enc_param;     // int8: qmax (0 = 127); int4: group size (0 = 32); else 0
+    int shuffle;            // 0 = the encoding's default (act_default_shuffle), 1 = byte planes, -1 = plain
+    int threads;            // encoding threads: 0 = parallel_threads(), 1 = the calling thread only
     uint32_t chunk_tokens;  // tokens per chunk (0 = default 4096, lowered if a chunk would exceed
                             // ACTSHARD_MAX_CHUNK_VALUES)
     int zstd_level;         // 0 = default 1; negative = store chunks uncompressed
@@ -55,10 +74,14 @@ typedef struct {
 typedef struct ActShardWriter ActShardWriter;
 
 ActShardWriter *actshard_writer_open(const char *path, const ActShardWriterOptions *opt, Error *e);
+// The same onto a stream the caller owns (e.g. open_memstream, to encode in memory): no temp file,
+// no rename; close flushes f but does not close it. `name` stands for the path in messages.
+ActShardWriter *actshard_writer_open_stream(FILE *f, const char *name, const ActShardWriterOptions *opt, Error *e);
 // Appends n tokens. in/out: (n_layers, n, d_model) fp32, layer-major; token_ids, doc_ids,
 // positions: (n,). Values must be finite (and, for f16, below 65520 in magnitude so they do not
-// round to inf): a bad value fails the call before any of its tokens is written, naming the
-// layer, hook and token, and the writer stays usable.
+// round to inf; for int8/fp8/int4 below 2^96): a bad value fails the call before any of its
+// tokens is written, naming the layer, hook and token, and the writer stays usable. Encoding
+// runs on parallel_threads() threads (one (hook, layer) block each) when the call is large.
 int actshard_write(ActShardWriter *w, size_t n, const uint32_t *token_ids, const uint64_t *doc_ids,
                    const uint32_t *positions, const float *in, const float *out, Error *e);
 // Flushes the last chunk, writes statistics, index and footer, renames the temp file. Frees w.
@@ -90,7 +113,7 @@ typedef struct {
     uint64_t raw_bytes;    // payload size (= comp_bytes when stored uncompressed)
     uint64_t first_token;  // global index of the chunk's first token
     uint32_t n_tokens;
-    uint32_t compression;  // 0 = stored, 1 = zstd
+    uint32_t compression;  // 0 = stored, 1 = zstd, 2 = zstd of the byte-plane layout
     uint32_t crc;          // CRC-32C of the comp_bytes stored bytes
 } ActShardIndexEntry;
 
@@ -101,6 +124,7 @@ typedef struct {
     uint64_t file_size;
     uint32_t version;
     ActDtype dtype;
+    uint32_t enc_param;  // int8: qmax; int4: group size; else 0
     int n_layers, d_model;
     int *layers;  // (n_layers,) model layer numbers, ascending
     uint32_t chunk_tokens;
@@ -129,8 +153,14 @@ uint64_t actshard_chunk_of_token(const ActShard *s, uint64_t g);
 int actshard_print_info(const ActShard *s, FILE *f, int per_dim, Error *e);
 
 // A decoded chunk. Start from a zeroed ActChunk (`ActChunk c = {0};`); read_chunk reuses its
-// buffers, so a thread reading many chunks keeps one ActChunk.
+// buffers, so a thread reading many chunks keeps one ActChunk. Memory per ActChunk is bounded by
+// one chunk (its stored bytes, its payload and its fp32 values).
 typedef struct {
+    // Set by the caller before reading (zero = defaults):
+    int threads;       // decode threads: 0 = parallel_threads(), 1 = the calling thread only (set 1
+                       // when several threads each read their own chunks)
+    int encoded_only;  // 1: verify and decompress but leave the values encoded (in/out NULL)
+    // Set by read_chunk:
     uint64_t chunk;        // which chunk this is
     uint64_t first_token;  // global index of token 0
     uint32_t n;            // tokens
@@ -138,6 +168,13 @@ typedef struct {
     uint64_t *doc_ids;     // (n,)
     uint32_t *positions;   // (n,)
     float *in, *out;       // (n_layers, n, d_model) fp32, decoded; layer li at + li * n * d_model
+    // The encoded activations as stored in the payload (formats/acts.md, "Chunks"), to decode
+    // elsewhere (a GPU: kernels/actquant.h). Block b = hook * n_layers + li: its scales at
+    // scales + b * scale_block (none for f32/bf16/f16), its values at vals + b * val_block; when
+    // `planes`, multi-byte elements are byte planes within each block. Valid until the next read.
+    const uint8_t *scales, *vals;
+    size_t scale_block, val_block;
+    int planes;
     // Buffers kept across calls (owned; actchunk_free releases them).
     uint8_t *raw, *comp;
     float *act;            // in and out point into it
@@ -145,7 +182,8 @@ typedef struct {
     void *zstd_dctx;
 } ActChunk;
 
-// Reads chunk i: verifies the CRC, decompresses, checks the payload against the index and
-// converts the activations to fp32. Does not modify s (thread-safe across distinct ActChunks).
+// Reads chunk i: verifies the CRC, decompresses, checks the payload against the index (and the
+// scales: finite, in range) and decodes the activations to fp32, one (hook, layer) block per
+// thread. Does not modify s (thread-safe across distinct ActChunks).
 int actshard_read_chunk(const ActShard *s, uint64_t i, ActChunk *c, Error *e);
 void actchunk_free(ActChunk *c);

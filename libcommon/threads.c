@@ -25,9 +25,11 @@ static void *parallel_run(void *arg) {
     return NULL;
 }
 
-void parallel_for(size_t n, size_t min_chunk, ParallelFn fn, void *ctx) {
+void parallel_for(size_t n, size_t min_chunk, ParallelFn fn, void *ctx) { parallel_for_n(n, min_chunk, 0, fn, ctx); }
+
+void parallel_for_n(size_t n, size_t min_chunk, int max_threads, ParallelFn fn, void *ctx) {
     if (!n) return;
-    size_t threads = (size_t)parallel_threads();
+    size_t threads = (size_t)(max_threads > 0 ? max_threads : parallel_threads());
     if (min_chunk < 1) min_chunk = 1;
     if (threads > n / min_chunk) threads = n / min_chunk;
     if (threads <= 1) {

@@ -59,5 +59,5 @@ cp "$TMP/all.acts" "$TMP/flip.acts"
 printf '\x55' | dd of="$TMP/flip.acts" bs=1 seek=$(( $(stat -c %s "$TMP/flip.acts") / 3 )) conv=notrunc 2>/dev/null
 expect_error fwd_corrupt_chunk "flip.acts.*(checksum|crc)" "$FWD" --info "$TMP/flip.acts"
 expect_error fwd_bad_layers "--layers: 2-9 is outside the model's layers 0-4" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --layers 2-9 "$TMP/demo.tok"
-expect_error fwd_bad_dtype "--dtype must be f32, bf16 or f16" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --dtype int3 "$TMP/demo.tok"
+expect_error fwd_bad_dtype "--dtype: unknown encoding .int3. \(f32, bf16, f16, int8" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --dtype int3 "$TMP/demo.tok"
 "$FWD" --help | grep -q "usage: fwd-acts" && ok fwd_help || fail fwd_help "--help"

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "contexts.h"
 #include "err.h"
+#include "generate.h"
 #include "model.h"
 #include "progress.h"
 #ifdef USE_CUDA
@@ -36,7 +37,8 @@ static const char USAGE[] =
     "  --in HOOK            mlp_in (default: the normalized MLP input) or resid_mid\n"
     "  --ctx N              context length incl. BOS (default 128)\n"
     "  --batch N            contexts per forward pass (default 8)\n"
-    "  --dtype T            f32 (default), bf16 or f16\n"
+    "  --dtype T            f32 (default), bf16, f16, or quantised (no fp32 ever written): int8[:QMAX],\n"
+    "                       fp8, int4[:GROUP] (see quant-acts --help, formats/acts.md)\n"
     "  --no-bos             do not prepend BOS (the shards' documents already start with it)\n"
     "  --bos ID             BOS id (default: config.json bos_token_id)\n"
     "  --keep-bos           also write the BOS positions' activations\n"
@@ -137,8 +139,14 @@ static int parse_layers(const char *spec, int n_layers, int *layers) {
     return n;
 }
 
+static void print_id(void *ctx, uint32_t id) {
+    (void)ctx;
+    printf("%u\n", id);
+    fflush(stdout);
+}
+
 static int run_generate(const Model *m, const Options *o) {
-    uint32_t *seq = xmalloc((size_t)(o->generate + 4096) * sizeof *seq);
+    uint32_t *seq = xmalloc(4096 * sizeof *seq);
     int n = 0;
     if (o->prompt_ids) {
         const char *p = o->prompt_ids;
@@ -154,25 +162,14 @@ static int run_generate(const Model *m, const Options *o) {
         seq[n++] = (uint32_t)m->cfg.bos_id;
     }
     if (!n) fatal("--prompt-ids: no ids");
-    int V = m->cfg.vocab_size;
+    // greedy with the KV cache; no EOS stop: exactly N ids (fewer only at GPT-2's last position)
+    GenerateOptions go = {.max_tokens = o->generate, .on_token = print_id};
+    KVDecoder *d = kv_decoder_new(m);
+    GenerateResult r;
     Error e;
-    // No KV cache yet: each step reruns the whole prefix (fine for the test models).
-    for (int step = 0; step < o->generate; step++) {
-        if (m->cfg.arch == ARCH_GPT2 && n >= m->cfg.max_pos) break;
-        ForwardState *st = forward_state_new(m, 1, n);
-        float *logits = xmalloc((size_t)n * V * sizeof(float));
-        ForwardOutputs out = {.logits = logits};
-        if (model_forward(m, st, seq, 1, n, &out, &e)) fatal("%s", e.msg);
-        const float *last = logits + (size_t)(n - 1) * V;
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (last[i] > last[best]) best = i;
-        seq[n++] = (uint32_t)best;
-        printf("%d\n", best);
-        fflush(stdout);
-        free(logits);
-        forward_state_free(st);
-    }
+    if (generate(d, seq, n, &go, &r, &e)) fatal_err(&e);
+    generate_result_free(&r);
+    kv_decoder_free(d);
     free(seq);
     return 0;
 }
@@ -278,7 +275,10 @@ int main(int argc, char **argv) {
     if (strcmp(o.in_hook, "mlp_in") && strcmp(o.in_hook, "resid_mid"))
         cli_usage_error("fwd-acts", "--in must be mlp_in or resid_mid, not '%s'", o.in_hook);
     ActDtype dtype;
-    if (act_dtype_parse(o.dtype, &dtype)) cli_usage_error("fwd-acts", "--dtype must be f32, bf16 or f16, not '%s'", o.dtype);
+    uint32_t enc_param;
+    Error pe;
+    if (act_encoding_parse(o.dtype, &dtype, &enc_param, &pe))
+        cli_usage_error("fwd-acts", "--dtype: %s", pe.msg);
     if (!o.generate && !o.eval && !o.out_path) cli_usage_error("fwd-acts", "missing -o/--output (or --eval / --generate)");
     if (!o.generate && optind >= argc) cli_usage_error("fwd-acts", "no token shards given");
 
@@ -344,7 +344,7 @@ int main(int argc, char **argv) {
         json_decref(meta);
         ActShardWriterOptions wo = {.model_id = o.model_dir, .model_hash = m.weights_hash, .in_hook = o.in_hook,
                                     .out_hook = "mlp_out", .n_layers = n_sel, .layers = layers, .d_model = D,
-                                    .dtype = dtype, .chunk_tokens = o.chunk_tokens, .zstd_level = o.zstd_level,
+                                    .dtype = dtype, .enc_param = enc_param, .chunk_tokens = o.chunk_tokens, .zstd_level = o.zstd_level,
                                     .meta_json = meta_text};
         w = actshard_writer_open(o.out_path, &wo, &e);
         if (!w) fatal_err(&e);
