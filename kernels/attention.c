@@ -120,3 +120,55 @@ void attention_cpu(float *out, float *probs, const float *q, const float *k, con
     attention_naive_cpu(out, probs, q, k, v, s);
 }
 #endif
+
+typedef struct {
+    float *out;
+    const float *q, *k, *v;
+    int n, pos0;
+    const AttnShape *s;
+} KvAttnCtx;
+
+// One (query row, head) per item; the row's scores live in a buffer of pos0+n floats.
+static void attention_kv_rows(void *arg, size_t begin, size_t end) {
+    const KvAttnCtx *c = arg;
+    const AttnShape *s = c->s;
+    int H = s->H, KVH = s->KVH, hd = s->hd, n_rep = H / KVH;
+    float *scores = malloc((size_t)(c->pos0 + c->n) * sizeof(float));
+    for (size_t item = begin; item < end; item++) {
+        int r = (int)(item / (size_t)H), h = (int)(item % (size_t)H), kvh = h / n_rep;
+        int i = c->pos0 + r;  // absolute position of this query
+        int j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
+        const float *qi = c->q + ((size_t)r * H + h) * hd;
+        float max = -INFINITY;
+        for (int j = j0; j <= i; j++) {
+            const float *kj = c->k + ((size_t)j * KVH + kvh) * hd;
+            float dot = 0;
+            for (int d = 0; d < hd; d++) dot += qi[d] * kj[d];
+            dot *= s->scale;
+            if (s->softcap > 0) dot = s->softcap * tanhf(dot / s->softcap);
+            scores[j] = dot;
+            if (dot > max) max = dot;
+        }
+        float sum = 0;
+        for (int j = j0; j <= i; j++) {
+            scores[j] = expf(scores[j] - max);
+            sum += scores[j];
+        }
+        float inv = 1.0f / sum;
+        float *o = c->out + ((size_t)r * H + h) * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int j = j0; j <= i; j++) {
+            float p = scores[j] * inv;
+            const float *vj = c->v + ((size_t)j * KVH + kvh) * hd;
+            for (int d = 0; d < hd; d++) o[d] += p * vj[d];
+        }
+    }
+    free(scores);
+}
+
+void attention_kv_cpu(float *out, const float *q, const float *k, const float *v, int n, int pos0, const AttnShape *s) {
+    KvAttnCtx c = {out, q, k, v, n, pos0, s};
+    // a decode step over a short cache is a few microseconds: threads only pay off for long ones
+    size_t work = (size_t)(pos0 + n) * s->hd * 2, min_items = ((size_t)1 << 20) / work;
+    parallel_for((size_t)n * s->H, min_items ? min_items : 1, attention_kv_rows, &c);
+}

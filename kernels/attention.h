@@ -22,6 +22,11 @@ void attention_cpu(float *out, float *probs, const float *q, const float *k, con
 // The direct loop (one query row at a time); attention_cpu uses sgemms when built with BLAS and
 // is tested against this one.
 void attention_naive_cpu(float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s);
+// Attention of n new queries against a KV cache (one sequence; text generation): q (n, H, hd)
+// holds positions pos0..pos0+n-1, k and v (pos0+n, KVH, hd) every position so far, the new ones
+// included. Same scale, softcap, causal mask and window as attention_cpu (s->B and s->T unused).
+// out (n, H, hd). CPU only: decoding a token is too little work per step for the GPU path yet.
+void attention_kv_cpu(float *out, const float *q, const float *k, const float *v, int n, int pos0, const AttnShape *s);
 // CUDA twin (kernels/attention.cu), same semantics; device pointers, queued on g's stream. One
 // block per (b, h, query row) keeps that row's T scores in shared memory (4*(T + hd) bytes, opted
 // in past 48 KiB: T up to ~57K on an H100); no other scratch. 0, or -1 with an Error.

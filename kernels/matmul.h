@@ -13,6 +13,16 @@ extern "C" {
 void matmul_cpu(float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT);
 // The weight-gradient product: out (M, N) = beta·out + aᵀ b with a (K, M), b (K, N) row-major.
 void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta);
+// One input row (a decoding step) against several weights at once: jobs[k].out (OUT) =
+// jobs[k].weight (OUT, IN) · in + jobs[k].bias (or NULL). The products are split over threads as
+// one loop, so q/k/v or gate/up cost one thread start instead of one each. matmul_cpu with N = 1
+// comes here too (sgemv: for one row OpenBLAS's sgemm streams the weight slower).
+typedef struct {
+    float *out;
+    const float *weight, *bias;
+    int OUT;
+} MatvecJob;
+void matvec_multi_cpu(const float *in, int IN, const MatvecJob *jobs, int n_jobs);
 // Makes OpenBLAS single-threaded (our threads parallelize around it); idempotent. Call before
 // using cblas directly from several threads.
 void matmul_blas_init(void);

@@ -7,6 +7,6 @@
 uint32_t crc32c(const void *data, size_t len);
 // Continue a running CRC: crc32c_update(crc32c_update(0, a), b) == crc32c(a ++ b).
 uint32_t crc32c_update(uint32_t crc, const void *data, size_t len);
-// The table-driven path, always compiled (crc32c_update uses SSE4.2 when built with -msse4.2);
+// The table-driven path, always compiled (crc32c_update uses SSE4.2's crc32 where the CPU has it);
 // tests compare the two.
 uint32_t crc32c_update_portable(uint32_t crc, const void *data, size_t len);

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# generate on the real stories260K model (converted from llama2.c): raw prompts, stop strings,
+# ids, sampling options, stats, and the one-line errors. SmolLM2 chat: test_generate_smollm2.sh.
+source "$(dirname "$0")/lib.sh"
+GEN=$BIN/generate
+ST=$SHARED/models/stories260K
+PY=$(command -v python3)
+"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
+
+# 1. greedy continuation: the same ids as fwd-acts --generate (which llama2.c's golden pins)
+ids=$("$GEN" -m "$TMP/st" --prompt-only --ids "Once upon a time" | tr '\n' ' ')
+[ "$ids" = "1 403 407 261 378 " ] && ok gen_prompt_ids_with_bos || fail gen_prompt_ids_with_bos "$ids"
+"$GEN" -m "$TMP/st" --ids --max-tokens 25 "Once upon a time" > "$TMP/a.txt"
+"$BIN/fwd-acts" -m "$TMP/st" --generate 25 --prompt-ids "1 403 407 261 378" > "$TMP/b.txt"
+cmp -s "$TMP/a.txt" "$TMP/b.txt" && ok gen_ids_equal_fwd_acts || fail gen_ids_equal_fwd_acts "$(paste -sd' ' "$TMP/a.txt")"
+out=$(echo "Once upon a time" | "$GEN" -m "$TMP/st" --max-tokens 12)
+[ "$out" = ", there was a little girl named Lily. She" ] && ok gen_text_stdin || fail gen_text_stdin "'$out'"
+out=$("$GEN" -m "$TMP/st" --max-tokens 40 --stop "Lily" --stop "park" Once upon a time)
+[ "$out" = ", there was a little girl named " ] && ok gen_stop_string || fail gen_stop_string "'$out'"
+
+# 2. sampling: seeded runs repeat, other seeds differ, top-k 1 is greedy
+s1=$("$GEN" -m "$TMP/st" --max-tokens 40 --temperature 1 --top-p 0.95 --seed 7 "Lily")
+s2=$("$GEN" -m "$TMP/st" --max-tokens 40 --temperature 1 --top-p 0.95 --seed 7 "Lily")
+s3=$("$GEN" -m "$TMP/st" --max-tokens 40 --temperature 1 --top-p 0.95 --seed 8 "Lily")
+[ "$s1" = "$s2" ] && [ "$s1" != "$s3" ] && ok gen_seeded_sampling || fail gen_seeded_sampling "'$s1' / '$s2' / '$s3'"
+g=$("$GEN" -m "$TMP/st" --max-tokens 40 "Lily")
+k=$("$GEN" -m "$TMP/st" --max-tokens 40 --temperature 1.3 --top-k 1 --seed 9 "Lily")
+[ "$g" = "$k" ] && ok gen_top_k_1_is_greedy || fail gen_top_k_1_is_greedy "'$g' vs '$k'"
+
+# 3. --stats: one JSON line on stderr
+"$GEN" -m "$TMP/st" --max-tokens 10 --stats "Lily" 2> "$TMP/stats.json" >/dev/null
+"$PY" -c "import json,sys; d=json.load(open('$TMP/stats.json')); sys.exit(0 if d['prompt_tokens']==2 and d['new_tokens']==10 and d['stop']=='length' and d['decode_tok_s']>0 else 1)" \
+  && ok gen_stats_json || fail gen_stats_json "$(cat "$TMP/stats.json")"
+
+# 4. errors: one line, non-zero exit
+expect_error gen_missing_model "nope" "$GEN" -m "$TMP/nope/x" hi
+expect_error gen_unknown_name "no model 'nosuchmodel'" env CLTKIT_CACHE="$TMP/cache" "$GEN" -m nosuchmodel hi
+expect_error gen_smollm2_not_fetched "fetch_smollm2.sh" env CLTKIT_CACHE="$TMP/cache" "$GEN" -m smollm2 hi
+expect_error gen_empty_prompt "empty prompt" sh -c "printf '' | '$GEN' -m '$TMP/st'"
+expect_error gen_chat_without_template "no chat template.*--raw" "$GEN" -m "$TMP/st" --chat hi
+expect_error gen_system_raw "--system needs the chat template" "$GEN" -m "$TMP/st" --raw --system x hi
+expect_error gen_bad_top_p "--top-p must be in" "$GEN" -m "$TMP/st" --top-p 1.5 hi
+mkdir -p "$TMP/llama2chat"; for f in "$TMP/st"/*; do ln -s "$f" "$TMP/llama2chat/"; done
+printf '{"chat_template": "{%% for m in messages %%}[INST] {{ m.content }} [/INST]{%% endfor %%}"}' > "$TMP/llama2chat/tokenizer_config.json"
+expect_error gen_unknown_template "unknown chat template.*--raw" "$GEN" -m "$TMP/llama2chat" hi
+out=$("$GEN" -m "$TMP/llama2chat" --raw --max-tokens 12 "Once upon a time")
+[ "$out" = ", there was a little girl named Lily. She" ] && ok gen_raw_ignores_template || fail gen_raw_ignores_template "'$out'"
+"$GEN" --help | grep -q "usage: generate" && ok gen_help || fail gen_help "--help"
+"$GEN" --version | grep -q "generate" && ok gen_version || fail gen_version "--version"

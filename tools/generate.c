@@ -1,0 +1,288 @@
+// generate — text generation with the model engine: the prompt (stdin or arguments) goes through
+// the model's ChatML chat template unless --raw, and the answer is streamed to stdout. The
+// offline explainer behind auto-interpretation (SmolLM2-135M-Instruct, converted by gguf-convert).
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "chat.h"
+#include "cli.h"
+#include "err.h"
+#include "generate.h"
+#include "gguf.h"
+#include "gguf_llama.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static const char USAGE[] =
+    "usage: generate -m MODEL [options] [PROMPT...]\n"
+    "\n"
+    "Generates text with a Hugging Face model directory (llama, gemma2, gpt2; config.json,\n"
+    "safetensors, tokenizer.json) on the CPU with a KV cache. The prompt is the arguments joined by\n"
+    "spaces, else stdin (one trailing newline dropped). If the model has a chat template\n"
+    "(tokenizer_config.json or chat_template.jinja) it must be ChatML: the prompt becomes the user\n"
+    "message, after the template's default system message or --system; --raw sends it as is.\n"
+    "The answer is streamed to stdout; generation stops at an EOS id, a --stop string (not\n"
+    "printed) or --max-tokens.\n"
+    "\n"
+    "options:\n"
+    "  -m, --model DIR|NAME  model directory, or a name in $CLTKIT_CACHE (default ~/.cache/cltkit):\n"
+    "                        NAME/ or NAME/hf/ with config.json, or NAME/ with one GGUF, converted\n"
+    "                        once into NAME/hf/ (e.g. smollm2 after scripts/fetch_smollm2.sh)\n"
+    "  --chat                require a chat template (default: use one if the model has it)\n"
+    "  --raw                 no chat template: the prompt text as is (tokenizer's BOS rules)\n"
+    "  --system TEXT         the system message (chat)\n"
+    "  --max-tokens N        new tokens at most (default 256)\n"
+    "  --temperature T       0 = greedy (default); else sample\n"
+    "  --top-k K             sample from the K most likely tokens (default 0 = all)\n"
+    "  --top-p P             sample from the smallest set with probability >= P (default 1)\n"
+    "  --seed S              random seed for sampling (default 0)\n"
+    "  --stop STR            stop when the answer contains STR (repeatable)\n"
+    "  --ignore-eos          do not stop at EOS ids (benchmarks: always --max-tokens tokens)\n"
+    "  --ids                 print the generated ids, one a line (the stopping EOS included)\n"
+    "  --prompt-only         print the prompt (its ids with --ids) and exit\n"
+    "  --stats               print token counts and prefill/decode tokens/s as JSON on stderr\n"
+    "  -h, --help, --version\n";
+
+typedef struct {
+    const char *model, *system;
+    int chat, raw, ids, prompt_only, stats, ignore_eos, max_tokens;
+    SamplerOptions so;
+    const char **stop;
+    int n_stop;
+} Options;
+
+static int is_model_dir(const char *dir) {
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    return stat(p, &st) == 0;
+}
+
+// The single *.gguf file in dir, malloc'd, or NULL.
+static char *find_gguf(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char *found = NULL;
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (len > 5 && !strcmp(de->d_name + len - 5, ".gguf") && n++ == 0) {
+            found = xmalloc(strlen(dir) + len + 2);
+            sprintf(found, "%s/%s", dir, de->d_name);
+        }
+    }
+    closedir(d);
+    if (n > 1) fatal("%s: %d .gguf files; pass the converted model directory with -m", dir, n);
+    return found;
+}
+
+// A model directory, or a bare name in the cache ($CLTKIT_CACHE, default ~/.cache/cltkit):
+// NAME/ or NAME/hf/ holding config.json, else NAME/ holding one GGUF (scripts/fetch_smollm2.sh
+// puts SmolLM2's there), converted once into NAME/hf/ as gguf-convert does. malloc'd path.
+static char *resolve_model(const char *name) {
+    if (is_model_dir(name) || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+        return xstrdup(name);
+    const char *env = getenv("CLTKIT_CACHE"), *home = getenv("HOME");
+    char cache[4000], p[4096];
+    if (env && *env) snprintf(cache, sizeof cache, "%s/%s", env, name);
+    else snprintf(cache, sizeof cache, "%s/.cache/cltkit/%s", home ? home : ".", name);
+    if (is_model_dir(cache)) return xstrdup(cache);
+    snprintf(p, sizeof p, "%s/hf", cache);
+    if (is_model_dir(p)) return xstrdup(p);
+    char *gguf = find_gguf(cache);
+    if (!gguf) {
+        if (!strcmp(name, "smollm2")) fatal("model 'smollm2' is not in %s: fetch it with scripts/fetch_smollm2.sh", cache);
+        fatal("%s: no such model directory (no config.json), and no model '%s' in %s", name, name, cache);
+    }
+    fprintf(stderr, "generate: converting %s to %s (once)\n", gguf, p);
+    Gguf g;
+    Error e;
+    if (mkdir(p, 0755) && errno != EEXIST) fatal("%s: cannot create: %s", p, strerror(errno));
+    if (gguf_open(&g, gguf, &e) || gguf_llama_write_hf(&g, p, 0, &e)) fatal_err(&e);
+    gguf_close(&g);
+    free(gguf);
+    return xstrdup(p);
+}
+
+static char *read_stdin(void) {
+    size_t cap = 4096, n = 0;
+    char *buf = xmalloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, stdin)) > 0;) {
+        n += got;
+        if (n + 1 == cap) buf = xrealloc(buf, cap *= 2);
+    }
+    if (ferror(stdin)) fatal("cannot read the prompt from stdin");
+    if (n && buf[n - 1] == '\n') n--;  // echo's newline is not part of the question
+    if (n && buf[n - 1] == '\r') n--;
+    buf[n] = 0;
+    return buf;
+}
+
+static void add_eos(uint32_t *eos, int *n, int64_t id) {
+    if (id < 0) return;
+    for (int i = 0; i < *n; i++)
+        if (eos[i] == (uint32_t)id) return;
+    if (*n < 16) eos[(*n)++] = (uint32_t)id;
+}
+
+// EOS ids: config.json's, generation_config.json's (an id or a list), and ChatML's <|im_end|>.
+static int collect_eos(const Model *m, const Tokenizer *tok, int chat, uint32_t *eos) {
+    int n = 0;
+    add_eos(eos, &n, m->cfg.eos_id);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/generation_config.json", m->dir);
+    json_t *root = json_load_file(path, 0, NULL);
+    if (root) {
+        json_t *v = json_object_get(root, "eos_token_id");
+        if (json_is_integer(v)) add_eos(eos, &n, json_integer_value(v));
+        size_t i;
+        json_t *item;
+        if (json_is_array(v)) json_array_foreach(v, i, item) if (json_is_integer(item)) add_eos(eos, &n, json_integer_value(item));
+        json_decref(root);
+    }
+    if (chat) add_eos(eos, &n, tokenizer_token_to_id(tok, "<|im_end|>", 10));
+    return n;
+}
+
+static void print_text(void *ctx, const char *text, size_t len) {
+    size_t *printed = ctx;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    *printed += len;
+}
+
+static void print_id(void *ctx, uint32_t id) {
+    (void)ctx;
+    printf("%u\n", id);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    cli_standard(argc, argv, "generate", USAGE);
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"chat", no_argument, 0, 'c'}, {"raw", no_argument, 0, 'r'},
+        {"system", required_argument, 0, 's'}, {"max-tokens", required_argument, 0, 'n'},
+        {"temperature", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'k'},
+        {"top-p", required_argument, 0, 'p'}, {"seed", required_argument, 0, 'S'},
+        {"stop", required_argument, 0, 'x'}, {"ids", no_argument, 0, 'i'},
+        {"prompt-only", no_argument, 0, 'P'}, {"stats", no_argument, 0, 'T'},
+        {"ignore-eos", no_argument, 0, 'E'}, {0, 0, 0, 0}};
+    Options o = {.max_tokens = 256, .so = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
+    o.stop = xcalloc((size_t)argc, sizeof *o.stop);
+    int c;
+    while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
+        switch (c) {
+            case 'm': o.model = optarg; break;
+            case 'c': o.chat = 1; break;
+            case 'r': o.raw = 1; break;
+            case 's': o.system = optarg; break;
+            case 'n': o.max_tokens = (int)cli_parse_int("--max-tokens", optarg, 1, 1 << 24); break;
+            case 't': o.so.temperature = (float)cli_parse_double("--temperature", optarg); break;
+            case 'k': o.so.top_k = (int)cli_parse_int("--top-k", optarg, 0, 1 << 30); break;
+            case 'p': o.so.top_p = (float)cli_parse_double("--top-p", optarg); break;
+            case 'S': o.so.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
+            case 'x':
+                if (!*optarg) cli_usage_error("generate", "--stop: empty string");
+                o.stop[o.n_stop++] = optarg;
+                break;
+            case 'i': o.ids = 1; break;
+            case 'P': o.prompt_only = 1; break;
+            case 'T': o.stats = 1; break;
+            case 'E': o.ignore_eos = 1; break;
+            default: cli_usage_error("generate", "bad option");
+        }
+    }
+    if (!o.model) cli_usage_error("generate", "missing -m/--model");
+    if (o.chat && o.raw) cli_usage_error("generate", "--chat and --raw exclude each other");
+    if (o.raw && o.system) cli_usage_error("generate", "--system needs the chat template (not --raw)");
+    if (o.so.temperature < 0) cli_usage_error("generate", "--temperature must be >= 0");
+    if (!(o.so.top_p > 0 && o.so.top_p <= 1)) cli_usage_error("generate", "--top-p must be in (0, 1]");
+
+    // the prompt: arguments, else stdin
+    char *prompt;
+    if (optind < argc) {
+        size_t len = 0;
+        for (int i = optind; i < argc; i++) len += strlen(argv[i]) + 1;
+        prompt = xcalloc(len + 1, 1);
+        for (int i = optind; i < argc; i++) {
+            if (i > optind) strcat(prompt, " ");
+            strcat(prompt, argv[i]);
+        }
+    } else {
+        prompt = read_stdin();
+    }
+    if (!*prompt) fatal("empty prompt (give it as arguments or on stdin)");
+
+    Error e;
+    char *dir = resolve_model(o.model);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    Tokenizer *tok = tokenizer_load(path, &e);
+    if (!tok) fatal_err(&e);
+
+    // chat template or raw text
+    char *tmpl = NULL, *text;
+    if (!o.raw && chat_template_read(dir, &tmpl, &e)) fatal_err(&e);
+    if (o.chat && !tmpl) fatal("%s: the model has no chat template (tokenizer_config.json, chat_template.jinja); use --raw", dir);
+    int chat = tmpl != NULL;
+    if (o.system && !chat) fatal("%s: --system needs a chat template, and the model has none", dir);
+    if (chat) {
+        ChatTemplate ct;
+        if (chat_template_parse(&ct, tmpl, &e)) fatal("%s: %s", dir, e.msg);
+        ChatMessage msgs[2];
+        int n = 0;
+        if (o.system) msgs[n++] = (ChatMessage){"system", o.system};
+        msgs[n++] = (ChatMessage){"user", prompt};
+        text = chat_format(&ct, msgs, n, 1);
+        chat_template_free(&ct);
+    } else {
+        text = xstrdup(prompt);
+    }
+    // apply_chat_template tokenizes without the post-processor; plain text gets it (e.g. BOS)
+    TokScratch *ts = tokscratch_new();
+    TokIds ids = {0};
+    TokEncodeOptions eo = {.match_special = 1, .add_special = !chat};
+    if (tokenizer_encode(tok, ts, text, strlen(text), &eo, &ids, &e)) fatal("%s: %s", path, e.msg);
+    tokscratch_free(ts);
+    if (!ids.n) fatal("the prompt encodes to no tokens");
+    if (o.prompt_only) {
+        if (o.ids) for (size_t i = 0; i < ids.n; i++) printf("%u\n", ids.ids[i]);
+        else fputs(text, stdout);
+        return 0;
+    }
+
+    Model m;
+    if (model_load(&m, dir, &e)) fatal_err(&e);
+    uint32_t eos[16];
+    int n_eos = o.ignore_eos ? 0 : collect_eos(&m, tok, chat, eos);
+    size_t printed = 0;
+    GenerateOptions go = {.max_tokens = o.max_tokens, .sampling = o.so, .eos_ids = eos, .n_eos = n_eos,
+                          .stop = o.stop, .n_stop = o.n_stop, .tok = tok,
+                          .on_token = o.ids ? print_id : NULL, .on_text = o.ids ? NULL : print_text,
+                          .ctx = &printed};
+    KVDecoder *d = kv_decoder_new(&m);
+    GenerateResult r;
+    if (generate(d, ids.ids, (int)ids.n, &go, &r, &e)) fatal_err(&e);
+    if (!o.ids && (printed == 0 || r.text[r.len - 1] != '\n')) putchar('\n');
+    fflush(stdout);
+    if (o.stats) {
+        int decoded = r.n > 1 ? r.n - 1 : 0;  // the first new token comes from the prefill
+        fprintf(stderr,
+                "{\"prompt_tokens\": %d, \"new_tokens\": %d, \"stop\": \"%s\", \"prefill_s\": %.4f, "
+                "\"prefill_tok_s\": %.1f, \"decode_s\": %.4f, \"decode_tok_s\": %.2f}\n",
+                r.n_prompt, r.n, generate_stop_name(r.stop), r.prefill_s,
+                r.prefill_s > 0 ? r.n_prompt / r.prefill_s : 0, r.decode_s,
+                r.decode_s > 0 && decoded ? decoded / r.decode_s : 0);
+    }
+    generate_result_free(&r);
+    kv_decoder_free(d);
+    model_free(&m);
+    tokids_free(&ids);
+    tokenizer_free(tok);
+    free(text); free(tmpl); free(prompt); free(dir); free(o.stop);
+    return 0;
+}
