@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gguf_tokenizer.h"
+#include "fileio.h"
 #include "safetensors.h"
 
 // Per-layer tensors: GGUF suffix, HF suffix, and the HF shape in terms of the config.
@@ -246,27 +247,6 @@ char *gguf_llama_config_json(const GgufLlamaConfig *c) {
 }
 
 // Writes text to dir/file through a temp file, fsync and rename, so a reader never sees half a file.
-static int write_text_atomic(const char *dir, const char *file, const char *text, Error *e) {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t n = strlen(text), done = 0;
-    int bad = 0;
-    while (done < n && !bad) {
-        ssize_t w = write(fd, text + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) bad = err_set(e, "%s: write error: %s", tmp, strerror(errno));
-        else done += (size_t)w;
-    }
-    if (!bad && fsync(fd) != 0) bad = err_set(e, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !bad) bad = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
-    if (!bad && rename(tmp, path) != 0) bad = err_set(e, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-    if (bad) unlink(tmp);
-    return bad ? -1 : 0;
-}
-
 // Rows of one projection [n_heads*hd, cols] from llama.cpp's order back to HF's:
 // HF row h*hd + c*(hd/2) + p takes GGUF row h*hd + 2p + c.
 static void unpermute_rope_rows(float *dst, const float *src, int n_heads, int hd, int64_t cols) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "safetensors.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -240,27 +241,6 @@ char *llama2c_config_json(const Llama2cConfig *c) {
 }
 
 // Writes text to dir/file through a temp file, fsync and rename, so a reader never sees half a file.
-static int write_text_atomic(const char *dir, const char *file, const char *text, Error *e) {
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
-    size_t n = strlen(text), done = 0;
-    int bad = 0;
-    while (done < n && !bad) {
-        ssize_t w = write(fd, text + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) bad = err_set(e, "%s: write error: %s", tmp, strerror(errno));
-        else done += (size_t)w;
-    }
-    if (!bad && fsync(fd) != 0) bad = err_set(e, "%s: fsync failed: %s", tmp, strerror(errno));
-    if (close(fd) != 0 && !bad) bad = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
-    if (!bad && rename(tmp, path) != 0) bad = err_set(e, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
-    if (bad) unlink(tmp);
-    return bad ? -1 : 0;
-}
-
 int llama2c_write_hf(const Llama2cModel *m, const char *dir, Error *e) {
     StWriteTensor *st = xcalloc((size_t)m->n_tensors, sizeof *st);
     for (int i = 0; i < m->n_tensors; i++) {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "hashmap.h"
 #include "unicode.h"
 
@@ -305,13 +306,11 @@ int spm_convert_file(const char *model_path, const char *out_path, Error *e) {
         fputs(json, stdout);
         fputc('\n', stdout);
     } else {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_path, (int)getpid());
-        FILE *o = fopen(tmp, "wb");
-        if (!o) { free(json); return err_set(e, "%s: cannot create", tmp); }
-        int bad = fputs(json, o) < 0 || fputc('\n', o) == EOF;
-        bad |= fclose(o) != 0;
-        if (bad || rename(tmp, out_path)) { remove(tmp); free(json); return err_set(e, "%s: write failed", out_path); }
+        size_t n = strlen(json);
+        json = xrealloc(json, n + 2);
+        json[n] = '\n';
+        json[n + 1] = 0;
+        if (write_file_atomic(out_path, json, n + 1, e)) { free(json); return -1; }
     }
     free(json);
     return 0;

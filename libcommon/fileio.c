@@ -1,0 +1,34 @@
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int write_file_atomic(const char *path, const void *data, size_t len, Error *e) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t done = 0;
+    int bad = 0;
+    while (done < len && !bad) {
+        ssize_t w = write(fd, p + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) bad = err_set(e, "%s: write error: %s", tmp, strerror(errno));
+        else done += (size_t)w;
+    }
+    if (!bad && fsync(fd) != 0) bad = err_set(e, "%s: fsync failed: %s", tmp, strerror(errno));
+    if (close(fd) != 0 && !bad) bad = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
+    if (!bad && rename(tmp, path) != 0) bad = err_set(e, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
+    if (bad) unlink(tmp);
+    return bad ? -1 : 0;
+}
+
+int write_text_atomic(const char *dir, const char *file, const char *text, Error *e) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return write_file_atomic(path, text, strlen(text), e);
+}
