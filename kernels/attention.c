@@ -12,6 +12,35 @@ typedef struct {
     const AttnShape *s;
 } AttnCtx;
 
+// One query row: scores against keys j0..i (k_row(j) = k + j * k_stride), soft-cap, softmax,
+// and the weighted sum of values into o (hd). scores (i+1,) receives the probabilities.
+static void attend_row(float *o, float *scores, const float *qi, const float *k, const float *v, size_t kv_stride,
+                       int j0, int i, int hd, float scale, float softcap) {
+    float max = -INFINITY;
+    for (int j = j0; j <= i; j++) {
+        const float *kj = k + (size_t)j * kv_stride;
+        float dot = 0;
+        for (int d = 0; d < hd; d++) dot += qi[d] * kj[d];
+        dot *= scale;
+        if (softcap > 0) dot = softcap * tanhf(dot / softcap);
+        scores[j] = dot;
+        if (dot > max) max = dot;
+    }
+    float sum = 0;
+    for (int j = j0; j <= i; j++) {
+        scores[j] = expf(scores[j] - max);
+        sum += scores[j];
+    }
+    float inv = 1.0f / sum;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int j = j0; j <= i; j++) {
+        float p = scores[j] * inv;
+        const float *vj = v + (size_t)j * kv_stride;
+        for (int d = 0; d < hd; d++) o[d] += p * vj[d];
+        scores[j] = p;
+    }
+}
+
 // One (batch, head) pair per item: rows of that head are independent of every other head.
 static void attention_heads(void *arg, size_t begin, size_t end) {
     const AttnCtx *c = arg;
@@ -23,30 +52,9 @@ static void attention_heads(void *arg, size_t begin, size_t end) {
         for (int i = 0; i < T; i++) {
             const float *qi = c->q + (((size_t)b * T + i) * s->H + h) * hd;
             int j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
-            float max = -INFINITY;
-            for (int j = j0; j <= i; j++) {
-                const float *kj = c->k + (((size_t)b * T + j) * s->KVH + kvh) * hd;
-                float dot = 0;
-                for (int d = 0; d < hd; d++) dot += qi[d] * kj[d];
-                dot *= s->scale;
-                if (s->softcap > 0) dot = s->softcap * tanhf(dot / s->softcap);
-                scores[j] = dot;
-                if (dot > max) max = dot;
-            }
-            float sum = 0;
-            for (int j = j0; j <= i; j++) {
-                scores[j] = expf(scores[j] - max);
-                sum += scores[j];
-            }
-            float inv = 1.0f / sum;
             float *o = c->out + (((size_t)b * T + i) * s->H + h) * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int j = j0; j <= i; j++) {
-                float p = scores[j] * inv;
-                const float *vj = c->v + (((size_t)b * T + j) * s->KVH + kvh) * hd;
-                for (int d = 0; d < hd; d++) o[d] += p * vj[d];
-                scores[j] = p;
-            }
+            const float *kb = c->k + ((size_t)b * T * s->KVH + kvh) * hd, *vb = c->v + ((size_t)b * T * s->KVH + kvh) * hd;
+            attend_row(o, scores, qi, kb, vb, (size_t)s->KVH * hd, j0, i, hd, s->scale, s->softcap);
             if (c->probs) {
                 float *row = c->probs + (((size_t)b * s->H + h) * T + i) * T;
                 memset(row, 0, (size_t)T * sizeof(float));
@@ -139,29 +147,9 @@ static void attention_kv_rows(void *arg, size_t begin, size_t end) {
         int i = c->pos0 + r;  // absolute position of this query
         int j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
         const float *qi = c->q + ((size_t)r * H + h) * hd;
-        float max = -INFINITY;
-        for (int j = j0; j <= i; j++) {
-            const float *kj = c->k + ((size_t)j * KVH + kvh) * hd;
-            float dot = 0;
-            for (int d = 0; d < hd; d++) dot += qi[d] * kj[d];
-            dot *= s->scale;
-            if (s->softcap > 0) dot = s->softcap * tanhf(dot / s->softcap);
-            scores[j] = dot;
-            if (dot > max) max = dot;
-        }
-        float sum = 0;
-        for (int j = j0; j <= i; j++) {
-            scores[j] = expf(scores[j] - max);
-            sum += scores[j];
-        }
-        float inv = 1.0f / sum;
         float *o = c->out + ((size_t)r * H + h) * hd;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        for (int j = j0; j <= i; j++) {
-            float p = scores[j] * inv;
-            const float *vj = c->v + ((size_t)j * KVH + kvh) * hd;
-            for (int d = 0; d < hd; d++) o[d] += p * vj[d];
-        }
+        attend_row(o, scores, qi, c->k + (size_t)kvh * hd, c->v + (size_t)kvh * hd, (size_t)KVH * hd, j0, i, hd, s->scale,
+                   s->softcap);
     }
     free(scores);
 }
