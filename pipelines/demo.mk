@@ -4,27 +4,32 @@
 #   make -f pipelines/demo.mk STORIES_DIR=/path/to/stories260K
 #
 # Steps: llama2.c checkpoint -> HF model directory (safetensors + config.json + tokenizer.json)
-#        -> token shard -> activation shard (every layer's MLP input and output) + loss + a story.
-# (clt-fit, feat-topk, attrib and graph2html join this pipeline as they land.)
+#        -> a corpus the model writes itself (sampled stories) -> token shard -> activation
+#        shards (every layer's MLP input and output; training and held-out contexts) -> a
+#        cross-layer transcoder -> its held-out evaluation and training report (HTML).
+# (feat-topk, attrib and graph2html join this pipeline as they land.)
 
 ROOT        := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))/..)
 OUT         ?= $(ROOT)/demo-out
 STORIES_DIR ?= $(firstword $(wildcard $(ROOT)/../shared/models/stories260K) $(HOME)/.cache/cltkit/stories260K)
 STORIES_URL ?= https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 BIN         := $(ROOT)/bin
-TEXT        ?= $(ROOT)/tests/data/demo_stories.jsonl
-CTX         ?= 32
+CTX         ?= 64
+STORIES     ?= 400
+CLT_STEPS   ?= 300
 
 STORIES_SHA256 := b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696
 TOK512_SHA256  := fec6aa960a1fb3ebf71d26f9b0e486afcbd76c34cf0fbfb93e21126ca9f778d3
 CACHE          := $(HOME)/.cache/cltkit/stories260K
 
 .PHONY: demo build clean
-demo: $(OUT)/stories.acts
+demo: $(OUT)/clt/eval.json $(OUT)/report.html
 	@echo "== model";        cat $(OUT)/model/config.json | tr -d '\n' | cut -c1-200; echo
 	@echo "== ids of 'Once upon a time'"; $(BIN)/tok ids -t $(OUT)/model/tokenizer.json --add-special --tokens "Once upon a time"
-	@echo "== loss on the demo text"; $(BIN)/fwd-acts -m $(OUT)/model --eval --ctx $(CTX) $(OUT)/stories.tok
-	@echo "== activation shard"; $(BIN)/fwd-acts --info $(OUT)/stories.acts | head -22
+	@echo "== loss on the stories"; $(BIN)/fwd-acts -m $(OUT)/model --eval --ctx $(CTX) $(OUT)/stories.tok
+	@echo "== activation shard"; $(BIN)/fwd-acts --info $(OUT)/train.0.acts | head -22
+	@echo "== CLT on held-out activations"; cat $(OUT)/clt/eval.json
+	@echo "== training report: $(OUT)/report.html"
 	@echo "== a greedy story"; $(BIN)/tok decode -t $(OUT)/model/tokenizer.json --skip-special \
 	    --ids "1 $$($(BIN)/fwd-acts -m $(OUT)/model --generate 60 | tr '\n' ' ')"
 
@@ -44,13 +49,33 @@ $(CACHE)/tok512.model:
 	mv $@.part $@
 
 $(OUT)/model/config.json: $(STORIES_DIR)/stories260K.bin $(STORIES_DIR)/tok512.model | build
+	mkdir -p $(OUT)
 	$(BIN)/llama2c-convert $< --tokenizer $(STORIES_DIR)/tok512.model -o $(OUT)/model
 
-$(OUT)/stories.tok: $(OUT)/model/config.json $(TEXT)
-	$(BIN)/tok encode -t $(OUT)/model/tokenizer.json -o $@ $(TEXT)
+# The model writes its own corpus: sampled stories (temperature 0.8, one seed each).
+$(OUT)/stories.jsonl: $(OUT)/model/config.json
+	for i in $$(seq 1 $(STORIES)); do \
+	  $(BIN)/generate -m $(OUT)/model --raw --temperature 0.8 --seed $$i --max-tokens 200 "Once upon a time" \
+	  | python3 -c 'import json,sys; print(json.dumps({"text": "Once upon a time" + sys.stdin.read()}))'; \
+	done > $@.tmp && mv $@.tmp $@
 
-$(OUT)/stories.acts: $(OUT)/stories.tok
-	$(BIN)/fwd-acts -m $(OUT)/model -o $@ --ctx $(CTX) --dtype bf16 $<
+$(OUT)/stories.tok: $(OUT)/stories.jsonl
+	$(BIN)/tok encode -t $(OUT)/model/tokenizer.json -o $@ $<
+
+# 9 of every 10 contexts train the CLT, the 10th is held out.
+$(OUT)/train.done: $(OUT)/stories.tok
+	for i in 0 1 2 3 4 5 6 7 8; do $(BIN)/fwd-acts -m $(OUT)/model -o $(OUT)/train.$$i.acts --ctx $(CTX) --shard $$i/10 --dtype int8 $< || exit 1; done
+	touch $@
+$(OUT)/heldout.acts: $(OUT)/stories.tok
+	$(BIN)/fwd-acts -m $(OUT)/model -o $@ --ctx $(CTX) --shard 9/10 $<
+
+$(OUT)/clt/config.yaml: $(OUT)/train.done
+	$(BIN)/clt-fit -o $(OUT)/clt --features 256 --batch 512 --steps $(CLT_STEPS) --lr 2e-3 --lambda 0.5 --log-every 25 \
+	    $(OUT)/train.[0-8].acts
+$(OUT)/clt/eval.json: $(OUT)/clt/config.yaml $(OUT)/heldout.acts
+	$(BIN)/clt-fit eval $(OUT)/clt $(OUT)/heldout.acts > $@
+$(OUT)/report.html: $(OUT)/clt/config.yaml
+	$(BIN)/clt-fit report $(OUT)/clt/metrics.jsonl -o $@
 
 clean:
 	rm -rf $(OUT)
