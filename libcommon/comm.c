@@ -16,7 +16,7 @@ int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e) {
     (void)bootstrap;
     (void)device;
     comm_init_single(c);
-    return err_set(e, "not built with NCCL: multi-GPU collectives are not implemented yet");
+    return err_set(e, "this build has no NCCL backend: multi-GPU clt-fit comes with the CUDA trainer");
 }
 
 void comm_free(Comm *c) {

@@ -26,7 +26,7 @@ void comm_init_single(Comm *c);
 // Only defined in MPI builds (comm_mpi.c).
 int comm_init_mpi(Comm *c, Error *e);
 // The GPU backend: device buffers, NCCL collectives, bootstrap = an MPI Comm over the same ranks.
-// Placeholder for the CUDA trainer; returns "not built with NCCL".
+// Placeholder for the CUDA trainer; returns an error saying this build has no NCCL backend.
 int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e);
 void comm_free(Comm *c);
 

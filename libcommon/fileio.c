@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int write_file_atomic(const char *path, const void *data, size_t len, Error *e) {
@@ -31,4 +33,34 @@ int write_text_atomic(const char *dir, const char *file, const char *text, Error
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     return write_file_atomic(path, text, strlen(text), e);
+}
+
+int map_file(const char *path, void **map, size_t *size, Error *e) {
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int err = errno;
+        close(fd);
+        return err_set(e, "%s: cannot stat: %s", path, strerror(err));
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return err_set(e, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)sb.st_size;
+    if (n) {
+        void *m = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            int err = errno;
+            close(fd);
+            return err_set(e, "%s: cannot map: %s", path, strerror(err));
+        }
+        *map = m;
+        *size = n;
+    }
+    close(fd);
+    return 0;
 }

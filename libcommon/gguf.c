@@ -1,6 +1,7 @@
 // gguf.c — GGUF reader (see gguf.h and formats/gguf.md). The parser walks the mapping with a
 // bounds-checked cursor; nothing is allocated for a count before the bytes it needs are known
 // to be there, so a corrupt or hostile file costs at most memory proportional to its size.
+#include "fileio.h"
 #include "gguf.h"
 
 #include <errno.h>
@@ -357,32 +358,17 @@ fail:
 
 int gguf_open(Gguf *g, const char *path, Error *e) {
     memset(g, 0, sizeof *g);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return err_set(e, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size;
-    if (n < HEADER_SIZE) {
-        // too short to map usefully (mmap refuses empty files): parse a copy for the right message
+    void *map;
+    size_t n;
+    if (map_file(path, &map, &n, e)) return -1;
+    if (n < HEADER_SIZE) {  // parse what there is, for the precise "truncated" message
         uint8_t small[HEADER_SIZE];
-        ssize_t got = pread(fd, small, n, 0);
-        close(fd);
-        if (got != (ssize_t)n) return err_set(e, "%s: read error", path);
+        if (n) memcpy(small, map, n);
+        if (map) munmap(map, n);
         Gguf tmp;
-        int rc = gguf_parse(&tmp, small, n, path, e);
-        if (!rc) gguf_close(&tmp);  // unreachable: 24 header bytes are required
+        if (!gguf_parse(&tmp, small, n, path, e)) gguf_close(&tmp);  // unreachable: 24 header bytes are required
         return -1;
     }
-    void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return err_set(e, "%s: cannot map: %s", path, strerror(errno));
     if (gguf_parse(g, map, n, path, e)) {
         munmap(map, n);
         return -1;

@@ -169,25 +169,13 @@ int llama2c_parse(Llama2cModel *m, const void *buf, size_t len, const char *name
 
 int llama2c_open(Llama2cModel *m, const char *path, Error *e) {
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        close(fd);
-        return err_set(e, "%s: cannot stat: %s", path, strerror(errno));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return err_set(e, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size;
-    if (n < V0_HEADER) {  // also keeps mmap away from empty files
-        close(fd);
+    void *map;
+    size_t n;
+    if (map_file(path, &map, &n, e)) return -1;
+    if (n < V0_HEADER) {
+        if (map) munmap(map, n);
         return err_set(e, "%s: truncated header (%zu bytes, need %d)", path, n, V0_HEADER);
     }
-    void *map = mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return err_set(e, "%s: cannot map: %s", path, strerror(errno));
     if (llama2c_parse(m, map, n, path, e)) {
         munmap(map, n);
         return -1;
