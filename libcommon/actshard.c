@@ -12,6 +12,7 @@
 // (de)serialised byte by byte; activation values are copied as little-endian words (the host is
 // little-endian, as kernels/convert.h already assumes). The numbers of each encoding (quantising a
 // row, decoding rows) live in kernels/actquant.c; this file lays them out and checks them.
+#include "fileio.h"
 #include "actshard.h"
 
 #include <errno.h>
@@ -683,18 +684,10 @@ int actshard_writer_close(ActShardWriter *w, Error *e) {
     if (!rc) rc = write_bytes(w, index, index_n, e);
     free(index);
     if (!rc) rc = write_bytes(w, f, sizeof f, e);
-    if (!rc && fflush(w->f) != 0) rc = err_set(e, "%s: write error: %s", w->path, strerror(errno));
-    if (!rc && w->tmp_path) {
-        // fsync before rename, or a crash can leave a complete-looking name over lost data.
-        if (fsync(fileno(w->f)) != 0) rc = err_set(e, "%s: fsync: %s", w->path, strerror(errno));
-        int close_rc = fclose(w->f);
+    if (!rc) rc = finish_output(&w->f, w->tmp_path, w->path, e);
+    else if (w->tmp_path) {
+        fclose(w->f);
         w->f = NULL;
-        if (!rc && close_rc != 0) rc = err_set(e, "%s: close error: %s", w->path, strerror(errno));
-        if (!rc && rename(w->tmp_path, w->path) != 0)
-            rc = err_set(e, "%s: cannot rename %s into place: %s", w->path, w->tmp_path, strerror(errno));
-    }
-    if (rc && w->tmp_path) {
-        if (w->f) fclose(w->f);
         unlink(w->tmp_path);
     }
     writer_free(w);
@@ -710,22 +703,7 @@ static int read_at(const ActShard *s, void *dst, size_t len, uint64_t off, Error
         memcpy(dst, s->mem + off, len);
         return 0;
     }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t got = pread(s->fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return err_set(e, "%s: read error: %s", s->path, strerror(errno));
-        if (got == 0)
-            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)", s->path,
-                           len - done, (ull)(off + done));
-        done += (size_t)got;
-    }
-    return 0;
-}
-
-static int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e) {
-    if (stored == computed) return 0;
-    return err_set(e, "%s: %s checksum mismatch (stored 0x%08x, computed 0x%08x)", path, what, stored, computed);
+    return pread_full(s->fd, dst, len, off, s->path, e);
 }
 
 // Validates the header fields read into s (after the header CRC matched).

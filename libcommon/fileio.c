@@ -64,3 +64,41 @@ int map_file(const char *path, void **map, size_t *size, Error *e) {
     close(fd);
     return 0;
 }
+
+int pread_full(int fd, void *dst, size_t len, uint64_t off, const char *path, Error *e) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t got = pread(fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) return err_set(e, "%s: read error: %s", path, strerror(errno));
+        if (got == 0)
+            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)", path, len - done,
+                           (unsigned long long)(off + done));
+        done += (size_t)got;
+    }
+    return 0;
+}
+
+int finish_output(FILE **f, const char *tmp_path, const char *path, Error *e) {
+    int rc = 0;
+    if (fflush(*f) != 0) rc = err_set(e, "%s: write error: %s", path, strerror(errno));
+    if (!rc && tmp_path) {
+        if (fsync(fileno(*f)) != 0) rc = err_set(e, "%s: fsync: %s", path, strerror(errno));
+        int close_rc = fclose(*f);
+        *f = NULL;
+        if (!rc && close_rc != 0) rc = err_set(e, "%s: close error: %s", path, strerror(errno));
+        if (!rc && rename(tmp_path, path) != 0)
+            rc = err_set(e, "%s: cannot rename %s into place: %s", path, tmp_path, strerror(errno));
+    }
+    if (rc && tmp_path) {
+        if (*f) fclose(*f);
+        *f = NULL;
+        unlink(tmp_path);
+    }
+    return rc;
+}
+
+int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e) {
+    if (stored == computed) return 0;
+    return err_set(e, "%s: %s checksum mismatch (stored 0x%08x, computed 0x%08x)", path, what, stored, computed);
+}

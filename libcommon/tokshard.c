@@ -8,6 +8,7 @@
 // The writer only appends (so it can stream to a pipe) and learns the index as it goes; the
 // reader starts from the footer. All integers are little-endian and (de)serialised byte by byte
 // so the code does not depend on the host's byte order or on struct padding.
+#include "fileio.h"
 #include "tokshard.h"
 
 #include <errno.h>
@@ -308,19 +309,10 @@ int tokshard_writer_close(TokShardWriter *w, Error *e) {
     int rc = write_bytes(w, index, index_n, e);
     free(index);
     if (!rc) rc = write_bytes(w, f, sizeof f, e);
-    if (!rc && fflush(w->f) != 0) rc = err_set(e, "%s: write error: %s", w->path, strerror(errno));
-    if (!rc && w->tmp_path) {
-        // fsync before rename: otherwise a crash can leave a complete-looking name over
-        // incomplete data.
-        if (fsync(fileno(w->f)) != 0) rc = err_set(e, "%s: fsync: %s", w->path, strerror(errno));
-        int close_rc = fclose(w->f);
+    if (!rc) rc = finish_output(&w->f, w->tmp_path, w->path, e);
+    else if (w->tmp_path) {
+        fclose(w->f);
         w->f = NULL;
-        if (!rc && close_rc != 0) rc = err_set(e, "%s: close error: %s", w->path, strerror(errno));
-        if (!rc && rename(w->tmp_path, w->path) != 0)
-            rc = err_set(e, "%s: cannot rename %s into place: %s", w->path, w->tmp_path, strerror(errno));
-    }
-    if (rc && w->tmp_path) {
-        if (w->f) fclose(w->f);
         unlink(w->tmp_path);
     }
     writer_free(w);
@@ -335,22 +327,7 @@ static int read_at(const TokShard *s, void *dst, size_t len, uint64_t off, Error
         memcpy(dst, s->mem + off, len);
         return 0;
     }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t got = pread(s->fd, (uint8_t *)dst + done, len - done, (off_t)(off + done));
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) return err_set(e, "%s: read error: %s", s->path, strerror(errno));
-        if (got == 0)
-            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)",
-                           s->path, len - done, (ull)(off + done));
-        done += (size_t)got;
-    }
-    return 0;
-}
-
-static int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e) {
-    if (stored == computed) return 0;
-    return err_set(e, "%s: %s checksum mismatch (stored 0x%08x, computed 0x%08x)", path, what, stored, computed);
+    return pread_full(s->fd, dst, len, off, s->path, e);
 }
 
 // Validates the index entries against each other, the header and the footer.
