@@ -45,23 +45,22 @@ void clt_params_free(CltParams *p) {
     memset(p, 0, sizeof *p);
 }
 
-// splitmix64: a small deterministic generator (no global state)
-static uint64_t splitmix64(uint64_t *s) {
+uint64_t clt_splitmix64(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
-static float uniform_pm(uint64_t *s, float bound) {
-    return (float)(((double)(splitmix64(s) >> 11) / 9007199254740992.0) * 2.0 - 1.0) * bound;
+float clt_uniform_pm(uint64_t *s, float bound) {
+    return (float)(((double)(clt_splitmix64(s) >> 11) / 9007199254740992.0) * 2.0 - 1.0) * bound;
 }
 
 void clt_params_init_random(CltParams *p, uint64_t seed, float theta0) {
     uint64_t s = seed;
     float enc_bound = 1.0f / sqrtf((float)p->F), dec_bound = 1.0f / sqrtf((float)p->L * p->d);
     for (int l = 0; l < p->L; l++) {
-        for (size_t i = 0; i < (size_t)p->F * p->d; i++) p->W_enc[l][i] = uniform_pm(&s, enc_bound);
-        for (size_t i = 0; i < (size_t)p->F * (p->L - l) * p->d; i++) p->W_dec[l][i] = uniform_pm(&s, dec_bound);
+        for (size_t i = 0; i < (size_t)p->F * p->d; i++) p->W_enc[l][i] = clt_uniform_pm(&s, enc_bound);
+        for (size_t i = 0; i < (size_t)p->F * (p->L - l) * p->d; i++) p->W_dec[l][i] = clt_uniform_pm(&s, dec_bound);
         for (int i = 0; i < p->F; i++) {
             p->b_enc[l][i] = 0;
             p->log_theta[l][i] = logf(theta0);

@@ -41,6 +41,12 @@ size_t clt_param_count(int L, int d, int F);
 // biases 0, thresholds θ = theta0; deterministic from seed.
 void clt_params_init_random(CltParams *p, uint64_t seed, float theta0);
 
+// The initialization's random stream: splitmix64 (no global state) and a uniform draw in
+// [−bound, bound). Draw k from a seed depends only on seed + (k+1)·γ, so a rank can start a slice
+// of the stream at state seed + k·γ (clt_shard.c).
+uint64_t clt_splitmix64(uint64_t *state);
+float clt_uniform_pm(uint64_t *state, float bound);
+
 typedef struct {
     float lam, c, lam_p, eps;  // sparsity coefficient, tanh scale, pre-activation coefficient, STE bandwidth
 } CltLossParams;

@@ -29,21 +29,10 @@ void clt_shard_free(CltShard *s) {
     memset(s, 0, sizeof *s);
 }
 
-// clt.c's generator, restated: draw k of splitmix64 from seed depends only on seed + (k+1)·γ, so a
-// slice of the stream starts at state seed + k·γ. Must stay identical to clt.c's (test_clt_shard
-// compares the slices with clt_params_init_random).
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-static float uniform_pm(uint64_t *s, float bound) {
-    return (float)(((double)(splitmix64(s) >> 11) / 9007199254740992.0) * 2.0 - 1.0) * bound;
-}
+// A slice of clt.c's initialization stream (see clt_splitmix64).
 static void fill_uniform(float *dst, size_t n, uint64_t seed, uint64_t first_draw, float bound) {
     uint64_t st = seed + first_draw * 0x9E3779B97F4A7C15ULL;
-    for (size_t i = 0; i < n; i++) dst[i] = uniform_pm(&st, bound);
+    for (size_t i = 0; i < n; i++) dst[i] = clt_uniform_pm(&st, bound);
 }
 
 void clt_shard_init_random(const CltShard *s, CltParams *p, uint64_t seed, float theta0) {

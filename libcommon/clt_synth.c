@@ -1,6 +1,7 @@
 // clt_synth.c — see clt_synth.h. Sampling is per batch of tokens with its own seed
 // (data_seed, batch), and each feature's firings are drawn by geometric skipping (the gap to the
 // next firing), so the cost is proportional to the firings, not to tokens × features.
+#include "clt.h"
 #include "clt_synth.h"
 
 #include <errno.h>
@@ -20,13 +21,7 @@
 
 // ---- small deterministic generators (no global state) ---------------------------------------
 
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-static double uniform01(uint64_t *s) { return (double)((splitmix64(s) >> 11) + 1) / 9007199254740992.0; }  // (0, 1]
+static double uniform01(uint64_t *s) { return (double)((clt_splitmix64(s) >> 11) + 1) / 9007199254740992.0; }  // (0, 1]
 static double gaussian(uint64_t *s) {  // Box–Muller; one of the pair is enough here
     double u = uniform01(s), v = uniform01(s);
     return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);

@@ -107,12 +107,6 @@ static uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
-static uint64_t rng_next(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 static void data_open(Data *D, char **paths, int n, int pool_chunks, uint64_t seed) {
     memset(D, 0, sizeof *D);
@@ -179,7 +173,7 @@ static int data_load_pool(Data *D, int64_t epoch, int64_t pool) {
         uint64_t s = mix_seed(D->seed, (uint64_t)epoch, 0xC0FFEE);
         for (uint64_t i = 0; i < D->n_chunks; i++) D->order[i] = i;
         for (uint64_t i = D->n_chunks; i > 1; i--) {
-            uint64_t j = rng_next(&s) % i, t = D->order[i - 1];
+            uint64_t j = clt_splitmix64(&s) % i, t = D->order[i - 1];
             D->order[i - 1] = D->order[j];
             D->order[j] = t;
         }
@@ -222,7 +216,7 @@ static int data_load_pool(Data *D, int64_t epoch, int64_t pool) {
     uint64_t s = mix_seed(D->seed, (uint64_t)epoch, (uint64_t)pool + 1);
     for (size_t i = 0; i < total; i++) D->perm[i] = (uint32_t)i;
     for (size_t i = total; i > 1; i--) {
-        size_t j = (size_t)(rng_next(&s) % i);
+        size_t j = (size_t)(clt_splitmix64(&s) % i);
         uint32_t t = D->perm[i - 1];
         D->perm[i - 1] = D->perm[j];
         D->perm[j] = t;
