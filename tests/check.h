@@ -64,3 +64,15 @@ static inline char *test_read_file(const char *path, size_t *len_out) {
     if (len_out) *len_out = (size_t)n;
     return buf;
 }
+
+// max |a − b| / max |b| (1 if b is all zero; inf on NaN): a tensor's error relative to its
+// scale, meaningful also for entries near zero.
+static inline double test_rel_err(const float *a, const float *b, size_t n) {
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > max_diff || d != d) max_diff = d != d ? INFINITY : d;
+        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
+    }
+    return max_diff / (max_ref > 0 ? max_ref : 1);
+}

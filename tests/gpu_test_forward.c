@@ -17,19 +17,9 @@
 static GpuCtx G;
 static double TOL = 1e-4;
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > max_diff || d != d) max_diff = d != d ? INFINITY : d;
-        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
-    }
-    return max_diff / (max_ref > 0 ? max_ref : 1);
-}
-
 static void compare(const char *model, const char *what, const char *name, const float *got, const float *want, size_t n,
                     double tol) {
-    double err = rel_err(got, want, n);
+    double err = test_rel_err(got, want, n);
     CHECK(err <= tol, "%s: %s %s relative error %.3g > %.1g", model, what, name, err, tol);
 }
 

@@ -39,16 +39,6 @@ static int write_prompts(const SafeTensors *g, const char *path, int *B, int *T)
     return w ? tokshard_writer_close(w, &e) : -1;
 }
 
-static double max_rel(const float *a, const float *b, size_t n) {
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || d != d) md = d != d ? INFINITY : d;
-        if (fabs(b[i]) > mr) mr = fabs(b[i]);
-    }
-    return md / (mr > 0 ? mr : 1);
-}
-
 static void check_model(const char *name, const char *in_hook, const char *dtype, double tol) {
     char dir[256], gpath[300], tok_path[300], acts_path[300], cmd[2048];
     snprintf(dir, sizeof dir, "tests/golden/models/%s", name);
@@ -95,13 +85,13 @@ static void check_model(const char *name, const char *in_hook, const char *dtype
         char hn[64];
         snprintf(hn, sizeof hn, "%s.%d", in_hook, s.layers[li]);
         float *want = golden(&g, hn, NULL);
-        CHECK(want && max_rel(got_in + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g", name, dtype, hn,
-              want ? max_rel(got_in + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
+        CHECK(want && test_rel_err(got_in + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g", name, dtype, hn,
+              want ? test_rel_err(got_in + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
         free(want);
         snprintf(hn, sizeof hn, "mlp_out.%d", s.layers[li]);
         want = golden(&g, hn, NULL);
-        CHECK(want && max_rel(got_out + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g", name, dtype, hn,
-              want ? max_rel(got_out + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
+        CHECK(want && test_rel_err(got_out + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g", name, dtype, hn,
+              want ? test_rel_err(got_out + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
         free(want);
     }
     free(got_in); free(got_out); free(got_pos); free(got_doc);

@@ -17,17 +17,6 @@
 
 static const char *TINY[] = {"llama3", "llama3_bf16", "gemma2", "gpt2"};
 
-// max |a - b| / max |b|
-static double rel_err(const float *a, const float *b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > max_diff || d != d) max_diff = d != d ? INFINITY : d;
-        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
-    }
-    return max_diff / (max_ref > 0 ? max_ref : 1);
-}
-
 // stories260K converted from llama2.c into a temporary directory (model + tokenizer.json).
 static char st_dir[64];
 static int stories_ready(void) {
@@ -85,7 +74,7 @@ static void kv_vs_forward(const char *name, const char *dir, const uint32_t *pro
         float *full = malloc((size_t)n * V * sizeof(float));
         ForwardOutputs out = {.logits = full};
         CHECK(!model_forward(&m, st, seq, 1, n, &out, &e), "%s", e.msg);
-        double err = rel_err(kv_logits, full + (size_t)(n - 1) * V, (size_t)V);
+        double err = test_rel_err(kv_logits, full + (size_t)(n - 1) * V, (size_t)V);
         if (err > worst) worst = err;
         CHECK(err <= 1e-5, "%s: step %d (position %d): cached logits differ by %.3g (relative)", name, step, n - 1, err);
         free(full);
@@ -366,7 +355,7 @@ static void test_matvec_multi(void) {
     // matmul_cpu with one row takes the same path (the sgemv blocking may differ: not bitwise)
     float *one = malloc((size_t)outs[2] * sizeof(float));
     matmul_cpu(one, in, w[2], b[2], 1, IN, outs[2]);
-    CHECK(rel_err(one, out[2], (size_t)outs[2]) <= 1e-6, "matmul_cpu N=1 differs from matvec_multi_cpu");
+    CHECK(test_rel_err(one, out[2], (size_t)outs[2]) <= 1e-6, "matmul_cpu N=1 differs from matvec_multi_cpu");
     free(one);
     for (int k = 0; k < 3; k++) { free(w[k]); free(b[k]); free(out[k]); }
     free(in);

@@ -5,17 +5,6 @@
 #include "model.h"
 #include "safetensors.h"
 
-// max |a - b| / max |b|: a relative error per tensor that is meaningful for values near zero.
-static double rel_err(const float *a, const float *b, size_t n) {
-    double max_diff = 0, max_ref = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > max_diff || d != d) max_diff = d != d ? INFINITY : d;
-        if (fabs(b[i]) > max_ref) max_ref = fabs(b[i]);
-    }
-    return max_diff / (max_ref > 0 ? max_ref : 1);
-}
-
 static float *golden_f32(const SafeTensors *g, const char *name, size_t expect) {
     const StTensor *t = safetensors_find(g, name);
     if (!t || t->numel != expect) return NULL;
@@ -29,7 +18,7 @@ static void compare(const char *model, const SafeTensors *g, const char *name, c
     float *want = golden_f32(g, name, n);
     CHECK(want != NULL, "%s: golden %s missing or of the wrong size", model, name);
     if (!want) return;
-    double err = rel_err(got, want, n);
+    double err = test_rel_err(got, want, n);
     CHECK(err <= tol, "%s: %s relative error %.3g > %.1g", model, name, err, tol);
     free(want);
 }
