@@ -86,6 +86,8 @@ $(BUILD)/%.o: %.c
 # The activation (de)quantisers are the inner loop of every shard reader: -O3 vectorises them
 # (int8/int4 -> fp32 conversions, byte-plane gathers), which -O2's cheap cost model skips.
 $(BUILD)/kernels/actquant.o: CFLAGS += -O3
+# The same for the CLT trainer's sparse decoder rows (dot products and axpys of (L−l)·d floats).
+$(BUILD)/libcommon/clt.o: CFLAGS += -O3
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)

@@ -75,7 +75,7 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
     w->h = xmalloc((size_t)L * sizeof(float *));
     w->a = xmalloc((size_t)L * sizeof(float *));
     w->yhat = xmalloc((size_t)L * sizeof(float *));
-    w->dyhat = xmalloc((size_t)L * sizeof(float *));
+    w->dy = xmalloc((size_t)B * L * d * sizeof(float));
     w->dh = xmalloc((size_t)L * sizeof(float *));
     w->norm = xmalloc((size_t)L * sizeof(float *));
     w->theta = xmalloc((size_t)L * sizeof(float *));
@@ -87,7 +87,6 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
         w->h[l] = xmalloc((size_t)B * F * sizeof(float));
         w->a[l] = xmalloc((size_t)B * F * sizeof(float));
         w->yhat[l] = xmalloc((size_t)B * d * sizeof(float));
-        w->dyhat[l] = xmalloc((size_t)B * d * sizeof(float));
         w->dh[l] = xmalloc((size_t)B * F * sizeof(float));
         w->norm[l] = xmalloc((size_t)F * sizeof(float));
         w->theta[l] = xmalloc((size_t)F * sizeof(float));
@@ -100,22 +99,54 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
 
 void clt_work_free(CltWork *w) {
     for (int l = 0; l < w->L; l++) {
-        free(w->h[l]); free(w->a[l]); free(w->yhat[l]); free(w->dyhat[l]); free(w->dh[l]);
+        free(w->h[l]); free(w->a[l]); free(w->yhat[l]); free(w->dh[l]);
         free(w->norm[l]); free(w->theta[l]); free(w->gnorm[l]); free(w->act_off[l]); free(w->act_idx[l]);
     }
-    free(w->h); free(w->a); free(w->yhat); free(w->dyhat); free(w->dh); free(w->norm); free(w->theta); free(w->gnorm);
+    free(w->h); free(w->a); free(w->yhat); free(w->dy); free(w->dh); free(w->norm); free(w->theta); free(w->gnorm);
     free(w->act_off); free(w->act_idx); free(w->act_cap);
     memset(w, 0, sizeof *w);
 }
 
-// ‖W_dec,li‖ over the concatenated targets, in double.
-static void decoder_norms(const CltParams *p, int l, float *norm) {
-    size_t row = (size_t)(p->L - l) * p->d;
-    for (int i = 0; i < p->F; i++) {
+// The inner products of the sparse decoder and its backward: rows of (L−l)·d floats. Sixteen
+// partial sums (vectorized at -O3, see the Makefile) in a fixed order, so results do not depend
+// on the thread count. On x86-64 each is compiled for AVX-512, AVX2+FMA and the baseline and the
+// loader picks the best the CPU has (the rest of the build targets the baseline). The clones sum in
+// the same order, but FMA contraction rounds differently: results may differ across CPUs in the
+// last bits, never across runs or thread counts on one machine.
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CLT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLT_CPU_CLONES
+#endif
+CLT_CPU_CLONES static float dot_f32(const float *restrict a, const float *restrict b, size_t n) {
+    float acc[16] = {0};
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int u = 0; u < 16; u++) acc[u] += a[j + u] * b[j + u];
+    float s = 0;
+    for (; j < n; j++) s += a[j] * b[j];
+    for (int u = 0; u < 16; u++) s += acc[u];
+    return s;
+}
+// y (n,) += alpha · x (n,)
+CLT_CPU_CLONES static void axpy_f32(float *restrict y, float alpha, const float *restrict x, size_t n) {
+    for (size_t j = 0; j < n; j++) y[j] += alpha * x[j];
+}
+
+typedef struct {
+    const CltParams *p;
+    float *const *norm;
+} NormCtx;
+
+// ‖W_dec,li‖ over the concatenated targets, for items [begin, end) of (layer, feature).
+static void decoder_norms(void *arg, size_t begin, size_t end) {
+    const NormCtx *c = arg;
+    const CltParams *p = c->p;
+    for (size_t it = begin; it < end; it++) {
+        int l = (int)(it / (size_t)p->F), i = (int)(it % (size_t)p->F);
+        size_t row = (size_t)(p->L - l) * p->d;
         const float *wr = p->W_dec[l] + (size_t)i * row;
-        double s = 0;
-        for (size_t j = 0; j < row; j++) s += (double)wr[j] * wr[j];
-        norm[i] = (float)sqrt(s);
+        c->norm[l][i] = sqrtf(dot_f32(wr, wr, row));
     }
 }
 
@@ -139,71 +170,123 @@ static void decode_tokens(void *arg, size_t begin, size_t end) {
                 int i = w->act_idx[l][q];
                 float av = w->a[l][t * F + i];
                 const float *wr = p->W_dec[l] + (size_t)i * row;
-                for (int k = l; k < L; k++) {
-                    float *yo = w->yhat[k] + t * d;
-                    const float *wk = wr + (size_t)(k - l) * d;
-                    for (int j = 0; j < d; j++) yo[j] += av * wk[j];
-                }
+                for (int k = l; k < L; k++) axpy_f32(w->yhat[k] + t * d, av, wr + (size_t)(k - l) * d, (size_t)d);
             }
+        }
+    }
+}
+
+typedef struct {
+    CltWork *w;
+    int l, fill;  // pass 0: a and the per-token counts; pass 1: the active ids
+} JumpCtx;
+
+// JumpReLU over tokens [begin, end) of layer l. Pass 0 writes a and counts each token's active
+// features into act_off[t + 1]; after the prefix sum, pass 1 writes their ids (ascending).
+static void jumprelu_tokens(void *arg, size_t begin, size_t end) {
+    const JumpCtx *c = arg;
+    CltWork *w = c->w;
+    int F = w->F, l = c->l;
+    const float *theta = w->theta[l];
+    for (size_t t = begin; t < end; t++) {
+        const float *h = w->h[l] + t * F;
+        if (c->fill) {
+            int32_t *idx = w->act_idx[l] + w->act_off[l][t];
+            for (int i = 0; i < F; i++)
+                if (h[i] > theta[i]) *idx++ = i;
+        } else {
+            float *a = w->a[l] + t * F;
+            int32_t n = 0;
+            for (int i = 0; i < F; i++) {
+                a[i] = h[i] > theta[i] ? h[i] : 0.0f;
+                n += h[i] > theta[i];
+            }
+            w->act_off[l][t + 1] = n;
         }
     }
 }
 
 void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w) {
-    int L = p->L, d = p->d, F = p->F;
+    int L = p->L, F = p->F;
     for (int l = 0; l < L; l++) {
-        matmul_cpu(w->h[l], x[l], p->W_enc[l], p->b_enc[l], B, d, F);  // (B, F)
+        matmul_cpu(w->h[l], x[l], p->W_enc[l], p->b_enc[l], B, p->d, F);  // (B, F)
         for (int i = 0; i < F; i++) w->theta[l][i] = expf(p->log_theta[l][i]);
-        // JumpReLU and the active lists
-        size_t n_act = 0;
+        JumpCtx jc = {w, l, 0};
+        parallel_for((size_t)B, 16, jumprelu_tokens, &jc);
         w->act_off[l][0] = 0;
-        for (int t = 0; t < B; t++) {
-            const float *h = w->h[l] + (size_t)t * F;
-            float *a = w->a[l] + (size_t)t * F;
-            for (int i = 0; i < F; i++) {
-                if (h[i] > w->theta[l][i]) {
-                    a[i] = h[i];
-                    if (n_act == w->act_cap[l]) {
-                        w->act_cap[l] *= 2;
-                        w->act_idx[l] = xrealloc(w->act_idx[l], w->act_cap[l] * sizeof(int32_t));
-                    }
-                    w->act_idx[l][n_act++] = i;
-                } else {
-                    a[i] = 0;
-                }
-            }
-            w->act_off[l][t + 1] = (int32_t)n_act;
+        for (int t = 0; t < B; t++) w->act_off[l][t + 1] += w->act_off[l][t];
+        if ((size_t)w->act_off[l][B] > w->act_cap[l]) {
+            w->act_cap[l] = (size_t)w->act_off[l][B] + (size_t)w->act_off[l][B] / 2;
+            w->act_idx[l] = xrealloc(w->act_idx[l], w->act_cap[l] * sizeof(int32_t));
         }
-        decoder_norms(p, l, w->norm[l]);
+        jc.fill = 1;
+        parallel_for((size_t)B, 16, jumprelu_tokens, &jc);
     }
+    NormCtx nc = {p, w->norm};
+    parallel_for((size_t)L * F, 64, decoder_norms, &nc);
     DecodeCtx c = {p, w};
     parallel_for((size_t)B, 16, decode_tokens, &c);
 }
 
-CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *lp, CltWork *w) {
-    CltLossTerms t = {0};
-    int L = p->L, d = p->d, F = p->F, B = w->B;
-    for (int k = 0; k < L; k++)
+typedef struct {
+    const CltParams *p;
+    float *const *y;
+    const CltLossParams *lp;
+    const CltWork *w;
+    CltLossTerms *per_layer;  // (L,) unscaled sums of layer l's terms
+} LossCtx;
+
+// The loss sums of layers [begin, end): target layer k's squared error, source layer l's tanh and
+// pre-activation sums, its active and in-window pairs. Summed over layers in order afterwards.
+static void loss_layers(void *arg, size_t begin, size_t end) {
+    const LossCtx *c = arg;
+    const CltWork *w = c->w;
+    int d = w->d, F = w->F, B = w->B;
+    for (size_t l = begin; l < end; l++) {
+        CltLossTerms t = {0};
         for (size_t i = 0; i < (size_t)B * d; i++) {
-            double e = (double)w->yhat[k][i] - y[k][i];
+            double e = (double)w->yhat[l][i] - c->y[l][i];
             t.mse += e * e;
         }
-    for (int l = 0; l < L; l++) {
         for (int tk = 0; tk < B; tk++)
             for (int32_t q = w->act_off[l][tk]; q < w->act_off[l][tk + 1]; q++) {
                 int i = w->act_idx[l][q];
-                t.sparsity += tanh((double)lp->c * w->a[l][(size_t)tk * F + i] * w->norm[l][i]);
+                t.sparsity += tanh((double)c->lp->c * w->a[l][(size_t)tk * F + i] * w->norm[l][i]);
             }
-        for (int i = 0; i < F; i++) {
-            double theta = exp((double)p->log_theta[l][i]);
-            for (int tk = 0; tk < B; tk++) {
-                double gap = theta - w->h[l][(size_t)tk * F + i];
-                if (gap > 0) t.preact += gap * w->norm[l][i];
+        double *below = xcalloc((size_t)F, sizeof(double));  // Σ_t ReLU(θ_i − h_ti), token-major
+        const float *theta = w->theta[l];
+        float half_eps = 0.5f * c->lp->eps;
+        for (int tk = 0; tk < B; tk++) {
+            const float *h = w->h[l] + (size_t)tk * F;
+            for (int i = 0; i < F; i++) {
+                float gap = theta[i] - h[i];
+                if (gap > 0) below[i] += gap;
+                t.window += fabsf(gap) < half_eps;
             }
         }
-        t.l0 += (double)w->act_off[l][B] / B;
+        for (int i = 0; i < F; i++) t.preact += below[i] * w->norm[l][i];
+        free(below);
+        t.l0 = w->act_off[l][B];
+        c->per_layer[l] = t;
     }
+}
+
+CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *lp, CltWork *w) {
+    int L = p->L, B = w->B;
+    CltLossTerms t = {0}, *per_layer = xmalloc((size_t)L * sizeof(CltLossTerms));
+    LossCtx c = {p, y, lp, w, per_layer};
+    parallel_for((size_t)L, 1, loss_layers, &c);
+    for (int l = 0; l < L; l++) {
+        t.mse += per_layer[l].mse;
+        t.sparsity += per_layer[l].sparsity;
+        t.preact += per_layer[l].preact;
+        t.window += per_layer[l].window;
+        t.l0 += per_layer[l].l0;
+    }
+    free(per_layer);
     t.mse /= B;
+    t.window /= B;
+    t.l0 /= B;
     t.sparsity *= (double)lp->lam / B;
     t.preact *= (double)lp->lam_p / B;
     t.total = t.mse + t.sparsity + t.preact;
@@ -220,7 +303,10 @@ typedef struct {
 
 // The feature-local part of the backward pass for features [begin, end) of layer l: dL/da of
 // active and in-window features, dh, the threshold's pseudo-gradient, the pre-activation term,
-// the decoder gradients. Features are independent, so threads split them without races.
+// the decoder gradients, db_enc. Features are independent, so threads split them without races.
+// Blocks of 16 features (one cache line of h) walk the tokens: a feature's decoder row and its
+// gradient row stay in cache across the tokens instead of streaming by once per token.
+enum { FEATURE_BLOCK = 16 };
 static void backward_features(void *arg, size_t f_begin, size_t f_end) {
     const BackCtx *bc = arg;
     const CltParams *p = bc->p;
@@ -230,86 +316,101 @@ static void backward_features(void *arg, size_t f_begin, size_t f_end) {
     int l = bc->l, L = p->L, d = p->d, F = p->F, B = w->B;
     float inv_b = 1.0f / (float)B;
     size_t row = (size_t)(L - l) * d;
-    float *dh = w->dh[l], *gn = w->gnorm[l], *dlt = g->log_theta[l];
-    memset(gn + f_begin, 0, (f_end - f_begin) * sizeof(float));
-    float spars = lp->lam * inv_b, pre = lp->lam_p * inv_b;
-    for (int t = 0; t < B; t++) {
-        const float *h = w->h[l] + (size_t)t * F, *a = w->a[l] + (size_t)t * F;
-        for (int i = (int)f_begin; i < (int)f_end; i++) {
-            float theta = w->theta[l][i];
-            float gap = h[i] - theta;
-            int active = a[i] != 0.0f;
-            int in_window = fabsf(gap) < 0.5f * lp->eps;
-            if (active || in_window) {
-                // dL/da: the decoder's reconstruction gradient plus the tanh sparsity term
-                const float *wr = p->W_dec[l] + (size_t)i * row;
-                double da = 0;
-                for (int k = l; k < L; k++) {
-                    const float *wk = wr + (size_t)(k - l) * d, *dy = w->dyhat[k] + (size_t)t * d;
-                    for (int j = 0; j < d; j++) da += (double)wk[j] * dy[j];
-                }
-                double cn = (double)lp->c * w->norm[l][i];
-                double th = tanh(cn * a[i]);
-                da += spars * cn * (1.0 - th * th);
-                if (active) {
-                    dh[(size_t)t * F + i] += (float)da;
-                    // ∂/∂W_dec of the reconstruction: a_li · dŷ_k; ∂/∂‖W_dec‖ of the sparsity term
-                    float *gw = g->W_dec[l] + (size_t)i * row;
-                    for (int k = l; k < L; k++) {
-                        float *gk = gw + (size_t)(k - l) * d;
-                        const float *dy = w->dyhat[k] + (size_t)t * d;
-                        for (int j = 0; j < d; j++) gk[j] += a[i] * dy[j];
-                    }
-                    gn[i] += (float)(spars * lp->c * a[i] * (1.0 - th * th));
-                }
-                if (in_window) dlt[i] += (float)(da * (-theta / lp->eps)) * theta;  // through θ = exp(log θ)
+    float *dh = w->dh[l], *gn = w->gnorm[l], *dlt = g->log_theta[l], *dbe = g->b_enc[l];
+    const float *norm = w->norm[l], *thetas = w->theta[l];
+    float spars = lp->lam * inv_b, pre = lp->lam_p * inv_b, half_eps = 0.5f * lp->eps;
+    for (int i = (int)f_begin; i < (int)f_end; i++) {
+        gn[i] = dlt[i] = dbe[i] = 0;
+        memset(g->W_dec[l] + (size_t)i * row, 0, row * sizeof(float));
+    }
+    for (int i0 = (int)f_begin; i0 < (int)f_end; i0 += FEATURE_BLOCK) {
+        int i1 = i0 + FEATURE_BLOCK < (int)f_end ? i0 + FEATURE_BLOCK : (int)f_end;
+        for (int t = 0; t < B; t++) {
+            // a = h where h > θ (θ > 0), so h alone says which features are active. The rows of h
+            // and dh are F floats apart: too far for the hardware prefetcher, hence a hint.
+            const float *h = w->h[l] + (size_t)t * F;
+            if (t + 4 < B) {
+                __builtin_prefetch(h + 4 * (size_t)F + i0, 0);
+                __builtin_prefetch(dh + (size_t)(t + 4) * F + i0, 1);
             }
-            if (gap < 0) {  // pre-activation term ReLU(θ − h)·‖W_dec‖
-                dh[(size_t)t * F + i] -= pre * w->norm[l][i];
-                dlt[i] += pre * w->norm[l][i] * theta;
-                gn[i] += pre * (-gap);
+            const float *dy = w->dy + ((size_t)t * L + l) * d;  // (L−l, d): the targets of layer l's features
+            for (int i = i0; i < i1; i++) {
+                float theta = thetas[i], gap = h[i] - theta, dhv = 0, av = gap > 0 ? h[i] : 0.0f;
+                int active = gap > 0, in_window = fabsf(gap) < half_eps;
+                if (active || in_window) {
+                    // dL/da: the decoder's reconstruction gradient plus the tanh sparsity term
+                    double da = dot_f32(p->W_dec[l] + (size_t)i * row, dy, row);
+                    double cn = (double)lp->c * norm[i];
+                    double th = tanh(cn * av);
+                    da += spars * cn * (1.0 - th * th);
+                    if (active) {
+                        dhv = (float)da;
+                        // ∂/∂W_dec of the reconstruction: a_li · dŷ_k; ∂/∂‖W_dec‖ of the sparsity term
+                        axpy_f32(g->W_dec[l] + (size_t)i * row, av, dy, row);
+                        gn[i] += (float)(spars * lp->c * av * (1.0 - th * th));
+                    }
+                    if (in_window) dlt[i] += (float)(da * (-theta / lp->eps)) * theta;  // through θ = exp(log θ)
+                }
+                if (gap < 0) {  // pre-activation term ReLU(θ − h)·‖W_dec‖
+                    dhv -= pre * norm[i];
+                    dlt[i] += pre * norm[i] * theta;
+                    gn[i] += pre * (-gap);
+                }
+                dh[(size_t)t * F + i] = dhv;
+                dbe[i] += dhv;
             }
         }
     }
     // the norm terms into W_dec: ∂‖w‖/∂w = w / ‖w‖
     for (int i = (int)f_begin; i < (int)f_end; i++) {
-        if (gn[i] == 0.0f || w->norm[l][i] == 0.0f) continue;
-        float s = gn[i] / w->norm[l][i];
-        const float *wr = p->W_dec[l] + (size_t)i * row;
-        float *gw = g->W_dec[l] + (size_t)i * row;
-        for (size_t j = 0; j < row; j++) gw[j] += s * wr[j];
+        if (gn[i] == 0.0f || norm[i] == 0.0f) continue;
+        axpy_f32(g->W_dec[l] + (size_t)i * row, gn[i] / norm[i], p->W_dec[l] + (size_t)i * row, row);
     }
 }
 
 void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w, CltParams *g) {
     int L = p->L, d = p->d, F = p->F, B = w->B;
-    memset(g->data, 0, g->n * sizeof(float));
     float inv_b = 1.0f / (float)B;
-    // dŷ and db_dec
+    // dŷ and db_dec (the feature-local gradients are written, not accumulated, below)
     for (int k = 0; k < L; k++) {
-        for (size_t i = 0; i < (size_t)B * d; i++) w->dyhat[k][i] = 2.0f * (w->yhat[k][i] - y[k][i]) * inv_b;
-        for (int t = 0; t < B; t++)
-            for (int j = 0; j < d; j++) g->b_dec[k][j] += w->dyhat[k][(size_t)t * d + j];
+        memset(g->b_dec[k], 0, (size_t)d * sizeof(float));
+        for (int t = 0; t < B; t++) {
+            float *dy = w->dy + ((size_t)t * L + k) * d;
+            const float *yh = w->yhat[k] + (size_t)t * d, *yt = y[k] + (size_t)t * d;
+            for (int j = 0; j < d; j++) {
+                dy[j] = 2.0f * (yh[j] - yt[j]) * inv_b;
+                g->b_dec[k][j] += dy[j];
+            }
+        }
     }
     for (int l = 0; l < L; l++) {
-        float *dh = w->dh[l];
-        memset(w->dh[l], 0, (size_t)B * F * sizeof(float));
         BackCtx bc = {p, lp, w, g, l};
-        parallel_for((size_t)F, 8, backward_features, &bc);
-        // encoder: dW_enc = dhᵀ x (F, d), db_enc = Σ_t dh
-        matmul_tn_cpu(g->W_enc[l], dh, x[l], F, B, d, 0.0f);
-        for (int t = 0; t < B; t++)
-            for (int i = 0; i < F; i++) g->b_enc[l][i] += dh[(size_t)t * F + i];
+        parallel_for((size_t)F, FEATURE_BLOCK, backward_features, &bc);
+        // encoder: dW_enc = dhᵀ x (F, d)
+        matmul_tn_cpu(g->W_enc[l], w->dh[l], x[l], F, B, d, 0.0f);
+    }
+}
+
+typedef struct {
+    float *param, *m, *v;
+    const float *grad;
+    float step, beta1, beta2, inv_sqrt_bc2, eps;
+} AdamCtx;
+
+static void adam_range(void *arg, size_t begin, size_t end) {
+    const AdamCtx *c = arg;
+    float *param = c->param, *m = c->m, *v = c->v;
+    const float *grad = c->grad;
+    for (size_t i = begin; i < end; i++) {
+        m[i] = c->beta1 * m[i] + (1 - c->beta1) * grad[i];
+        v[i] = c->beta2 * v[i] + (1 - c->beta2) * grad[i] * grad[i];
+        param[i] -= c->step * m[i] / (sqrtf(v[i]) * c->inv_sqrt_bc2 + c->eps);
     }
 }
 
 void adam_step(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                float eps, int64_t t) {
     double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
-    float step = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    for (size_t i = 0; i < n; i++) {
-        m[i] = beta1 * m[i] + (1 - beta1) * grad[i];
-        v[i] = beta2 * v[i] + (1 - beta2) * grad[i] * grad[i];
-        param[i] -= step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
-    }
+    AdamCtx c = {param, m, v, grad, (float)(lr / bc1), beta1, beta2, (float)(1.0 / sqrt(bc2)), eps};
+    parallel_for(n, 1 << 16, adam_range, &c);  // element-wise: the thread count cannot change a result
 }

@@ -53,7 +53,9 @@ typedef struct {
 
 typedef struct {
     double mse, sparsity, preact, total;
-    double l0;  // mean active features per token, summed over layers
+    double l0;      // mean active features per token, summed over layers
+    double window;  // mean (token, feature) pairs inside the straight-through window |h − θ| < ε/2
+                    // per token, summed over layers: how much of the decoder the backward reads
 } CltLossTerms;
 
 // Work buffers for a batch of B tokens.
@@ -61,7 +63,8 @@ typedef struct {
     int B;
     float **h, **a;       // [L] (B, F)
     float **yhat;         // [L] (B, d)
-    float **dyhat;        // [L] (B, d)
+    float *dy;            // (B, L, d) dLoss/dŷ: token-major, so a feature's targets k ≥ l are one
+                          // contiguous run dy[t, l:, :] matching its decoder row W_dec[l][i] (L−l, d)
     float **dh;           // [L] (B, F)
     float **norm;         // [L] (F,)
     float **theta;        // [L] (F,) exp(log θ), computed once per forward

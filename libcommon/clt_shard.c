@@ -76,11 +76,12 @@ int clt_shard_loss(const CltShard *s, const CltParams *p, float *const *y, const
                    CltLossTerms *out, Error *e) {
     CltLossTerms t = clt_loss(p, y, lp, w);  // mse: from the summed ŷ; the rest: this rank's features
     if (s->comm->size > 1) {
-        double v[3] = {t.sparsity, t.preact, t.l0};
-        if (comm_allreduce_sum_f64(s->comm, v, 3, e)) return err_prefix(e, "loss");
+        double v[4] = {t.sparsity, t.preact, t.l0, t.window};
+        if (comm_allreduce_sum_f64(s->comm, v, 4, e)) return err_prefix(e, "loss");
         t.sparsity = v[0];
         t.preact = v[1];
         t.l0 = v[2];
+        t.window = v[3];
         t.total = t.mse + t.sparsity + t.preact;
     }
     *out = t;

@@ -511,6 +511,7 @@ int main(int argc, char **argv) {
         adam_step(p.data, g.data, m, v, p.n, lr_at(&o, step), 0.9f, 0.999f, 1e-8f, step + 1);
         // metrics accumulation
         acc.mse += lt.mse; acc.sparsity += lt.sparsity; acc.preact += lt.preact; acc.total += lt.total; acc.l0 += lt.l0;
+        acc.window += lt.window;
         acc_n++;
         for (int k = 0; k < L; k++) {
             const float *mean = D.mean_out + (size_t)k * d;
@@ -534,9 +535,9 @@ int main(int argc, char **argv) {
             dead = (int64_t)dead_all;
             if (mf) {  // rank 0
                 fprintf(mf, "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, \"preact\": %.6g, "
-                            "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"dead\": %lld, \"tokens_per_s\": %.1f, \"nmse\": [",
+                            "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"window\": %.4g, \"dead\": %lld, \"tokens_per_s\": %.1f, \"nmse\": [",
                         (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n, acc.sparsity / acc_n,
-                        acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n, (long long)dead,
+                        acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n, acc.window / acc_n, (long long)dead,
                         (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9));
                 for (int k = 0; k < L; k++) fprintf(mf, "%s%.5g", k ? ", " : "", var_acc[k] > 0 ? err_acc[k] / var_acc[k] : 0);
                 fprintf(mf, "], \"l0_per_layer\": [");
