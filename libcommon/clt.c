@@ -71,7 +71,7 @@ void clt_params_init_random(CltParams *p, uint64_t seed, float theta0) {
 
 void clt_work_init(CltWork *w, int L, int d, int F, int B) {
     memset(w, 0, sizeof *w);
-    w->L = L; w->d = d; w->F = F; w->B = B;
+    w->L = L; w->d = d; w->F = F; w->B = w->n = B;
     w->h = xmalloc((size_t)L * sizeof(float *));
     w->a = xmalloc((size_t)L * sizeof(float *));
     w->yhat = xmalloc((size_t)L * sizeof(float *));
@@ -83,6 +83,7 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
     w->act_off = xmalloc((size_t)L * sizeof(int32_t *));
     w->act_idx = xmalloc((size_t)L * sizeof(int32_t *));
     w->act_cap = xmalloc((size_t)L * sizeof(size_t));
+    w->cut_stat = xcalloc((size_t)L, sizeof(double));
     for (int l = 0; l < L; l++) {
         w->h[l] = xmalloc((size_t)B * F * sizeof(float));
         w->a[l] = xmalloc((size_t)B * F * sizeof(float));
@@ -103,8 +104,13 @@ void clt_work_free(CltWork *w) {
         free(w->norm[l]); free(w->theta[l]); free(w->gnorm[l]); free(w->act_off[l]); free(w->act_idx[l]);
     }
     free(w->h); free(w->a); free(w->yhat); free(w->dy); free(w->dh); free(w->norm); free(w->theta); free(w->gnorm);
-    free(w->act_off); free(w->act_idx); free(w->act_cap);
+    free(w->act_off); free(w->act_idx); free(w->act_cap); free(w->cut_stat);
     memset(w, 0, sizeof *w);
+}
+
+void clt_work_set_activation(CltWork *w, CltActivation act, int k) {
+    w->act = act;
+    w->k = k;
 }
 
 // The inner products of the sparse decoder and its backward: rows of (L−l)·d floats. Sixteen
@@ -178,54 +184,200 @@ static void decode_tokens(void *arg, size_t begin, size_t end) {
 
 typedef struct {
     CltWork *w;
-    int l, fill;  // pass 0: a and the per-token counts; pass 1: the active ids
-} JumpCtx;
+    int l, fill;       // pass 0: a and the per-token counts; pass 1: the active ids
+    const float *cut;  // TopK: (B,) per token; BatchTopK: (1,); JumpReLU: NULL (θ per feature)
+} SelectCtx;
 
-// JumpReLU over tokens [begin, end) of layer l. Pass 0 writes a and counts each token's active
-// features into act_off[t + 1]; after the prefix sum, pass 1 writes their ids (ascending).
-static void jumprelu_tokens(void *arg, size_t begin, size_t end) {
-    const JumpCtx *c = arg;
+// The activation over tokens [begin, end) of layer l. Pass 0 writes a and counts each token's
+// active features into act_off[t + 1]; after the prefix sum, pass 1 writes their ids (ascending).
+static void select_tokens(void *arg, size_t begin, size_t end) {
+    const SelectCtx *c = arg;
     CltWork *w = c->w;
     int F = w->F, l = c->l;
     const float *theta = w->theta[l];
     for (size_t t = begin; t < end; t++) {
         const float *h = w->h[l] + t * F;
+        float *a = w->a[l] + t * F;
         if (c->fill) {
             int32_t *idx = w->act_idx[l] + w->act_off[l][t];
             for (int i = 0; i < F; i++)
-                if (h[i] > theta[i]) *idx++ = i;
-        } else {
-            float *a = w->a[l] + t * F;
-            int32_t n = 0;
+                if (a[i] != 0.0f) *idx++ = i;
+            continue;
+        }
+        int32_t n = 0;
+        if (!c->cut) {
             for (int i = 0; i < F; i++) {
                 a[i] = h[i] > theta[i] ? h[i] : 0.0f;
                 n += h[i] > theta[i];
             }
-            w->act_off[l][t + 1] = n;
+        } else {
+            float cut = c->cut[w->act == CLT_TOPK ? t : 0];
+            for (int i = 0; i < F; i++) {
+                int keep = h[i] > 0.0f && h[i] >= cut;
+                a[i] = keep ? h[i] : 0.0f;
+                n += keep;
+            }
         }
+        w->act_off[l][t + 1] = n;
     }
 }
 
-void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w) {
+void clt_select(CltWork *w, int l, const float *cut) {
+    int B = w->n;
+    SelectCtx c = {w, l, 0, w->act == CLT_JUMPRELU ? NULL : cut};
+    parallel_for((size_t)B, 16, select_tokens, &c);
+    w->act_off[l][0] = 0;
+    for (int t = 0; t < B; t++) w->act_off[l][t + 1] += w->act_off[l][t];
+    if ((size_t)w->act_off[l][B] > w->act_cap[l]) {
+        w->act_cap[l] = (size_t)w->act_off[l][B] + (size_t)w->act_off[l][B] / 2;
+        w->act_idx[l] = xrealloc(w->act_idx[l], w->act_cap[l] * sizeof(int32_t));
+    }
+    c.fill = 1;
+    parallel_for((size_t)B, 16, select_tokens, &c);
+    double stat = 0;  // the threshold estimate of this batch (clt.h)
+    if (w->act == CLT_BATCHTOPK) stat = cut[0];
+    if (w->act == CLT_TOPK) {
+        for (int t = 0; t < B; t++) stat += cut[t];
+        stat /= B;
+    }
+    w->cut_stat[l] = stat;
+}
+
+// ---- TopK selection -------------------------------------------------------------------------
+
+static void swap_f(float *a, float *b) {
+    float t = *a;
+    *a = *b;
+    *b = t;
+}
+
+// Rearranges v (n,) so that v[0, k) holds its k largest values (k ≤ n), in O(n) expected:
+// quickselect with a median-of-three pivot and a three-way partition (many equal values, e.g.
+// the zero padding, cost one pass).
+static void select_top(float *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        float x = v[lo], y = v[lo + (hi - lo) / 2], z = v[hi - 1];
+        float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t lt = lo, i = lo, gt = hi;  // [lo, lt) > pivot, [lt, gt) == pivot, [gt, hi) < pivot
+        while (i < gt) {
+            if (v[i] > pivot) swap_f(&v[lt++], &v[i++]);
+            else if (v[i] < pivot) swap_f(&v[i], &v[--gt]);
+            else i++;
+        }
+        if (k < lt) hi = lt;
+        else if (k <= gt) return;
+        else lo = gt;
+    }
+}
+
+// The K largest positive values of src (n,) into dst (K,), zero-padded; scratch (n,).
+static void top_positive(const float *src, size_t n, size_t K, float *scratch, float *dst) {
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (src[i] > 0.0f) scratch[m++] = src[i];
+    if (m > K) select_top(scratch, m, K), m = K;
+    memcpy(dst, scratch, m * sizeof(float));
+    memset(dst + m, 0, (K - m) * sizeof(float));
+}
+
+size_t clt_topk_groups(const CltWork *w) { return w->act == CLT_TOPK ? (size_t)w->n : 1; }
+size_t clt_topk_candidates_per_group(const CltWork *w) {
+    return w->act == CLT_TOPK ? (size_t)w->k : (size_t)w->n * (size_t)w->k;
+}
+
+// BatchTopK's one group (the whole batch) is cut into this many token slices, each reduced to its
+// own K candidates in parallel; the union's K largest are the batch's K largest whatever the split.
+enum { TOPK_SLICES = 16 };
+
+typedef struct {
+    const CltWork *w;
+    int l;
+    size_t K;
+    float *out;  // TopK: (B, K); BatchTopK: (TOPK_SLICES, K)
+} CandCtx;
+
+static void candidates_range(void *arg, size_t begin, size_t end) {
+    const CandCtx *c = arg;
+    const CltWork *w = c->w;
+    size_t F = (size_t)w->F, B = (size_t)w->n;
+    if (w->act == CLT_TOPK) {
+        float *scratch = xmalloc(F * sizeof(float));
+        for (size_t t = begin; t < end; t++) top_positive(w->h[c->l] + t * F, F, c->K, scratch, c->out + t * c->K);
+        free(scratch);
+        return;
+    }
+    for (size_t sl = begin; sl < end; sl++) {
+        size_t t0 = B * sl / TOPK_SLICES, t1 = B * (sl + 1) / TOPK_SLICES, n = (t1 - t0) * F;
+        float *scratch = xmalloc((n > c->K ? n : c->K) * sizeof(float) + sizeof(float));
+        top_positive(w->h[c->l] + t0 * F, n, c->K < n ? c->K : n, scratch, c->out + sl * c->K);
+        if (c->K > n) memset(c->out + sl * c->K + n, 0, (c->K - n) * sizeof(float));
+        free(scratch);
+    }
+}
+
+void clt_topk_candidates(const CltWork *w, int l, float *cand) {
+    size_t K = clt_topk_candidates_per_group(w);
+    if (w->act == CLT_TOPK) {
+        CandCtx c = {w, l, K, cand};
+        parallel_for((size_t)w->n, 8, candidates_range, &c);
+        return;
+    }
+    float *slices = xmalloc((size_t)TOPK_SLICES * K * sizeof(float));
+    CandCtx c = {w, l, K, slices};
+    parallel_for(TOPK_SLICES, 1, candidates_range, &c);
+    float *scratch = xmalloc((size_t)TOPK_SLICES * K * sizeof(float));
+    top_positive(slices, (size_t)TOPK_SLICES * K, K, scratch, cand);
+    free(scratch);
+    free(slices);
+}
+
+void clt_topk_cutoffs(const CltWork *w, const float *cand, int n_sets, float *cut) {
+    size_t G = clt_topk_groups(w), K = clt_topk_candidates_per_group(w), n = (size_t)n_sets * K;
+    float *v = xmalloc(n * sizeof(float));
+    for (size_t g = 0; g < G; g++) {
+        for (int r = 0; r < n_sets; r++) memcpy(v + (size_t)r * K, cand + ((size_t)r * G + g) * K, K * sizeof(float));
+        select_top(v, n, K);
+        float m = v[0];
+        for (size_t i = 1; i < K; i++) m = v[i] < m ? v[i] : m;
+        cut[g] = m > 0.0f ? m : 0.0f;
+    }
+    free(v);
+}
+
+void clt_encode(const CltParams *p, float *const *x, int B, CltWork *w) {
     int L = p->L, F = p->F;
+    w->n = B;
     for (int l = 0; l < L; l++) {
         matmul_cpu(w->h[l], x[l], p->W_enc[l], p->b_enc[l], B, p->d, F);  // (B, F)
         for (int i = 0; i < F; i++) w->theta[l][i] = expf(p->log_theta[l][i]);
-        JumpCtx jc = {w, l, 0};
-        parallel_for((size_t)B, 16, jumprelu_tokens, &jc);
-        w->act_off[l][0] = 0;
-        for (int t = 0; t < B; t++) w->act_off[l][t + 1] += w->act_off[l][t];
-        if ((size_t)w->act_off[l][B] > w->act_cap[l]) {
-            w->act_cap[l] = (size_t)w->act_off[l][B] + (size_t)w->act_off[l][B] / 2;
-            w->act_idx[l] = xrealloc(w->act_idx[l], w->act_cap[l] * sizeof(int32_t));
-        }
-        jc.fill = 1;
-        parallel_for((size_t)B, 16, jumprelu_tokens, &jc);
     }
     NormCtx nc = {p, w->norm};
     parallel_for((size_t)L * F, 64, decoder_norms, &nc);
+}
+
+void clt_decode(const CltParams *p, CltWork *w) {
     DecodeCtx c = {p, w};
-    parallel_for((size_t)B, 16, decode_tokens, &c);
+    parallel_for((size_t)w->n, 16, decode_tokens, &c);
+}
+
+void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w) {
+    clt_encode(p, x, B, w);
+    float *cand = NULL, *cut = NULL;
+    if (w->act != CLT_JUMPRELU) {
+        cand = xmalloc(clt_topk_groups(w) * clt_topk_candidates_per_group(w) * sizeof(float));
+        cut = xmalloc(clt_topk_groups(w) * sizeof(float));
+    }
+    for (int l = 0; l < p->L; l++) {
+        if (cand) {
+            clt_topk_candidates(w, l, cand);
+            clt_topk_cutoffs(w, cand, 1, cut);
+        }
+        clt_select(w, l, cut);
+    }
+    free(cand);
+    free(cut);
+    clt_decode(p, w);
 }
 
 typedef struct {
@@ -248,6 +400,9 @@ static void loss_layers(void *arg, size_t begin, size_t end) {
             double e = (double)w->yhat[l][i] - c->y[l][i];
             t.mse += e * e;
         }
+        t.l0 = w->act_off[l][B];
+        c->per_layer[l] = t;
+        if (w->act != CLT_JUMPRELU) continue;  // TopK modes: the reconstruction is the whole loss
         for (int tk = 0; tk < B; tk++)
             for (int32_t q = w->act_off[l][tk]; q < w->act_off[l][tk + 1]; q++) {
                 int i = w->act_idx[l][q];
@@ -266,7 +421,6 @@ static void loss_layers(void *arg, size_t begin, size_t end) {
         }
         for (int i = 0; i < F; i++) t.preact += below[i] * w->norm[l][i];
         free(below);
-        t.l0 = w->act_off[l][B];
         c->per_layer[l] = t;
     }
 }
@@ -318,7 +472,10 @@ static void backward_features(void *arg, size_t f_begin, size_t f_end) {
     size_t row = (size_t)(L - l) * d;
     float *dh = w->dh[l], *gn = w->gnorm[l], *dlt = g->log_theta[l], *dbe = g->b_enc[l];
     const float *norm = w->norm[l], *thetas = w->theta[l];
-    float spars = lp->lam * inv_b, pre = lp->lam_p * inv_b, half_eps = 0.5f * lp->eps;
+    // TopK modes: no sparsity or pre-activation term, no threshold window; the active set is a ≠ 0
+    int topk = w->act != CLT_JUMPRELU;
+    float spars = topk ? 0.0f : lp->lam * inv_b, pre = topk ? 0.0f : lp->lam_p * inv_b;
+    float half_eps = topk ? 0.0f : 0.5f * lp->eps;
     for (int i = (int)f_begin; i < (int)f_end; i++) {
         gn[i] = dlt[i] = dbe[i] = 0;
         memset(g->W_dec[l] + (size_t)i * row, 0, row * sizeof(float));
@@ -334,9 +491,11 @@ static void backward_features(void *arg, size_t f_begin, size_t f_end) {
                 __builtin_prefetch(dh + (size_t)(t + 4) * F + i0, 1);
             }
             const float *dy = w->dy + ((size_t)t * L + l) * d;  // (L−l, d): the targets of layer l's features
+            const float *a = w->a[l] + (size_t)t * F;
             for (int i = i0; i < i1; i++) {
-                float theta = thetas[i], gap = h[i] - theta, dhv = 0, av = gap > 0 ? h[i] : 0.0f;
-                int active = gap > 0, in_window = fabsf(gap) < half_eps;
+                float theta = thetas[i], gap = h[i] - theta, dhv = 0;
+                int active = topk ? a[i] != 0.0f : gap > 0, in_window = fabsf(gap) < half_eps;
+                float av = active ? h[i] : 0.0f;
                 if (active || in_window) {
                     // dL/da: the decoder's reconstruction gradient plus the tanh sparsity term
                     double da = dot_f32(p->W_dec[l] + (size_t)i * row, dy, row);
@@ -351,7 +510,7 @@ static void backward_features(void *arg, size_t f_begin, size_t f_end) {
                     }
                     if (in_window) dlt[i] += (float)(da * (-theta / lp->eps)) * theta;  // through θ = exp(log θ)
                 }
-                if (gap < 0) {  // pre-activation term ReLU(θ − h)·‖W_dec‖
+                if (gap < 0 && !topk) {  // pre-activation term ReLU(θ − h)·‖W_dec‖
                     dhv -= pre * norm[i];
                     dlt[i] += pre * norm[i] * theta;
                     gn[i] += pre * (-gap);

@@ -13,6 +13,15 @@
 // ∂a/∂θ = −(θ/ε)·1[|h − θ| < ε/2], applied wherever a is used (also in the sparsity term).
 // The decoder is sparse: forward and backward touch only active features (plus, for the
 // threshold's pseudo-gradient, those inside the bandwidth window).
+//
+// TopK / BatchTopK (clt_work_set_activation): instead of θ, layer l keeps per token its k largest
+// positive pre-activations (TopK), or over the whole batch its B·k largest (BatchTopK, Bussmann et
+// al. 2024): a = h where h > 0 and h ≥ the cutoff. The loss is then the reconstruction alone (λ, λ_P
+// and θ play no part); the gradient passes through the selected features (∂a/∂h = 1 there, 0
+// elsewhere). Each batch yields a threshold estimate per layer (cut_stat): for BatchTopK the
+// smallest selected pre-activation, for TopK the mean over tokens of each token's smallest; the
+// trainer averages them into θ so the saved CLT is a JumpReLU one (the BatchTopK → JumpReLU
+// conversion of Bussmann et al., one θ per layer).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +56,8 @@ void clt_params_init_random(CltParams *p, uint64_t seed, float theta0);
 uint64_t clt_splitmix64(uint64_t *state);
 float clt_uniform_pm(uint64_t *state, float bound);
 
+typedef enum { CLT_JUMPRELU = 0, CLT_TOPK = 1, CLT_BATCHTOPK = 2 } CltActivation;
+
 typedef struct {
     float lam, c, lam_p, eps;  // sparsity coefficient, tanh scale, pre-activation coefficient, STE bandwidth
 } CltLossParams;
@@ -60,7 +71,8 @@ typedef struct {
 
 // Work buffers for a batch of B tokens.
 typedef struct {
-    int B;
+    int B;                // capacity in tokens
+    int n;                // tokens of the last forward (≤ B; the loss and backward need n == B)
     float **h, **a;       // [L] (B, F)
     float **yhat;         // [L] (B, d)
     float *dy;            // (B, L, d) dLoss/dŷ: token-major, so a feature's targets k ≥ l are one
@@ -72,14 +84,35 @@ typedef struct {
     int32_t **act_off;    // [L] (B+1,) CSR offsets of active features per token
     int32_t **act_idx;    // [L] (capacity,) active feature ids
     size_t *act_cap;      // [L]
+    CltActivation act;    // CLT_JUMPRELU unless clt_work_set_activation says otherwise
+    int k;                // TopK / BatchTopK: features per token per layer
+    double *cut_stat;     // [L] the batch's threshold estimate (TopK modes; 0 for JumpReLU)
     int L, d, F;
 } CltWork;
 
 void clt_work_init(CltWork *w, int L, int d, int F, int B);
 void clt_work_free(CltWork *w);
+void clt_work_set_activation(CltWork *w, CltActivation act, int k);
 
-// x, y: [L] pointers to (B, d) rows. Forward fills h, a, yhat, norm and the active lists.
+// x, y: [L] pointers to (B, d) rows. Forward fills h, a, yhat, norm and the active lists:
+// clt_encode, then per layer (TopK modes: candidates and cutoffs) clt_select, then clt_decode.
 void clt_forward(const CltParams *p, float *const *x, int B, CltWork *w);
+// The steps, for the sharded forward (clt_shard.c), whose TopK cutoffs span every rank's features.
+// Encode: h (GEMM), θ = exp(log θ) and the decoder norms.
+void clt_encode(const CltParams *p, float *const *x, int B, CltWork *w);
+// TopK modes: the selection runs over groups (a token for TopK, the batch for BatchTopK) of
+// K = k (TopK) or B·k (BatchTopK) kept values. Candidates: layer l's K largest positive h of each
+// group (unordered, zero-padded), (groups, K). Cutoffs: the K-th largest of each group over n_sets
+// candidate blocks laid end to end (one per rank), (groups,); 0 when a group has fewer than K
+// positive values (all of them are kept).
+size_t clt_topk_groups(const CltWork *w);
+size_t clt_topk_candidates_per_group(const CltWork *w);
+void clt_topk_candidates(const CltWork *w, int l, float *cand);
+void clt_topk_cutoffs(const CltWork *w, const float *cand, int n_sets, float *cut);
+// a and the active lists of layer l: JumpReLU (cut unused, may be NULL) or the TopK cutoffs.
+void clt_select(CltWork *w, int l, const float *cut);
+// ŷ from the active lists: b_dec + the sparse sum over active features.
+void clt_decode(const CltParams *p, CltWork *w);
 // Loss terms of the last forward against targets y.
 CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *lp, CltWork *w);
 // Gradients of the total loss into g (same layout as p; overwritten), after clt_forward.

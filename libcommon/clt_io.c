@@ -57,6 +57,8 @@ int clt_save(const char *dir, const CltParams *p, const float *s_in, const float
     if (info && info->model_name) fprintf(f, "model_name: \"%s\"\n", info->model_name);
     fprintf(f, "feature_input_hook: \"%s\"\n", info && info->input_hook ? info->input_hook : "hook_resid_mid");
     fprintf(f, "feature_output_hook: \"%s\"\n", info && info->output_hook ? info->output_hook : "hook_mlp_out");
+    if (info && info->trained_as)  // a comment: circuit-tracer's loader must not see an unknown key
+        fprintf(f, "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n", info->trained_as);
     fprintf(f, "activation: jumprelu\nn_layers: %d\nd_model: %d\nd_transcoder: %d\n", L, d, F);
     int bad = ferror(f);
     bad |= fclose(f) != 0;

@@ -13,6 +13,7 @@ typedef struct {
     const char *model_name;   // e.g. the model directory
     const char *input_hook;   // TransformerLens name, e.g. "hook_resid_mid" or "ln2.hook_normalized"
     const char *output_hook;  // "hook_mlp_out"
+    const char *trained_as;   // NULL, or a note such as "batchtopk k=32" (a YAML comment line)
 } CltSaveInfo;
 
 // Writes the checkpoint into dir (created if missing); each file is written atomically and

@@ -53,15 +53,41 @@ void clt_shard_init_random(const CltShard *s, CltParams *p, uint64_t seed, float
     }
 }
 
+// TopK modes: layer l's cutoffs over every rank's features. Each rank's K best per group are
+// gathered on rank 0, which takes the K best of the union and broadcasts the cutoffs (the union's
+// K best are the full layer's K best, so R ranks select exactly what one rank would).
+static int shard_topk_cutoffs(const CltShard *s, CltWork *w, int l, float *cut, Error *e) {
+    const Comm *c = s->comm;
+    size_t G = clt_topk_groups(w), n = G * clt_topk_candidates_per_group(w);
+    float *cand = xmalloc(n * sizeof(float)), *all = c->rank == 0 ? xmalloc(n * (size_t)c->size * sizeof(float)) : NULL;
+    clt_topk_candidates(w, l, cand);
+    int rc = comm_gatherv_f32(c, cand, n, all, 0, e);
+    if (!rc && c->rank == 0) clt_topk_cutoffs(w, all, c->size, cut);
+    if (!rc) rc = comm_bcast(c, cut, G * sizeof(float), 0, e);
+    free(cand);
+    free(all);
+    return rc;
+}
+
 int clt_shard_forward(const CltShard *s, const CltParams *p, float *const *x, int B, CltWork *w, Error *e) {
     if (s->comm->size == 1) {
         clt_forward(p, x, B, w);
         return 0;
     }
-    // the partial ŷ: clt_forward on a view of p whose b_dec is zero (0 + Σ is exact)
+    // the partial ŷ: this rank's features decoded on a view of p whose b_dec is zero (0 + Σ is exact)
     CltParams q = *p;
     q.b_dec = s->zero_bias;
-    clt_forward(&q, x, B, w);
+    clt_encode(&q, x, B, w);
+    float *cut = w->act == CLT_JUMPRELU ? NULL : xmalloc(clt_topk_groups(w) * sizeof(float));
+    for (int l = 0; l < s->L; l++) {
+        if (cut && shard_topk_cutoffs(s, w, l, cut, e)) {
+            free(cut);
+            return err_prefix(e, "forward");
+        }
+        clt_select(w, l, cut);
+    }
+    free(cut);
+    clt_decode(&q, w);
     for (int k = 0; k < s->L; k++) {
         if (comm_allreduce_sum_f32(s->comm, w->yhat[k], (size_t)B * s->d, e)) return err_prefix(e, "forward");
         for (int t = 0; t < B; t++) {

@@ -218,6 +218,107 @@ static void test_clt_case0_matches_torch(void) { check_case("case0"); }
 static void test_clt_case1_matches_torch(void) { check_case("case1"); }
 static void test_clt_case2_matches_torch(void) { check_case("case2"); }
 
+// TopK / BatchTopK against torch.topk + autograd (tests/ref/make_clt_topk_goldens.py): the
+// selected set, ŷ, the loss (reconstruction only), every gradient (log θ: none), and the batch's
+// threshold estimate that the BatchTopK → JumpReLU conversion averages.
+static void check_topk_case(const char *cs) {
+    char path[256], name[64];
+    snprintf(path, sizeof path, "tests/golden/clt/%s.safetensors", cs);
+    SafeTensors g;
+    Error e;
+    CHECK(!safetensors_open(&g, path, &e), "%s", e.msg);
+    if (!g.tensors) return;
+    float *ci = gt(&g, "config.int", 6);
+    CHECK(ci != NULL, "%s: config", cs);
+    if (!ci) { safetensors_close(&g); return; }
+    int L = (int)ci[0], d = (int)ci[1], F = (int)ci[2], B = (int)ci[3], k = (int)ci[5];
+    CltActivation act = (int)ci[4] == 1 ? CLT_TOPK : CLT_BATCHTOPK;
+    CltParams p, grad;
+    clt_params_init(&p, L, d, F, NULL);
+    clt_params_init(&grad, L, d, F, NULL);
+    CHECK(!load_params(&g, "", &p), "%s: parameters", cs);
+    float **x = calloc((size_t)L, sizeof(float *)), **y = calloc((size_t)L, sizeof(float *));
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "x.%d", l);
+        x[l] = gt(&g, name, (size_t)B * d);
+        snprintf(name, sizeof name, "y.%d", l);
+        y[l] = gt(&g, name, (size_t)B * d);
+        CHECK(x[l] && y[l], "%s: inputs", cs);
+    }
+    CltWork w;
+    clt_work_init(&w, L, d, F, B);
+    clt_work_set_activation(&w, act, k);
+    clt_forward(&p, x, B, &w);
+    CltLossParams lp = {.lam = 0.5f, .c = 4.0f, .lam_p = 0.01f, .eps = 1.0f};  // ignored in TopK modes
+    CltLossTerms lt = clt_loss(&p, y, &lp, &w);
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "yhat.%d", l);
+        expect_close(cs, &g, name, w.yhat[l], (size_t)B * d, 1e-5);
+        float l0 = (float)w.act_off[l][B] / (float)B, cut = (float)w.cut_stat[l];
+        snprintf(name, sizeof name, "l0.%d", l);
+        expect_close(cs, &g, name, &l0, 1, 1e-6);
+        snprintf(name, sizeof name, "cut_stat.%d", l);
+        expect_close(cs, &g, name, &cut, 1, 1e-5);
+    }
+    float loss = (float)lt.total;
+    expect_close(cs, &g, "loss", &loss, 1, 1e-5);
+    CHECK(lt.sparsity == 0 && lt.preact == 0 && lt.window == 0, "%s: TopK loss has only the reconstruction term", cs);
+    clt_backward(&p, x, y, &lp, &w, &grad);
+    compare_grads(cs, &g, "grad", &grad, 1e-4);
+    for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
+    free(x); free(y); free(ci);
+    clt_work_free(&w);
+    clt_params_free(&p);
+    clt_params_free(&grad);
+    safetensors_close(&g);
+}
+
+static void test_clt_topk_matches_torch(void) { check_topk_case("topk0"); }
+static void test_clt_batchtopk_matches_torch(void) {
+    check_topk_case("topk1");
+    check_topk_case("topk2");
+}
+
+// The BatchTopK cutoff does not depend on how the batch is split (TOPK_SLICES, ranks): the K
+// largest of a union of per-part K largest are the K largest of the whole. Checked on a batch with
+// many ties and fewer positive values than K in some slices, against a plain sort.
+static void test_clt_batchtopk_cutoff_is_exact(void) {
+    int L = 1, d = 4, F = 37, B = 50, k = 3;
+    CltWork w;
+    clt_work_init(&w, L, d, F, B);
+    clt_work_set_activation(&w, CLT_BATCHTOPK, k);
+    uint64_t s = 99;
+    for (int i = 0; i < B * F; i++) {
+        float r = frand(&s);
+        w.h[0][i] = i < B * F / 2 ? -fabsf(r) : roundf(r * 8.0f) / 8.0f;  // first half negative, ties
+    }
+    size_t K = clt_topk_candidates_per_group(&w);
+    CHECK(clt_topk_groups(&w) == 1 && K == (size_t)B * k, "BatchTopK: one group of B*k");
+    float *cand = malloc(K * sizeof(float)), cut = -1;
+    clt_topk_candidates(&w, 0, cand);
+    clt_topk_cutoffs(&w, cand, 1, &cut);
+    float *sorted = malloc((size_t)B * F * sizeof(float));
+    memcpy(sorted, w.h[0], (size_t)B * F * sizeof(float));
+    for (int i = 1; i < B * F; i++)  // insertion sort, descending
+        for (int j = i; j > 0 && sorted[j] > sorted[j - 1]; j--) { float t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t; }
+    float want = sorted[K - 1] > 0 ? sorted[K - 1] : 0;
+    CHECK(cut == want, "BatchTopK cutoff %g, sorted K-th largest %g", cut, want);
+    // two "ranks": candidate blocks of each half, cut over both, is the same value
+    float *both = malloc(2 * K * sizeof(float)), cut2 = -1;
+    w.n = B / 2;  // rank 0's view: tokens [0, B/2) (negative only: every candidate pads with 0)
+    K = clt_topk_candidates_per_group(&w);
+    clt_topk_candidates(&w, 0, both);
+    float *save = w.h[0];
+    w.h[0] = save + (size_t)(B / 2) * F;  // rank 1: tokens [B/2, B)
+    clt_topk_candidates(&w, 0, both + K);
+    w.h[0] = save;
+    clt_topk_cutoffs(&w, both, 2, &cut2);
+    float want2 = sorted[K - 1] > 0 ? sorted[K - 1] : 0;
+    CHECK(cut2 == want2, "two-part BatchTopK cutoff %g, want %g", cut2, want2);
+    free(cand); free(sorted); free(both);
+    clt_work_free(&w);
+}
+
 // Saving folds the normalization into the weights: the loaded CLT applied to raw activations
 // reproduces the trained one on normalized activations, rescaled (ŷ_raw = ŷ_norm / s_out).
 static void test_clt_save_load_folds_normalization(void) {
@@ -273,6 +374,9 @@ int main(void) {
     RUN_TEST(test_clt_case0_matches_torch);
     RUN_TEST(test_clt_case1_matches_torch);
     RUN_TEST(test_clt_case2_matches_torch);
+    RUN_TEST(test_clt_topk_matches_torch);
+    RUN_TEST(test_clt_batchtopk_matches_torch);
+    RUN_TEST(test_clt_batchtopk_cutoff_is_exact);
     RUN_TEST(test_clt_save_load_folds_normalization);
     return test_summary();
 }

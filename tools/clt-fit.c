@@ -70,7 +70,8 @@ static const char USAGE[] =
 
 typedef struct {
     const char *out_dir, *metrics_path;
-    int features, batch, pool_chunks, log_every, resume;
+    int features, batch, pool_chunks, log_every, resume, k;
+    CltActivation act;
     int64_t steps, warmup, save_every, run_steps;
     float lr, lam, c, lam_p, eps, theta0;
     uint64_t seed;
@@ -322,6 +323,20 @@ static int load_state(const Options *o, CltParams *p, float *m, float *v, int64_
     return 0;
 }
 
+// TopK modes: θ of layer l (all its features; log θ gets no gradient, so Adam leaves it alone) is
+// the running mean of the batches' cutoffs, w->cut_stat (clt.h): the plain mean over the first 50
+// steps, then an exponential average over about the last 50, so the saved thresholds describe the
+// encoder at the end of the run. Every rank sees the same cutoffs, so the replicas agree.
+static void update_topk_thresholds(CltParams *p, const CltWork *w, int64_t step) {
+    double rate = step < 50 ? 1.0 / (double)(step + 1) : 0.02;
+    for (int l = 0; l < p->L; l++) {
+        double prev = step == 0 ? w->cut_stat[l] : exp((double)p->log_theta[l][0]);
+        double theta = prev + rate * (w->cut_stat[l] - prev);
+        float lt = logf((float)(theta > 1e-6 ? theta : 1e-6));
+        for (int i = 0; i < p->F; i++) p->log_theta[l][i] = lt;
+    }
+}
+
 // Ends the job over an error every rank has (or rank 0 has and the others were told of): rank 0
 // prints it, the others leave quietly, so a sharded run fails with one message as a single one does.
 static void fatal_ranks(const Comm *c, const Error *e) {
@@ -351,7 +366,9 @@ static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh,
     int rc = 0;
     if (c->rank == 0) {
         const char *in_hook = strcmp(D->shards[0].in_hook, "resid_mid") ? "ln2.hook_normalized" : "hook_resid_mid";
-        CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out"};
+        char trained_as[64];
+        snprintf(trained_as, sizeof trained_as, "%s k=%d", o->act == CLT_TOPK ? "topk" : "batchtopk", o->k);
+        CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out", o->act == CLT_JUMPRELU ? NULL : trained_as};
         rc = clt_save(o->out_dir, p, D->s_in, D->s_out, &info, &e);
         if (!rc) rc = save_state(o, p, m, v, step, cur, &e);  // last: a complete checkpoint
     }
@@ -412,9 +429,10 @@ int main(int argc, char **argv) {
         {"warmup", required_argument, 0, 'W'}, {"pool-chunks", required_argument, 0, 'k'},
         {"seed", required_argument, 0, 's'}, {"log-every", required_argument, 0, 'g'},
         {"metrics", required_argument, 0, 'm'}, {"save-every", required_argument, 0, 'S'},
-        {"resume", no_argument, 0, 'R'}, {"run-steps", required_argument, 0, 'r'}, {0, 0, 0, 0}};
+        {"resume", no_argument, 0, 'R'}, {"run-steps", required_argument, 0, 'r'},
+        {"activation", required_argument, 0, 'A'}, {"k", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     Options o = {.batch = 1024, .steps = 1000, .lr = 2e-4f, .lam = 1.0f, .c = 4.0f, .lam_p = 3e-6f, .eps = 2.0f,
-                 .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50};
+                 .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50, .k = 32};
     int c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
@@ -436,6 +454,13 @@ int main(int argc, char **argv) {
             case 'S': o.save_every = cli_parse_int("--save-every", optarg, 1, INT64_MAX / 2); break;
             case 'R': o.resume = 1; break;
             case 'r': o.run_steps = cli_parse_int("--run-steps", optarg, 1, INT64_MAX / 2); break;
+            case 'A':
+                if (!strcmp(optarg, "jumprelu")) o.act = CLT_JUMPRELU;
+                else if (!strcmp(optarg, "topk")) o.act = CLT_TOPK;
+                else if (!strcmp(optarg, "batchtopk")) o.act = CLT_BATCHTOPK;
+                else cli_usage_error("clt-fit", "--activation must be jumprelu, topk or batchtopk");
+                break;
+            case 'K': o.k = (int)cli_parse_int("--k", optarg, 1, 1 << 24); break;
             default: cli_usage_error("clt-fit", "bad option");
         }
     }
@@ -459,6 +484,10 @@ int main(int argc, char **argv) {
     CltShard sh;
     if (clt_shard_init(&sh, &comm, L, d, F, &e)) fatal_ranks(&comm, &e);
     int Fl = sh.F_local;  // this rank's features per layer (F with one rank)
+    if (o.act != CLT_JUMPRELU && o.k > F) {
+        err_set(&e, "--k %d exceeds the %d features per layer", o.k, F);
+        fatal_ranks(&comm, &e);
+    }
     if (comm.rank == 0 && mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK)) fatal("%s: cannot create the output directory", o.out_dir);
     if (comm.size > 1 && comm.rank == 0) fprintf(stderr, "clt-fit: %d ranks x %d features of every layer\n", comm.size, Fl);
 
@@ -487,6 +516,7 @@ int main(int argc, char **argv) {
     }
     CltWork w;
     clt_work_init(&w, L, d, Fl, B);
+    clt_work_set_activation(&w, o.act, o.k);
     // dead features: the last step each (local) feature fired
     int64_t *last_fired = xmalloc((size_t)L * Fl * sizeof(int64_t));
     for (size_t i = 0; i < (size_t)L * Fl; i++) last_fired[i] = step;
@@ -500,7 +530,7 @@ int main(int argc, char **argv) {
     int64_t stop = o.run_steps && step + o.run_steps < o.steps ? step + o.run_steps : o.steps;
     for (; step < stop; step++) {
         data_next_batch(&D, &cur, B, x, y);
-        CltLossParams lp = {lambda_at(&o, step), o.c, o.lam_p, o.eps};
+        CltLossParams lp = {o.act == CLT_JUMPRELU ? lambda_at(&o, step) : 0.0f, o.c, o.lam_p, o.eps};
         CltLossTerms lt;
         if (clt_shard_forward(&sh, &p, x, B, &w, &e) || clt_shard_loss(&sh, &p, y, &lp, &w, &lt, &e)) fatal_err(&e);
         if (!isfinite(lt.total) && comm.rank) exit(1);  // every rank has the same total; rank 0 reports
@@ -509,6 +539,7 @@ int main(int argc, char **argv) {
                   (long long)step, lt.total, lt.mse, lt.sparsity, lt.preact, o.out_dir);
         clt_backward(&p, x, y, &lp, &w, &g);
         adam_step(p.data, g.data, m, v, p.n, lr_at(&o, step), 0.9f, 0.999f, 1e-8f, step + 1);
+        if (o.act != CLT_JUMPRELU) update_topk_thresholds(&p, &w, step);
         // metrics accumulation
         acc.mse += lt.mse; acc.sparsity += lt.sparsity; acc.preact += lt.preact; acc.total += lt.total; acc.l0 += lt.l0;
         acc.window += lt.window;
