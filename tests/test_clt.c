@@ -340,7 +340,7 @@ static void test_clt_save_load_folds_normalization(void) {
     }
     char dir[128];
     snprintf(dir, sizeof dir, "/tmp/cltkit-test-clt-%d", (int)getpid());
-    CltSaveInfo info = {"test-model", "hook_resid_mid", "hook_mlp_out"};
+    CltSaveInfo info = {"test-model", "hook_resid_mid", "hook_mlp_out", NULL};
     Error e;
     CHECK(!clt_save(dir, &p, s_in, s_out, &info, &e), "%s", e.msg);
     CltParams q;
