@@ -22,6 +22,7 @@ ifneq ($(NVCC_PATH),)
   CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas
   ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
     USE_NCCL := 1
+    NVCCFLAGS += -DUSE_NCCL
     CUDA_LDLIBS += -lnccl
     $(info ✓ NCCL   found)
   else
