@@ -432,7 +432,8 @@ static void test_two_rank_forward(void) {
     // CPU: the partial (no b_dec), as clt_shard_forward computes it; the 2-rank ŷ = 2·partial + b_dec
     CltWork w;
     clt_work_init(&w, L, d, F, B);
-    CltLossTerms one_rank = (clt_forward(&cs.p, cs.x, B, &w), clt_loss(&cs.p, cs.y, &cs.lp, &w));
+    clt_forward(&cs.p, cs.x, B, &w);
+    CltLossTerms one_rank = clt_loss(&cs.p, cs.y, &cs.lp, &w);
     float *zeros = calloc((size_t)d, sizeof(float));
     float **zero_bias = malloc((size_t)L * sizeof(float *)), **saved = cs.p.b_dec;
     for (int l = 0; l < L; l++) zero_bias[l] = zeros;
