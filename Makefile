@@ -22,6 +22,7 @@ ifneq ($(NVCC_PATH),)
   CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -lcudart -lcublas
   ifneq ($(wildcard $(CUDA_HOME)/include/nccl.h /usr/include/nccl.h),)
     USE_NCCL := 1
+    NVCCFLAGS += -DUSE_NCCL
     CUDA_LDLIBS += -lnccl
     $(info ✓ NCCL   found)
   else
@@ -147,8 +148,9 @@ bench-bins: $(BENCH_BIN)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-# bench_forward also times the GPU forward where nvcc exists: compiled with -DUSE_CUDA, linked
-# against the CUDA kernels (bench/gpu_bench.sh runs it on the GPU machine).
+# bench_forward also times the GPU forward, bench_clt_gpu the GPU CLT training step, where nvcc
+# exists: compiled with -DUSE_CUDA, linked against the CUDA kernels (bench/gpu_bench.sh runs them
+# on the GPU machine).
 # Tools with a CUDA path (CUDA_TOOLS) get the same treatment: --device cuda where nvcc exists.
 CUDA_TOOLS := fwd-acts
 ifneq ($(USE_CUDA),)
@@ -157,8 +159,9 @@ $(CUDA_TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(LIBCUDA) $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
 
-$(BUILD)/bench/bench_forward.o: CFLAGS += -DUSE_CUDA
-$(BUILD)/bench/bench_forward: $(BUILD)/bench/bench_forward.o $(LIBCUDA) $(LIBCOMMON)
+CUDA_BENCH := bench_forward bench_clt_gpu
+$(CUDA_BENCH:%=$(BUILD)/bench/%.o): CFLAGS += -DUSE_CUDA
+$(CUDA_BENCH:%=$(BUILD)/bench/%): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCUDA) $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
 endif
 

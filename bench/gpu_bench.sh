@@ -19,7 +19,7 @@ command -v nvcc >/dev/null || { echo "gpu_bench: nvcc not found" >&2; exit 1; }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 echo "== build"
-make -s -j"$(nproc)" all build/bench/bench_forward >/dev/null || { echo "gpu_bench: build failed" >&2; exit 1; }
+make -s -j"$(nproc)" all build/bench/bench_forward build/bench/bench_clt_gpu >/dev/null || { echo "gpu_bench: build failed" >&2; exit 1; }
 
 echo "== make test-gpu"
 make -s test-gpu; tests_rc=$?
@@ -53,5 +53,11 @@ for c in checks:
     print("gpu vs cpu:", "ok" if c["ok"] else "MISMATCH", f"logits {c['logits_rel_err']:.2g}, mlp_out {c['mlp_out_last_rel_err']:.2g}")
 PY
 if grep -q '"ok": false' /tmp/gpu_bench_forward.jsonl; then bench_rc=1; fi
+
+echo "== CLT training step (tokens/s)"
+clt_cpu=--cpu; [ "$CPU" = 0 ] && clt_cpu=
+# shellcheck disable=SC2086  # CLT_ARGS is a list of options
+build/bench/bench_clt_gpu ${CLT_ARGS:-} $clt_cpu | tee /tmp/gpu_bench_clt.jsonl
+[ "${PIPESTATUS[0]}" -eq 0 ] || bench_rc=1
 echo "test-gpu exit $tests_rc, bench exit $bench_rc"
 [ "$tests_rc" -eq 0 ] && [ "$bench_rc" -eq 0 ]

@@ -8,17 +8,6 @@
 
 void comm_init_single(Comm *c) { *c = (Comm){.rank = 0, .size = 1}; }
 
-// GPU collectives are the CUDA trainer's task. The plan: comm_nccl.c, compiled only with USE_NCCL
-// (as comm_mpi.c is with MPI), gets the ncclUniqueId from bootstrap's rank 0 through comm_bcast,
-// calls cudaSetDevice(device) and ncclCommInitRank, and implements CommOps on device pointers on
-// a dedicated stream (llm.c's zero.cuh). This stub then moves behind #ifndef USE_NCCL.
-int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e) {
-    (void)bootstrap;
-    (void)device;
-    comm_init_single(c);
-    return err_set(e, "this build has no NCCL backend: multi-GPU clt-fit comes with the CUDA trainer");
-}
-
 void comm_free(Comm *c) {
     if (c->ops && c->ops->free) c->ops->free(c);
     memset(c, 0, sizeof *c);

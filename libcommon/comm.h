@@ -4,10 +4,15 @@
 //   single  comm_init_single (comm.c): one process; every collective is a no-op or a copy.
 //   MPI     comm_init_mpi (comm_mpi.c, compiled only where mpicc exists — the Makefile links it
 //           into MPI_TOOLS, which are built with -DUSE_MPI): CPU processes under mpirun.
-//   NCCL    comm_init_nccl: GPU ranks bootstrapped through an MPI Comm (llm.c's pattern: rank 0
-//           makes the ncclUniqueId, MPI broadcasts it). NOT IMPLEMENTED yet: a stub that errors.
+//   NCCL    comm_init_nccl (kernels/comm_nccl.cu, in libkernels_cuda.a: CUDA builds only; a stub
+//           that errors where nccl.h is missing): GPU ranks, one device each, bootstrapped through
+//           another Comm (llm.c's pattern: rank 0 makes the ncclUniqueId, the bootstrap
+//           broadcasts it). Its all-reduce runs on NCCL and also takes device pointers; the other
+//           collectives go to the bootstrap Comm.
 // Collectives are blocking and must be called by every rank in the same order. Buffers are host
-// memory. Every function returns 0, or -1 with an Error.
+// memory, except for the all-reduce of a backend with ops->device_buffers (NCCL), which also takes
+// device memory (written and synchronized by the caller). Every function returns 0, or -1 with an
+// Error.
 #pragma once
 #include <stddef.h>
 
@@ -25,8 +30,14 @@ void comm_init_single(Comm *c);
 // MPI_Init and a private duplicate of MPI_COMM_WORLD; one per process (comm_free finalizes MPI).
 // Only defined in MPI builds (comm_mpi.c).
 int comm_init_mpi(Comm *c, Error *e);
-// The GPU backend: device buffers, NCCL collectives, bootstrap = an MPI Comm over the same ranks.
-// Placeholder for the CUDA trainer; returns an error saying this build has no NCCL backend.
+// The GPU backend (CUDA builds: defined in libkernels_cuda.a). cudaSetDevice(device), then rank 0
+// of bootstrap (an MPI Comm over the same ranks, or a single-process one) makes the ncclUniqueId
+// and broadcasts it, and every rank joins with ncclCommInitRank; rank and size are bootstrap's.
+// bootstrap must outlive c (bcast, barrier, gatherv and scatterv are delegated to it) and be
+// freed after it. allreduce_sum: ncclAllReduce on the backend's own stream, in place for device
+// (or managed) pointers, staged through a device buffer for host pointers, f32 and f64, waited
+// for before returning; every rank gets the same bits. Collective: if any rank fails to set up,
+// every rank returns the error. A build without NCCL: an error saying so.
 int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e);
 void comm_free(Comm *c);
 
@@ -48,7 +59,7 @@ int comm_gatherv_f32(const Comm *c, const float *send, size_t n, float *recv, in
 // every rank's part in rank order (ignored on other ranks); send and recv must not overlap.
 int comm_scatterv_f32(const Comm *c, const float *send, float *recv, size_t n, int root, Error *e);
 
-// Backend interface (for comm_mpi.c and a future comm_nccl.c): size > 1 collectives.
+// Backend interface (comm_mpi.c, kernels/comm_nccl.cu): size > 1 collectives.
 struct CommOps {
     int (*allreduce_sum)(const Comm *c, void *buf, size_t n, int is_double, Error *e);
     int (*bcast)(const Comm *c, void *buf, size_t bytes, int root, Error *e);
@@ -56,4 +67,5 @@ struct CommOps {
     int (*gatherv)(const Comm *c, const float *send, size_t n, float *recv, int root, Error *e);
     int (*scatterv)(const Comm *c, const float *send, float *recv, size_t n, int root, Error *e);
     void (*free)(Comm *c);
+    int device_buffers;  // 1: allreduce_sum also takes device pointers in place (NCCL)
 };

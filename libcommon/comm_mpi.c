@@ -110,7 +110,7 @@ static void mpi_free(Comm *c) {
     MPI_Finalize();
 }
 
-static const CommOps MPI_OPS = {mpi_allreduce_sum, mpi_bcast, mpi_barrier, mpi_gatherv, mpi_scatterv, mpi_free};
+static const CommOps MPI_OPS = {mpi_allreduce_sum, mpi_bcast, mpi_barrier, mpi_gatherv, mpi_scatterv, mpi_free, 0};
 
 int comm_init_mpi(Comm *c, Error *e) {
     comm_init_single(c);
