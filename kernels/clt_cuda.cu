@@ -39,7 +39,7 @@ struct CltGpu {
     int64_t *bounds;                // (L+1,) device: layer boundaries gathered for download
     void *scan_tmp;                 // CUB scan temporary storage
     size_t scan_tmp_bytes;
-    double *part, *part_h;          // (2·L·RED_GRID,) loss partials, device and host
+    double *part, *part_h;          // (3·L·RED_GRID,) loss partials, device and host
     uint8_t *fired;                 // (L, F)
     float *stage;                   // host (L·B·d): ŷ's all-reduce through a host-only Comm
     int have_forward, have_batch;
@@ -238,23 +238,27 @@ __global__ void sq_err_kernel(double *part_err, double *part_var, const float *y
     if (threadIdx.x == 0) part_err[blockIdx.x] = a, part_var[blockIdx.x] = b;
 }
 
-// Over one source layer's (B, F): Σ_active tanh(c·a·‖W_dec‖) and Σ ReLU(θ − h)·‖W_dec‖ (clt_loss).
-__global__ void sparsity_preact_kernel(double *part_sp, double *part_pre, const float *h, const float *theta,
-                                       const double *theta_d, const float *norm, size_t n, int F, float c) {
+// Over one source layer's (B, F): Σ_active tanh(c·a·‖W_dec‖), Σ ReLU(θ − h)·‖W_dec‖ and the
+// number of pairs inside the threshold's window (clt_loss).
+__global__ void sparsity_preact_kernel(double *part_sp, double *part_pre, double *part_win, const float *h, const float *theta,
+                                       const double *theta_d, const float *norm, size_t n, int F, float c, float half_eps) {
     typedef cub::BlockReduce<double, BLOCK> Reduce;
     __shared__ typename Reduce::TempStorage tmp;
-    double sp = 0, pre = 0;
+    double sp = 0, pre = 0, win = 0;
     for (size_t at = blockIdx.x * (size_t)blockDim.x + threadIdx.x; at < n; at += (size_t)gridDim.x * blockDim.x) {
         int i = (int)(at % F);
         float hv = h[at];
         if (jump_active(hv, theta[i])) sp += tanh((double)c * hv * norm[i]);
         double gap = theta_d[i] - hv;
         if (gap > 0) pre += gap * norm[i];
+        win += in_window(hv, theta[i], half_eps);
     }
     double a = Reduce(tmp).Sum(sp);
     __syncthreads();
     double b = Reduce(tmp).Sum(pre);
-    if (threadIdx.x == 0) part_sp[blockIdx.x] = a, part_pre[blockIdx.x] = b;
+    __syncthreads();
+    double w = Reduce(tmp).Sum(win);
+    if (threadIdx.x == 0) part_sp[blockIdx.x] = a, part_pre[blockIdx.x] = b, part_win[blockIdx.x] = w;
 }
 
 // ---- kernels: backward -----------------------------------------------------------------------
@@ -455,7 +459,7 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
     c->pair_cap = c->act_cap;
     c->act_lo = (int64_t *)calloc((size_t)L + 1, sizeof(int64_t));
     c->pair_lo = (int64_t *)calloc((size_t)L + 1, sizeof(int64_t));
-    c->part_h = (double *)calloc((size_t)2 * L * RED_GRID, sizeof(double));
+    c->part_h = (double *)calloc((size_t)3 * L * RED_GRID, sizeof(double));
     int rc = !c->act_lo || !c->pair_lo || !c->part_h ? err_set(e, "clt_gpu_init: out of memory") : 0;
     size_t nb = c->n * sizeof(float);
     rc = rc || dalloc(&c->params, nb, "params", e) || dalloc(&c->grads, nb, "grads", e) || dalloc(&c->m, nb, "adam m", e) ||
@@ -469,7 +473,7 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
          dalloc(&c->ptok, c->pair_cap * 4, "pairs", e) || dalloc(&c->pfeat, c->pair_cap * 4, "pairs", e) ||
          dalloc(&c->pa, c->pair_cap * 4, "pairs", e) || dalloc(&c->pgn, c->pair_cap * 4, "pairs", e) ||
          dalloc(&c->pdlt, c->pair_cap * 4, "pairs", e) || dalloc(&c->bounds, ((size_t)L + 1) * 8, "bounds", e) ||
-         dalloc(&c->part, (size_t)2 * L * RED_GRID * 8, "partials", e) || dalloc(&c->fired, LF, "fired", e);
+         dalloc(&c->part, (size_t)3 * L * RED_GRID * 8, "partials", e) || dalloc(&c->fired, LF, "fired", e);
     if (!rc) {  // CUB's scratch for the larger of the two scans (its size depends on the count only)
         size_t b1 = 0, b2 = 0;
         cudaError_t err = cub::DeviceScan::ExclusiveSum(nullptr, b1, c->cnt, c->off, (int)ncnt, stream_of(c));
@@ -652,26 +656,28 @@ extern "C" int clt_gpu_loss(CltGpu *c, const Comm *comm, const CltLossParams *lp
     unsigned int grid = red_grid(BF);
     for (int l = 0; l < L; l++) {
         size_t fl = (size_t)l * F;
-        sparsity_preact_kernel<<<grid, BLOCK, 0, stream_of(c)>>>(c->part + (size_t)l * RED_GRID, c->part + ((size_t)L + l) * RED_GRID,
-                                                                 c->h + l * BF, c->theta + fl, c->theta_d + fl, c->norm + fl, BF, F,
-                                                                 lp->c);
+        sparsity_preact_kernel<<<grid, BLOCK, 0, stream_of(c)>>>(
+            c->part + (size_t)l * RED_GRID, c->part + ((size_t)L + l) * RED_GRID, c->part + ((size_t)2 * L + l) * RED_GRID,
+            c->h + l * BF, c->theta + fl, c->theta_d + fl, c->norm + fl, BF, F, lp->c, 0.5f * lp->eps);
         LAUNCH_OK("sparsity_preact_kernel");
     }
-    if (download(c, c->part_h, c->part, (size_t)2 * L * RED_GRID * sizeof(double), e)) return -1;
+    if (download(c, c->part_h, c->part, (size_t)3 * L * RED_GRID * sizeof(double), e)) return -1;
     for (int l = 0; l < L; l++) {
         for (unsigned int b = 0; b < grid; b++) {
             t.sparsity += c->part_h[(size_t)l * RED_GRID + b];
             t.preact += c->part_h[((size_t)L + l) * RED_GRID + b];
+            t.window += c->part_h[((size_t)2 * L + l) * RED_GRID + b];
         }
         t.l0 += (double)(c->act_lo[l + 1] - c->act_lo[l]) / B;
     }
     t.mse /= B;
+    t.window /= B;
     t.sparsity *= (double)lp->lam / B;
     t.preact *= (double)lp->lam_p / B;
     if (comm && comm->size > 1) {  // the per-feature terms over all ranks (clt_shard_loss)
-        double v[3] = {t.sparsity, t.preact, t.l0};
-        if (comm_allreduce_sum_f64(comm, v, 3, e)) return err_prefix(e, "loss");
-        t.sparsity = v[0], t.preact = v[1], t.l0 = v[2];
+        double v[4] = {t.sparsity, t.preact, t.l0, t.window};
+        if (comm_allreduce_sum_f64(comm, v, 4, e)) return err_prefix(e, "loss");
+        t.sparsity = v[0], t.preact = v[1], t.l0 = v[2], t.window = v[3];
     }
     t.total = t.mse + t.sparsity + t.preact;
     *out = t;

@@ -230,6 +230,7 @@ static void test_step_case(int L, int d, int F, int B, uint64_t seed, Group *gy,
         CHECK_NEAR(s.lt.preact, lt.preact, 1e-6);
         CHECK_NEAR(s.lt.total, lt.total, 1e-6);
         CHECK(s.lt.l0 == lt.l0, "l0 %.17g vs %.17g", s.lt.l0, lt.l0);
+        CHECK(s.lt.window == lt.window, "window %.17g vs %.17g", s.lt.window, lt.window);
         // every gradient group separately, so a failure names the group
         CltParams gv;
         clt_params_init(&gv, L, d, F, s.grads);
