@@ -151,29 +151,30 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 # bench_forward also times the GPU forward, bench_clt_gpu the GPU CLT training step, where nvcc
 # exists: compiled with -DUSE_CUDA, linked against the CUDA kernels (bench/gpu_bench.sh runs them
 # on the GPU machine).
-# Tools with a CUDA path (CUDA_TOOLS) get the same treatment: --device cuda where nvcc exists.
-CUDA_TOOLS := fwd-acts
-ifneq ($(USE_CUDA),)
-$(CUDA_TOOLS:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_CUDA
-$(CUDA_TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(LIBCUDA) $(LIBCOMMON)
-	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
-
 CUDA_BENCH := bench_forward bench_clt_gpu
+ifneq ($(USE_CUDA),)
 $(CUDA_BENCH:%=$(BUILD)/bench/%.o): CFLAGS += -DUSE_CUDA
 $(CUDA_BENCH:%=$(BUILD)/bench/%): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCUDA) $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
 endif
 
-# Tools that shard across processes (MPI_TOOLS) are compiled with -DUSE_MPI and linked with the MPI
-# backend of libcommon/comm.h where mpicc exists; elsewhere they build single-process.
-MPI_TOOLS := clt-fit
-ifneq ($(USE_MPI),)
+# Tools with a CUDA path (CUDA_TOOLS: --device cuda) are compiled with -DUSE_CUDA and linked with
+# the CUDA kernels where nvcc exists; tools that shard across processes (MPI_TOOLS) with -DUSE_MPI
+# and the MPI backend of libcommon/comm.h where mpicc exists. Elsewhere they build without.
+CUDA_TOOLS := fwd-acts clt-fit
+MPI_TOOLS  := clt-fit
+CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
+MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))
+$(CUDA_ON:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_CUDA
+$(MPI_ON:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_MPI
 $(BUILD)/libcommon/comm_mpi.o: CFLAGS += $(MPI_CFLAGS)
-$(MPI_TOOLS:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_MPI
-$(MPI_TOOLS:%=$(BIN)/%): $(BIN)/%: $(BUILD)/tools/%.o $(BUILD)/libcommon/comm_mpi.o $(LIBCOMMON)
+ifneq ($(CUDA_ON)$(MPI_ON),)
+$(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.o \
+    $(if $(MPI_ON),$(BUILD)/libcommon/comm_mpi.o) $(if $(CUDA_ON),$(LIBCUDA)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(MPI_LDLIBS)
+	$(CC) $(CFLAGS) $< $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/comm_mpi.o) \
+	    $(if $(filter $*,$(CUDA_ON)),$(LIBCUDA)) $(LIBCOMMON) -o $@ $(LDLIBS) \
+	    $(if $(filter $*,$(MPI_ON)),$(MPI_LDLIBS)) $(if $(filter $*,$(CUDA_ON)),$(CUDA_LDLIBS) -lstdc++)
 endif
 
 bench: tools bench-bins

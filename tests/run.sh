@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs test binaries (arguments) and the shell tests in tests/*.sh, counts the "ok"/"FAIL"
+# Runs test binaries (arguments) and the shell tests (below), counts the "ok"/"FAIL"
 # lines they print, and ends with "N passed, N failed". A binary that crashes or exits
 # non-zero without printing a FAIL line counts as one failure.
 set -u
@@ -22,11 +22,10 @@ for t in "$@"; do
   [ -x "$t" ] || { echo "FAIL $t (not built)"; failed=$((failed + 1)); continue; }
   run_one "$(basename "$t")" "$t"
 done
-if [ -z "${CLTKIT_GPU_ONLY:-}" ]; then
-  for s in tests/test_*.sh; do
-    [ -f "$s" ] || continue
-    run_one "$(basename "$s")" bash "$s"
-  done
-fi
+# the shell tests: tests/test_*.sh, or under make test-gpu (CLTKIT_GPU_ONLY) tests/gpu_test_*.sh
+for s in $([ -z "${CLTKIT_GPU_ONLY:-}" ] && echo tests/test_*.sh || echo tests/gpu_test_*.sh); do
+  [ -f "$s" ] || continue
+  run_one "$(basename "$s")" bash "$s"
+done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -26,43 +26,8 @@ MPI2=(mpirun --allow-run-as-root --oversubscribe -np 2)
 "${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/r2" "${FIT[@]}" "$TMP/a.acts" 2>"$TMP/r2.err"
 if grep -q "built without MPI" "$TMP/r2.err"; then echo "SKIP clt_mpi: clt-fit was built without MPI"; exit 0; fi
 
-# compare.py A B TOL [norm]: same files, same safetensors headers (names, shapes, offsets, metadata),
-# every tensor within TOL·max|b| (TOL 0: bitwise); with "norm", ‖a−b‖₂ ≤ TOL·‖b‖₂ per tensor
-cat >"$TMP/compare.py" <<'PYEOF'
-import array, json, os, struct, sys
-a, b, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
-by_norm = len(sys.argv) > 4 and sys.argv[4] == "norm"
-def load(path):
-    raw = open(path, "rb").read()
-    n = struct.unpack("<Q", raw[:8])[0]
-    head = json.loads(raw[8:8 + n])
-    out = {}
-    for k, v in head.items():
-        if k == "__metadata__": continue
-        s, e = v["data_offsets"]
-        t = array.array("f"); t.frombytes(raw[8 + n + s:8 + n + e]); out[k] = t
-    return raw[:8 + n], out
-files = sorted(f for f in os.listdir(a) if f.endswith(".safetensors"))
-assert files == sorted(f for f in os.listdir(b) if f.endswith(".safetensors")), "different files"
-assert open(f"{a}/config.yaml").read() == open(f"{b}/config.yaml").read(), "config.yaml differs"
-worst = (0.0, "")
-for f in files:
-    ha, ta = load(f"{a}/{f}"); hb, tb = load(f"{b}/{f}")
-    assert ha == hb, f"{f}: header (layout) differs"
-    for k in ta:
-        if by_norm:
-            scale = sum(y * y for y in tb[k]) ** 0.5
-            err = sum((x - y) ** 2 for x, y in zip(ta[k], tb[k])) ** 0.5
-        else:
-            scale = max(map(abs, tb[k]))
-            err = max(abs(x - y) for x, y in zip(ta[k], tb[k]))
-        rel = err / scale if scale else (0.0 if err == 0 else float("inf"))
-        if rel >= worst[0]: worst = (rel, f"{f}:{k}")
-print(f"max {'|a-b|2/|b|2' if by_norm else '|a-b|/max|b|'} = {worst[0]:.3g} ({worst[1]})")
-assert worst[0] <= tol, f"exceeds {tol}"
-PYEOF
 
-if out=$("$PY" "$TMP/compare.py" "$TMP/r1" "$TMP/r2" 1e-4 2>&1); then ok "clt_mpi_two_ranks_match_one ($out)"
+if out=$("$PY" "$ROOT/tests/compare_clt.py" "$TMP/r1" "$TMP/r2" 1e-4 2>&1); then ok "clt_mpi_two_ranks_match_one ($out)"
 else fail clt_mpi_two_ranks_match_one "$out $(tail -3 "$TMP/r2.err")"; fi
 
 if "$PY" - "$TMP/r1/metrics.jsonl" "$TMP/r2/metrics.jsonl" <<'PYEOF'
@@ -82,13 +47,13 @@ then ok clt_mpi_metrics_close; else fail clt_mpi_metrics_close "$(cat "$TMP/r1/m
 # a killed 2-rank run resumes on 2 ranks: the same bytes as the uninterrupted 2-rank run
 "${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/res" "${FIT[@]}" --run-steps 12 "$TMP/a.acts" 2>/dev/null
 "${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/res" "${FIT[@]}" --resume "$TMP/a.acts" 2>/dev/null
-if out=$("$PY" "$TMP/compare.py" "$TMP/r2" "$TMP/res" 0 2>&1); then ok clt_mpi_resume_bit_identical
+if out=$("$PY" "$ROOT/tests/compare_clt.py" "$TMP/r2" "$TMP/res" 0 2>&1); then ok clt_mpi_resume_bit_identical
 else fail clt_mpi_resume_bit_identical "$out"; fi
 
 # the state is the full CLT: a 1-rank state resumes on 2 ranks (close to the 1-rank run)
 "$BIN/clt-fit" -o "$TMP/res12" "${FIT[@]}" --run-steps 12 "$TMP/a.acts" 2>/dev/null
 "${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/res12" "${FIT[@]}" --resume "$TMP/a.acts" 2>/dev/null
-if out=$("$PY" "$TMP/compare.py" "$TMP/r1" "$TMP/res12" 1e-4 2>&1); then ok clt_mpi_resume_other_rank_count
+if out=$("$PY" "$ROOT/tests/compare_clt.py" "$TMP/r1" "$TMP/res12" 1e-4 2>&1); then ok clt_mpi_resume_other_rank_count
 else fail clt_mpi_resume_other_rank_count "$out"; fi
 
 # TopK modes: the cutoffs span both ranks' features (each rank's K best per group are gathered,
@@ -100,7 +65,7 @@ else fail clt_mpi_resume_other_rank_count "$out"; fi
 for act in batchtopk topk; do
   "$BIN/clt-fit" -o "$TMP/${act}1" "${FIT[@]}" --activation $act --k 8 "$TMP/a.acts" 2>/dev/null
   "${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/${act}2" "${FIT[@]}" --activation $act --k 8 "$TMP/a.acts" 2>/dev/null
-  if out=$("$PY" "$TMP/compare.py" "$TMP/${act}1" "$TMP/${act}2" 5e-3 norm 2>&1) \
+  if out=$("$PY" "$ROOT/tests/compare_clt.py" "$TMP/${act}1" "$TMP/${act}2" 5e-3 norm 2>&1) \
     && [ "$(tail -1 "$TMP/${act}1/metrics.jsonl" | grep -o '"l0_per_layer": [^]]*')" = \
          "$(tail -1 "$TMP/${act}2/metrics.jsonl" | grep -o '"l0_per_layer": [^]]*')" ]; then ok "clt_mpi_${act}_two_ranks_match_one ($out)"
   else fail "clt_mpi_${act}_two_ranks_match_one" "$out"; fi

@@ -16,6 +16,11 @@
 #include "err.h"
 #include "progress.h"
 #include "safetensors.h"
+#ifdef USE_CUDA
+#include "clt_cuda.h"
+#include "cuda_common.h"
+#include "gpu_ctx.h"
+#endif
 
 static const char USAGE[] =
     "usage: clt-fit -o OUT_DIR [options] ACTS...\n"
@@ -70,7 +75,7 @@ static const char USAGE[] =
 
 typedef struct {
     const char *out_dir, *metrics_path;
-    int features, batch, pool_chunks, log_every, resume, k;
+    int features, batch, pool_chunks, log_every, resume, k, cuda;
     CltActivation act;
     int64_t steps, warmup, save_every, run_steps;
     float lr, lam, c, lam_p, eps, theta0;
@@ -337,6 +342,78 @@ static void update_topk_thresholds(CltParams *p, const CltWork *w, int64_t step)
     }
 }
 
+// One training step's results for the metrics: the loss terms and, per target/source layer, the
+// squared error and variance sums (NMSE), the active pairs, and which features fired ((L, F) bytes).
+typedef struct {
+    CltLossTerms lt;
+    double *err, *var;  // (L,)
+    int64_t *active;    // (L,)
+    uint8_t *fired;     // (L, F_local)
+} StepStats;
+
+typedef struct {
+    const Options *o;
+    const Data *D;
+    const CltShard *sh;
+    CltParams *p, *g;
+    float *m, *v;
+    CltWork *w;
+#ifdef USE_CUDA
+    CltGpu *gpu;        // --device cuda: the state lives on the GPU (p, m, v are synced at checkpoints)
+    const Comm *gcomm;  // the GPU step's communicator (NCCL across ranks, else the CPU one)
+#endif
+} Trainer;
+
+// The step on the CPU (libcommon/clt.c, sharded by clt_shard.c).
+static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
+    const CltShard *sh = T->sh;
+    CltWork *w = T->w;
+    int L = sh->L, d = sh->d, B = w->B, Fl = sh->F_local;
+    if (clt_shard_forward(sh, T->p, x, B, w, e) || clt_shard_loss(sh, T->p, y, lp, w, &st->lt, e)) return -1;
+    if (!isfinite(st->lt.total)) return 0;  // the caller reports it
+    clt_backward(T->p, x, y, lp, w, T->g);
+    adam_step(T->p->data, T->g->data, T->m, T->v, T->p->n, lr_at(T->o, step), 0.9f, 0.999f, 1e-8f, step + 1);
+    if (T->o->act != CLT_JUMPRELU) update_topk_thresholds(T->p, w, step);
+    memset(st->fired, 0, (size_t)L * Fl);
+    for (int k = 0; k < L; k++) {
+        const float *mean = T->D->mean_out + (size_t)k * d;
+        st->err[k] = st->var[k] = 0;
+        for (int t = 0; t < B; t++)
+            for (int j = 0; j < d; j++) {
+                double ev = (double)w->yhat[k][(size_t)t * d + j] - y[k][(size_t)t * d + j];
+                double dv = (double)y[k][(size_t)t * d + j] - mean[j];
+                st->err[k] += ev * ev;
+                st->var[k] += dv * dv;
+            }
+        st->active[k] = w->act_off[k][B];
+        for (int32_t q = 0; q < w->act_off[k][B]; q++) st->fired[(size_t)k * Fl + w->act_idx[k][q]] = 1;
+    }
+    return 0;
+}
+
+#ifdef USE_CUDA
+// The same step on the GPU (kernels/clt_cuda.h): only the batch goes up and the statistics come down.
+static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
+    if (clt_gpu_set_batch(T->gpu, x, y, e) || clt_gpu_forward(T->gpu, T->gcomm, e) || clt_gpu_loss(T->gpu, T->gcomm, lp, &st->lt, e))
+        return -1;
+    if (!isfinite(st->lt.total)) return 0;
+    if (clt_gpu_batch_stats(T->gpu, st->err, st->var, st->active, st->fired, e) || clt_gpu_backward(T->gpu, lp, e) ||
+        clt_gpu_adam(T->gpu, lr_at(T->o, step), 0.9f, 0.999f, 1e-8f, step + 1, e))
+        return -1;
+    return 0;
+}
+#endif
+
+// Brings the GPU's parameters and moments to the host vectors a checkpoint writes.
+static void trainer_sync_host(Trainer *T) {
+#ifdef USE_CUDA
+    Error e;
+    if (T->gpu && clt_gpu_get_state(T->gpu, T->p->data, T->m, T->v, &e)) fatal_err(&e);
+#else
+    (void)T;
+#endif
+}
+
 // Ends the job over an error every rank has (or rank 0 has and the others were told of): rank 0
 // prints it, the others leave quietly, so a sharded run fails with one message as a single one does.
 static void fatal_ranks(const Comm *c, const Error *e) {
@@ -430,7 +507,8 @@ int main(int argc, char **argv) {
         {"seed", required_argument, 0, 's'}, {"log-every", required_argument, 0, 'g'},
         {"metrics", required_argument, 0, 'm'}, {"save-every", required_argument, 0, 'S'},
         {"resume", no_argument, 0, 'R'}, {"run-steps", required_argument, 0, 'r'},
-        {"activation", required_argument, 0, 'A'}, {"k", required_argument, 0, 'K'}, {0, 0, 0, 0}};
+        {"activation", required_argument, 0, 'A'}, {"k", required_argument, 0, 'K'},
+        {"device", required_argument, 0, 'D'}, {0, 0, 0, 0}};
     Options o = {.batch = 1024, .steps = 1000, .lr = 2e-4f, .lam = 1.0f, .c = 4.0f, .lam_p = 3e-6f, .eps = 2.0f,
                  .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50, .k = 32};
     int c;
@@ -461,6 +539,10 @@ int main(int argc, char **argv) {
                 else cli_usage_error("clt-fit", "--activation must be jumprelu, topk or batchtopk");
                 break;
             case 'K': o.k = (int)cli_parse_int("--k", optarg, 1, 1 << 24); break;
+            case 'D':
+                if (!strcmp(optarg, "cuda")) o.cuda = 1;
+                else if (strcmp(optarg, "cpu")) cli_usage_error("clt-fit", "--device must be cpu or cuda");
+                break;
             default: cli_usage_error("clt-fit", "bad option");
         }
     }
@@ -468,6 +550,10 @@ int main(int argc, char **argv) {
     if (optind >= argc) cli_usage_error("clt-fit", "no activation shards given");
     if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
+#ifndef USE_CUDA
+    if (o.cuda) fatal("--device cuda: this clt-fit was built without CUDA (nvcc not found at build time)");
+#endif
+    if (o.cuda && o.act != CLT_JUMPRELU) cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
 
     // ranks: MPI only when a launcher started us (a plain run never initializes MPI)
     Comm comm;
@@ -491,9 +577,9 @@ int main(int argc, char **argv) {
     if (comm.rank == 0 && mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK)) fatal("%s: cannot create the output directory", o.out_dir);
     if (comm.size > 1 && comm.rank == 0) fprintf(stderr, "clt-fit: %d ranks x %d features of every layer\n", comm.size, Fl);
 
-    CltParams p, g;
+    CltParams p, g = {0};
     clt_params_init(&p, L, d, Fl, NULL);
-    clt_params_init(&g, L, d, Fl, NULL);
+    if (!o.cuda) clt_params_init(&g, L, d, Fl, NULL);  // the GPU keeps its gradients (and work buffers) itself
     float *m = xcalloc(p.n, sizeof(float)), *v = xcalloc(p.n, sizeof(float));
     int64_t step = 0;
     Cursor cur = {0, 0, 0};
@@ -514,15 +600,47 @@ int main(int argc, char **argv) {
         x[l] = xmalloc((size_t)B * d * sizeof(float));
         y[l] = xmalloc((size_t)B * d * sizeof(float));
     }
-    CltWork w;
-    clt_work_init(&w, L, d, Fl, B);
-    clt_work_set_activation(&w, o.act, o.k);
+    CltWork w = {0};
+    if (!o.cuda) {
+        clt_work_init(&w, L, d, Fl, B);
+        clt_work_set_activation(&w, o.act, o.k);
+    }
     // dead features: the last step each (local) feature fired
     int64_t *last_fired = xmalloc((size_t)L * Fl * sizeof(int64_t));
     for (size_t i = 0; i < (size_t)L * Fl; i++) last_fired[i] = step;
     double *err_acc = xcalloc((size_t)L, sizeof(double)), *var_acc = xcalloc((size_t)L, sizeof(double)), *l0_acc = xcalloc((size_t)L, sizeof(double));
     CltLossTerms acc = {0};
     int acc_n = 0;
+    StepStats st = {.err = xmalloc((size_t)L * sizeof(double)), .var = xmalloc((size_t)L * sizeof(double)),
+                    .active = xmalloc((size_t)L * sizeof(int64_t)), .fired = xmalloc((size_t)L * Fl)};
+    Trainer T = {.o = &o, .D = &D, .sh = &sh, .p = &p, .g = &g, .m = m, .v = v, .w = &w};
+    int (*train_step)(Trainer *, float **, float **, const CltLossParams *, int64_t, StepStats *, Error *) = step_cpu;
+#ifdef USE_CUDA
+    GpuCtx gctx;
+    Comm nccl;
+    int have_nccl = 0;
+    if (o.cuda) {
+        int n_dev = cuda_device_count();
+        if (n_dev == 0) {
+            err_set(&e, "--device cuda: no CUDA device");
+            fatal_ranks(&comm, &e);
+        }
+        T.gcomm = &comm;
+        if (comm.size > 1) {  // NCCL between the ranks' GPUs, bootstrapped through the MPI Comm
+            const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+            if (!lr) lr = getenv("MPI_LOCALRANKID");
+            if (!lr) lr = getenv("SLURM_LOCALID");
+            int device = (lr ? atoi(lr) : comm.rank) % n_dev;
+            if (comm_init_nccl(&nccl, &comm, device, &e)) fatal_ranks(&comm, &e);
+            have_nccl = 1;
+            T.gcomm = &nccl;
+        }
+        if (gpu_ctx_init(&gctx, &e) || clt_gpu_init(&T.gpu, &gctx, L, d, Fl, B, &e) || clt_gpu_set_state(T.gpu, p.data, m, v, &e) ||
+            clt_gpu_set_target_mean(T.gpu, D.mean_out, &e))
+            fatal_ranks(&comm, &e);
+        train_step = step_gpu;
+    }
+#endif
 
     Progress prog;
     if (comm.rank == 0) progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
@@ -531,30 +649,22 @@ int main(int argc, char **argv) {
     for (; step < stop; step++) {
         data_next_batch(&D, &cur, B, x, y);
         CltLossParams lp = {o.act == CLT_JUMPRELU ? lambda_at(&o, step) : 0.0f, o.c, o.lam_p, o.eps};
-        CltLossTerms lt;
-        if (clt_shard_forward(&sh, &p, x, B, &w, &e) || clt_shard_loss(&sh, &p, y, &lp, &w, &lt, &e)) fatal_err(&e);
+        if (train_step(&T, x, y, &lp, step, &st, &e)) fatal_err(&e);
+        CltLossTerms lt = st.lt;
         if (!isfinite(lt.total) && comm.rank) exit(1);  // every rank has the same total; rank 0 reports
         if (!isfinite(lt.total))
             fatal("step %lld: loss is %g (mse %g, sparsity %g, preact %g); the last good checkpoint in %s is kept",
                   (long long)step, lt.total, lt.mse, lt.sparsity, lt.preact, o.out_dir);
-        clt_backward(&p, x, y, &lp, &w, &g);
-        adam_step(p.data, g.data, m, v, p.n, lr_at(&o, step), 0.9f, 0.999f, 1e-8f, step + 1);
-        if (o.act != CLT_JUMPRELU) update_topk_thresholds(&p, &w, step);
         // metrics accumulation
         acc.mse += lt.mse; acc.sparsity += lt.sparsity; acc.preact += lt.preact; acc.total += lt.total; acc.l0 += lt.l0;
         acc.window += lt.window;
         acc_n++;
         for (int k = 0; k < L; k++) {
-            const float *mean = D.mean_out + (size_t)k * d;
-            for (int t = 0; t < B; t++)
-                for (int j = 0; j < d; j++) {
-                    double ev = (double)w.yhat[k][(size_t)t * d + j] - y[k][(size_t)t * d + j];
-                    double dv = (double)y[k][(size_t)t * d + j] - mean[j];
-                    err_acc[k] += ev * ev;
-                    var_acc[k] += dv * dv;
-                }
-            l0_acc[k] += (double)w.act_off[k][B] / B;
-            for (int32_t q = 0; q < w.act_off[k][B]; q++) last_fired[(size_t)k * Fl + w.act_idx[k][q]] = step + 1;
+            err_acc[k] += st.err[k];
+            var_acc[k] += st.var[k];
+            l0_acc[k] += (double)st.active[k] / B;
+            for (int i = 0; i < Fl; i++)
+                if (st.fired[(size_t)k * Fl + i]) last_fired[(size_t)k * Fl + i] = step + 1;
         }
         if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
             double now = now_seconds();
@@ -583,10 +693,14 @@ int main(int argc, char **argv) {
             memset(l0_acc, 0, (size_t)L * sizeof(double));
             t_log = now;
         }
-        if (o.save_every && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save_checkpoint(&o, &D, &sh, &p, m, v, step + 1, &cur);
+        if (o.save_every && (step + 1) % o.save_every == 0 && step + 1 < o.steps) {
+            trainer_sync_host(&T);
+            save_checkpoint(&o, &D, &sh, &p, m, v, step + 1, &cur);
+        }
         if (comm.rank == 0) progress_update(&prog, (uint64_t)step + 1);
     }
     if (comm.rank == 0) progress_finish(&prog);
+    trainer_sync_host(&T);
     save_checkpoint(&o, &D, &sh, &p, m, v, step, &cur);
     if (comm.rank == 0)
         fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
@@ -594,6 +708,14 @@ int main(int argc, char **argv) {
     if (mf) fclose(mf);
     for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
     free(x); free(y); free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc);
+    free(st.err); free(st.var); free(st.active); free(st.fired);
+#ifdef USE_CUDA
+    if (T.gpu) {
+        clt_gpu_free(T.gpu);
+        gpu_ctx_free(&gctx);
+    }
+    if (have_nccl) comm_free(&nccl);
+#endif
     clt_work_free(&w);
     clt_params_free(&p);
     clt_params_free(&g);
