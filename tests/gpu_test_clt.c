@@ -29,7 +29,7 @@
 // Determinism: the same step twice gives bit-identical ŷ, gradients, loss and statistics.
 #include <stdint.h>
 
-#include "check.h"
+#include "gpu_check.h"
 #include "clt.h"
 #include "clt_cuda.h"
 #include "comm.h"
@@ -38,46 +38,9 @@
 
 static GpuCtx G;
 
-typedef struct {
-    uint64_t s;
-} Rng;
-
-static uint32_t rng_u32(Rng *r) {  // xorshift64*
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
-}
-static float rng_unif(Rng *r, float amp) { return amp * ((float)(rng_u32(r) >> 8) / 8388608.0f - 1.0f); }
 static int rng_int(Rng *r, int lo, int hi) { return lo + (int)(rng_u32(r) % (uint32_t)(hi - lo + 1)); }
 
-static double nmse(const float *got, const float *want, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)got[i] - want[i];
-        num += d * d;
-        den += (double)want[i] * want[i];
-    }
-    if (num != num) return INFINITY;
-    return den > 0 ? num / den : num;
-}
 
-// Worst NMSE of a group of comparisons, and one line per failing one.
-typedef struct {
-    const char *name;
-    double limit, worst;
-    int cases;
-} Group;
-
-static void group_check(Group *gr, const char *what, const float *got, const float *want, size_t n) {
-    double err = nmse(got, want, n);
-    gr->cases++;
-    if (err > gr->worst || err != err) gr->worst = err;
-    CHECK(err <= gr->limit, "%s %s: nmse %.3g > %.0e", gr->name, what, err, gr->limit);
-}
-static void group_report(const Group *gr) {
-    printf("  %s: %d comparisons, worst nmse %.2e (limit %.0e)\n", gr->name, gr->cases, gr->worst, gr->limit);
-}
 
 // ---- test CLTs -------------------------------------------------------------------------------
 
@@ -521,15 +484,7 @@ static void test_comm_nccl(void) {
 }
 
 int main(void) {
-    if (cuda_device_count() == 0) {
-        printf("SKIP gpu_test_clt: no CUDA device\n");
-        return 0;
-    }
-    Error e = {{0}};
-    if (gpu_ctx_init(&G, &e)) {
-        printf("FAIL gpu_ctx_init: %s\n", e.msg);
-        return 1;
-    }
+    if (!gpu_test_start("gpu_test_clt", &G)) return 0;
     RUN_TEST(test_step);
     RUN_TEST(test_adam_exact);
     RUN_TEST(test_adam_steps);

@@ -4,22 +4,12 @@
 // prints a SKIP line and exits 0.
 #include <stdint.h>
 
-#include "check.h"
+#include "gpu_check.h"
 #include "convert.h"
 #include "convert_cuda.h"
 #include "cuda_common.h"
 #include "safetensors.h"
 
-typedef struct {
-    uint64_t s;
-} Rng;
-
-static uint32_t rng_u32(Rng *r) {  // xorshift64*
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
-}
 
 static int f16_isnan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
 static int bf16_isnan(uint16_t h) { return (h & 0x7f80) == 0x7f80 && (h & 0x7f); }
@@ -179,10 +169,7 @@ static void test_f32_copy_and_errors(void) {
 }
 
 int main(void) {
-    if (cuda_device_count() == 0) {
-        printf("SKIP gpu_test_convert: no CUDA device\n");
-        return 0;
-    }
+    if (!gpu_test_start("gpu_test_convert", NULL)) return 0;
     RUN_TEST(test_f16_all_patterns);
     RUN_TEST(test_bf16_all_patterns);
     RUN_TEST(test_f8e4m3_all_patterns);

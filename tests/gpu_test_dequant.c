@@ -8,22 +8,12 @@
 
 #include "actquant.h"
 #include "actshard.h"
-#include "check.h"
+#include "gpu_check.h"
 #include "cuda_common.h"
 #include "gpu_ctx.h"
 
 static GpuCtx G;
 
-typedef struct {
-    uint64_t s;
-} Rng;
-
-static uint32_t rng_u32(Rng *r) {  // xorshift64*
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
-}
 
 // Decodes rows on the GPU and compares with the CPU; returns the differing values.
 static size_t compare(const char *what, const ActqLayout *lay, const uint8_t *vals, size_t vals_n,
@@ -190,15 +180,7 @@ static void test_errors(void) {
 }
 
 int main(void) {
-    if (cuda_device_count() == 0) {
-        printf("SKIP gpu_test_dequant: no CUDA device\n");
-        return 0;
-    }
-    Error e;
-    if (gpu_ctx_init(&G, &e)) {
-        printf("FAIL gpu_ctx_init: %s\n", e.msg);
-        return 1;
-    }
+    if (!gpu_test_start("gpu_test_dequant", &G)) return 0;
     RUN_TEST(test_all_codes);
     RUN_TEST(test_random_bytes);
     RUN_TEST(test_large);

@@ -7,7 +7,7 @@
 // 64) where the sliding window and long rows matter. Needs a GPU; SKIPs without one.
 #include <stdint.h>
 
-#include "check.h"
+#include "gpu_check.h"
 #include "cuda_common.h"
 #include "forward_cuda.h"
 #include "gpu_ctx.h"
@@ -258,16 +258,8 @@ static void test_gemma2_gpu(void) { check_model("gemma2"); }
 static void test_gpt2_gpu(void) { check_model("gpt2"); }
 
 int main(void) {
-    if (cuda_device_count() == 0) {
-        printf("SKIP gpu_test_forward: no CUDA device\n");
-        return 0;
-    }
+    if (!gpu_test_start("gpu_test_forward", &G)) return 0;
     if (getenv("TOL")) TOL = atof(getenv("TOL"));
-    Error e = {{0}};
-    if (gpu_ctx_init(&G, &e)) {
-        printf("FAIL gpu_ctx_init: %s\n", e.msg);
-        return 1;
-    }
     RUN_TEST(test_llama3_gpu);
     RUN_TEST(test_llama3_bf16_gpu);
     RUN_TEST(test_gemma2_gpu);

@@ -20,7 +20,7 @@
 
 #include "act.h"
 #include "attention.h"
-#include "check.h"
+#include "gpu_check.h"
 #include "cuda_common.h"
 #include "gpu_ctx.h"
 #include "matmul.h"
@@ -29,34 +29,14 @@
 
 static GpuCtx G;
 
-typedef struct {
-    uint64_t s;
-} Rng;
-
-static uint32_t rng_u32(Rng *r) {  // xorshift64*
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
-}
 
 // uniform in [-amp, amp)
 static float *rand_vec(Rng *r, size_t n, float amp) {
     float *x = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = amp * ((float)(rng_u32(r) >> 8) / 8388608.0f - 1.0f);
+    for (size_t i = 0; i < n; i++) x[i] = rng_unif(r, amp);
     return x;
 }
 
-static double nmse(const float *got, const float *want, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)got[i] - want[i];
-        num += d * d;
-        den += (double)want[i] * want[i];
-    }
-    if (num != num) return INFINITY;  // a NaN anywhere
-    return den > 0 ? num / den : num;
-}
 
 static float *to_dev(const float *h, size_t n) {
     float *d = cuda_alloc(n * sizeof(float));
@@ -72,23 +52,6 @@ static float *from_dev(const float *d, size_t n) {
     return h;
 }
 
-// Worst NMSE of a group, and one line per failing case.
-typedef struct {
-    const char *name;
-    double limit, worst;
-    int cases;
-} Group;
-
-static void group_check(Group *gr, const char *what, const float *got, const float *want, size_t n) {
-    double err = nmse(got, want, n);
-    gr->cases++;
-    if (err > gr->worst || err != err) gr->worst = err;
-    CHECK(err <= gr->limit, "%s %s: nmse %.3g > %.0e", gr->name, what, err, gr->limit);
-}
-
-static void group_report(const Group *gr) {
-    printf("  %s: %d comparisons, worst nmse %.2e (limit %.0e)\n", gr->name, gr->cases, gr->worst, gr->limit);
-}
 
 // ---- act.h -----------------------------------------------------------------------------------
 
@@ -358,15 +321,7 @@ static void test_attention(void) {
 }
 
 int main(void) {
-    if (cuda_device_count() == 0) {
-        printf("SKIP gpu_test_kernels: no CUDA device\n");
-        return 0;
-    }
-    Error e = {{0}};
-    if (gpu_ctx_init(&G, &e)) {
-        printf("FAIL gpu_ctx_init: %s\n", e.msg);
-        return 1;
-    }
+    if (!gpu_test_start("gpu_test_kernels", &G)) return 0;
     RUN_TEST(test_act);
     RUN_TEST(test_norm);
     RUN_TEST(test_rope);
