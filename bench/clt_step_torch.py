@@ -17,23 +17,15 @@ as one JSON line. The dense decoder's cost does not depend on L0 or on the bandw
 import argparse
 import json
 import os
+import sys
 import time
 
 import torch
 
 
-class JumpReLU(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, theta, eps):
-        ctx.save_for_backward(h, theta)
-        ctx.eps = eps
-        return h * (h > theta).to(h.dtype)
-
-    @staticmethod
-    def backward(ctx, g):
-        h, theta = ctx.saved_tensors
-        rect = (((h - theta) / ctx.eps).abs() < 0.5).to(h.dtype)
-        return g * (h > theta).to(h.dtype), (g * (-(theta / ctx.eps)) * rect).sum(0), None
+# the straight-through JumpReLU of the training goldens (the same autograd.Function)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
+from make_clt_goldens import JumpReLU  # noqa: E402
 
 
 def main():

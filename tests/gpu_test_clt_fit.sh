@@ -9,11 +9,8 @@
 # nearly cancelling gradient elements now and then: per tensor ‖gpu − cpu‖ ≤ 1e-2·‖cpu‖, and the
 # logged losses within 1e-3 relative. (Not yet run on a GPU: see bench/RESULTS.md.)
 source "$(dirname "$0")/lib.sh"
-ST=$SHARED/models/stories260K
 PY=$(command -v python3)
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
-"$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/c.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
-"$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/a.acts" --ctx 64 --chunk-tokens 2048 "$TMP/c.tok" 2>/dev/null
+stories_acts
 FIT=(--features 128 --batch 256 --lr 2e-3 --lambda 0.3 --log-every 10 --pool-chunks 4 --seed 3 --steps 30)
 err=$("$BIN/clt-fit" -o "$TMP/gpu" "${FIT[@]}" --device cuda "$TMP/a.acts" 2>&1 >/dev/null)
 case "$err" in

@@ -18,3 +18,14 @@ expect_error() {
   if [ "$(printf '%s\n' "$err" | wc -l)" -gt 1 ]; then fail "$name" "error is not one line: $err"; return; fi
   ok "$name"
 }
+# stories260K (../shared, llama2.c's tiny Llama) converted to the HF layout in $TMP/st
+stories_model() {
+  "$BIN/llama2c-convert" "$SHARED/models/stories260K/stories260K.bin" --tokenizer "$SHARED/models/stories260K/tok512.model" \
+    -o "$TMP/st" 2>/dev/null
+}
+# ... and the test corpus through it: $TMP/c.tok, and $TMP/a.acts (every layer, 64-token contexts, 2048-token chunks)
+stories_acts() {
+  stories_model
+  "$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/c.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
+  "$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/a.acts" --ctx 64 --chunk-tokens 2048 "$TMP/c.tok" 2>/dev/null
+}

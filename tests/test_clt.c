@@ -119,6 +119,20 @@ static int load_params(const SafeTensors *g, const char *prefix, CltParams *p) {
     return 0;
 }
 
+// The inputs x.{l} and targets y.{l} (n floats each) of a case.
+static void load_inputs(const SafeTensors *g, const char *cs, int L, size_t n, float ***x, float ***y) {
+    char name[64];
+    *x = calloc((size_t)L, sizeof(float *));
+    *y = calloc((size_t)L, sizeof(float *));
+    for (int l = 0; l < L; l++) {
+        snprintf(name, sizeof name, "x.%d", l);
+        (*x)[l] = gt(g, name, n);
+        snprintf(name, sizeof name, "y.%d", l);
+        (*y)[l] = gt(g, name, n);
+        CHECK((*x)[l] && (*y)[l], "%s: inputs", cs);
+    }
+}
+
 static void compare_grads(const char *cs, const SafeTensors *g, const char *prefix, const CltParams *grad, double tol) {
     char name[96];
     for (int l = 0; l < grad->L; l++) {
@@ -149,15 +163,9 @@ static void check_case(const char *cs) {
     clt_params_init(&p, L, d, F, NULL);
     clt_params_init(&grad, L, d, F, NULL);
     CHECK(!load_params(&g, "", &p), "%s: parameters", cs);
-    float **x = calloc((size_t)L, sizeof(float *)), **y = calloc((size_t)L, sizeof(float *));
+    float **x, **y;
+    load_inputs(&g, cs, L, (size_t)B * d, &x, &y);
     char name[64];
-    for (int l = 0; l < L; l++) {
-        snprintf(name, sizeof name, "x.%d", l);
-        x[l] = gt(&g, name, (size_t)B * d);
-        snprintf(name, sizeof name, "y.%d", l);
-        y[l] = gt(&g, name, (size_t)B * d);
-        CHECK(x[l] && y[l], "%s: inputs", cs);
-    }
     CltWork w;
     clt_work_init(&w, L, d, F, B);
     clt_forward(&p, x, B, &w);
@@ -237,14 +245,8 @@ static void check_topk_case(const char *cs) {
     clt_params_init(&p, L, d, F, NULL);
     clt_params_init(&grad, L, d, F, NULL);
     CHECK(!load_params(&g, "", &p), "%s: parameters", cs);
-    float **x = calloc((size_t)L, sizeof(float *)), **y = calloc((size_t)L, sizeof(float *));
-    for (int l = 0; l < L; l++) {
-        snprintf(name, sizeof name, "x.%d", l);
-        x[l] = gt(&g, name, (size_t)B * d);
-        snprintf(name, sizeof name, "y.%d", l);
-        y[l] = gt(&g, name, (size_t)B * d);
-        CHECK(x[l] && y[l], "%s: inputs", cs);
-    }
+    float **x, **y;
+    load_inputs(&g, cs, L, (size_t)B * d, &x, &y);
     CltWork w;
     clt_work_init(&w, L, d, F, B);
     clt_work_set_activation(&w, act, k);

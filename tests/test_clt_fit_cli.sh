@@ -2,11 +2,8 @@
 # clt-fit end to end on stories260K activations: training reduces the reconstruction error,
 # checkpoints load back, a resumed run is bit-identical to an uninterrupted one, bad input.
 source "$(dirname "$0")/lib.sh"
-ST=$SHARED/models/stories260K
 PY=$(command -v python3)
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
-"$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/c.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
-"$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/a.acts" --ctx 64 --chunk-tokens 2048 "$TMP/c.tok" 2>/dev/null
+stories_acts
 FIT=(--features 128 --batch 256 --lr 2e-3 --lambda 0.3 --log-every 10 --pool-chunks 4 --seed 3)
 
 "$BIN/clt-fit" -o "$TMP/full" "${FIT[@]}" --steps 40 "$TMP/a.acts" 2>/dev/null

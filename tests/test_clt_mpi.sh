@@ -11,11 +11,8 @@
 # step (about lr whatever the gradient's size) turns that into an absolute change of the weight.
 source "$(dirname "$0")/lib.sh"
 if ! command -v mpirun >/dev/null; then echo "SKIP clt_mpi: mpirun not found"; exit 0; fi
-ST=$SHARED/models/stories260K
 PY=$(command -v python3)
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
-"$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/c.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
-"$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/a.acts" --ctx 64 --chunk-tokens 2048 "$TMP/c.tok" 2>/dev/null
+stories_acts
 FIT=(--features 128 --batch 256 --lr 2e-3 --lambda 0.3 --log-every 10 --pool-chunks 4 --seed 3 --steps 30)
 # CI runs as root on 2 cores; vader's single-copy (CMA) needs ptrace rights containers may lack.
 # One thread per rank, and the same for the 1-rank reference.

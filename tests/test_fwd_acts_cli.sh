@@ -8,7 +8,7 @@ PY=$(command -v python3)
 info() { "$FWD" --info "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)"; }
 
 # 1. stories260K: greedy 200 tokens from BOS equals llama2.c's run.c exactly
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
+stories_model
 "$FWD" -m "$TMP/st" --generate 200 > "$TMP/greedy.txt"
 grep -v '^#' "$ST/golden/greedy_ids_200.txt" | awk '{print $2}' > "$TMP/want.txt"
 cmp -s "$TMP/greedy.txt" "$TMP/want.txt" && ok fwd_stories260K_greedy_200_matches_llama2c \

@@ -3,9 +3,8 @@
 # ids, sampling options, stats, and the one-line errors. SmolLM2 chat: test_generate_smollm2.sh.
 source "$(dirname "$0")/lib.sh"
 GEN=$BIN/generate
-ST=$SHARED/models/stories260K
 PY=$(command -v python3)
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
+stories_model
 
 # 1. greedy continuation: the same ids as fwd-acts --generate (which llama2.c's golden pins)
 ids=$("$GEN" -m "$TMP/st" --prompt-only --ids "Once upon a time" | tr '\n' ' ')

@@ -4,8 +4,7 @@
 # the HF layout, with the settings shrunk through its variables. Then `make` again must do nothing
 # (every output is a finished file), and a deleted CLT is retrained from the kept shards.
 source "$(dirname "$0")/lib.sh"
-ST=$SHARED/models/stories260K
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
+stories_model
 MK=(make -s -f "$ROOT/pipelines/llama1b.mk" MODEL_DIR="$TMP/st" CORPUS="$ROOT/tests/data/tok_corpus.jsonl"
     OUT="$TMP/out" SHARDS=3 CTX=32 BATCH=8 DTYPE=f32 D_MODEL=64 EXPANSION=2 CLT_BATCH=128 CLT_STEPS=20)
 if "${MK[@]}" >"$TMP/log" 2>&1 && [ -f "$TMP/out/clt/eval.json" ] && [ -f "$TMP/out/clt/report.html" ]; then

@@ -7,11 +7,10 @@ source "$(dirname "$0")/lib.sh"
 QA=$BIN/quant-acts
 FWD=$BIN/fwd-acts
 PY=$(command -v python3)
-ST=$SHARED/models/stories260K
 # j FILE EXPR: evaluates EXPR on the JSON in FILE (as d); e = {encoding name: entry} of a report
 j() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); e={x['encoding']: x for x in d.get('encodings', [])}; print($2)" "$1"; }
 
-"$BIN/llama2c-convert" "$ST/stories260K.bin" --tokenizer "$ST/tok512.model" -o "$TMP/st" 2>/dev/null
+stories_model
 "$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/x.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
 "$FWD" -m "$TMP/st" -o "$TMP/f32.acts" --ctx 64 --chunk-tokens 500 --max-tokens 12000 "$TMP/x.tok" 2>/dev/null
 n_tok=$("$FWD" --info "$TMP/f32.acts" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['n_tokens'])")
