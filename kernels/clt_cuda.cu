@@ -24,7 +24,6 @@ struct CltGpu {
     float *mean;                    // (L, d) target means (batch_stats' variance)
     float *h, *dh;                  // (L, B, F) pre-activations (a = h where h > θ) and dL/dh
     float *theta, *norm, *gnorm;    // (L, F) exp(log θ), ‖W_dec,li‖, dL/d‖W_dec,li‖
-    double *theta_d;                // (L, F) exp((double) log θ), as clt_loss's pre-activation term
     // active lists: CSR by token; offsets are positions in act_idx (all layers concatenated)
     int64_t *cnt, *off;             // (L·(B+1),) per-token counts (last of each layer 0), offsets
     int32_t *act_idx;               // (act_cap,) feature ids
@@ -116,8 +115,8 @@ __device__ __forceinline__ int jump_active(float hv, float th) { return hv > th;
 __device__ __forceinline__ int in_window(float hv, float th, float half_eps) { return fabsf(hv - th) < half_eps; }
 
 // One block per token t of layer l: h += b_enc, θ = exp(log θ), cnt[t] = #{i : h_ti > θ_i}.
-// Block 0 also stores θ (float, as clt_forward) and exp((double) log θ) (as clt_loss).
-__global__ void encode_epilogue_kernel(float *h, int64_t *cnt, float *theta, double *theta_d, const float *b_enc,
+// Block 0 also stores θ (float, as clt_encode).
+__global__ void encode_epilogue_kernel(float *h, int64_t *cnt, float *theta, const float *b_enc,
                                        const float *log_theta, int F) {
     typedef cub::BlockReduce<int, BLOCK> Reduce;
     __shared__ typename Reduce::TempStorage tmp;
@@ -129,10 +128,7 @@ __global__ void encode_epilogue_kernel(float *h, int64_t *cnt, float *theta, dou
         float hv = hr[i] + b_enc[i];
         hr[i] = hv;
         n += jump_active(hv, th);
-        if (t == 0) {
-            theta[i] = th;
-            theta_d[i] = exp((double)log_theta[i]);
-        }
+        if (t == 0) theta[i] = th;
     }
     int total = Reduce(tmp).Sum(n);
     if (threadIdx.x == 0) cnt[t] = total;
@@ -241,7 +237,7 @@ __global__ void sq_err_kernel(double *part_err, double *part_var, const float *y
 // Over one source layer's (B, F): Σ_active tanh(c·a·‖W_dec‖), Σ ReLU(θ − h)·‖W_dec‖ and the
 // number of pairs inside the threshold's window (clt_loss).
 __global__ void sparsity_preact_kernel(double *part_sp, double *part_pre, double *part_win, const float *h, const float *theta,
-                                       const double *theta_d, const float *norm, size_t n, int F, float c, float half_eps) {
+                                       const float *norm, size_t n, int F, float c, float half_eps) {
     typedef cub::BlockReduce<double, BLOCK> Reduce;
     __shared__ typename Reduce::TempStorage tmp;
     double sp = 0, pre = 0, win = 0;
@@ -249,8 +245,8 @@ __global__ void sparsity_preact_kernel(double *part_sp, double *part_pre, double
         int i = (int)(at % F);
         float hv = h[at];
         if (jump_active(hv, theta[i])) sp += tanh((double)c * hv * norm[i]);
-        double gap = theta_d[i] - hv;
-        if (gap > 0) pre += gap * norm[i];
+        float gap = theta[i] - hv;  // float, as clt_loss
+        if (gap > 0) pre += (double)gap * norm[i];
         win += in_window(hv, theta[i], half_eps);
     }
     double a = Reduce(tmp).Sum(sp);
@@ -430,7 +426,7 @@ __global__ void adam_kernel(float *param, const float *grad, float *m, float *v,
 extern "C" void clt_gpu_free(CltGpu *c) {
     if (!c) return;
     void *dev[] = {c->params, c->grads, c->m, c->v, c->x, c->y, c->yhat, c->dyhat, c->mean, c->h, c->dh,
-                   c->theta, c->norm, c->gnorm, c->theta_d, c->cnt, c->off, c->act_idx, c->pcnt, c->poff,
+                   c->theta, c->norm, c->gnorm, c->cnt, c->off, c->act_idx, c->pcnt, c->poff,
                    c->ptok, c->pfeat, c->pa, c->pgn, c->pdlt, c->bounds, c->scan_tmp, c->part, c->fired};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
     if (c->P.W_enc) clt_params_free(&c->P);  // views: frees the pointer arrays only
@@ -467,7 +463,7 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
          dalloc(&c->yhat, LBd * 4, "yhat", e) || dalloc(&c->dyhat, LBd * 4, "dyhat", e) ||
          dalloc(&c->mean, (size_t)L * d * 4, "mean", e) || dalloc(&c->h, LBF * 4, "h", e) || dalloc(&c->dh, LBF * 4, "dh", e) ||
          dalloc(&c->theta, LF * 4, "theta", e) || dalloc(&c->norm, LF * 4, "norm", e) || dalloc(&c->gnorm, LF * 4, "gnorm", e) ||
-         dalloc(&c->theta_d, LF * 8, "theta_d", e) || dalloc(&c->cnt, ncnt * 8, "counts", e) ||
+         dalloc(&c->cnt, ncnt * 8, "counts", e) ||
          dalloc(&c->off, ncnt * 8, "offsets", e) || dalloc(&c->act_idx, c->act_cap * 4, "active list", e) ||
          dalloc(&c->pcnt, npc * 8, "pair counts", e) || dalloc(&c->poff, npc * 8, "pair offsets", e) ||
          dalloc(&c->ptok, c->pair_cap * 4, "pairs", e) || dalloc(&c->pfeat, c->pair_cap * 4, "pairs", e) ||
@@ -585,8 +581,8 @@ extern "C" int clt_gpu_forward(CltGpu *c, const Comm *comm, Error *e) {
                                       c->x + l * Bd, d, &zero, h, F),
                           "encoder cublasSgemm", e))
             return -1;
-        encode_epilogue_kernel<<<B, BLOCK, 0, s>>>(h, c->cnt + l * stride, c->theta + (size_t)l * F, c->theta_d + (size_t)l * F,
-                                                   c->P.b_enc[l], c->P.log_theta[l], F);
+        encode_epilogue_kernel<<<B, BLOCK, 0, s>>>(h, c->cnt + l * stride, c->theta + (size_t)l * F, c->P.b_enc[l],
+                                                   c->P.log_theta[l], F);
         LAUNCH_OK("encode_epilogue_kernel");
     }
     // active lists: one scan of all layers' counts gives every (layer, token)'s place in act_idx
@@ -658,7 +654,7 @@ extern "C" int clt_gpu_loss(CltGpu *c, const Comm *comm, const CltLossParams *lp
         size_t fl = (size_t)l * F;
         sparsity_preact_kernel<<<grid, BLOCK, 0, stream_of(c)>>>(
             c->part + (size_t)l * RED_GRID, c->part + ((size_t)L + l) * RED_GRID, c->part + ((size_t)2 * L + l) * RED_GRID,
-            c->h + l * BF, c->theta + fl, c->theta_d + fl, c->norm + fl, BF, F, lp->c, 0.5f * lp->eps);
+            c->h + l * BF, c->theta + fl, c->norm + fl, BF, F, lp->c, 0.5f * lp->eps);
         LAUNCH_OK("sparsity_preact_kernel");
     }
     if (download(c, c->part_h, c->part, (size_t)3 * L * RED_GRID * sizeof(double), e)) return -1;
@@ -668,8 +664,8 @@ extern "C" int clt_gpu_loss(CltGpu *c, const Comm *comm, const CltLossParams *lp
             t.preact += c->part_h[((size_t)L + l) * RED_GRID + b];
             t.window += c->part_h[((size_t)2 * L + l) * RED_GRID + b];
         }
-        t.l0 += (double)(c->act_lo[l + 1] - c->act_lo[l]) / B;
     }
+    t.l0 = (double)(c->act_lo[L] - c->act_lo[0]) / B;  // as clt_loss: the count over layers, then / B
     t.mse /= B;
     t.window /= B;
     t.sparsity *= (double)lp->lam / B;

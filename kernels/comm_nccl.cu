@@ -13,6 +13,7 @@
 // NCCL's ring and tree all-reduces compute each element's sum once and pass it on, so every rank
 // gets the same bits (the CLT's replicated b_dec stays in sync); for a fixed rank count, topology
 // and NCCL version the order is fixed too.
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,11 +56,27 @@ static int on_device(const void *p) {
     return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
-static int nccl_allreduce_sum(const Comm *c, void *buf, size_t n, int is_double, Error *e) {
-    NcclImpl *m = (NcclImpl *)c->impl;
+// Waits for the backend's stream while watching NCCL's asynchronous error: a peer that died leaves
+// the all-reduce kernel waiting forever, so a plain cudaStreamSynchronize could hang. On an error
+// the communicator is aborted (the job cannot go on) and the error returned.
+static int wait_stream(NcclImpl *m, Error *e) {
+    for (;;) {
+        cudaError_t q = cudaStreamQuery(m->stream);
+        ncclResult_t async_err = ncclSuccess;
+        if (nccl_check(ncclCommGetAsyncError(m->comm, &async_err), "ncclCommGetAsyncError", e)) return -1;
+        if (async_err != ncclSuccess) {
+            ncclCommAbort(m->comm);
+            m->comm = NULL;
+            return nccl_check(async_err, "ncclAllReduce (asynchronous error; communicator aborted)", e);
+        }
+        if (q == cudaSuccess) return 0;
+        if (q != cudaErrorNotReady) return cuda_check(q, "all-reduce", e);
+        sched_yield();
+    }
+}
+
+static int allreduce_on_device(NcclImpl *m, void *buf, size_t n, int is_double, Error *e) {
     size_t bytes = n * (is_double ? sizeof(double) : sizeof(float));
-    if (n == 0) return 0;
-    if (cuda_check(cudaSetDevice(m->device), "cudaSetDevice", e)) return -1;
     void *dev = buf;
     int staged = !on_device(buf);
     if (staged) {
@@ -77,11 +94,20 @@ static int nccl_allreduce_sum(const Comm *c, void *buf, size_t n, int is_double,
                    "ncclAllReduce", e))
         return -1;
     if (staged && cuda_check(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "download", e)) return -1;
-    if (cuda_check(cudaStreamSynchronize(m->stream), "all-reduce", e)) return -1;
-    // an asynchronous NCCL failure (a peer died, a network error) surfaces here
-    ncclResult_t async_err = ncclSuccess;
-    if (nccl_check(ncclCommGetAsyncError(m->comm, &async_err), "ncclCommGetAsyncError", e)) return -1;
-    return nccl_check(async_err, "ncclAllReduce (asynchronous error)", e);
+    return wait_stream(m, e);
+}
+
+static int nccl_allreduce_sum(const Comm *c, void *buf, size_t n, int is_double, Error *e) {
+    NcclImpl *m = (NcclImpl *)c->impl;
+    if (n == 0) return 0;
+    if (!m->comm) return err_set(e, "nccl: the communicator was aborted after an earlier error");
+    // on this Comm's device, and back to the caller's afterwards (a process may drive several)
+    int prev = -1;
+    if (cuda_check(cudaGetDevice(&prev), "cudaGetDevice", e)) return -1;
+    if (prev != m->device && cuda_check(cudaSetDevice(m->device), "cudaSetDevice", e)) return -1;
+    int rc = allreduce_on_device(m, buf, n, is_double, e);
+    if (prev != m->device) cudaSetDevice(prev);
+    return rc;
 }
 
 static const Comm *boot(const Comm *c) { return ((const NcclImpl *)c->impl)->bootstrap; }
@@ -101,7 +127,7 @@ static void nccl_free(Comm *c) {
     NcclImpl *m = (NcclImpl *)c->impl;
     if (!m) return;
     cudaSetDevice(m->device);
-    ncclCommDestroy(m->comm);
+    if (m->comm) ncclCommDestroy(m->comm);  // NULL: aborted
     cudaFree(m->scratch);
     cudaStreamDestroy(m->stream);
     free(m);

@@ -36,8 +36,11 @@ int comm_init_mpi(Comm *c, Error *e);
 // bootstrap must outlive c (bcast, barrier, gatherv and scatterv are delegated to it) and be
 // freed after it. allreduce_sum: ncclAllReduce on the backend's own stream, in place for device
 // (or managed) pointers, staged through a device buffer for host pointers, f32 and f64, waited
-// for before returning; every rank gets the same bits. Collective: if any rank fails to set up,
-// every rank returns the error. A build without NCCL: an error saying so.
+// for before returning (an asynchronous NCCL error aborts the communicator and is returned rather
+// than waited on forever); every rank gets the same bits. Collective: if any rank fails its local
+// set-up (device, stream, unique id), every rank returns the error; a failure inside
+// ncclCommInitRank itself is returned by the ranks that see it (the launcher ends the others). A
+// build without NCCL: an error saying so.
 int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e);
 void comm_free(Comm *c);
 

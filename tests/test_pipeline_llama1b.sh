@@ -5,7 +5,8 @@
 # (every output is a finished file), and a deleted CLT is retrained from the kept shards.
 source "$(dirname "$0")/lib.sh"
 stories_model
-MK=(make -s -f "$ROOT/pipelines/llama1b.mk" MODEL_DIR="$TMP/st" CORPUS="$ROOT/tests/data/tok_corpus.jsonl"
+# (a make of its own: under `make -j test` the parent's jobserver flags would add a warning line)
+MK=(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -f "$ROOT/pipelines/llama1b.mk" MODEL_DIR="$TMP/st" CORPUS="$ROOT/tests/data/tok_corpus.jsonl"
     OUT="$TMP/out" SHARDS=3 CTX=32 BATCH=8 DTYPE=f32 D_MODEL=64 EXPANSION=2 CLT_BATCH=128 CLT_STEPS=20)
 if "${MK[@]}" >"$TMP/log" 2>&1 && [ -f "$TMP/out/clt/eval.json" ] && [ -f "$TMP/out/clt/report.html" ]; then
   if python3 - "$TMP/out/clt/eval.json" "$TMP/out/clt/config.yaml" "$TMP/out/clt/metrics.jsonl" <<'PYEOF'

@@ -621,10 +621,7 @@ int main(int argc, char **argv) {
     int have_nccl = 0;
     if (o.cuda) {
         int n_dev = cuda_device_count();
-        if (n_dev == 0) {
-            err_set(&e, "--device cuda: no CUDA device");
-            fatal_ranks(&comm, &e);
-        }
+        if (n_dev == 0) fatal("--device cuda: no CUDA device");  // per node: every rank says it (not only rank 0)
         T.gcomm = &comm;
         if (comm.size > 1) {  // NCCL between the ranks' GPUs, bootstrapped through the MPI Comm
             const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
@@ -635,9 +632,10 @@ int main(int argc, char **argv) {
             have_nccl = 1;
             T.gcomm = &nccl;
         }
+        // local failures (e.g. out of GPU memory on one rank): that rank prints its own error
         if (gpu_ctx_init(&gctx, &e) || clt_gpu_init(&T.gpu, &gctx, L, d, Fl, B, &e) || clt_gpu_set_state(T.gpu, p.data, m, v, &e) ||
             clt_gpu_set_target_mean(T.gpu, D.mean_out, &e))
-            fatal_ranks(&comm, &e);
+            fatal_err(&e);
         train_step = step_gpu;
     }
 #endif
