@@ -311,11 +311,13 @@ __global__ void pair_fill_kernel(int32_t *ptok, int32_t *pfeat, float *pa, const
 //   dh[t, i] = da                                 if active (the other dh entries: feature_grad_kernel)
 //   pgn[p]   = spars·c·a·(1 − tanh²)              if active, else 0    (→ dL/d‖W_dec,i‖)
 //   pdlt[p]  = (da·(−θ/ε))·θ                      if in the window, else 0   (→ dL/dlog θ_i)
-// exactly clt.c's backward_features expressions.
+// exactly clt.c's backward_features expressions. dense_da: dh already holds the reconstruction
+// part of dL/da for every pair (the GEMM of clt_gpu_backward past CLT_DENSE_DA_FRACTION); each
+// pair reads its own entry before lane 0 overwrites it.
 __global__ void pair_grad_kernel(float *dh, float *pgn, float *pdlt, const int32_t *ptok, const int32_t *pfeat,
                                  int64_t p0, int64_t n, const float *h, const float *theta, const float *norm,
                                  const float *W_dec, const float *dyhat, int l, int L, int B, int d, int F, float c,
-                                 float spars, float eps, float half_eps) {
+                                 float spars, float eps, float half_eps, int dense_da) {
     int lane = threadIdx.x % 32;
     int64_t warp = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) / 32, nwarps = gridDim.x * (int64_t)blockDim.x / 32;
     size_t row = (size_t)(L - l) * d;
@@ -324,11 +326,15 @@ __global__ void pair_grad_kernel(float *dh, float *pgn, float *pdlt, const int32
         int t = ptok[p], i = pfeat[p];
         const float *wr = W_dec + (size_t)i * row;
         double s = 0;
-        for (int k = l; k < L; k++) {
-            const float *wk = wr + (size_t)(k - l) * d, *dy = dyhat + ((size_t)k * B + t) * d;
-            for (int j = lane; j < d; j += 32) s += (double)wk[j] * dy[j];
+        if (dense_da) {
+            s = dh[(size_t)t * F + i];  // lane 0 uses it
+        } else {
+            for (int k = l; k < L; k++) {
+                const float *wk = wr + (size_t)(k - l) * d, *dy = dyhat + ((size_t)k * B + t) * d;
+                for (int j = lane; j < d; j += 32) s += (double)wk[j] * dy[j];
+            }
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
         }
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
         if (lane == 0) {
             float hv = h[(size_t)t * F + i], th = theta[i];
             int act = jump_active(hv, th), win = in_window(hv, th, half_eps);
@@ -749,10 +755,24 @@ extern "C" int clt_gpu_backward(CltGpu *c, const CltLossParams *lp, Error *e) {
         int64_t p0 = c->pair_lo[l], np = c->pair_lo[l + 1] - p0;
         pair_fill_kernel<<<fgrid, BLOCK, 0, s>>>(c->ptok, c->pfeat, c->pa, poff, h, theta, B, F, half_eps);
         LAUNCH_OK("pair_fill_kernel");
+        int dense_da = (double)np > CLT_DENSE_DA_FRACTION * (double)BF;
+        if (dense_da) {
+            // dA (B, F) = Σ_{k≥l} dŷ_k (B, d) · W_dec[l][:, k−l, :]ᵀ into dh, one GEMM per target: column-major
+            // (F × B) = Aᵀ B with A the decoder slot (d × F, lda (L−l)·d) and B = dŷ_k (d × B, ldb d)
+            int ld = (L - l) * d;
+            for (int k = l; k < L; k++) {
+                const float one = 1.0f, beta = k == l ? 0.0f : 1.0f;
+                if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one,
+                                              c->P.W_dec[l] + (size_t)(k - l) * d, ld, c->dyhat + k * Bd, d, &beta,
+                                              c->dh + l * BF, F),
+                                  "dL/da cublasSgemm", e))
+                    return -1;
+            }
+        }
         if (np > 0) {
             pair_grad_kernel<<<cuda_grid_for((size_t)np * 32, BLOCK), BLOCK, 0, s>>>(
                 c->dh + l * BF, c->pgn, c->pdlt, c->ptok, c->pfeat, p0, np, h, theta, norm, c->P.W_dec[l], c->dyhat, l, L, B, d, F,
-                lp->c, spars, lp->eps, half_eps);
+                lp->c, spars, lp->eps, half_eps, dense_da);
             LAUNCH_OK("pair_grad_kernel");
         }
         feature_grad_kernel<<<fgrid, BLOCK, 0, s>>>(c->G.log_theta[l], c->G.b_enc[l], c->gnorm + fl, c->dh + l * BF, h, theta, norm,

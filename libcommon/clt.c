@@ -528,12 +528,10 @@ static void backward_features(void *arg, size_t f_begin, size_t f_end) {
     }
 }
 
-// Past this fraction of (token, feature) pairs needing dL/da (active or inside the threshold's
-// window), the backward computes dL/da for all pairs with one GEMM instead of one dot product per
-// pair. Measured backward seconds at d 512, 8 layers, 8192 features, 1024 tokens, 2 threads
-// (bench/bench_clt_step.c --window): per pair 1.0 at 2%, 3.7 at 10%, 9.5 at 50%; the GEMM 1.4-1.5
-// at 5-10%, 4.3 at 50%. Early in training most pairs sit in the window (clt-fit's metrics log it).
-#define DENSE_DA_FRACTION 0.05
+// CLT_DENSE_DA_FRACTION (clt.h): measured backward seconds at d 512, 8 layers, 8192 features, 1024
+// tokens, 2 threads (bench/bench_clt_step.c --window): per pair 1.0 at 2%, 3.7 at 10%, 9.5 at 50%;
+// the GEMM 1.4-1.5 at 5-10%, 4.3 at 50%. Early in training most pairs sit in the window (clt-fit's
+// metrics log it).
 
 typedef struct {
     const CltWork *w;
@@ -554,14 +552,14 @@ static void window_tokens(void *arg, size_t begin, size_t end) {
     }
 }
 
-// Whether layer l's pairs needing dL/da exceed DENSE_DA_FRACTION (JumpReLU only).
+// Whether layer l's pairs needing dL/da exceed CLT_DENSE_DA_FRACTION (JumpReLU only).
 static int wide_window(const CltWork *w, const CltLossParams *lp, int l) {
     int64_t *count = xmalloc((size_t)w->B * sizeof(int64_t)), total = 0;
     WindowCtx c = {w, l, 0.5f * lp->eps, count};
     parallel_for((size_t)w->B, 16, window_tokens, &c);
     for (int t = 0; t < w->B; t++) total += count[t];
     free(count);
-    return (double)total > DENSE_DA_FRACTION * (double)w->B * (double)w->F;
+    return (double)total > CLT_DENSE_DA_FRACTION * (double)w->B * (double)w->F;
 }
 
 void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w, CltParams *g) {

@@ -115,6 +115,10 @@ void clt_select(CltWork *w, int l, const float *cut);
 void clt_decode(const CltParams *p, CltWork *w);
 // Loss terms of the last forward against targets y.
 CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *lp, CltWork *w);
+// Past this fraction of a layer's (token, feature) pairs needing dL/da (active or inside the
+// threshold's window), the backward computes dL/da of every pair with one GEMM, dŷ[:, l:] ·
+// W_dec[l]ᵀ, instead of one dot product per pair (the CPU here and the CUDA twin alike).
+#define CLT_DENSE_DA_FRACTION 0.05
 // Gradients of the total loss into g (same layout as p; overwritten), after clt_forward.
 void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w, CltParams *g);
 
