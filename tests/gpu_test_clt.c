@@ -54,7 +54,9 @@ typedef struct {
 
 static const float GRID = 1.0f / 512;  // h is a multiple of GRID
 
-static void case_init(Case *cs, int L, int d, int F, int B, uint64_t seed) {
+// sparse: thresholds ~2.5σ above the pre-activations and a narrow window, so fewer than
+// CLT_DENSE_DA_FRACTION of the pairs need dL/da (the backward's per-pair path; else its GEMM path).
+static void case_init(Case *cs, int L, int d, int F, int B, uint64_t seed, int sparse) {
     memset(cs, 0, sizeof *cs);
     cs->L = L, cs->d = d, cs->F = F, cs->B = B;
     Rng r = {seed * 0x9E3779B97F4A7C15ULL + 1};
@@ -64,7 +66,7 @@ static void case_init(Case *cs, int L, int d, int F, int B, uint64_t seed) {
         for (size_t i = 0; i < (size_t)F * d; i++) cs->p.W_enc[l][i] = rng_int(&r, -8, 8) / 64.0f;
         for (int i = 0; i < F; i++) {
             cs->p.b_enc[l][i] = rng_int(&r, -48, 48) * GRID;
-            cs->p.log_theta[l][i] = logf((rng_int(&r, 0, 160) + 0.5f) * GRID);
+            cs->p.log_theta[l][i] = logf((rng_int(&r, sparse ? 400 : 0, sparse ? 500 : 160) + 0.5f) * GRID);
         }
         for (size_t i = 0; i < (size_t)F * (L - l) * d; i++) cs->p.W_dec[l][i] = rng_unif(&r, dec);
         for (int j = 0; j < d; j++) cs->p.b_dec[l][j] = rng_unif(&r, 0.1f);
@@ -81,7 +83,7 @@ static void case_init(Case *cs, int L, int d, int F, int B, uint64_t seed) {
         }
     }
     for (size_t i = 0; i < (size_t)L * d; i++) cs->mean[i] = rng_unif(&r, 0.1f);
-    cs->lp = (CltLossParams){.lam = 1.0f, .c = 4.0f, .lam_p = 0.3f, .eps = 128 * GRID};
+    cs->lp = (CltLossParams){.lam = 1.0f, .c = 4.0f, .lam_p = 0.3f, .eps = (sparse ? 16 : 128) * GRID};
 }
 
 static void case_free(Case *cs) {
@@ -156,9 +158,9 @@ static int gpu_step(CltGpu *c, const Comm *comm, const Case *cs, GpuStep *s) {
     return rc;
 }
 
-static void test_step_case(int L, int d, int F, int B, uint64_t seed, Group *gy, Group *gg) {
+static void test_step_case(int L, int d, int F, int B, uint64_t seed, int sparse, Group *gy, Group *gg) {
     Case cs;
-    case_init(&cs, L, d, F, B, seed);
+    case_init(&cs, L, d, F, B, seed, sparse);
     char what[96];
     // CPU reference
     CltWork w;
@@ -172,6 +174,9 @@ static void test_step_case(int L, int d, int F, int B, uint64_t seed, Group *gy,
     printf("  L %d d %d F %d B %d: %lld active, %lld in the window, %lld below θ of %lld pairs (edge margin %.2g)\n", L, d,
            F, B, (long long)counts[0], (long long)counts[1], (long long)counts[2], (long long)L * B * F, margin);
     CHECK(margin > 0.5 * GRID * 0.99, "the grid construction failed: margin %g", margin);
+    double pair_frac = (double)(counts[0] + counts[1]) / ((double)L * B * F);  // ≥ the fraction of pairs
+    CHECK(sparse ? pair_frac < CLT_DENSE_DA_FRACTION : pair_frac > CLT_DENSE_DA_FRACTION,
+          "the case meant to use the %s path has %.3g of its pairs active or in the window", sparse ? "per-pair" : "GEMM", pair_frac);
     clt_backward(&cs.p, cs.x, cs.y, &cs.lp, &w, &g);
     // GPU
     Comm one;
@@ -247,10 +252,13 @@ static void test_step(void) {
     Group gg[5] = {{"grad W_enc", 1e-9, 0, 0}, {"grad b_enc", 1e-9, 0, 0}, {"grad log_theta", 1e-9, 0, 0},
                    {"grad W_dec", 1e-9, 0, 0}, {"grad b_dec", 1e-9, 0, 0}};
     // the main shape; one layer and one token; odd widths (d not a multiple of 32, F not of 256)
-    test_step_case(3, 48, 200, 96, 1, &gy, gg);
-    test_step_case(1, 37, 45, 1, 2, &gy, gg);
-    test_step_case(2, 33, 300, 7, 3, &gy, gg);
-    test_step_case(4, 70, 64, 130, 4, &gy, gg);
+    // (all past CLT_DENSE_DA_FRACTION: dL/da by GEMMs); the same shapes with few pairs (per pair)
+    test_step_case(3, 48, 200, 96, 1, 0, &gy, gg);
+    test_step_case(1, 37, 45, 1, 2, 0, &gy, gg);
+    test_step_case(2, 33, 300, 7, 3, 0, &gy, gg);
+    test_step_case(4, 70, 64, 130, 4, 0, &gy, gg);
+    test_step_case(3, 48, 200, 96, 5, 1, &gy, gg);
+    test_step_case(4, 70, 64, 130, 6, 1, &gy, gg);
     group_report(&gy);
     for (int i = 0; i < 5; i++) group_report(&gg[i]);
 }
@@ -261,7 +269,7 @@ static void test_step(void) {
 static void test_adam_exact(void) {
     Case cs;
     int L = 2, d = 40, F = 96, B = 24;
-    case_init(&cs, L, d, F, B, 11);
+    case_init(&cs, L, d, F, B, 11, 0);
     size_t n = cs.p.n;
     Rng r = {99};
     float *m = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *grads = malloc(n * sizeof(float));
@@ -321,7 +329,7 @@ static void test_adam_steps(void) {
     double totals[3], margin = 0;
     uint64_t seed = 20;
     for (; seed < 40; seed++) {  // a seed whose off-grid steps 2 and 3 keep clear of the edges
-        case_init(&cs, L, d, F, B, seed);
+        case_init(&cs, L, d, F, B, seed, 0);
         p0 = malloc(cs.p.n * sizeof(float)), m = malloc(cs.p.n * sizeof(float)), v = malloc(cs.p.n * sizeof(float));
         memcpy(p0, cs.p.data, cs.p.n * sizeof(float));
         margin = cpu_steps(&cs, m, v, totals, lr);
@@ -392,7 +400,7 @@ static const CommOps TWIN_DEVICE = {twin_allreduce, NULL, twin_unused, NULL, NUL
 static void test_two_rank_forward(void) {
     int L = 3, d = 48, F = 200, B = 16;
     Case cs;
-    case_init(&cs, L, d, F, B, 5);
+    case_init(&cs, L, d, F, B, 5, 0);
     // CPU: the partial (no b_dec), as clt_shard_forward computes it; the 2-rank ŷ = 2·partial + b_dec
     CltWork w;
     clt_work_init(&w, L, d, F, B);
