@@ -1,6 +1,7 @@
 // clt-fit — train a JumpReLU cross-layer transcoder on activation shards (CPU backend).
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -267,6 +268,32 @@ static void data_close(Data *D) {
     free(D->px); free(D->py); free(D->perm); free(D->order); free(D->shards);
     free(D->chunk_shard); free(D->chunk_index); free(D->s_in); free(D->s_out); free(D->mean_out);
     actchunk_free(&D->chunk);
+}
+
+// The next batch is assembled on a thread of its own while the current step computes (on the GPU
+// the step would otherwise wait for it). Only that thread touches the Data while it runs; the
+// batches come in the same order as without it, so results do not change.
+typedef struct {
+    Data *D;
+    int B;
+    float **x, **y;  // [L] (B, d)
+    Cursor cur;      // in: where the batch starts; out: after it
+} FetchJob;
+
+static void *fetch_batch(void *arg) {
+    FetchJob *j = arg;
+    data_next_batch(j->D, &j->cur, j->B, j->x, j->y);
+    return NULL;
+}
+
+static float **alloc_rows(int L, size_t n) {
+    float **a = xmalloc((size_t)L * sizeof(float *));
+    for (int l = 0; l < L; l++) a[l] = xmalloc(n * sizeof(float));
+    return a;
+}
+static void free_rows(float **a, int L) {
+    for (int l = 0; l < L; l++) free(a[l]);
+    free(a);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,11 +622,8 @@ int main(int argc, char **argv) {
     if (comm.rank == 0 && !(mf = fopen(o.metrics_path ? o.metrics_path : metrics_default, o.resume ? "a" : "w")))
         fatal("%s: cannot open the metrics file", o.metrics_path ? o.metrics_path : metrics_default);
 
-    float **x = xmalloc((size_t)L * sizeof(float *)), **y = xmalloc((size_t)L * sizeof(float *));
-    for (int l = 0; l < L; l++) {
-        x[l] = xmalloc((size_t)B * d * sizeof(float));
-        y[l] = xmalloc((size_t)B * d * sizeof(float));
-    }
+    FetchJob fetch[2];  // double buffer: the step's batch and the next one
+    for (int i = 0; i < 2; i++) fetch[i] = (FetchJob){&D, B, alloc_rows(L, (size_t)B * d), alloc_rows(L, (size_t)B * d), cur};
     CltWork w = {0};
     if (!o.cuda) {
         clt_work_init(&w, L, d, Fl, B);
@@ -644,8 +668,16 @@ int main(int argc, char **argv) {
     if (comm.rank == 0) progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
     double t0 = now_seconds(), t_log = t0;
     int64_t stop = o.run_steps && step + o.run_steps < o.steps ? step + o.run_steps : o.steps;
+    int now_buf = 0;
+    if (step < stop) fetch_batch(&fetch[0]);
     for (; step < stop; step++) {
-        data_next_batch(&D, &cur, B, x, y);
+        FetchJob *job = &fetch[now_buf], *next = &fetch[now_buf ^ 1];
+        pthread_t fetcher;
+        int prefetch = step + 1 < stop;
+        next->cur = job->cur;
+        if (prefetch && pthread_create(&fetcher, NULL, fetch_batch, next)) fatal("cannot start the data thread");
+        float **x = job->x, **y = job->y;
+        cur = job->cur;  // after this step's batch: what a checkpoint at step + 1 records
         CltLossParams lp = {o.act == CLT_JUMPRELU ? lambda_at(&o, step) : 0.0f, o.c, o.lam_p, o.eps};
         if (train_step(&T, x, y, &lp, step, &st, &e)) fatal_err(&e);
         CltLossTerms lt = st.lt;
@@ -696,6 +728,8 @@ int main(int argc, char **argv) {
             save_checkpoint(&o, &D, &sh, &p, m, v, step + 1, &cur);
         }
         if (comm.rank == 0) progress_update(&prog, (uint64_t)step + 1);
+        if (prefetch) pthread_join(fetcher, NULL);
+        now_buf ^= 1;
     }
     if (comm.rank == 0) progress_finish(&prog);
     trainer_sync_host(&T);
@@ -704,8 +738,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
                 (long long)o.steps, B, L, F, now_seconds() - t0);
     if (mf) fclose(mf);
-    for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
-    free(x); free(y); free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc);
+    for (int i = 0; i < 2; i++) free_rows(fetch[i].x, L), free_rows(fetch[i].y, L);
+    free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc);
     free(st.err); free(st.var); free(st.active); free(st.fired);
 #ifdef USE_CUDA
     if (T.gpu) {
