@@ -8,7 +8,7 @@
 // (clt-fit's normalization), so h_i ~ N(0, σ²) with σ² = d/(3F); the thresholds are set to σ·z
 // with P(Z > z) = l0/F, which gives about --l0 active features per token and layer (the measured
 // L0 is printed). Each timing is the mean of ITERS steps after one warm-up step; one JSON line
-// per backend. Built with -DUSE_CUDA where nvcc exists (Makefile); SKIPs without CUDA or a GPU.
+// per backend (the GPU twice: fp32 GEMMs, then bf16 encoder GEMMs as clt-fit --bf16). Built with -DUSE_CUDA where nvcc exists (Makefile); SKIPs without CUDA or a GPU.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -98,18 +98,22 @@ int main(int argc, char **argv) {
     if (gpu_ctx_init(&g, &e) || clt_gpu_init(&c, &g, L, d, F, B, &e) || clt_gpu_set_state(c, p.data, NULL, NULL, &e))
         fatal_err(&e);
     CltLossTerms lt = {0};
-    double t0 = 0;
-    for (int it = 0; it <= iters; it++) {  // step 0 is the warm-up
-        if (it == 1) t0 = now_s();
-        if (clt_gpu_set_batch(c, x, y, &e) || clt_gpu_forward(c, &one, &e) || clt_gpu_loss(c, &one, &lp, &lt, &e) ||
-            clt_gpu_backward(c, &lp, &e) || clt_gpu_adam(c, lr, 0.9f, 0.999f, 1e-8f, it + 1, &e) || gpu_ctx_sync(&g, &e))
-            fatal_err(&e);
+    double t0 = 0, gpu_s = 0;
+    for (int bf16 = 0; bf16 <= 1; bf16++) {  // fp32 GEMMs, then the encoder GEMMs in bf16 (--bf16), same start
+        if (clt_gpu_set_state(c, p.data, NULL, NULL, &e) || clt_gpu_set_bf16(c, bf16, &e)) fatal_err(&e);
+        for (int it = 0; it <= iters; it++) {  // step 0 is the warm-up
+            if (it == 1) t0 = now_s();
+            if (clt_gpu_set_batch(c, x, y, &e) || clt_gpu_forward(c, &one, &e) || clt_gpu_loss(c, &one, &lp, &lt, &e) ||
+                clt_gpu_backward(c, &lp, &e) || clt_gpu_adam(c, lr, 0.9f, 0.999f, 1e-8f, it + 1, &e) || gpu_ctx_sync(&g, &e))
+                fatal_err(&e);
+        }
+        double s_step = (now_s() - t0) / iters;
+        if (!bf16) gpu_s = s_step;
+        printf("{\"bench\": \"clt_step\", \"backend\": \"gpu\", \"encoder\": \"%s\", \"L\": %d, \"d\": %d, \"F\": %d, \"B\": %d, "
+               "\"l0_per_layer\": %.1f, \"window_per_layer\": %.1f, \"ms_per_step\": %.3f, \"tokens_per_s\": %.0f}\n",
+               bf16 ? "bf16" : "fp32", L, d, F, B, lt.l0 / L, lt.window / L, s_step * 1e3, B / s_step);
+        fflush(stdout);
     }
-    double gpu_s = (now_s() - t0) / iters;
-    printf("{\"bench\": \"clt_step\", \"backend\": \"gpu\", \"L\": %d, \"d\": %d, \"F\": %d, \"B\": %d, \"l0_per_layer\": %.1f, "
-           "\"ms_per_step\": %.3f, \"tokens_per_s\": %.0f}\n",
-           L, d, F, B, lt.l0 / L, gpu_s * 1e3, B / gpu_s);
-    fflush(stdout);
     clt_gpu_free(c);
     gpu_ctx_free(&g);
 

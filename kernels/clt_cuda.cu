@@ -10,6 +10,10 @@
 #include "cuda_common.h"
 #include "gpu_ctx.h"
 #include "clt_cuda.h"
+#include "convert_cuda.h"
+extern "C" {
+#include "safetensors.h"  // ST_BF16
+}
 
 static const int BLOCK = 256;      // threads per block (a multiple of 32) of every kernel here
 static const int RED_GRID = 256;   // at most this many blocks (partials) per loss reduction
@@ -41,6 +45,8 @@ struct CltGpu {
     double *part, *part_h;          // (3·L·RED_GRID,) loss partials, device and host
     uint8_t *fired;                 // (L, F)
     float *stage;                   // host (L·B·d): ŷ's all-reduce through a host-only Comm
+    int bf16;                       // clt_gpu_set_bf16: the encoder GEMMs in bf16
+    void *enc_bf, *x_bf, *dh_bf;    // bf16 copies of one layer's W_enc (F, d), x (B, d), dh (B, F)
     int have_forward, have_batch;
 };
 
@@ -433,7 +439,8 @@ extern "C" void clt_gpu_free(CltGpu *c) {
     if (!c) return;
     void *dev[] = {c->params, c->grads, c->m, c->v, c->x, c->y, c->yhat, c->dyhat, c->mean, c->h, c->dh,
                    c->theta, c->norm, c->gnorm, c->cnt, c->off, c->act_idx, c->pcnt, c->poff,
-                   c->ptok, c->pfeat, c->pa, c->pgn, c->pdlt, c->bounds, c->scan_tmp, c->part, c->fired};
+                   c->ptok, c->pfeat, c->pa, c->pgn, c->pdlt, c->bounds, c->scan_tmp, c->part, c->fired,
+                   c->enc_bf, c->x_bf, c->dh_bf};
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) cudaFree(dev[i]);
     if (c->P.W_enc) clt_params_free(&c->P);  // views: frees the pointer arrays only
     if (c->G.W_enc) clt_params_free(&c->G);
@@ -501,6 +508,21 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
     clt_params_init(&c->P, L, d, F, c->params);  // views into device memory
     clt_params_init(&c->G, L, d, F, c->grads);
     *out = c;
+    return 0;
+}
+
+extern "C" int clt_gpu_set_bf16(CltGpu *c, int on, Error *e) {
+    c->bf16 = 0;
+    if (!on) return 0;
+    size_t half = 2;  // bytes of a bf16
+    if (!(c->enc_bf && c->x_bf && c->dh_bf)) {  // (again after a failed attempt)
+        cudaFree(c->enc_bf), cudaFree(c->x_bf), cudaFree(c->dh_bf);
+        c->enc_bf = c->x_bf = c->dh_bf = nullptr;
+        if (dalloc(&c->enc_bf, (size_t)c->F * c->d * half, "bf16 W_enc", e) ||
+            dalloc(&c->x_bf, (size_t)c->B * c->d * half, "bf16 x", e) || dalloc(&c->dh_bf, (size_t)c->B * c->F * half, "bf16 dh", e))
+            return -1;
+    }
+    c->bf16 = 1;
     return 0;
 }
 
@@ -583,10 +605,20 @@ extern "C" int clt_gpu_forward(CltGpu *c, const Comm *comm, Error *e) {
     const float one = 1.0f, zero = 0.0f;
     for (int l = 0; l < L; l++) {
         float *h = c->h + l * BF;
-        if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->P.W_enc[l], d,
-                                      c->x + l * Bd, d, &zero, h, F),
-                          "encoder cublasSgemm", e))
+        if (c->bf16) {  // the same product on bf16 copies, fp32 accumulation (convert_cuda.h: the default
+                        // stream, ordered with g's blocking stream)
+            if (convert_from_f32_cuda(ST_BF16, c->P.W_enc[l], c->enc_bf, (size_t)F * d, e) ||
+                convert_from_f32_cuda(ST_BF16, c->x + l * Bd, c->x_bf, Bd, e) ||
+                cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->enc_bf,
+                                           CUDA_R_16BF, d, c->x_bf, CUDA_R_16BF, d, &zero, h, CUDA_R_32F, F, CUBLAS_COMPUTE_32F,
+                                           CUBLAS_GEMM_DEFAULT),
+                              "encoder cublasGemmEx (bf16)", e))
+                return -1;
+        } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->P.W_enc[l],
+                                             d, c->x + l * Bd, d, &zero, h, F),
+                                 "encoder cublasSgemm", e)) {
             return -1;
+        }
         encode_epilogue_kernel<<<B, BLOCK, 0, s>>>(h, c->cnt + l * stride, c->theta + (size_t)l * F, c->P.b_enc[l],
                                                    c->P.log_theta[l], F);
         LAUNCH_OK("encode_epilogue_kernel");
@@ -783,10 +815,19 @@ extern "C" int clt_gpu_backward(CltGpu *c, const CltLossParams *lp, Error *e) {
         LAUNCH_OK("wdec_grad_kernel");
         // encoder: dW_enc (F, d) = dhᵀ x, i.e. column-major (d × F) = x (d × B) · dh (F × B)ᵀ
         const float one = 1.0f, zero = 0.0f;
-        if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x + l * Bd, d,
-                                      c->dh + l * BF, F, &zero, c->G.W_enc[l], d),
-                          "encoder gradient cublasSgemm", e))
+        if (c->bf16) {
+            if (convert_from_f32_cuda(ST_BF16, c->dh + l * BF, c->dh_bf, BF, e) ||
+                convert_from_f32_cuda(ST_BF16, c->x + l * Bd, c->x_bf, Bd, e) ||
+                cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x_bf, CUDA_R_16BF,
+                                           d, c->dh_bf, CUDA_R_16BF, F, &zero, c->G.W_enc[l], CUDA_R_32F, d, CUBLAS_COMPUTE_32F,
+                                           CUBLAS_GEMM_DEFAULT),
+                              "encoder gradient cublasGemmEx (bf16)", e))
+                return -1;
+        } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x + l * Bd,
+                                             d, c->dh + l * BF, F, &zero, c->G.W_enc[l], d),
+                                 "encoder gradient cublasSgemm", e)) {
             return -1;
+        }
     }
     return 0;
 }

@@ -58,6 +58,11 @@ typedef struct CltGpu CltGpu;
 int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, int B, Error *e);
 void clt_gpu_free(CltGpu *c);
 
+// bf16 encoder GEMMs (on: 1): h = x W_encᵀ and dW_enc = dhᵀ x take bf16 copies of W_enc, x and
+// dh (rounded to nearest even each step from the fp32 values) with fp32 accumulation and output
+// (cublasGemmEx); everything else, the master weights and Adam's moments stay fp32. Off (the
+// default): fp32 GEMMs throughout. Allocates the bf16 scratch (F·d + B·d + B·F halves).
+int clt_gpu_set_bf16(CltGpu *c, int on, Error *e);
 // Host flat vectors (clt_param_count(L, d, F) floats) to the device; m, v may be NULL (zeros).
 int clt_gpu_set_state(CltGpu *c, const float *params, const float *m, const float *v, Error *e);
 // Device to host; any of them may be NULL.

@@ -13,7 +13,7 @@
 # Size: at expansion 32 the CLT has 65536 features x 16 layers: 2.1 G encoder and 18.3 G decoder
 # parameters, 4 bytes each for the weights, gradients and two Adam moments: ~330 GB in all. Split
 # it over ranks with LAUNCH (features are sharded, formats/clt.md), e.g. LAUNCH="mpirun -np 8" on
-# a node with 8 x 80 GB GPUs and CLT_FLAGS="--device cuda"; EXPANSION=4 (~41 GB) fits one big
+# a node with 8 x 80 GB GPUs and CLT_FLAGS="--device cuda --bf16" (CircuitLab trains in bf16 too); EXPANSION=4 (~41 GB) fits one big
 # CPU machine. CLT_FLAGS takes any other clt-fit option, e.g. "--activation batchtopk --k 32".
 
 MODEL_DIR ?= $(error set MODEL_DIR=/path/to/Llama-3.2-1B)

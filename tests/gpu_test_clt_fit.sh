@@ -32,6 +32,18 @@ for a, b in zip(g, c):
 PYEOF
 then ok clt_fit_cuda_metrics_match_cpu; else fail clt_fit_cuda_metrics_match_cpu "$(tail -1 "$TMP/gpu/metrics.jsonl"; tail -1 "$TMP/cpu/metrics.jsonl")"; fi
 
+# bf16 encoder GEMMs: the same run within bf16's rounding (losses within 2%)
+"$BIN/clt-fit" -o "$TMP/bf16" "${FIT[@]}" --device cuda --bf16 "$TMP/a.acts" 2>/dev/null
+if "$PY" - "$TMP/bf16/metrics.jsonl" "$TMP/cpu/metrics.jsonl" <<'PYEOF'
+import json, sys
+g = [json.loads(l) for l in open(sys.argv[1])]
+c = [json.loads(l) for l in open(sys.argv[2])]
+assert len(g) == len(c) == 3, (len(g), len(c))
+for a, b in zip(g, c):
+    assert abs(a["loss"] - b["loss"]) <= 2e-2 * b["loss"], (a["loss"], b["loss"])
+PYEOF
+then ok clt_fit_cuda_bf16_close_to_cpu; else fail clt_fit_cuda_bf16_close_to_cpu "$(tail -1 "$TMP/bf16/metrics.jsonl"; tail -1 "$TMP/cpu/metrics.jsonl")"; fi
+
 # a killed GPU run resumes to the same bytes; a GPU state continues on the CPU
 "$BIN/clt-fit" -o "$TMP/res" "${FIT[@]}" --device cuda --run-steps 12 "$TMP/a.acts" 2>/dev/null
 cp -r "$TMP/res" "$TMP/res_cpu"

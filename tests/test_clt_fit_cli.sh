@@ -40,6 +40,7 @@ expect_error clt_fit_non_consecutive "consecutive layers" "$BIN/clt-fit" -o "$TM
 expect_error clt_fit_resume_missing "train_state.safetensors" "$BIN/clt-fit" -o "$TMP/fresh" --resume "$TMP/a.acts"
 "$BIN/clt-fit" --help | grep -q "usage: clt-fit" && ok clt_fit_help || fail clt_fit_help "--help"
 expect_error clt_fit_bad_device "--device must be cpu or cuda" "$BIN/clt-fit" -o "$TMP/x" --device tpu "$TMP/a.acts"
+expect_error clt_fit_bf16_needs_cuda "--bf16 goes with --device cuda" "$BIN/clt-fit" -o "$TMP/x" --bf16 "$TMP/a.acts"
 expect_error clt_fit_cuda_jumprelu_only "--device cuda trains --activation jumprelu only" \
   "$BIN/clt-fit" -o "$TMP/x" --device cuda --activation batchtopk "$TMP/a.acts"
 # without a GPU (CI), --device cuda says why it cannot run; with one, tests/gpu_test_clt_fit.sh runs it

@@ -76,7 +76,7 @@ static const char USAGE[] =
 
 typedef struct {
     const char *out_dir, *metrics_path;
-    int features, batch, pool_chunks, log_every, resume, k, cuda;
+    int features, batch, pool_chunks, log_every, resume, k, cuda, bf16;
     CltActivation act;
     int64_t steps, warmup, save_every, run_steps;
     float lr, lam, c, lam_p, eps, theta0;
@@ -535,7 +535,7 @@ int main(int argc, char **argv) {
         {"metrics", required_argument, 0, 'm'}, {"save-every", required_argument, 0, 'S'},
         {"resume", no_argument, 0, 'R'}, {"run-steps", required_argument, 0, 'r'},
         {"activation", required_argument, 0, 'A'}, {"k", required_argument, 0, 'K'},
-        {"device", required_argument, 0, 'D'}, {0, 0, 0, 0}};
+        {"device", required_argument, 0, 'D'}, {"bf16", no_argument, 0, 'H'}, {0, 0, 0, 0}};
     Options o = {.batch = 1024, .steps = 1000, .lr = 2e-4f, .lam = 1.0f, .c = 4.0f, .lam_p = 3e-6f, .eps = 2.0f,
                  .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50, .k = 32};
     int c;
@@ -566,6 +566,7 @@ int main(int argc, char **argv) {
                 else cli_usage_error("clt-fit", "--activation must be jumprelu, topk or batchtopk");
                 break;
             case 'K': o.k = (int)cli_parse_int("--k", optarg, 1, 1 << 24); break;
+            case 'H': o.bf16 = 1; break;
             case 'D':
                 if (!strcmp(optarg, "cuda")) o.cuda = 1;
                 else if (strcmp(optarg, "cpu")) cli_usage_error("clt-fit", "--device must be cpu or cuda");
@@ -580,6 +581,7 @@ int main(int argc, char **argv) {
 #ifndef USE_CUDA
     if (o.cuda) fatal("--device cuda: this clt-fit was built without CUDA (nvcc not found at build time)");
 #endif
+    if (o.bf16 && !o.cuda) cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
     if (o.cuda && o.act != CLT_JUMPRELU) cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
 
     // ranks: MPI only when a launcher started us (a plain run never initializes MPI)
@@ -658,7 +660,7 @@ int main(int argc, char **argv) {
         }
         // local failures (e.g. out of GPU memory on one rank): that rank prints its own error
         if (gpu_ctx_init(&gctx, &e) || clt_gpu_init(&T.gpu, &gctx, L, d, Fl, B, &e) || clt_gpu_set_state(T.gpu, p.data, m, v, &e) ||
-            clt_gpu_set_target_mean(T.gpu, D.mean_out, &e))
+            clt_gpu_set_target_mean(T.gpu, D.mean_out, &e) || clt_gpu_set_bf16(T.gpu, o.bf16, &e))
             fatal_err(&e);
         train_step = step_gpu;
     }
