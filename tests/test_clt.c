@@ -133,6 +133,16 @@ static void load_inputs(const SafeTensors *g, const char *cs, int L, size_t n, f
     }
 }
 
+// A case's initial parameters into p (allocated here, as grad, for the gradients), its inputs
+// and targets into x, y.
+static void load_case(const SafeTensors *g, const char *cs, int L, int d, int F, int B, CltParams *p, CltParams *grad,
+                      float ***x, float ***y) {
+    clt_params_init(p, L, d, F, NULL);
+    clt_params_init(grad, L, d, F, NULL);
+    CHECK(!load_params(g, "", p), "%s: parameters", cs);
+    load_inputs(g, cs, L, (size_t)B * d, x, y);
+}
+
 static void compare_grads(const char *cs, const SafeTensors *g, const char *prefix, const CltParams *grad, double tol) {
     char name[96];
     for (int l = 0; l < grad->L; l++) {
@@ -160,11 +170,8 @@ static void check_case(const char *cs) {
     int L = (int)ci[0], d = (int)ci[1], F = (int)ci[2], B = (int)ci[3];
     CltLossParams lp = {cf[0], cf[1], cf[2], cf[3]};
     CltParams p, grad;
-    clt_params_init(&p, L, d, F, NULL);
-    clt_params_init(&grad, L, d, F, NULL);
-    CHECK(!load_params(&g, "", &p), "%s: parameters", cs);
     float **x, **y;
-    load_inputs(&g, cs, L, (size_t)B * d, &x, &y);
+    load_case(&g, cs, L, d, F, B, &p, &grad, &x, &y);
     char name[64];
     CltWork w;
     clt_work_init(&w, L, d, F, B);
@@ -242,11 +249,8 @@ static void check_topk_case(const char *cs) {
     int L = (int)ci[0], d = (int)ci[1], F = (int)ci[2], B = (int)ci[3], k = (int)ci[5];
     CltActivation act = (int)ci[4] == 1 ? CLT_TOPK : CLT_BATCHTOPK;
     CltParams p, grad;
-    clt_params_init(&p, L, d, F, NULL);
-    clt_params_init(&grad, L, d, F, NULL);
-    CHECK(!load_params(&g, "", &p), "%s: parameters", cs);
     float **x, **y;
-    load_inputs(&g, cs, L, (size_t)B * d, &x, &y);
+    load_case(&g, cs, L, d, F, B, &p, &grad, &x, &y);
     CltWork w;
     clt_work_init(&w, L, d, F, B);
     clt_work_set_activation(&w, act, k);
