@@ -13,15 +13,14 @@
 // little-endian, as kernels/convert.h already assumes). The numbers of each encoding (quantising a
 // row, decoding rows) live in kernels/actquant.c; this file lays them out and checks them.
 #include "fileio.h"
+#include "shard_io.h"
 #include "actshard.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -57,21 +56,11 @@ typedef unsigned long long ull;
 
 // ---- little-endian helpers -------------------------------------------------------------------
 
-static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 static void put_f64(uint8_t *p, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);
     put_u64(p, u);
 }
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 static double get_f64(const uint8_t *p) {
     uint64_t u = get_u64(p);
     double v;
@@ -79,14 +68,6 @@ static double get_f64(const uint8_t *p) {
     return v;
 }
 
-// Returns p grown to hold at least n bytes (amortised doubling); *cap tracks its size.
-static void *grow(void *p, size_t *cap, size_t n) {
-    if (p && n <= *cap) return p;
-    size_t c = *cap ? *cap : 256;
-    while (c < n) c = c > SIZE_MAX / 2 ? n : c * 2;
-    *cap = c;
-    return xrealloc(p, c);
-}
 
 // ---- dtypes, shapes, names -------------------------------------------------------------------
 
@@ -172,22 +153,6 @@ static int hook_ok(const char *h) {
     return 1;
 }
 
-static int is_json_object(const char *text, size_t len, char *why, size_t why_len) {
-    if (memchr(text, 0, len)) {
-        snprintf(why, why_len, "contains a NUL byte");
-        return 0;
-    }
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, 0, &jerr);
-    if (!j) {
-        snprintf(why, why_len, "invalid JSON: %s", jerr.text);
-        return 0;
-    }
-    int ok = json_is_object(j);
-    json_decref(j);
-    if (!ok) snprintf(why, why_len, "not a JSON object");
-    return ok;
-}
 
 // ---- writer ----------------------------------------------------------------------------------
 
@@ -228,12 +193,7 @@ struct ActShardWriter {
 };
 
 static int write_bytes(ActShardWriter *w, const void *p, size_t n, Error *e) {
-    if (n && fwrite(p, 1, n, w->f) != n) {
-        w->failed = 1;
-        return err_set(e, "%s: write error: %s", w->path, strerror(errno));
-    }
-    w->offset += n;
-    return 0;
+    return shard_write(w->f, w->path, p, n, &w->offset, &w->failed, e);
 }
 
 static void writer_free(ActShardWriter *w) {
@@ -303,7 +263,7 @@ static ActShardWriter *writer_open(const char *path, FILE *f, const ActShardWrit
     char why[200];
     if (meta_len > MAX_META_BYTES)
         return err_set(e, "%s: header metadata is %zu bytes (maximum %u)", path, meta_len, MAX_META_BYTES), NULL;
-    if (!is_json_object(meta, meta_len, why, sizeof why))
+    if (!shard_meta_is_object(meta, meta_len, why, sizeof why))
         return err_set(e, "%s: header metadata: %s", path, why), NULL;
 
     ActShardWriter *w = xcalloc(1, sizeof *w);
@@ -397,7 +357,7 @@ static size_t off_vals(const ActShardWriter *w, size_t n) {
 static int stream_bytes(ActShardWriter *w, const void *p, size_t len, ZSTD_EndDirective end, size_t *pos, Error *e) {
     ZSTD_inBuffer in = {p, len, 0};
     for (;;) {
-        if (w->comp_cap - *pos < 4096) w->comp = grow(w->comp, &w->comp_cap, w->comp_cap + (w->comp_cap >> 1) + 4096);
+        if (w->comp_cap - *pos < 4096) w->comp = shard_grow(w->comp, &w->comp_cap, w->comp_cap + (w->comp_cap >> 1) + 4096);
         ZSTD_outBuffer out = {w->comp, w->comp_cap, *pos};
         size_t left = ZSTD_compressStream2(w->cctx, &out, &in, end);
         *pos = out.pos;
@@ -419,7 +379,7 @@ static int compress_planes(ActShardWriter *w, const uint8_t *r, size_t n, size_t
     ZSTD_CCtx_reset(w->cctx, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->level);
     ZSTD_CCtx_setPledgedSrcSize(w->cctx, raw_n);
-    w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
+    w->comp = shard_grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
     if (stream_bytes(w, r, off_scales(n), ZSTD_e_continue, &pos, e)) return -1;
     const uint8_t *sc = r + off_scales(n), *v = r + off_vals(w, n);
     for (size_t b = 0; b < blocks && sblock; b++) {
@@ -465,7 +425,7 @@ static int flush_chunk(ActShardWriter *w, Error *e) {
         if (compress_planes(w, r, n, raw_n, &stored_n, e)) return -1;
         stored = w->comp;
     } else if (w->level >= 0) {
-        w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
+        w->comp = shard_grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
         // One-shot compression records the content size in the frame header (readers in other
         // languages can size their buffer from it).
         size_t cn = ZSTD_compressCCtx(w->cctx, w->comp, w->comp_cap, r, raw_n, w->level);
@@ -486,7 +446,7 @@ static int flush_chunk(ActShardWriter *w, Error *e) {
         .crc = crc32c(stored, stored_n),
     };
     if (write_bytes(w, stored, stored_n, e)) return -1;
-    w->index = grow(w->index, &w->index_cap, (w->n_chunks + 1) * sizeof ix);
+    w->index = shard_grow(w->index, &w->index_cap, (w->n_chunks + 1) * sizeof ix);
     w->index[w->n_chunks++] = ix;
     w->n_tokens += n;
     w->n_pending = 0;
@@ -699,11 +659,7 @@ int actshard_writer_close(ActShardWriter *w, Error *e) {
 // Copies len bytes at offset off (already checked to lie inside the file). pread keeps no file
 // position, so threads may call this on one shard at once.
 static int read_at(const ActShard *s, void *dst, size_t len, uint64_t off, Error *e) {
-    if (s->mem) {
-        memcpy(dst, s->mem + off, len);
-        return 0;
-    }
-    return pread_full(s->fd, dst, len, off, s->path, e);
+    return shard_read_at(s->fd, s->mem, s->path, dst, len, off, e);
 }
 
 // Validates the header fields read into s (after the header CRC matched).
@@ -902,7 +858,7 @@ static int parse_shard(ActShard *s, Error *e) {
     char why[200];
     int rc = check_header(s, enc_param, h, e);
     if (!rc && memchr(mid, 0, mid_len)) rc = err_set(e, "%s: model id contains a NUL byte", P);
-    if (!rc && !is_json_object(meta, meta_len, why, sizeof why)) rc = err_set(e, "%s: header metadata: %s", P, why);
+    if (!rc && !shard_meta_is_object(meta, meta_len, why, sizeof why)) rc = err_set(e, "%s: header metadata: %s", P, why);
     free(h);
     if (rc) return rc;
 
@@ -953,16 +909,8 @@ static int parse_shard(ActShard *s, Error *e) {
 int actshard_open(ActShard *s, const char *path, Error *e) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(e, "%s: not a regular file (a shard is read by random access, from its end)", path);
-    }
-    s->fd = fd;
+    if (shard_open_file(path, &s->fd, &s->file_size, e)) return -1;
     s->path = xstrdup(path);
-    s->file_size = (uint64_t)st.st_size;
     if (parse_shard(s, e)) {
         actshard_close(s);
         return -1;
@@ -1104,7 +1052,7 @@ static int parse_payload(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     int threads = values < (1u << 17) ? 1 : c->threads > 0 ? c->threads : parallel_threads();
     size_t parts = (size_t)threads > blocks ? ((size_t)threads + blocks - 1) / blocks : 1;
     if (parts > n) parts = n;
-    if (!c->encoded_only) c->act = grow(c->act, &c->act_cap, values * sizeof(float));
+    if (!c->encoded_only) c->act = shard_grow(c->act, &c->act_cap, values * sizeof(float));
     size_t tasks = blocks * parts;
     DecodeJob job = {s, c, parts, xmalloc(tasks * sizeof(size_t))};
     parallel_for_n(tasks, 1, threads, decode_tasks, &job);
@@ -1145,13 +1093,13 @@ int actshard_read_chunk(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     // read into comp, or used in place when the shard is in memory.
     const uint8_t *src;
     if (x->compression == COMP_STORED) {
-        c->raw = grow(c->raw, &c->raw_cap, rn);
+        c->raw = shard_grow(c->raw, &c->raw_cap, rn);
         if (read_at(s, c->raw, rn, x->offset, e)) return -1;
         src = c->raw;
     } else if (s->mem) {
         src = s->mem + x->offset;
     } else {
-        c->comp = grow(c->comp, &c->comp_cap, cn);
+        c->comp = shard_grow(c->comp, &c->comp_cap, cn);
         if (read_at(s, c->comp, cn, x->offset, e)) return -1;
         src = c->comp;
     }
@@ -1169,7 +1117,7 @@ int actshard_read_chunk(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
         if (ZSTD_isError(fsz) || fsz != cn)
             return err_set(e, "%s: chunk %llu: not exactly one zstd frame of %zu bytes%s%s", P, (ull)i, cn,
                            ZSTD_isError(fsz) ? ": " : "", ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz) : "");
-        c->raw = grow(c->raw, &c->raw_cap, rn);
+        c->raw = shard_grow(c->raw, &c->raw_cap, rn);
         if (!c->zstd_dctx && !(c->zstd_dctx = ZSTD_createDCtx())) fatal("out of memory creating a zstd context");
         size_t got = ZSTD_decompressDCtx(c->zstd_dctx, c->raw, rn, src, cn);
         if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)

@@ -9,15 +9,13 @@
 // reader starts from the footer. All integers are little-endian and (de)serialised byte by byte
 // so the code does not depend on the host's byte order or on struct padding.
 #include "fileio.h"
+#include "shard_io.h"
 #include "tokshard.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 #include <zstd_errors.h>
@@ -37,28 +35,6 @@ enum {
 
 typedef unsigned long long ull;  // for printf of uint64_t without PRIu64 noise
 
-// ---- little-endian helpers -------------------------------------------------------------------
-
-static void put_u32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
-
-// Returns p grown to hold at least n bytes (amortised doubling); *cap tracks its size.
-static void *grow(void *p, size_t *cap, size_t n) {
-    if (p && n <= *cap) return p;
-    size_t c = *cap ? *cap : 256;
-    while (c < n) c = c > SIZE_MAX / 2 ? n : c * 2;
-    *cap = c;
-    return xrealloc(p, c);
-}
-
 // Bytes of a chunk's payload before compression.
 static uint64_t payload_bytes(uint64_t n_tokens, uint64_t n_docs) {
     return CHUNK_PREFIX + SLICE_BYTES * n_docs + 4 * n_tokens;
@@ -72,22 +48,6 @@ uint64_t fnv1a64(const void *data, size_t len) {
 }
 
 // Is text (len bytes, no NUL inside) a JSON object? Fills why on failure.
-static int is_json_object(const char *text, size_t len, char *why, size_t why_len) {
-    if (memchr(text, 0, len)) {
-        snprintf(why, why_len, "contains a NUL byte");
-        return 0;
-    }
-    json_error_t jerr;
-    json_t *j = json_loadb(text, len, 0, &jerr);
-    if (!j) {
-        snprintf(why, why_len, "invalid JSON: %s", jerr.text);
-        return 0;
-    }
-    int ok = json_is_object(j);
-    json_decref(j);
-    if (!ok) snprintf(why, why_len, "not a JSON object");
-    return ok;
-}
 
 // ---- writer ----------------------------------------------------------------------------------
 
@@ -114,12 +74,7 @@ struct TokShardWriter {
 };
 
 static int write_bytes(TokShardWriter *w, const void *p, size_t n, Error *e) {
-    if (n && fwrite(p, 1, n, w->f) != n) {
-        w->failed = 1;
-        return err_set(e, "%s: write error: %s", w->path, strerror(errno));
-    }
-    w->offset += n;
-    return 0;
+    return shard_write(w->f, w->path, p, n, &w->offset, &w->failed, e);
 }
 
 static void writer_free(TokShardWriter *w) {
@@ -148,7 +103,7 @@ TokShardWriter *tokshard_writer_open(const char *path, const TokShardWriterOptio
     char why[200];
     if (meta_len > MAX_META_BYTES)
         return err_set(e, "%s: header metadata is %zu bytes (maximum %u)", path, meta_len, MAX_META_BYTES), NULL;
-    if (!is_json_object(meta, meta_len, why, sizeof why))
+    if (!shard_meta_is_object(meta, meta_len, why, sizeof why))
         return err_set(e, "%s: header metadata: %s", path, why), NULL;
 
     TokShardWriter *w = xcalloc(1, sizeof *w);
@@ -190,7 +145,7 @@ TokShardWriter *tokshard_writer_open(const char *path, const TokShardWriterOptio
 // Serialises, compresses and writes the pending chunk, and records its index entry.
 static int flush_chunk(TokShardWriter *w, Error *e) {
     size_t raw_n = (size_t)payload_bytes(w->n_ids, w->n_slices);
-    w->raw = grow(w->raw, &w->raw_cap, raw_n);
+    w->raw = shard_grow(w->raw, &w->raw_cap, raw_n);
     uint8_t *p = w->raw;
     put_u32(p, w->n_ids);
     put_u32(p + 4, w->n_slices);
@@ -204,7 +159,7 @@ static int flush_chunk(TokShardWriter *w, Error *e) {
     }
     for (uint32_t k = 0; k < w->n_ids; k++, p += 4) put_u32(p, w->ids[k]);
 
-    w->comp = grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
+    w->comp = shard_grow(w->comp, &w->comp_cap, ZSTD_compressBound(raw_n));
     // One-shot compression records the content size in the frame header, which lets readers
     // (zstandard in Python, the zstd CLI) size their output buffer without the index.
     size_t cn = ZSTD_compressCCtx(w->cctx, w->comp, w->comp_cap, w->raw, raw_n, w->level);
@@ -222,7 +177,7 @@ static int flush_chunk(TokShardWriter *w, Error *e) {
         .crc = crc32c(w->comp, cn),
     };
     if (write_bytes(w, w->comp, cn, e)) return -1;
-    w->index = grow(w->index, &w->index_cap, (w->n_chunks + 1) * sizeof ix);
+    w->index = shard_grow(w->index, &w->index_cap, (w->n_chunks + 1) * sizeof ix);
     w->index[w->n_chunks++] = ix;
     w->n_tokens += w->n_ids;
     w->n_ids = w->n_slices = 0;
@@ -230,7 +185,7 @@ static int flush_chunk(TokShardWriter *w, Error *e) {
 }
 
 static void add_slice(TokShardWriter *w, uint64_t doc_id, uint32_t n, uint32_t pos_in_doc) {
-    w->docs = grow(w->docs, &w->docs_cap, (w->n_slices + 1) * sizeof(TokChunkDoc));
+    w->docs = shard_grow(w->docs, &w->docs_cap, (w->n_slices + 1) * sizeof(TokChunkDoc));
     w->docs[w->n_slices++] = (TokChunkDoc){doc_id, w->n_ids, n, pos_in_doc};
 }
 
@@ -251,7 +206,7 @@ int tokshard_write_doc(TokShardWriter *w, uint64_t doc_id, const uint32_t *ids, 
     do {
         uint32_t take = (uint32_t)(n - pos < w->chunk_tokens - w->n_ids ? n - pos : w->chunk_tokens - w->n_ids);
         add_slice(w, doc_id, take, (uint32_t)pos);
-        w->ids = grow(w->ids, &w->ids_cap, ((size_t)w->n_ids + take) * sizeof(uint32_t));
+        w->ids = shard_grow(w->ids, &w->ids_cap, ((size_t)w->n_ids + take) * sizeof(uint32_t));
         if (take) memcpy(w->ids + w->n_ids, ids + pos, (size_t)take * sizeof(uint32_t));
         w->n_ids += take;
         pos += take;
@@ -323,11 +278,7 @@ int tokshard_writer_close(TokShardWriter *w, Error *e) {
 
 // Copies len bytes at offset off (already checked to lie inside the file).
 static int read_at(const TokShard *s, void *dst, size_t len, uint64_t off, Error *e) {
-    if (s->mem) {
-        memcpy(dst, s->mem + off, len);
-        return 0;
-    }
-    return pread_full(s->fd, dst, len, off, s->path, e);
+    return shard_read_at(s->fd, s->mem, s->path, dst, len, off, e);
 }
 
 // Validates the index entries against each other, the header and the footer.
@@ -415,7 +366,7 @@ static int parse_shard(TokShard *s, Error *e) {
     if (check_crc(P, "header", get_u32(f + 36), crc32c_update(crc32c(h, HEADER_FIXED), s->meta_json, meta_len), e))
         return -1;
     char why[200];
-    if (!is_json_object(s->meta_json, meta_len, why, sizeof why))
+    if (!shard_meta_is_object(s->meta_json, meta_len, why, sizeof why))
         return err_set(e, "%s: header metadata: %s", P, why);
     if (s->vocab_size == 0) return err_set(e, "%s: vocab_size is 0", P);
     if (s->chunk_tokens == 0 || s->chunk_tokens > TOKSHARD_MAX_CHUNK_TOKENS)
@@ -456,16 +407,8 @@ static int parse_shard(TokShard *s, Error *e) {
 int tokshard_open(TokShard *s, const char *path, Error *e) {
     memset(s, 0, sizeof *s);
     s->fd = -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return err_set(e, "%s: not a regular file (a shard is read by random access, from its end)", path);
-    }
-    s->fd = fd;
+    if (shard_open_file(path, &s->fd, &s->file_size, e)) return -1;
     s->path = xstrdup(path);
-    s->file_size = (uint64_t)st.st_size;
     if (parse_shard(s, e)) {
         tokshard_close(s);
         return -1;
@@ -513,8 +456,8 @@ static int parse_payload(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
     if (nt != x->n_tokens || nd != x->n_docs)
         return err_set(e, "%s: chunk %llu: payload says %u tokens and %u slices, index says %u and %u", P, (ull)i, nt,
                        nd, x->n_tokens, x->n_docs);
-    c->docs = grow(c->docs, &c->docs_cap, (size_t)nd * sizeof *c->docs);
-    c->ids = grow(c->ids, &c->ids_cap, (size_t)nt * sizeof *c->ids);
+    c->docs = shard_grow(c->docs, &c->docs_cap, (size_t)nd * sizeof *c->docs);
+    c->ids = shard_grow(c->ids, &c->ids_cap, (size_t)nt * sizeof *c->ids);
     p += CHUNK_PREFIX;
     uint32_t pos = 0;
     for (uint32_t k = 0; k < nd; k++, p += SLICE_BYTES) {
@@ -568,7 +511,7 @@ int tokshard_read_chunk(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
     if (s->mem) {
         src = s->mem + x->offset;
     } else {
-        c->comp = grow(c->comp, &c->comp_cap, cn);
+        c->comp = shard_grow(c->comp, &c->comp_cap, cn);
         if (read_at(s, c->comp, cn, x->offset, e)) return -1;
         src = c->comp;
     }
@@ -588,7 +531,7 @@ int tokshard_read_chunk(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
         return err_set(e, "%s: chunk %llu: not exactly one zstd frame of %zu bytes%s%s", P, (ull)i, cn,
                        ZSTD_isError(fsz) ? ": " : "", ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz) : "");
     size_t rn = (size_t)x->raw_bytes;
-    c->raw = grow(c->raw, &c->raw_cap, rn);
+    c->raw = shard_grow(c->raw, &c->raw_cap, rn);
     if (!c->zstd_dctx && !(c->zstd_dctx = ZSTD_createDCtx())) fatal("out of memory creating a zstd context");
     size_t got = ZSTD_decompressDCtx(c->zstd_dctx, c->raw, rn, src, cn);
     if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
@@ -649,7 +592,7 @@ int tokdoc_iter_next(TokDocIter *it, uint64_t *doc_id, const uint32_t **ids, siz
     // The last slice of a chunk may continue into the next ones: gather it in buf, then append
     // each following chunk's first slice while it carries on this document.
     size_t len = d.n_tokens;
-    it->buf = grow(it->buf, &it->buf_cap, (len ? len : 1) * sizeof(uint32_t));
+    it->buf = shard_grow(it->buf, &it->buf_cap, (len ? len : 1) * sizeof(uint32_t));
     memcpy(it->buf, c->ids + d.start, len * sizeof(uint32_t));
     while (it->next_doc_in_chunk == c->n_docs && it->next_chunk < s->n_chunks) {
         if (iter_load(it, e)) return -1;
@@ -659,7 +602,7 @@ int tokdoc_iter_next(TokDocIter *it, uint64_t *doc_id, const uint32_t **ids, siz
             return err_set(e, "%s: chunk %llu: first slice continues document %llu at token %u, but the previous "
                            "chunk ended document %llu at token %zu", s->path, (ull)(it->next_chunk - 1),
                            (ull)f.doc_id, f.pos_in_doc, (ull)d.doc_id, len);
-        it->buf = grow(it->buf, &it->buf_cap, (len + f.n_tokens) * sizeof(uint32_t));
+        it->buf = shard_grow(it->buf, &it->buf_cap, (len + f.n_tokens) * sizeof(uint32_t));
         memcpy(it->buf + len, c->ids, (size_t)f.n_tokens * sizeof(uint32_t));
         len += f.n_tokens;
         it->next_doc_in_chunk = 1;
