@@ -12,27 +12,16 @@
 
 #include "actshard.h"
 #include "check.h"
+#include "shard_check.h"
 #include "convert.h"
 #include "crc32c.h"
 
-static uint64_t rng_next(uint64_t *s) {  // xorshift64*
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
 static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
 static double rng_normal(uint64_t *s) {  // Box-Muller
     double u = rng_unit(s), v = rng_unit(s);
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
-static char tmpdir[64];
-static char *tpath(const char *name) {  // caller frees
-    char *p = malloc(strlen(tmpdir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static int starts_with_path(const char *msg, const char *path) { return strncmp(msg, path, strlen(path)) == 0; }
 
@@ -402,13 +391,6 @@ static void test_threaded_reads(void) {
 
 // ---- atomic writes and writer validation -------------------------------------------------------
 
-static int tmp_files_left(void) {  // "*.tmp.*" files in tmpdir
-    DIR *d = opendir(tmpdir);
-    int n = 0;
-    for (struct dirent *ent; d && (ent = readdir(d));) n += strstr(ent->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
-}
 
 static void test_atomic_write(void) {
     char *path = tpath("atomic.acts");
@@ -553,30 +535,12 @@ static void test_info_json(void) {
 
 // ---- a file built by hand from formats/acts.md -------------------------------------------------
 
-static void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 static void putf64(uint8_t *p, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);
     put64(p, u);
 }
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
-static void write_file(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (f) fwrite(p, 1, n, f), fclose(f);
-}
 
 // One f32 layer (model layer 6) of d = 2, three tokens, one chunk, stored or zstd; `scale`
 // puts scale_bytes in the payload, `count` is written as the statistics' token count.
@@ -782,11 +746,7 @@ static void test_corrupt_shards(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cltkit_actshard_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tmpdir_create("actshard")) return 1;
     RUN_TEST(test_roundtrip_dtypes);
     RUN_TEST(test_bf16_f16_encoding);
     RUN_TEST(test_zero_tokens);

@@ -9,22 +9,11 @@
 #include <zstd.h>
 
 #include "check.h"
+#include "shard_check.h"
 #include "crc32c.h"
 #include "tokshard.h"
 
-static uint64_t rng_next(uint64_t *s) {  // xorshift64*
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
 
-static char tmpdir[64];
-static char *tpath(const char *name) {  // caller frees
-    char *p = malloc(strlen(tmpdir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static uint32_t crc32c_bitwise(const uint8_t *p, size_t n) {  // the definition, one bit at a time
     uint32_t c = 0xFFFFFFFFu;
@@ -271,13 +260,6 @@ static void test_roundtrip_edge_shards(void) {
 
 // ---- atomic writes -----------------------------------------------------------------------------
 
-static int tmp_files_left(void) {  // "*.tmp.*" files in tmpdir
-    DIR *d = opendir(tmpdir);
-    int n = 0;
-    for (struct dirent *ent; d && (ent = readdir(d));) n += strstr(ent->d_name, ".tmp.") != NULL;
-    if (d) closedir(d);
-    return n;
-}
 
 static void test_atomic_write(void) {
     char *path = tpath("atomic.tok");
@@ -319,22 +301,7 @@ static void test_atomic_write(void) {
 
 // ---- corrupt files -----------------------------------------------------------------------------
 
-static void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get64(const uint8_t *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-    return v;
-}
 
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (f) fwrite(p, 1, n, f), fclose(f);
-}
 
 // Recomputes the footer's header CRC and its own CRC, after a test edited the header.
 static void fix_footer(uint8_t *b, size_t n) {
@@ -367,7 +334,7 @@ done:
 // Writes bytes to path, reads it fully, and checks the error starts with the path and contains want.
 static void expect_corrupt(const char *name, const uint8_t *b, size_t n, const char *want) {
     char *path = tpath(name);
-    write_bytes(path, b, n);
+    write_file(path, b, n);
     Error e;
     read_all(path, &e);
     CHECK(e.msg[0] && strncmp(e.msg, path, strlen(path)) == 0 && strstr(e.msg, want), "%s: want \"%s\", got \"%s\"",
@@ -476,7 +443,7 @@ static void build_shard(const char *path, uint32_t vocab, uint32_t ct, const Raw
     put32(f + 44, crc32c(f, 44));
     memcpy(f + 48, "CLTKTEND", 8);
     n += 56;
-    write_bytes(path, b, n);
+    write_file(path, b, n);
     free(b);
     free(index);
 }
@@ -523,11 +490,7 @@ static void test_corrupt_payloads(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cltkit_tokshard_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (tmpdir_create("tokshard")) return 1;
     RUN_TEST(test_crc32c);
     RUN_TEST(test_roundtrip_tiny_chunks);
     RUN_TEST(test_roundtrip_default_chunks);
