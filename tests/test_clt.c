@@ -157,7 +157,9 @@ static void compare_grads(const char *cs, const SafeTensors *g, const char *pref
     }
 }
 
-static void check_case(const char *cs) {
+// per_pair: 1 if the case must take the backward's per-pair path in every layer (fewer than
+// CLT_DENSE_DA_FRACTION of the pairs active or in the window), 0 if its dense dL/da GEMM path.
+static void check_case(const char *cs, int per_pair) {
     char path[256];
     snprintf(path, sizeof path, "tests/golden/clt/%s.safetensors", cs);
     SafeTensors g;
@@ -177,6 +179,16 @@ static void check_case(const char *cs) {
     clt_work_init(&w, L, d, F, B);
     clt_forward(&p, x, B, &w);
     CltLossTerms lt = clt_loss(&p, y, &lp, &w);
+    for (int l = 0; l < L; l++) {
+        int pairs = 0;
+        for (int i = 0; i < B * F; i++) {
+            float th = w.theta[l][i % F];
+            pairs += w.h[l][i] > th || fabsf(w.h[l][i] - th) < 0.5f * lp.eps;
+        }
+        int sparse = pairs <= CLT_DENSE_DA_FRACTION * B * F;
+        CHECK(sparse == per_pair, "%s layer %d: %d of %d pairs need dL/da: not the %s path", cs, l, pairs, B * F,
+              per_pair ? "per-pair" : "dense");
+    }
     for (int l = 0; l < L; l++) {
         snprintf(name, sizeof name, "h.%d", l);
         expect_close(cs, &g, name, w.h[l], (size_t)B * F, 1e-5);
@@ -229,9 +241,10 @@ static void check_case(const char *cs) {
     safetensors_close(&g);
 }
 
-static void test_clt_case0_matches_torch(void) { check_case("case0"); }
-static void test_clt_case1_matches_torch(void) { check_case("case1"); }
-static void test_clt_case2_matches_torch(void) { check_case("case2"); }
+static void test_clt_case0_matches_torch(void) { check_case("case0", 0); }
+static void test_clt_case1_matches_torch(void) { check_case("case1", 0); }
+static void test_clt_case2_matches_torch(void) { check_case("case2", 0); }
+static void test_clt_case3_per_pair_matches_torch(void) { check_case("case3", 1); }
 
 // TopK / BatchTopK against torch.topk + autograd (tests/ref/make_clt_topk_goldens.py): the
 // selected set, ŷ, the loss (reconstruction only), every gradient (log θ: none), and the batch's
@@ -380,6 +393,7 @@ int main(void) {
     RUN_TEST(test_clt_case0_matches_torch);
     RUN_TEST(test_clt_case1_matches_torch);
     RUN_TEST(test_clt_case2_matches_torch);
+    RUN_TEST(test_clt_case3_per_pair_matches_torch);
     RUN_TEST(test_clt_topk_matches_torch);
     RUN_TEST(test_clt_batchtopk_matches_torch);
     RUN_TEST(test_clt_batchtopk_cutoff_is_exact);
