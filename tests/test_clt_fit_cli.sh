@@ -48,3 +48,15 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_error clt_fit_cuda_unavailable "--device cuda: (no CUDA device|this clt-fit was built without CUDA)" \
     "$BIN/clt-fit" -o "$TMP/x" --device cuda --steps 2 "$TMP/a.acts"
 fi
+# a diverging run (absurd learning rate) stops at the first non-finite loss with one line, and the
+# checkpoint written before it (--save-every 1) stays complete
+expect_error clt_fit_nan_detected "step [0-9]+: loss is .*; the last good checkpoint in .* is kept" \
+  "$BIN/clt-fit" -o "$TMP/nan" "${FIT[@]}" --lr 1e30 --steps 50 --save-every 1 "$TMP/a.acts"
+if "$PY" - "$TMP/nan/train_state.safetensors" <<'PYEOF'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+meta = json.loads(raw[8:8 + n])["__metadata__"]
+assert 1 <= int(meta["step"]) < 50, meta
+PYEOF
+then ok clt_fit_nan_keeps_checkpoint; else fail clt_fit_nan_keeps_checkpoint "no complete checkpoint"; fi
