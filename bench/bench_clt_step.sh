@@ -9,10 +9,7 @@
 #
 # Sizes are environment variables (defaults: the issue's d 512, 8 layers, 16x expansion, L0 32,
 # 1024-token batches). Needs the reference venv with torch (CLTKIT_REFVENV or .venv-ref).
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-PY=${CLTKIT_REFVENV:-$ROOT/.venv-ref}/bin/python
+source "$(dirname "$0")/lib.sh"
 L=${L:-8} D=${D:-512} F=${F:-8192} B=${B:-1024} L0=${L0:-32} THREADS=${THREADS:-2} WINDOWS=${WINDOWS:-"0.005 0.02 0.1"}
 make -s bench-bins >/dev/null
 field() { "$PY" -c "import json,sys; print(json.loads(sys.stdin.read())['$1'])"; }

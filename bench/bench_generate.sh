@@ -8,11 +8,7 @@
 # Needs the GGUF (scripts/fetch_smollm2.sh; converted once with bin/gguf-convert into
 # /tmp/cltkit-bench/smollm2) and the reference venv with torch + transformers
 # (tests/ref/requirements-generate.txt; CLTKIT_REFVENV or .venv-ref). THREADS="1 2" by default.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-VENV=${CLTKIT_REFVENV:-$ROOT/.venv-ref}
-PY=$VENV/bin/python
+source "$(dirname "$0")/lib.sh"
 MODEL=/tmp/cltkit-bench/smollm2
 PROMPT="Write a poem about the sea."
 NEW=64

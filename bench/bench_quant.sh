@@ -12,9 +12,7 @@
 # tests/data/tok_corpus.jsonl), contexts of 256, every layer, mlp_in + mlp_out, the first
 # $TOKENS tokens; and, if /tmp/cltkit-bench/llama-mid exists (bench/make_bench_model.py), the
 # mid-size random Llama over random ids.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 SHARED=${CLTKIT_SHARED:-$ROOT/../shared}
 W=/tmp/cltkit-bench/quant
 TOKENS=${TOKENS:-262144}

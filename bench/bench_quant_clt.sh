@@ -5,9 +5,7 @@
 # the fp32 held-out shard.
 #
 #   bash bench/bench_quant_clt.sh [STEPS]
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 SHARED=${CLTKIT_SHARED:-$ROOT/../shared}
 ST=$SHARED/models/stories260K
 STEPS=${1:-400}

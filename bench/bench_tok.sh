@@ -8,11 +8,8 @@
 # Needs the reference venv (created on first use in .venv-ref from tests/ref/requirements-tok.txt,
 # PyPI access) and ../shared/tokenizers. The corpus (~40 MB, not committed) is built by
 # bench/make_bench_corpus.py into /tmp/cltkit-bench/corpus.jsonl.
-set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+source "$(dirname "$0")/lib.sh"
 SHARED=${CLTKIT_SHARED:-$ROOT/../shared}
-VENV=${CLTKIT_REFVENV:-$ROOT/.venv-ref}
 CORPUS=${CORPUS:-/tmp/cltkit-bench/corpus.jsonl}
 NAMES=("$@"); [ ${#NAMES[@]} -gt 0 ] || NAMES=(gpt2 llama3 gemma3)
 THREADS=$(nproc)
