@@ -71,15 +71,6 @@ int clt_save(const char *dir, const CltParams *p, const float *s_in, const float
     return 0;
 }
 
-static int load_into(const SafeTensors *st, const char *name, const int64_t *shape, int ndim, float *dst, Error *e) {
-    const StTensor *t = safetensors_find(st, name);
-    if (!t) return err_set(e, "%s: missing tensor \"%s\"", st->path, name);
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
-    if (!ok) return err_set(e, "%s: tensor \"%s\" has an unexpected shape", st->path, name);
-    return safetensors_to_f32(st, t, dst, t->numel, e);
-}
-
 int clt_load(const char *dir, CltParams *p, Error *e) {
     char path[4096], name[64];
     int L = 0;
@@ -106,13 +97,13 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
         if ((rc = safetensors_open(&st, path, e))) break;
         int64_t s_fd[2] = {F, d}, s_f[1] = {F}, s_d[1] = {d};
         snprintf(name, sizeof name, "W_enc_%d", l);
-        rc = load_into(&st, name, s_fd, 2, p->W_enc[l], e);
+        rc = safetensors_load_f32(&st, name, s_fd, 2, p->W_enc[l], e);
         snprintf(name, sizeof name, "b_enc_%d", l);
-        if (!rc) rc = load_into(&st, name, s_f, 1, p->b_enc[l], e);
+        if (!rc) rc = safetensors_load_f32(&st, name, s_f, 1, p->b_enc[l], e);
         snprintf(name, sizeof name, "b_dec_%d", l);
-        if (!rc) rc = load_into(&st, name, s_d, 1, p->b_dec[l], e);
+        if (!rc) rc = safetensors_load_f32(&st, name, s_d, 1, p->b_dec[l], e);
         snprintf(name, sizeof name, "threshold_%d", l);
-        if (!rc) rc = load_into(&st, name, s_f, 1, thr, e);
+        if (!rc) rc = safetensors_load_f32(&st, name, s_f, 1, thr, e);
         safetensors_close(&st);
         for (int i = 0; !rc && i < F; i++) {
             if (!(thr[i] > 0)) {
@@ -126,7 +117,7 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
         if ((rc = safetensors_open(&st, path, e))) break;
         int64_t s_dec[3] = {F, L - l, d};
         snprintf(name, sizeof name, "W_dec_%d", l);
-        rc = load_into(&st, name, s_dec, 3, p->W_dec[l], e);
+        rc = safetensors_load_f32(&st, name, s_dec, 3, p->W_dec[l], e);
         safetensors_close(&st);
     }
     free(thr);

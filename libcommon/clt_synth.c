@@ -215,15 +215,6 @@ static int meta_int(json_t *meta, const char *key, const char *path, int *out, E
     return 0;
 }
 
-static int load_tensor(const SafeTensors *st, const char *name, const int64_t *shape, int ndim, float *dst, Error *e) {
-    const StTensor *t = safetensors_find(st, name);
-    if (!t) return err_set(e, "%s: missing tensor \"%s\"", st->path, name);
-    int ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
-    if (!ok) return err_set(e, "%s: tensor \"%s\" has an unexpected shape", st->path, name);
-    return safetensors_to_f32(st, t, dst, t->numel, e);
-}
-
 int synth_load_truth(const char *dir, SynthModel *m, Error *e) {
     memset(m, 0, sizeof *m);
     char path[4096], name[32];
@@ -248,14 +239,14 @@ int synth_load_truth(const char *dir, SynthModel *m, Error *e) {
     for (int l = 0; l < L && !rc; l++) {
         int64_t s_enc[2] = {F, d}, s_dec[3] = {F, L - l, d}, s_p[1] = {F};
         snprintf(name, sizeof name, "enc_%d", l);
-        rc = load_tensor(&st, name, s_enc, 2, m->enc[l], e);
+        rc = safetensors_load_f32(&st, name, s_enc, 2, m->enc[l], e);
         snprintf(name, sizeof name, "W_dec_%d", l);
-        if (!rc) rc = load_tensor(&st, name, s_dec, 3, m->dec[l], e);
+        if (!rc) rc = safetensors_load_f32(&st, name, s_dec, 3, m->dec[l], e);
         snprintf(name, sizeof name, "p_fire_%d", l);
-        if (!rc) rc = load_tensor(&st, name, s_p, 1, m->p_fire[l], e);
+        if (!rc) rc = safetensors_load_f32(&st, name, s_p, 1, m->p_fire[l], e);
     }
     int64_t s_l[1] = {L};
-    if (!rc) rc = load_tensor(&st, "planted_l0", s_l, 1, l0, e);
+    if (!rc) rc = safetensors_load_f32(&st, "planted_l0", s_l, 1, l0, e);
     for (int l = 0; l < L && !rc; l++) m->l0[l] = l0[l];
     free(l0);
     safetensors_close(&st);

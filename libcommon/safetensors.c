@@ -509,3 +509,12 @@ int safetensors_write(const char *path, const StWriteTensor *tensors, int n, con
     free(items);
     return bad ? -1 : 0;
 }
+
+int safetensors_load_f32(const SafeTensors *st, const char *name, const int64_t *shape, int ndim, float *dst, Error *e) {
+    const StTensor *t = safetensors_find(st, name);
+    if (!t) return err_set(e, "%s: missing tensor \"%s\"", st->path, name);
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    if (!ok) return err_set(e, "%s: tensor \"%s\" has an unexpected shape", st->path, name);
+    return safetensors_to_f32(st, t, dst, t->numel, e);
+}

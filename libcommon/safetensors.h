@@ -46,6 +46,9 @@ const StTensor *safetensors_find(const SafeTensors *st, const char *name);
 // Copies a tensor to fp32 (F32/F16/BF16/F8_E4M3 and integer types), checking numel == expected
 // (0 = don't check). Error names file, tensor and problem.
 int safetensors_to_f32(const SafeTensors *st, const StTensor *t, float *out, uint64_t expected_numel, Error *e);
+// The tensor `name` of exactly this shape (ndim dims), converted to f32 into dst; a missing tensor
+// or another shape is an error naming the file and the tensor.
+int safetensors_load_f32(const SafeTensors *st, const char *name, const int64_t *shape, int ndim, float *dst, Error *e);
 
 // Writer: add tensors, then write. Layout like the reference writer (sorted by descending
 // alignment then name, header padded with spaces to a multiple of 8). Atomic (temp + rename).
