@@ -42,7 +42,7 @@ static const char USAGE[] =
     "  --no-bos             do not prepend BOS (the shards' documents already start with it)\n"
     "  --bos ID             BOS id (default: config.json bos_token_id)\n"
     "  --keep-bos           also write the BOS positions' activations\n"
-    "  --shard i/N          process contexts with index %% N == i\n"
+    "  --shard i/N          process contexts with index % N == i\n"
     "  --max-tokens N       stop after N written tokens\n"
     "  --chunk-tokens N     tokens per compressed chunk (default 4096)\n"
     "  --zstd-level N       compression level (default 1; negative: store)\n"

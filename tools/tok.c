@@ -31,7 +31,7 @@ static const char USAGE[] =
     "        --add-special       apply the tokenizer's post-processor (e.g. prepend <bos>)\n"
     "        --bos TOK, --eos TOK  prepend/append this token (string or id) to every document\n"
     "        --utf8-replace      replace invalid UTF-8 by U+FFFD (default: error)\n"
-    "        --shard i/N         encode only documents with index %% N == i\n"
+    "        --shard i/N         encode only documents with index % N == i\n"
     "        --threads N         worker threads (default: all cores)\n"
     "        --chunk-tokens N    tokens per compressed chunk (default 65536)\n"
     "        --zstd-level N      compression level (default 3)\n"
