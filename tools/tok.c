@@ -18,6 +18,8 @@
 static const char USAGE[] =
     "usage: tok <command> [options]\n"
     "\n"
+    "-t, --tokenizer FILE is the model's tokenizer.json; -o, --output FILE the shard written.\n"
+    "\n"
     "commands:\n"
     "  encode -t tokenizer.json -o out.tok [options] INPUT...\n"
     "      Tokenize documents into a token shard (formats/tokens.md). INPUT is a text file (one\n"
