@@ -1,44 +1,46 @@
 // shard_check.h — what the token- and activation-shard tests (test_tokshard.c, test_actshard.c)
-// share: a seeded generator, a temporary directory, raw file writes, the count of left-over temp
+// share: seeded generators, the test's temporary directory, raw file writes, activation writes in
+// calls of varied sizes, the count of left-over temp
 // files, and little-endian fields for the files they build by hand. The byte helpers are the
 // tests' own (not libcommon's), so a hand-built file checks the format spec independently.
 #pragma once
 #include <dirent.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng_next(uint64_t *s) {  // xorshift64*
+#include "actshard.h"
+#include "tmpdir.h"
+
+static inline uint64_t rng_next(uint64_t *s) {  // xorshift64*
     *s ^= *s >> 12;
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-static char tmpdir[64];
-// Creates tmpdir as /tmp/cltkit_<name>_XXXXXX; 0, or -1 (reported) on failure.
-static int tmpdir_create(const char *name) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cltkit_%s_XXXXXX", name);
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return -1;
-    }
-    return 0;
+static inline double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static inline double rng_normal(uint64_t *s) {  // Box-Muller
+    double u = rng_unit(s), v = rng_unit(s);
+    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
-static char *tpath(const char *name) {  // caller frees
-    char *p = malloc(strlen(tmpdir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", tmpdir, name);
+
+static TmpDir shard_tmp;  // the test's directory (tmp_open in main, tmp_close at the end)
+static inline char *tpath(const char *name) {  // caller frees
+    char *p = malloc(strlen(shard_tmp.dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", shard_tmp.dir, name);
     return p;
 }
-static int tmp_files_left(void) {  // "*.tmp.*" files in tmpdir
-    DIR *d = opendir(tmpdir);
+static inline int tmp_files_left(void) {  // "*.tmp.*" files in the test's directory
+    DIR *d = opendir(shard_tmp.dir);
     int n = 0;
     for (struct dirent *ent; d && (ent = readdir(d));) n += strstr(ent->d_name, ".tmp.") != NULL;
     if (d) closedir(d);
     return n;
 }
-static void write_file(const char *path, const void *p, size_t n) {
+static inline void write_file(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (f) fwrite(p, 1, n, f), fclose(f);
 }
@@ -56,4 +58,31 @@ static inline uint64_t get64(const uint8_t *p) {
 }
 static inline uint32_t get32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// Writes n tokens of activations into w in calls of the given sizes (cycled; 0 is a legal empty
+// call), so the writer's chunking meets every boundary; x_in, x_out (L, n, d) hook-major as the
+// tests hold them, tok/doc/pos (n,). Closes w (aborts it on an error). 0 or -1.
+static inline int write_in_calls(ActShardWriter *w, int L_, int d_, size_t n, const uint32_t *tok, const uint64_t *doc,
+                                 const uint32_t *pos, const float *x_in, const float *x_out, const size_t *sizes,
+                                 int n_sizes, Error *e) {
+    size_t L = (size_t)L_, d = (size_t)d_;
+    float *bin = malloc((L * n * d + 1) * 4), *bout = malloc((L * n * d + 1) * 4);
+    int rc = 0;
+    for (size_t t = 0, call = 0; t < n && !rc; call++) {
+        size_t m = sizes[call % (size_t)n_sizes];
+        if (m > n - t) m = n - t;
+        for (size_t l = 0; l < L; l++) {  // (L, m, d) slices of the (L, n, d) arrays
+            memcpy(bin + l * m * d, x_in + (l * n + t) * d, m * d * 4);
+            memcpy(bout + l * m * d, x_out + (l * n + t) * d, m * d * 4);
+        }
+        rc = actshard_write(w, m, tok + t, doc + t, pos + t, bin, bout, e);
+        t += m;
+    }
+    free(bin), free(bout);
+    if (rc) {
+        actshard_writer_abort(w);
+        return -1;
+    }
+    return actshard_writer_close(w, e);
 }

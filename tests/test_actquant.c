@@ -13,29 +13,12 @@
 #include "actquant.h"
 #include "actshard.h"
 #include "check.h"
+#include "shard_check.h"
 #include "crc32c.h"
 #include "llama2c.h"
 #include "model.h"
 #include "safetensors.h"
 
-static uint64_t rng_next(uint64_t *s) {  // xorshift64*
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-static double rng_normal(uint64_t *s) {
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
-static char tmpdir[64];
-static char *tpath(const char *name) {  // caller frees
-    char *p = malloc(strlen(tmpdir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", tmpdir, name);
-    return p;
-}
 
 typedef struct {
     ActDtype dt;
@@ -273,25 +256,8 @@ static int write_shard(const char *path, const Data *D, Enc q, int shuffle, int 
                                .shuffle = shuffle, .chunk_tokens = ct, .zstd_level = level};
     ActShardWriter *w = actshard_writer_open(path, &o, e);
     if (!w) return -1;
-    size_t L = (size_t)D->L, d = (size_t)D->d, sizes[] = {1, 50, 13, 0, 77, 2};
-    float *bin = malloc((L * D->n * d + 1) * 4), *bout = malloc((L * D->n * d + 1) * 4);
-    int rc = 0;
-    for (size_t t = 0, call = 0; t < D->n && !rc; call++) {
-        size_t m = sizes[call % 6];
-        if (m > D->n - t) m = D->n - t;
-        for (size_t l = 0; l < L; l++) {
-            memcpy(bin + l * m * d, D->x[0] + (l * D->n + t) * d, m * d * 4);
-            memcpy(bout + l * m * d, D->x[1] + (l * D->n + t) * d, m * d * 4);
-        }
-        rc = actshard_write(w, m, D->tok + t, D->doc + t, D->pos + t, bin, bout, e);
-        t += m;
-    }
-    free(bin), free(bout);
-    if (rc) {
-        actshard_writer_abort(w);
-        return -1;
-    }
-    return actshard_writer_close(w, e);
+    const size_t sizes[] = {1, 50, 13, 0, 77, 2};
+    return write_in_calls(w, D->L, D->d, D->n, D->tok, D->doc, D->pos, D->x[0], D->x[1], sizes, 6, e);
 }
 
 // The reference decoding of token t's row of (hook h, layer l): encode and decode one row.
@@ -498,13 +464,6 @@ static void test_rejects(void) {
 
 // ---- corrupt files -------------------------------------------------------------------------------
 
-static uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t get64(const uint8_t *p) { return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32; }
-static void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
 
 // Recomputes every CRC of a shard (stored chunks), as a writer would have.
 static void fix_crcs(uint8_t *b, size_t n) {
@@ -709,11 +668,7 @@ static void test_real_golden_models(void) {
 }
 
 int main(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cltkit_actquant_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    tmp_open(&shard_tmp, "actquant");
     RUN_TEST(test_e4m3_conversion);
     RUN_TEST(test_bf16_round_up);
     RUN_TEST(test_rows_random);
@@ -724,6 +679,6 @@ int main(void) {
     RUN_TEST(test_corrupt);
     RUN_TEST(test_real_stories260K);
     RUN_TEST(test_real_golden_models);
-    rmdir(tmpdir);
+    tmp_close(&shard_tmp);
     return test_summary();
 }

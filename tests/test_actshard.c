@@ -16,11 +16,6 @@
 #include "convert.h"
 #include "crc32c.h"
 
-static double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-static double rng_normal(uint64_t *s) {  // Box-Muller
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
 
 
 static int starts_with_path(const char *msg, const char *path) { return strncmp(msg, path, strlen(path)) == 0; }
@@ -88,25 +83,7 @@ static int write_data(const char *path, const Data *D, ActDtype dt, uint32_t ct,
                                  .zstd_level = level, .meta_json = "{\"ctx\": 64, \"tokens\": \"a.tok\"}"};
     ActShardWriter *w = actshard_writer_open(path, &opt, e);
     if (!w) return -1;
-    size_t L = (size_t)D->L, d = (size_t)D->d;
-    float *bin = malloc((L * D->n * d + 1) * 4), *bout = malloc((L * D->n * d + 1) * 4);
-    int rc = 0;
-    for (size_t t = 0, call = 0; t < D->n && !rc; call++) {
-        size_t m = sizes[call % (size_t)n_sizes];
-        if (m > D->n - t) m = D->n - t;
-        for (size_t l = 0; l < L; l++) {  // (L, m, d) slices of the (L, n, d) arrays
-            memcpy(bin + l * m * d, D->x[0] + (l * D->n + t) * d, m * d * 4);
-            memcpy(bout + l * m * d, D->x[1] + (l * D->n + t) * d, m * d * 4);
-        }
-        rc = actshard_write(w, m, D->tok + t, D->doc + t, D->pos + t, bin, bout, e);
-        t += m;
-    }
-    free(bin), free(bout);
-    if (rc) {
-        actshard_writer_abort(w);
-        return -1;
-    }
-    return actshard_writer_close(w, e);
+    return write_in_calls(w, D->L, D->d, D->n, D->tok, D->doc, D->pos, D->x[0], D->x[1], sizes, n_sizes, e);
 }
 
 static int bits_equal(const float *a, const float *b, size_t n) {  // -0 vs 0 and NaN payloads count
@@ -746,7 +723,7 @@ static void test_corrupt_shards(void) {
 }
 
 int main(void) {
-    if (tmpdir_create("actshard")) return 1;
+    tmp_open(&shard_tmp, "actshard");
     RUN_TEST(test_roundtrip_dtypes);
     RUN_TEST(test_bf16_f16_encoding);
     RUN_TEST(test_zero_tokens);
@@ -755,6 +732,6 @@ int main(void) {
     RUN_TEST(test_info_json);
     RUN_TEST(test_hand_built);
     RUN_TEST(test_corrupt_shards);
-    rmdir(tmpdir);
+    tmp_close(&shard_tmp);
     return test_summary();
 }

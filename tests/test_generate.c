@@ -9,6 +9,7 @@
 
 #include "chat.h"
 #include "check.h"
+#include "tmpdir.h"
 #include "generate.h"
 #include "llama2c.h"
 #include "matmul.h"
@@ -18,7 +19,8 @@
 static const char *TINY[] = {"llama3", "llama3_bf16", "gemma2", "gpt2"};
 
 // stories260K converted from llama2.c into a temporary directory (model + tokenizer.json).
-static char st_dir[64];
+static TmpDir st_tmp;
+static const char *st_dir = st_tmp.dir;
 static int stories_ready(void) {
     static int state = 0;  // 0 untried, 1 ready, -1 failed
     if (state) return state > 0;
@@ -26,8 +28,7 @@ static int stories_ready(void) {
     char ckpt[512], spm[512], p[600];
     snprintf(ckpt, sizeof ckpt, "%s/models/stories260K/stories260K.bin", test_shared_dir());
     snprintf(spm, sizeof spm, "%s/models/stories260K/tok512.model", test_shared_dir());
-    snprintf(st_dir, sizeof st_dir, "/tmp/cltkit_gen_XXXXXX");
-    if (!mkdtemp(st_dir)) return 0;
+    tmp_open(&st_tmp, "gen");
     Llama2cModel lm;
     Error e;
     if (llama2c_open(&lm, ckpt, &e)) { printf("  %s\n", e.msg); return 0; }
@@ -40,14 +41,7 @@ static int stories_ready(void) {
 }
 
 static void stories_cleanup(void) {
-    if (!st_dir[0]) return;
-    const char *files[] = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"};
-    char p[600];
-    for (int i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s/%s", st_dir, files[i]);
-        unlink(p);
-    }
-    rmdir(st_dir);
+    if (st_dir[0]) tmp_close(&st_tmp);
 }
 
 // Greedy decoding with the cache; at every step the cached logits must equal the last row of

@@ -9,32 +9,12 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "llama2c.h"
 #include "safetensors.h"
 
 static char ckpt_path[1024];
 
-typedef struct {
-    char dir[64];
-} TmpDir;
-
-static void tmp_open(TmpDir *t) {
-    snprintf(t->dir, sizeof t->dir, "/tmp/cltkit_l2c_XXXXXX");
-    if (!mkdtemp(t->dir)) { perror("mkdtemp"); exit(1); }
-}
-
-static void tmp_close(TmpDir *t) {
-    DIR *d = opendir(t->dir);
-    struct dirent *ent;
-    char p[512];
-    while (d && (ent = readdir(d))) {
-        if (ent->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", t->dir, ent->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(t->dir);
-}
 
 static void put_bytes(const char *path, const void *buf, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -190,7 +170,7 @@ static void test_write_hf(void) {
     Error e;
     if (llama2c_open(&m, ckpt_path, &e)) { CHECK(0, "%s", e.msg); return; }
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "l2c");
     int rc = llama2c_write_hf(&m, td.dir, &e);
     CHECK(rc == 0, "%s", e.msg);
     char p[256];
@@ -310,7 +290,7 @@ static void test_bad_inputs(void) {
     if (!raw) return;
     char *b = malloc(len + 16);
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "l2c");
     int32_t v;
 #define WITH_FIELD(idx, val, file, what) \
     memcpy(b, raw, len); v = (val); memcpy(b + 4 * (idx), &v, 4); expect_bad(td.dir, file, b, len, what)

@@ -8,30 +8,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpdir.h"
 #include "convert.h"
 #include "safetensors.h"
 
-typedef struct {
-    char dir[64];
-} TmpDir;
-
-static void tmp_open(TmpDir *t) {
-    snprintf(t->dir, sizeof t->dir, "/tmp/cltkit_st_XXXXXX");
-    if (!mkdtemp(t->dir)) { perror("mkdtemp"); exit(1); }
-}
-
-static void tmp_close(TmpDir *t) {
-    DIR *d = opendir(t->dir);
-    struct dirent *ent;
-    char p[512];
-    while (d && (ent = readdir(d))) {
-        if (ent->d_name[0] == '.') continue;
-        snprintf(p, sizeof p, "%s/%s", t->dir, ent->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(t->dir);
-}
 
 static int count_files(const char *dir) {
     DIR *d = opendir(dir);
@@ -70,7 +50,7 @@ static float bits_f32(uint32_t u) { return f32_from_bits(u); }
 
 static void test_roundtrip(void) {
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "st");
     char path[128];
     snprintf(path, sizeof path, "%s/rt.safetensors", td.dir);
 
@@ -184,7 +164,7 @@ static void test_roundtrip(void) {
 // by its dtype order then name, compact JSON, space padding to a multiple of 8.
 static void test_reference_layout(void) {
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "st");
     char path[128];
     snprintf(path, sizeof path, "%s/layout.safetensors", td.dir);
     uint64_t zero = 0;
@@ -220,7 +200,7 @@ static void test_reference_layout(void) {
 
 static void test_accepts(void) {
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "st");
     char path[128];
     snprintf(path, sizeof path, "%s/ok.safetensors", td.dir);
     Error e = {{0}};
@@ -267,7 +247,7 @@ static void expect_bad(const char *path, const char *problem, const char *what) 
 
 static void test_bad_files(void) {
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "st");
     char path[128];
     snprintf(path, sizeof path, "%s/bad.safetensors", td.dir);
 
@@ -372,7 +352,7 @@ static void test_bad_files(void) {
 
 static void test_writer_errors(void) {
     TmpDir td;
-    tmp_open(&td);
+    tmp_open(&td, "st");
     char path[128];
     snprintf(path, sizeof path, "%s/w.safetensors", td.dir);
     float v = 1;

@@ -490,7 +490,7 @@ static void test_corrupt_payloads(void) {
 }
 
 int main(void) {
-    if (tmpdir_create("tokshard")) return 1;
+    tmp_open(&shard_tmp, "tokshard");
     RUN_TEST(test_crc32c);
     RUN_TEST(test_roundtrip_tiny_chunks);
     RUN_TEST(test_roundtrip_default_chunks);
@@ -498,6 +498,6 @@ int main(void) {
     RUN_TEST(test_atomic_write);
     RUN_TEST(test_corrupt_shards);
     RUN_TEST(test_corrupt_payloads);
-    rmdir(tmpdir);
+    tmp_close(&shard_tmp);
     return test_summary();
 }
