@@ -84,6 +84,7 @@ void clt_work_init(CltWork *w, int L, int d, int F, int B) {
     w->act_idx = xmalloc((size_t)L * sizeof(int32_t *));
     w->act_cap = xmalloc((size_t)L * sizeof(size_t));
     w->cut_stat = xcalloc((size_t)L, sizeof(double));
+    w->sq_err = xcalloc((size_t)L, sizeof(double));
     for (int l = 0; l < L; l++) {
         w->h[l] = xmalloc((size_t)B * F * sizeof(float));
         w->a[l] = xmalloc((size_t)B * F * sizeof(float));
@@ -104,7 +105,7 @@ void clt_work_free(CltWork *w) {
         free(w->norm[l]); free(w->theta[l]); free(w->gnorm[l]); free(w->act_off[l]); free(w->act_idx[l]);
     }
     free(w->h); free(w->a); free(w->yhat); free(w->dy); free(w->dh); free(w->norm); free(w->theta); free(w->gnorm);
-    free(w->act_off); free(w->act_idx); free(w->act_cap); free(w->cut_stat);
+    free(w->act_off); free(w->act_idx); free(w->act_cap); free(w->cut_stat); free(w->sq_err);
     memset(w, 0, sizeof *w);
 }
 
@@ -431,6 +432,7 @@ CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *
     LossCtx c = {p, y, lp, w, per_layer};
     parallel_for((size_t)L, 1, loss_layers, &c);
     for (int l = 0; l < L; l++) {
+        w->sq_err[l] = per_layer[l].mse;  // (the trainer's per-layer NMSE reads it)
         t.mse += per_layer[l].mse;
         t.sparsity += per_layer[l].sparsity;
         t.preact += per_layer[l].preact;

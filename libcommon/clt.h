@@ -87,6 +87,7 @@ typedef struct {
     CltActivation act;    // CLT_JUMPRELU unless clt_work_set_activation says otherwise
     int k;                // TopK / BatchTopK: features per token per layer
     double *cut_stat;     // [L] the batch's threshold estimate (TopK modes; 0 for JumpReLU)
+    double *sq_err;       // [L] Σ‖ŷ_k − y_k‖² over the batch per target layer, set by clt_loss
     int L, d, F;
 } CltWork;
 

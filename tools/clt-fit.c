@@ -17,6 +17,7 @@
 #include "err.h"
 #include "progress.h"
 #include "safetensors.h"
+#include "threads.h"
 #ifdef USE_CUDA
 #include "clt_cuda.h"
 #include "cuda_common.h"
@@ -402,27 +403,44 @@ typedef struct {
 #endif
 } Trainer;
 
+typedef struct {
+    const Data *D;
+    float *const *y;
+    int B;
+    double *var;
+} VarCtx;
+
+// Σ‖y_k − ȳ_k‖² of target layers [begin, end) (the NMSE's denominator), a layer per thread.
+static void target_variance(void *arg, size_t begin, size_t end) {
+    const VarCtx *c = arg;
+    int d = c->D->d;
+    for (size_t k = begin; k < end; k++) {
+        const float *mean = c->D->mean_out + k * d, *y = c->y[k];
+        double v = 0;
+        for (int t = 0; t < c->B; t++)
+            for (int j = 0; j < d; j++) {
+                double dv = (double)y[(size_t)t * d + j] - mean[j];
+                v += dv * dv;
+            }
+        c->var[k] = v;
+    }
+}
+
 // The step on the CPU (libcommon/clt.c, sharded by clt_shard.c).
 static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
     const CltShard *sh = T->sh;
     CltWork *w = T->w;
-    int L = sh->L, d = sh->d, B = w->B, Fl = sh->F_local;
+    int L = sh->L, B = w->B, Fl = sh->F_local;
     if (clt_shard_forward(sh, T->p, x, B, w, e) || clt_shard_loss(sh, T->p, y, lp, w, &st->lt, e)) return -1;
     if (!isfinite(st->lt.total)) return 0;  // the caller reports it
     clt_backward(T->p, x, y, lp, w, T->g);
     adam_step(T->p->data, T->g->data, T->m, T->v, T->p->n, lr_at(T->o, step), 0.9f, 0.999f, 1e-8f, step + 1);
     if (T->o->act != CLT_JUMPRELU) update_topk_thresholds(T->p, w, step);
+    VarCtx vc = {T->D, y, B, st->var};
+    parallel_for((size_t)L, 1, target_variance, &vc);
     memset(st->fired, 0, (size_t)L * Fl);
     for (int k = 0; k < L; k++) {
-        const float *mean = T->D->mean_out + (size_t)k * d;
-        st->err[k] = st->var[k] = 0;
-        for (int t = 0; t < B; t++)
-            for (int j = 0; j < d; j++) {
-                double ev = (double)w->yhat[k][(size_t)t * d + j] - y[k][(size_t)t * d + j];
-                double dv = (double)y[k][(size_t)t * d + j] - mean[j];
-                st->err[k] += ev * ev;
-                st->var[k] += dv * dv;
-            }
+        st->err[k] = w->sq_err[k];  // clt_loss's squared error (from the full ŷ, also when sharded)
         st->active[k] = w->act_off[k][B];
         for (int32_t q = 0; q < w->act_off[k][B]; q++) st->fired[(size_t)k * Fl + w->act_idx[k][q]] = 1;
     }
