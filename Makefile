@@ -75,7 +75,7 @@ LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
 .SECONDARY:
-.PHONY: all tools tests test check test-gpu fuzz bench bench-bins clean deps demo
+.PHONY: all tools tests test check test-gpu test-data fuzz bench bench-bins clean deps demo
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)
@@ -115,6 +115,12 @@ $(BUILD)/tests/gpu_test_%: $(BUILD)/tests/gpu_test_%.o $(LIBCUDA) $(LIBCOMMON)
 
 test: all
 	@bash tests/run.sh $(TESTS)
+
+# The test data that is not in the repository (stories260K, the Llama 3 / Gemma 3 / GPT-2
+# tokenizers), from their public homes into $(or $(CLTKIT_SHARED),~/.cache/cltkit/shared), for a
+# clone without ../shared; the tests that need it print SKIP until then.
+test-data: tools
+	bash scripts/fetch_test_data.sh
 
 test-gpu: all
 	@if [ -z "$(USE_CUDA)" ]; then echo "test-gpu: nvcc not found, nothing to run"; exit 1; fi

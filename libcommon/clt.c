@@ -3,6 +3,8 @@
 // the pre-activation term makes dh dense, so the encoder gradient is one GEMM per layer.
 #include "clt.h"
 
+#include "cpu.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,29 +118,39 @@ void clt_work_set_activation(CltWork *w, CltActivation act, int k) {
 
 // The inner products of the sparse decoder and its backward: rows of (L−l)·d floats. Sixteen
 // partial sums (vectorized at -O3, see the Makefile) in a fixed order, so results do not depend
-// on the thread count. On x86-64 each is compiled for AVX-512, AVX2+FMA and the baseline and the
-// loader picks the best the CPU has (the rest of the build targets the baseline). The clones sum in
-// the same order, but FMA contraction rounds differently: results may differ across CPUs in the
-// last bits, never across runs or thread counts on one machine.
+// on the thread count. On x86-64 each is compiled for AVX-512, AVX2+FMA and the baseline (the rest
+// of the build targets the baseline) and cpu_level() picks one: the best the CPU has, or the one
+// $CLTKIT_CPU forces (the tests run all three). The variants sum in the same order, but FMA
+// contraction rounds differently: results may differ across CPUs in the last bits, never across
+// runs or thread counts on one machine.
+#define CLT_ROW_KERNELS(SUFFIX, ATTR)                                                              \
+    ATTR static float dot_f32_##SUFFIX(const float *restrict a, const float *restrict b, size_t n) { \
+        float acc[16] = {0};                                                                       \
+        size_t j = 0;                                                                              \
+        for (; j + 16 <= n; j += 16)                                                               \
+            for (int u = 0; u < 16; u++) acc[u] += a[j + u] * b[j + u];                            \
+        float s = 0;                                                                               \
+        for (; j < n; j++) s += a[j] * b[j];                                                       \
+        for (int u = 0; u < 16; u++) s += acc[u];                                                  \
+        return s;                                                                                  \
+    }                                                                                              \
+    /* y (n,) += alpha · x (n,) */                                                                 \
+    ATTR static void axpy_f32_##SUFFIX(float *restrict y, float alpha, const float *restrict x, size_t n) { \
+        for (size_t j = 0; j < n; j++) y[j] += alpha * x[j];                                       \
+    }
+
+CLT_ROW_KERNELS(generic, )
 #if defined(__x86_64__) && defined(__GNUC__)
-#define CLT_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+CLT_ROW_KERNELS(avx2, __attribute__((target("arch=x86-64-v3"))))
+CLT_ROW_KERNELS(avx512, __attribute__((target("arch=x86-64-v4"))))
+#define CLT_ROW_DISPATCH(fn, ...)                                          \
+    (cpu_level() == CPU_AVX512 ? fn##_avx512(__VA_ARGS__)                  \
+     : cpu_level() == CPU_AVX2 ? fn##_avx2(__VA_ARGS__) : fn##_generic(__VA_ARGS__))
 #else
-#define CLT_CPU_CLONES
+#define CLT_ROW_DISPATCH(fn, ...) fn##_generic(__VA_ARGS__)
 #endif
-CLT_CPU_CLONES static float dot_f32(const float *restrict a, const float *restrict b, size_t n) {
-    float acc[16] = {0};
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int u = 0; u < 16; u++) acc[u] += a[j + u] * b[j + u];
-    float s = 0;
-    for (; j < n; j++) s += a[j] * b[j];
-    for (int u = 0; u < 16; u++) s += acc[u];
-    return s;
-}
-// y (n,) += alpha · x (n,)
-CLT_CPU_CLONES static void axpy_f32(float *restrict y, float alpha, const float *restrict x, size_t n) {
-    for (size_t j = 0; j < n; j++) y[j] += alpha * x[j];
-}
+static inline float dot_f32(const float *a, const float *b, size_t n) { return CLT_ROW_DISPATCH(dot_f32, a, b, n); }
+static inline void axpy_f32(float *y, float alpha, const float *x, size_t n) { CLT_ROW_DISPATCH(axpy_f32, y, alpha, x, n); }
 
 typedef struct {
     const CltParams *p;

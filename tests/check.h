@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     int passed, failed;
     int current_failures;  // failed checks inside the running test
+    char skip_reason[1200];   // set by SKIP_TEST: the running test did not run, and why
 } TestState;
 
 static TestState test_state;
@@ -32,10 +34,13 @@ static TestState test_state;
 #define RUN_TEST(fn)                                              \
     do {                                                          \
         test_state.current_failures = 0;                          \
+        test_state.skip_reason[0] = 0;                            \
         fn();                                                     \
         if (test_state.current_failures) {                        \
             printf("FAIL %s (%d failed checks)\n", #fn, test_state.current_failures); \
             test_state.failed++;                                  \
+        } else if (test_state.skip_reason[0]) {                   \
+            printf("SKIP %s: %s\n", #fn, test_state.skip_reason); \
         } else {                                                  \
             printf("ok %s\n", #fn);                               \
             test_state.passed++;                                  \
@@ -43,12 +48,34 @@ static TestState test_state;
         fflush(stdout);                                           \
     } while (0)
 
+// Marks the running test as skipped (call, then return): RUN_TEST prints "SKIP <name>: <why>".
+#define SKIP_TEST(...) snprintf(test_state.skip_reason, sizeof test_state.skip_reason, __VA_ARGS__)
+
 static inline int test_summary(void) { return test_state.failed ? 1 : 0; }
 
-// Where ../shared lives: $CLTKIT_SHARED, else ../shared from the project root.
+// Where the test data outside the repository lives: $CLTKIT_SHARED; else ../shared from the
+// project root if it exists; else where `make test-data` puts it, $CLTKIT_CACHE/shared
+// (default ~/.cache/cltkit/shared). tests/lib.sh decides the same way.
 static inline const char *test_shared_dir(void) {
+    static char cache[1024];  // the cache path, built once per test binary
     const char *env = getenv("CLTKIT_SHARED");
-    return env && *env ? env : "../shared";
+    if (env && *env) return env;
+    if (access("../shared", F_OK) == 0) return "../shared";
+    const char *cache_env = getenv("CLTKIT_CACHE"), *home = getenv("HOME");
+    if (cache_env && *cache_env) snprintf(cache, sizeof cache, "%s/shared", cache_env);
+    else snprintf(cache, sizeof cache, "%s/.cache/cltkit/shared", home ? home : ".");
+    return cache;
+}
+
+// Test data outside the repository (../shared, or what `make test-data` fetches): fills path with
+// <shared>/<rel> and returns 1 if it exists; otherwise marks the running test skipped, naming the
+// missing file and how to get it, and returns 0 (the caller returns).
+static inline int test_need_shared(char *path, size_t size, const char *rel) {
+    int n = snprintf(path, size, "%s/%s", test_shared_dir(), rel);
+    FILE *f = n > 0 && (size_t)n < size ? fopen(path, "rb") : NULL;
+    if (f) { fclose(f); return 1; }
+    SKIP_TEST("needs %s (not found; `make test-data` fetches it)", path);
+    return 0;
 }
 
 static inline char *test_read_file(const char *path, size_t *len_out) {

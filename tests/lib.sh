@@ -2,7 +2,10 @@
 # "FAIL <name>: <why>", the lines tests/run.sh counts.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED=${CLTKIT_SHARED:-$ROOT/../shared}
+# test data outside the repository: as tests/check.h test_shared_dir()
+if [ -n "${CLTKIT_SHARED:-}" ]; then SHARED=$CLTKIT_SHARED
+elif [ -d "$ROOT/../shared" ]; then SHARED=$ROOT/../shared
+else SHARED=${CLTKIT_CACHE:-$HOME/.cache/cltkit}/shared; fi
 BIN=$ROOT/bin
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 ok()   { echo "ok $1"; }
@@ -18,8 +21,22 @@ expect_error() {
   if [ "$(printf '%s\n' "$err" | wc -l)" -gt 1 ]; then fail "$name" "error is not one line: $err"; return; fi
   ok "$name"
 }
+# need_shared REL...: the test data outside the repository (../shared or $CLTKIT_SHARED; `make
+# test-data` fetches it) that the calling script needs. If one is missing the whole script is
+# skipped: one SKIP line naming the file and how to get it, exit 0.
+need_shared() {
+  local rel
+  for rel in "$@"; do
+    if [ ! -e "$SHARED/$rel" ]; then
+      echo "SKIP $(basename "$0" .sh): needs $SHARED/$rel (not found; \`make test-data\` fetches it)"
+      exit 0
+    fi
+  done
+}
+STORIES_FILES="models/stories260K/stories260K.bin models/stories260K/tok512.model"
 # stories260K (../shared, llama2.c's tiny Llama) converted to the HF layout in $TMP/st
 stories_model() {
+  need_shared $STORIES_FILES
   "$BIN/llama2c-convert" "$SHARED/models/stories260K/stories260K.bin" --tokenizer "$SHARED/models/stories260K/tok512.model" \
     -o "$TMP/st" 2>/dev/null
 }

@@ -584,8 +584,9 @@ static void roundtrip_real(const char *what, int L, int d, size_t n, const float
 
 static void test_real_stories260K(void) {
     char ckpt[512], dir[64] = "/tmp/cltkit_aq_XXXXXX", p[600], ids_path[512];
-    snprintf(ckpt, sizeof ckpt, "%s/models/stories260K/stories260K.bin", test_shared_dir());
-    snprintf(ids_path, sizeof ids_path, "%s/models/stories260K/golden/greedy_ids_200.txt", test_shared_dir());
+    if (!test_need_shared(ckpt, sizeof ckpt, "models/stories260K/stories260K.bin") ||
+        !test_need_shared(ids_path, sizeof ids_path, "models/stories260K/golden/greedy_ids_200.txt"))
+        return;
     Llama2cModel lm;
     Error e = {{0}};
     if (!mkdtemp(dir) || llama2c_open(&lm, ckpt, &e)) {

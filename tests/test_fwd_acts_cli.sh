@@ -3,6 +3,7 @@
 source "$(dirname "$0")/lib.sh"
 FWD=$BIN/fwd-acts
 TOK=$BIN/tok
+need_shared $STORIES_FILES tokenizers/gpt2/tokenizer.json
 ST=$SHARED/models/stories260K
 PY=$(command -v python3)
 info() { "$FWD" --info "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)"; }

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 CONV=$BIN/llama2c-convert
 M=$SHARED/models/stories260K
 PY=$(command -v python3)
-if [ ! -f "$M/stories260K.bin" ]; then echo "SKIP llama2c_cli: $M/stories260K.bin not found"; exit 0; fi
+need_shared $STORIES_FILES
 
 OUT=$TMP/hf
 if "$CONV" "$M/stories260K.bin" --tokenizer "$M/tok512.model" -o "$OUT" 2>"$TMP/err"; then

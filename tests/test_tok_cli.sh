@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 TOK=$BIN/tok
 CORPUS=$ROOT/tests/data/tok_corpus.jsonl
+need_shared tokenizers/gpt2/tokenizer.json tokenizers/gemma3/tokenizer.json tokenizers/llama3/tokenizer.json
 GPT2=$SHARED/tokenizers/gpt2/tokenizer.json
 GEMMA=$SHARED/tokenizers/gemma3/tokenizer.json
 PY=$(command -v python3)
