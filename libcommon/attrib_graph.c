@@ -1,0 +1,441 @@
+// attrib_graph.c — influence, pruning and graph scores of an attribution graph (circuit-tracer
+// 0.5.0's graph.py, formulas restated in formats/graph.md), over the stored rows only.
+//
+// Circuit-tracer holds the dense N×N adjacency and sorts all N² edge scores to find the edge cut.
+// Here only the n_feat + K rows of nodes with inputs exist (error and token rows are zero), every
+// matrix product runs over those rows, and the cuts come from a two-pass radix selection over the
+// float bit patterns (a 65536-bin histogram of counts and sums, then one bin resolved exactly):
+// memory O(rows · N) for the graph plus O(65536), and the kept set is the sort-based one, ties
+// included, because the cut is a value and both pick the same value (see find_cut).
+#include "attrib_graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "threads.h"
+
+void attrib_graph_free(AttribGraph *g) {
+    if (!g) return;
+    free(g->tokens);
+    free(g->active);
+    free(g->activation);
+    free(g->feat_active);
+    free(g->logit_token);
+    free(g->logit_prob);
+    free(g->adj);
+    free(g->error_vectors);
+    memset(g, 0, sizeof *g);
+}
+
+void attrib_pruned_free(AttribPruned *p) {
+    if (!p) return;
+    free(p->influence);
+    free(p->cumulative);
+    free(p->node_kept);
+    free(p->edge_kept);
+    memset(p, 0, sizeof *p);
+}
+
+// ---- one power-iteration step: next = v · Ā over the stored rows -----------------------------
+// Ā[r, s] = |rows[r, s]| / denom[r] (circuit-tracer's normalize_matrix: a float division), with
+// the rows and columns of dropped nodes zero when keep is set. Parallel over column ranges, each
+// column summed in row order: the result does not depend on the thread count.
+typedef struct {
+    const float *rows;
+    int64_t n_rows, n_cols;
+    const float *denom;    // (n_rows,)
+    const int64_t *row_node;  // (n_rows,) node (column) index of each row's target; NULL for the graph
+    const uint8_t *keep;   // (n_cols,) or NULL
+    const double *v;       // (n_rows,) the weight of each row
+    double *next;          // (n_cols,)
+} StepCtx;
+
+static void step_range(void *arg, size_t begin, size_t end) {
+    const StepCtx *c = arg;
+    for (size_t s = begin; s < end; s++) c->next[s] = 0;
+    for (int64_t r = 0; r < c->n_rows; r++) {
+        double v = c->v[r];
+        if (v == 0) continue;
+        const float *row = c->rows + r * c->n_cols;
+        float den = c->denom[r];
+        if (c->keep) {
+            for (size_t s = begin; s < end; s++)
+                if (c->keep[s]) c->next[s] += v * (double)(fabsf(row[s]) / den);
+        } else {
+            for (size_t s = begin; s < end; s++) c->next[s] += v * (double)(fabsf(row[s]) / den);
+        }
+    }
+}
+
+static void influence_step(StepCtx *c) { parallel_for((size_t)c->n_cols, 4096, step_range, c); }
+
+static int any_nonzero(const double *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] != 0) return 1;
+    return 0;
+}
+
+// Row sums of |rows| (masked by keep: a dropped row or column contributes nothing), clamped below
+// at `floor` as circuit-tracer clamps them (1e-10 in normalize_matrix, 1e-8 in the partial
+// influences).
+static void row_denominators(const float *rows, int64_t n_rows, int64_t n_cols, const int64_t *row_node,
+                             const uint8_t *keep, float floor, float *denom) {
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *row = rows + r * n_cols;
+        double sum = 0;
+        if (keep && !keep[row_node[r]]) {
+            sum = 0;
+        } else if (keep) {
+            for (int64_t s = 0; s < n_cols; s++)
+                if (keep[s]) sum += fabsf(row[s]);
+        } else {
+            for (int64_t s = 0; s < n_cols; s++) sum += fabsf(row[s]);
+        }
+        float f = (float)sum;
+        denom[r] = f > floor ? f : floor;
+    }
+}
+
+int attrib_partial_influence(const float *rows, int64_t n_rows, int64_t n_cols, const int64_t *row_node,
+                             const float *row_weight, float *influence, Error *e) {
+    enum { MAX_ITER = 128 };  // compute_partial_influences' max_iter
+    for (int64_t r = 0; r < n_rows; r++)
+        if (row_node[r] < 0 || row_node[r] >= n_cols)
+            return err_set(e, "partial influence: row %lld targets node %lld, outside [0, %lld)", (long long)r,
+                           (long long)row_node[r], (long long)n_cols);
+    float *denom = xmalloc((size_t)(n_rows ? n_rows : 1) * sizeof *denom);
+    double *v = xmalloc((size_t)(n_rows ? n_rows : 1) * sizeof *v);
+    double *prod = xcalloc((size_t)(n_cols ? n_cols : 1), sizeof *prod);
+    double *acc = xcalloc((size_t)(n_cols ? n_cols : 1), sizeof *acc);
+    row_denominators(rows, n_rows, n_cols, row_node, NULL, 1e-8f, denom);
+    // prod starts as the logit probabilities on the logit nodes: gathered per row that is row_weight.
+    for (int64_t r = 0; r < n_rows; r++) v[r] = row_weight[r];
+    StepCtx c = {rows, n_rows, n_cols, denom, row_node, NULL, v, prod};
+    int it, rc = 0;
+    for (it = 0; it < MAX_ITER; it++) {
+        influence_step(&c);
+        if (!any_nonzero(prod, n_cols)) break;
+        for (int64_t s = 0; s < n_cols; s++) acc[s] += prod[s];
+        for (int64_t r = 0; r < n_rows; r++) v[r] = prod[row_node[r]];
+    }
+    if (it == MAX_ITER)
+        rc = err_set(e, "partial influence did not converge in %d iterations (the rows have a cycle)", MAX_ITER);
+    for (int64_t s = 0; s < n_cols; s++) influence[s] = (float)acc[s];
+    free(denom);
+    free(v);
+    free(prod);
+    free(acc);
+    return rc;
+}
+
+// ---- the graph's rows ---------------------------------------------------------------------------
+
+static int64_t n_rows_of(const AttribGraph *g) { return (int64_t)g->n_feat + g->n_logits; }
+
+static void graph_row_nodes(const AttribGraph *g, int64_t *row_node) {
+    int64_t n = attrib_n_nodes(g);
+    for (int64_t r = 0; r < g->n_feat; r++) row_node[r] = r;
+    for (int k = 0; k < g->n_logits; k++) row_node[g->n_feat + k] = n - g->n_logits + k;
+}
+
+// compute_influence(Ā, w): I = w·Ā + w·Ā² + … until the term is exactly zero (Ā of a DAG is
+// nilpotent), at most 1000 terms. w is zero except on the logit nodes, whose rows are stored.
+static int graph_influence(const AttribGraph *g, const int64_t *row_node, const float *denom, const uint8_t *keep,
+                           const double *w, double *influence, Error *e) {
+    enum { MAX_ITER = 1000 };  // compute_influence's max_iter
+    int64_t R = n_rows_of(g), N = attrib_n_nodes(g);
+    double *v = xmalloc((size_t)R * sizeof *v), *cur = xmalloc((size_t)N * sizeof *cur);
+    for (int64_t r = 0; r < R; r++) v[r] = w[row_node[r]];
+    StepCtx c = {g->adj, R, N, denom, row_node, keep, v, cur};
+    influence_step(&c);
+    memcpy(influence, cur, (size_t)N * sizeof *cur);
+    int rc = 0;
+    for (int it = 0; any_nonzero(cur, N); it++) {
+        if (it >= MAX_ITER) {
+            rc = err_set(e, "influence did not converge after %d iterations (the adjacency has a cycle)", it);
+            break;
+        }
+        for (int64_t r = 0; r < R; r++) v[r] = cur[row_node[r]];
+        influence_step(&c);
+        for (int64_t s = 0; s < N; s++) influence[s] += cur[s];
+    }
+    free(v);
+    free(cur);
+    return rc;
+}
+
+// ---- the cut: find_threshold without sorting -------------------------------------------------
+// circuit-tracer: sorted = sort(scores, descending); cum = cumsum(sorted) / sum(sorted) (cumsum
+// accumulates in double on the CPU and rounds to float; the division is in float);
+// i = searchsorted(cum, threshold) (first i with cum[i] ≥ threshold, threshold as float);
+// i = min(i, n − 1); cut = sorted[i]; keep score ≥ cut.
+// All entries equal to sorted[i] share the cut, so only the value matters: it is the largest value
+// v whose cumulative sum through all entries ≥ v reaches the threshold (walking the distinct values
+// from the top), and the smallest value when none does. Scores are ≥ 0, so their float bit
+// patterns sort like the values: a histogram over the high 16 bits finds the bin holding v, a
+// second pass over that bin's entries (low 16 bits: exact values) finds v itself.
+typedef void (*ScoreRowFn)(void *ctx, int64_t r, float *out);  // fills one row of scores
+
+#define CUT_BINS 65536
+
+static uint32_t score_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return x == 0 ? 0 : u;  // −0 sorts as 0
+}
+
+static int reaches(double cum, float total, float threshold) {
+    float q = (float)cum / total;  // NaN when everything is zero: never reaches
+    return q >= threshold;
+}
+
+static float find_cut(ScoreRowFn fn, void *ctx, int64_t n_rows, int64_t n_cols, int64_t implicit_zeros,
+                      double threshold) {
+    float *row = xmalloc((size_t)(n_cols ? n_cols : 1) * sizeof *row);
+    int64_t *count = xcalloc(CUT_BINS, sizeof *count);
+    double *sum = xcalloc(CUT_BINS, sizeof *sum);
+    double total = 0;
+    float min_value = implicit_zeros > 0 ? 0.0f : INFINITY;
+    for (int64_t r = 0; r < n_rows; r++) {
+        fn(ctx, r, row);
+        for (int64_t s = 0; s < n_cols; s++) {
+            uint32_t b = score_bits(row[s]) >> 16;
+            count[b]++;
+            sum[b] += row[s];
+            total += row[s];
+            if (row[s] < min_value) min_value = row[s];
+        }
+    }
+    float total_f = (float)total, thr = (float)threshold, cut = min_value;
+    double before = 0;
+    int bin = -1;
+    for (int b = CUT_BINS - 1; b >= 0; b--) {
+        if (!count[b]) continue;
+        if (reaches(before + sum[b], total_f, thr)) {
+            bin = b;
+            break;
+        }
+        before += sum[b];
+    }
+    if (bin >= 0) {
+        memset(count, 0, CUT_BINS * sizeof *count);
+        for (int64_t r = 0; r < n_rows; r++) {
+            fn(ctx, r, row);
+            for (int64_t s = 0; s < n_cols; s++) {
+                uint32_t u = score_bits(row[s]);
+                if ((int)(u >> 16) == bin) count[u & 0xffff]++;
+            }
+        }
+        if (bin == 0) count[0] += implicit_zeros;
+        for (int lo = CUT_BINS - 1; lo >= 0; lo--) {
+            if (!count[lo]) continue;
+            uint32_t u = ((uint32_t)bin << 16) | (uint32_t)lo;
+            memcpy(&cut, &u, sizeof cut);
+            before += (double)count[lo] * cut;
+            // the last value is the bin's smallest: the answer also when the two passes' sums
+            // round differently and the threshold is not quite reached inside the bin
+            if (reaches(before, total_f, thr)) break;
+        }
+    }
+    if (cut == INFINITY) cut = 0;  // no scores at all
+    free(row);
+    free(count);
+    free(sum);
+    return cut;
+}
+
+// Scores of the node cut: the node influences as one row.
+typedef struct {
+    const float *values;
+    int64_t n;
+} VectorScores;
+
+static void vector_row(void *arg, int64_t r, float *out) {
+    const VectorScores *c = arg;
+    (void)r;
+    memcpy(out, c->values, (size_t)c->n * sizeof *out);
+}
+
+// Edge scores E[t, s] = Ā′[t, s] · (I′[t] + w[t]) of one stored row (compute_edge_influence), in
+// float as circuit-tracer multiplies them; zero where the row's or the column's node was pruned.
+typedef struct {
+    const AttribGraph *g;
+    const int64_t *row_node;
+    const float *denom;       // (R,) of the pruned matrix
+    const uint8_t *keep;      // (N,)
+    const float *out_weight;  // (N,) I′ + w
+} EdgeScores;
+
+static void edge_row(void *arg, int64_t r, float *out) {
+    const EdgeScores *c = arg;
+    int64_t N = attrib_n_nodes(c->g);
+    const float *row = c->g->adj + r * N;
+    if (!c->keep[c->row_node[r]]) {
+        memset(out, 0, (size_t)N * sizeof *out);
+        return;
+    }
+    float den = c->denom[r], wt = c->out_weight[c->row_node[r]];
+    for (int64_t s = 0; s < N; s++) out[s] = c->keep[s] ? (fabsf(row[s]) / den) * wt : 0.0f;
+}
+
+// ---- prune_graph + compute_graph_scores --------------------------------------------------------
+
+static int check_graph(const AttribGraph *g, Error *e) {
+    if (g->n_layers < 1 || g->n_pos < 1) return err_set(e, "attribution graph: %d layers, %d positions", g->n_layers, g->n_pos);
+    if (g->n_logits < 1) return err_set(e, "attribution graph: no logit targets");
+    if (g->n_feat < 0 || g->n_feat > g->n_active)
+        return err_set(e, "attribution graph: %d feature nodes of %d active features", g->n_feat, g->n_active);
+    if (!g->adj || !g->logit_prob) return err_set(e, "attribution graph: no adjacency rows");
+    int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
+    for (int64_t i = 0; i < R * N; i++)
+        if (!isfinite(g->adj[i]))
+            return err_set(e, "attribution graph: adjacency row %lld, column %lld is %g", (long long)(i / N),
+                           (long long)(i % N), (double)g->adj[i]);
+    return 0;
+}
+
+typedef struct {
+    int64_t i;
+    float v;
+} Ranked;
+
+static int rank_desc(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    if (x->v != y->v) return x->v > y->v ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);  // ties in index order (torch.sort is not stable; see graph.md)
+}
+
+int attrib_prune(const AttribGraph *g, double node_threshold, double edge_threshold, AttribPruned *out, Error *e) {
+    memset(out, 0, sizeof *out);
+    if (!(node_threshold >= 0 && node_threshold <= 1)) return err_set(e, "node threshold %g is not in [0, 1]", node_threshold);
+    if (!(edge_threshold >= 0 && edge_threshold <= 1)) return err_set(e, "edge threshold %g is not in [0, 1]", edge_threshold);
+    if (check_graph(g, e)) return -1;
+    const int64_t N = attrib_n_nodes(g), R = n_rows_of(g), K = g->n_logits, T = g->n_pos, F = g->n_feat;
+    const int64_t err_begin = F, err_end = F + (int64_t)g->n_layers * T, tok_end = err_end + T;
+    int64_t *row_node = xmalloc((size_t)R * sizeof *row_node);
+    graph_row_nodes(g, row_node);
+    double *w = xcalloc((size_t)N, sizeof *w), *infl = xmalloc((size_t)N * sizeof *infl);
+    for (int64_t k = 0; k < K; k++) w[N - K + k] = g->logit_prob[k];
+    float *denom = xmalloc((size_t)R * sizeof *denom), *infl_f = xmalloc((size_t)N * sizeof *infl_f);
+    uint8_t *keep = xcalloc((size_t)N, 1);
+    float *out_weight = NULL;
+    int rc = -1;
+
+    // Node influence on the unpruned graph and the node cut.
+    row_denominators(g->adj, R, N, row_node, NULL, 1e-10f, denom);
+    if (graph_influence(g, row_node, denom, NULL, w, infl, e)) goto done;
+    for (int64_t s = 0; s < N; s++) infl_f[s] = (float)infl[s];
+    VectorScores vs = {infl_f, N};
+    float node_cut = find_cut(vector_row, &vs, 1, N, 0, node_threshold);
+    for (int64_t s = 0; s < N; s++) keep[s] = infl_f[s] >= node_cut || s >= N - K - T;
+
+    // Graph scores of the unpruned graph (compute_graph_scores).
+    {
+        double tok = 0, err = 0, num = 0, den = 0;
+        for (int64_t s = err_begin; s < err_end; s++) err += infl_f[s];
+        for (int64_t s = err_end; s < tok_end; s++) tok += infl_f[s];
+        for (int64_t s = 0; s < N; s++) {
+            double o = (double)infl_f[s] + w[s];
+            num += o;  // rows without inputs: non-error fraction 1
+            den += o;
+        }
+        for (int64_t r = 0; r < R; r++) {
+            const float *row = g->adj + r * N;
+            double e_frac = 0;
+            for (int64_t s = err_begin; s < err_end; s++) e_frac += fabsf(row[s]) / denom[r];
+            num -= e_frac * ((double)infl_f[row_node[r]] + w[row_node[r]]);
+        }
+        out->replacement_score = tok / (tok + err);
+        out->completeness_score = num / den;
+    }
+
+    // Edge scores on the pruned matrix and the edge cut over all N² entries (the N − R rows
+    // without inputs are zeros).
+    row_denominators(g->adj, R, N, row_node, keep, 1e-10f, denom);
+    double *infl2 = xmalloc((size_t)N * sizeof *infl2);
+    if (graph_influence(g, row_node, denom, keep, w, infl2, e)) {
+        free(infl2);
+        goto done;
+    }
+    out_weight = xmalloc((size_t)N * sizeof *out_weight);
+    for (int64_t s = 0; s < N; s++) out_weight[s] = (float)infl2[s] + (float)w[s];
+    free(infl2);
+    EdgeScores es = {g, row_node, denom, keep, out_weight};
+    float edge_cut = find_cut(edge_row, &es, R, N, (N - R) * N, edge_threshold);
+    uint8_t *edge = xmalloc((size_t)(R * N));
+    float *row = xmalloc((size_t)N * sizeof *row);
+    for (int64_t r = 0; r < R; r++) {
+        edge_row(&es, r, row);
+        for (int64_t s = 0; s < N; s++) edge[r * N + s] = row[s] >= edge_cut;
+    }
+    free(row);
+
+    // Clean-up: drop feature and error nodes without a kept outgoing edge and feature nodes without
+    // a kept incoming edge, until nothing changes. With a zero cut every entry of every row is kept,
+    // also the (unstored) rows of error and token nodes, which then give every kept column an
+    // outgoing edge: zero_cut stands in for them.
+    const int zero_cut = edge_cut <= 0;
+    uint8_t *old = xmalloc((size_t)N), *has_out = xmalloc((size_t)N);
+    memcpy(old, keep, (size_t)N);
+    for (int pass = 0;; pass++) {
+        if (pass > 0) {
+            if (!memcmp(old, keep, (size_t)N)) break;
+            memcpy(old, keep, (size_t)N);
+            for (int64_t r = 0; r < R; r++) {
+                uint8_t *er = edge + r * N;
+                if (!keep[row_node[r]]) memset(er, 0, (size_t)N);
+                else
+                    for (int64_t s = 0; s < N; s++) er[s] &= keep[s];
+            }
+        }
+        memset(has_out, zero_cut, (size_t)N);
+        for (int64_t r = 0; r < R; r++) {
+            const uint8_t *er = edge + r * N;
+            for (int64_t s = 0; s < N - K - T; s++) has_out[s] |= er[s];
+        }
+        for (int64_t s = 0; s < N - K - T; s++) keep[s] &= has_out[s];
+        for (int64_t r = 0; r < F; r++) {
+            const uint8_t *er = edge + r * N;
+            int any = 0;
+            for (int64_t s = 0; s < N && !any; s++) any = er[s];
+            keep[r] &= (uint8_t)any;
+        }
+    }
+    free(old);
+    free(has_out);
+
+    // Cumulative influence fraction at each node's rank.
+    Ranked *rk = xmalloc((size_t)N * sizeof *rk);
+    double total = 0, cum = 0;
+    for (int64_t s = 0; s < N; s++) {
+        rk[s] = (Ranked){s, infl_f[s]};
+        total += infl_f[s];
+    }
+    qsort(rk, (size_t)N, sizeof *rk, rank_desc);
+    out->cumulative = xmalloc((size_t)N * sizeof *out->cumulative);
+    float total_f = (float)total;
+    for (int64_t i = 0; i < N; i++) {
+        cum += rk[i].v;
+        out->cumulative[rk[i].i] = (float)cum / total_f;
+    }
+    free(rk);
+
+    out->n_nodes = N;
+    out->influence = infl_f;
+    infl_f = NULL;
+    out->node_kept = keep;
+    keep = NULL;
+    out->edge_kept = edge;
+    rc = 0;
+done:
+    free(row_node);
+    free(w);
+    free(infl);
+    free(denom);
+    free(infl_f);
+    free(keep);
+    free(out_weight);
+    if (rc) attrib_pruned_free(out);
+    return rc;
+}

@@ -1,0 +1,364 @@
+// test_attrib_graph.c — influence, pruning and graph scores (libcommon/attrib_graph.c) against
+// circuit-tracer 0.5.0's own graph.py (goldens by tests/ref/make_prune_goldens.py), the
+// selection-based cut against a sort-based one on graphs full of ties, the graph JSON against the
+// schema's required fields and create_graph_files' node/link choice, and the raw file.
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "attrib_graph.h"
+#include "check.h"
+#include "safetensors.h"
+#include "tmpdir.h"
+
+// ---- goldens -----------------------------------------------------------------------------------
+
+static const void *golden(const SafeTensors *st, const char *name, StDtype dt, uint64_t numel) {
+    const StTensor *t = safetensors_find(st, name);
+    if (!t || t->dtype != dt || (numel && t->numel != numel)) {
+        CHECK(0, "%s: tensor %s missing or of the wrong type/size", st->path, name);
+        return NULL;
+    }
+    return t->data;
+}
+
+static uint64_t golden_numel(const SafeTensors *st, const char *name) {
+    const StTensor *t = safetensors_find(st, name);
+    return t ? t->numel : 0;
+}
+
+// An AttribGraph from a golden case (rows copied: the graph owns its arrays).
+static int load_case(int idx, SafeTensors *st, AttribGraph *g, double *thr) {
+    char path[128];
+    snprintf(path, sizeof path, "tests/golden/attrib_prune/case%d.safetensors", idx);
+    Error e;
+    if (safetensors_open(st, path, &e)) {
+        CHECK(0, "%s", e.msg);
+        return -1;
+    }
+    const int32_t *dims = golden(st, "dims", ST_I32, 4);
+    const double *th = golden(st, "thresholds", ST_F64, 2);
+    if (!dims || !th) return -1;
+    memset(g, 0, sizeof *g);
+    g->n_layers = dims[0];
+    g->n_pos = dims[1];
+    g->n_feat = g->n_active = dims[2];
+    g->n_logits = dims[3];
+    g->d_model = 8;
+    g->vocab_size = 1000;
+    int64_t N = attrib_n_nodes(g), R = g->n_feat + g->n_logits;
+    const float *rows = golden(st, "rows", ST_F32, (uint64_t)(R * N));
+    const float *prob = golden(st, "logit_prob", ST_F32, (uint64_t)g->n_logits);
+    const int32_t *tok = golden(st, "tokens", ST_I32, (uint64_t)g->n_pos);
+    const int32_t *act = golden(st, "active", ST_I32, (uint64_t)g->n_active * 3);
+    const float *av = golden(st, "activation", ST_F32, (uint64_t)g->n_active);
+    const int32_t *lt = golden(st, "logit_token", ST_I32, (uint64_t)g->n_logits);
+    if (!rows || !prob || !tok || !act || !av || !lt) return -1;
+    g->adj = xmalloc((size_t)(R * N) * sizeof *g->adj);
+    memcpy(g->adj, rows, (size_t)(R * N) * sizeof *g->adj);
+    g->logit_prob = xmalloc((size_t)g->n_logits * sizeof(float));
+    memcpy(g->logit_prob, prob, (size_t)g->n_logits * sizeof(float));
+    g->tokens = xmalloc((size_t)g->n_pos * sizeof(int32_t));
+    memcpy(g->tokens, tok, (size_t)g->n_pos * sizeof(int32_t));
+    g->active = xmalloc((size_t)g->n_active * 3 * sizeof(int32_t));
+    memcpy(g->active, act, (size_t)g->n_active * 3 * sizeof(int32_t));
+    g->activation = xmalloc((size_t)g->n_active * sizeof(float));
+    memcpy(g->activation, av, (size_t)g->n_active * sizeof(float));
+    g->logit_token = xmalloc((size_t)g->n_logits * sizeof(int32_t));
+    memcpy(g->logit_token, lt, (size_t)g->n_logits * sizeof(int32_t));
+    g->feat_active = xmalloc((size_t)g->n_feat * sizeof(int32_t));
+    for (int i = 0; i < g->n_feat; i++) g->feat_active[i] = i;
+    thr[0] = th[0];
+    thr[1] = th[1];
+    return 0;
+}
+
+// Influences are sums of products of non-negative terms (|A|/row sum, logit probabilities), so
+// each value's float32 rounding error is bounded relative to the value itself: at most `depth`
+// products of (N + 2)-term sums, depth ≤ N (a path visits each node once): N·(N + 2)·2⁻²⁴.
+static double influence_tol(int64_t N) { return (double)N * (double)(N + 2) * 0x1p-24; }
+
+static void test_prune_golden(void) {
+    for (int idx = 0; idx < 4; idx++) {
+        SafeTensors st;
+        AttribGraph g;
+        double thr[2];
+        if (load_case(idx, &st, &g, thr)) {
+            safetensors_close(&st);
+            continue;
+        }
+        int64_t N = attrib_n_nodes(&g), R = g.n_feat + g.n_logits;
+        AttribPruned p;
+        Error e;
+        int rc = attrib_prune(&g, thr[0], thr[1], &p, &e);
+        CHECK(rc == 0, "case%d: %s", idx, e.msg);
+        const float *infl = golden(&st, "influence", ST_F32, (uint64_t)N);
+        const float *cum = golden(&st, "cumulative", ST_F32, (uint64_t)N);
+        const uint8_t *nm = golden(&st, "node_mask", ST_U8, (uint64_t)N);
+        const uint8_t *em = golden(&st, "edge_mask", ST_U8, (uint64_t)(R * N));
+        const double *sc = golden(&st, "scores", ST_F64, 2);
+        if (rc || !infl || !cum || !nm || !em || !sc) {
+            safetensors_close(&st);
+            attrib_graph_free(&g);
+            continue;
+        }
+        double tol = influence_tol(N);
+        int bad_infl = 0, bad_node = 0, bad_edge = 0, bad_cum = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double a = p.influence[i], b = infl[i];
+            bad_infl += fabs(a - b) > tol * fmax(fabs(a), fabs(b));
+            bad_node += p.node_kept[i] != nm[i];
+        }
+        for (int64_t i = 0; i < R * N; i++) bad_edge += p.edge_kept[i] != em[i];
+        // Nodes of equal influence get their cumulative fractions in sort order, which torch.sort
+        // does not fix for ties: compare each tie group's sorted values.
+        for (int64_t i = 0; i < N; i++) {
+            int64_t rank = 0;  // i's rank among its tie group in our order
+            for (int64_t j = 0; j < N; j++) rank += infl[j] == infl[i] && p.cumulative[j] < p.cumulative[i];
+            double theirs = NAN;  // the golden's value of the same rank in the group
+            for (int64_t j = 0; j < N && theirs != theirs; j++) {
+                if (infl[j] != infl[i]) continue;
+                int64_t r = 0;
+                for (int64_t k = 0; k < N; k++) r += infl[k] == infl[i] && cum[k] < cum[j];
+                if (r == rank) theirs = cum[j];
+            }
+            double mine = p.cumulative[i];
+            bad_cum += !(fabs(mine - theirs) <= 2 * tol * fmax(fabs(mine), fabs(theirs)));
+        }
+        CHECK(!bad_infl, "case%d: %d of %lld influences off by more than %.3g relative", idx, bad_infl, (long long)N, tol);
+        CHECK(!bad_node, "case%d: node mask differs at %d nodes", idx, bad_node);
+        CHECK(!bad_edge, "case%d: edge mask differs at %d entries", idx, bad_edge);
+        CHECK(!bad_cum, "case%d: %d cumulative influences differ", idx, bad_cum);
+        CHECK_NEAR(p.replacement_score, sc[0], 2 * tol);
+        CHECK(fabs(p.completeness_score - sc[1]) <= 2 * tol, "case%d: completeness %.9g vs %.9g", idx,
+              p.completeness_score, sc[1]);
+        attrib_pruned_free(&p);
+        attrib_graph_free(&g);
+        safetensors_close(&st);
+    }
+}
+
+static void test_partial_influence_golden(void) {
+    SafeTensors st;
+    Error e;
+    if (safetensors_open(&st, "tests/golden/attrib_prune/case4.safetensors", &e)) {
+        CHECK(0, "%s", e.msg);
+        return;
+    }
+    uint64_t n_rows = golden_numel(&st, "row_node"), n_cols = n_rows ? golden_numel(&st, "influence") : 0;
+    const float *rows = golden(&st, "rows", ST_F32, n_rows * n_cols);
+    const int64_t *row_node = golden(&st, "row_node", ST_I64, n_rows);
+    const float *w = golden(&st, "row_weight", ST_F32, n_rows);
+    const float *want = golden(&st, "influence", ST_F32, n_cols);
+    if (rows && row_node && w && want) {
+        float *got = xmalloc(n_cols * sizeof *got);
+        int rc = attrib_partial_influence(rows, (int64_t)n_rows, (int64_t)n_cols, row_node, w, got, &e);
+        CHECK(rc == 0, "%s", e.msg);
+        double tol = influence_tol((int64_t)n_cols);
+        int bad = 0;
+        for (uint64_t i = 0; i < n_cols; i++) bad += fabs(got[i] - want[i]) > tol * fmax(fabs(got[i]), fabs(want[i]));
+        CHECK(!bad, "%d of %llu partial influences off by more than %.3g", bad, (unsigned long long)n_cols, tol);
+        // a bad row index is an error, not a crash
+        int64_t bad_node[1] = {(int64_t)n_cols};
+        CHECK(attrib_partial_influence(rows, 1, (int64_t)n_cols, bad_node, w, got, &e) == -1 && strstr(e.msg, "outside"),
+              "row index out of range accepted");
+        free(got);
+    }
+    safetensors_close(&st);
+}
+
+// ---- the selection cut against a sort: random dyadic graphs (exact arithmetic, many ties) ------
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+// circuit-tracer's find_threshold, literally: sort, cumsum (double, rounded to float) / sum,
+// searchsorted (left), clamp to n − 1.
+static float sort_threshold(const float *scores, int64_t n, double thr) {
+    float *s = xmalloc((size_t)n * sizeof *s);
+    memcpy(s, scores, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_desc);
+    double total = 0, cum = 0;
+    for (int64_t i = 0; i < n; i++) total += s[i];
+    int64_t i = 0;
+    for (; i < n; i++) {
+        cum += s[i];
+        if ((float)cum / (float)total >= (float)thr) break;
+    }
+    if (i >= n) i = n - 1;
+    float cut = s[i];
+    free(s);
+    return cut;
+}
+
+// prune_graph on the dense matrix, written from graph.py with the sort-based cut; exact when all
+// normalised entries are powers of two.
+// Returns how many entries share the edge cut's value (when the cut is positive).
+static int64_t dense_prune(const AttribGraph *g, double nt, double et, uint8_t *node, uint8_t *edge) {
+    int64_t ties = 0;
+    int64_t N = attrib_n_nodes(g), K = g->n_logits, T = g->n_pos, F = g->n_feat;
+    float *A = xcalloc((size_t)(N * N), sizeof *A), *norm = xcalloc((size_t)(N * N), sizeof *norm);
+    for (int64_t r = 0; r < F + K; r++) {
+        int64_t t = r < F ? r : N - K + (r - F);
+        memcpy(A + t * N, g->adj + r * N, (size_t)N * sizeof *A);
+    }
+    float *w = xcalloc((size_t)N, sizeof *w), *cur = xmalloc((size_t)N * sizeof *cur),
+          *nxt = xmalloc((size_t)N * sizeof *nxt), *infl = xmalloc((size_t)N * sizeof *infl);
+    for (int64_t k = 0; k < K; k++) w[N - K + k] = g->logit_prob[k];
+    for (int pass = 0; pass < 2; pass++) {
+        for (int64_t t = 0; t < N; t++) {
+            double s = 0;
+            for (int64_t j = 0; j < N; j++) s += fabsf(A[t * N + j]);
+            float d = (float)s > 1e-10f ? (float)s : 1e-10f;
+            for (int64_t j = 0; j < N; j++) norm[t * N + j] = fabsf(A[t * N + j]) / d;
+        }
+        memcpy(cur, w, (size_t)N * sizeof *cur);
+        memset(infl, 0, (size_t)N * sizeof *infl);
+        for (int it = 0; it < 1000; it++) {
+            int any = 0;
+            for (int64_t j = 0; j < N; j++) {
+                double s = 0;
+                for (int64_t t = 0; t < N; t++) s += (double)cur[t] * norm[t * N + j];
+                nxt[j] = (float)s;
+                any |= nxt[j] != 0;
+            }
+            if (!any) break;
+            for (int64_t j = 0; j < N; j++) infl[j] += nxt[j];
+            memcpy(cur, nxt, (size_t)N * sizeof *cur);
+        }
+        if (pass == 0) {
+            float cut = sort_threshold(infl, N, nt);
+            for (int64_t j = 0; j < N; j++) node[j] = infl[j] >= cut || j >= N - K - T;
+            for (int64_t t = 0; t < N; t++)
+                for (int64_t j = 0; j < N; j++)
+                    if (!node[t] || !node[j]) A[t * N + j] = 0;
+        } else {
+            for (int64_t t = 0; t < N; t++)
+                for (int64_t j = 0; j < N; j++) norm[t * N + j] *= infl[t] + w[t];
+            float cut = sort_threshold(norm, N * N, et);
+            for (int64_t i = 0; i < N * N; i++) {
+                edge[i] = norm[i] >= cut;
+                ties += cut > 0 && norm[i] == cut;
+            }
+        }
+    }
+    uint8_t *old = xmalloc((size_t)N);
+    for (int first = 1;; first = 0) {
+        if (!first) {
+            if (!memcmp(old, node, (size_t)N)) break;
+            for (int64_t t = 0; t < N; t++)
+                for (int64_t j = 0; j < N; j++)
+                    if (!node[t] || !node[j]) edge[t * N + j] = 0;
+        }
+        memcpy(old, node, (size_t)N);
+        for (int64_t j = 0; j < N - K - T; j++) {
+            int any = 0;
+            for (int64_t t = 0; t < N; t++) any |= edge[t * N + j];
+            node[j] &= (uint8_t)any;
+        }
+        for (int64_t t = 0; t < F; t++) {
+            int any = 0;
+            for (int64_t j = 0; j < N; j++) any |= edge[t * N + j];
+            node[t] &= (uint8_t)any;
+        }
+    }
+    free(old);
+    free(A);
+    free(norm);
+    free(w);
+    free(cur);
+    free(nxt);
+    free(infl);
+    return ties;
+}
+
+static void test_cut_ties_vs_sort(void) {
+    int bad = 0, tied_cuts = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        AttribGraph g = {0};
+        g.n_layers = 1 + (int)(rnd() % 3);
+        g.n_pos = 2 + (int)(rnd() % 4);
+        g.n_feat = g.n_active = 5 + (int)(rnd() % 30);
+        g.n_logits = 1 + (int)(rnd() % 3);
+        int64_t N = attrib_n_nodes(&g), R = g.n_feat + g.n_logits, F = g.n_feat, src_end = N - g.n_logits;
+        g.adj = xcalloc((size_t)(R * N), sizeof *g.adj);
+        g.logit_prob = xmalloc((size_t)g.n_logits * sizeof *g.logit_prob);
+        for (int k = 0; k < g.n_logits; k++) g.logit_prob[k] = 1.0f / (float)(2 << k);  // 1/2, 1/4, 1/8
+        for (int64_t r = 0; r < R; r++) {
+            // 2^k sources of equal |A| (feature r reads features < r and non-features; logits all)
+            int64_t n_src = r < F ? r + (src_end - F) : src_end;
+            int k = (int)(rnd() % 4);
+            while ((1 << k) > n_src) k--;
+            float mag = (float)(1 << (rnd() % 3));
+            for (int chosen = 0; chosen < (1 << k);) {
+                int64_t s = (int64_t)(rnd() % (uint32_t)n_src);
+                if (r < F && s >= r) s = s - r + F;  // skip features >= r
+                if (g.adj[r * N + s] != 0) continue;
+                g.adj[r * N + s] = rnd() & 1 ? mag : -mag;
+                chosen++;
+            }
+        }
+        double nt = (double)(rnd() % 100) / 100, et = (double)(rnd() % 100) / 100;
+        AttribPruned p;
+        Error e;
+        if (attrib_prune(&g, nt, et, &p, &e)) {
+            CHECK(0, "trial %d: %s", trial, e.msg);
+            attrib_graph_free(&g);
+            continue;
+        }
+        uint8_t *node = xmalloc((size_t)N), *edge = xmalloc((size_t)(N * N));
+        tied_cuts += dense_prune(&g, nt, et, node, edge) > 1;
+        int differs = memcmp(node, p.node_kept, (size_t)N) != 0;
+        for (int64_t r = 0; r < R; r++) {
+            int64_t t = r < F ? r : N - g.n_logits + (r - F);
+            differs |= memcmp(edge + t * N, p.edge_kept + r * N, (size_t)N) != 0;
+        }
+        bad += differs;
+        free(node);
+        free(edge);
+        attrib_pruned_free(&p);
+        attrib_graph_free(&g);
+    }
+    CHECK(bad == 0, "%d of 60 random dyadic graphs pruned differently from the sort-based cut", bad);
+    CHECK(tied_cuts > 10, "only %d of 60 trials had an edge cut shared by several edges", tied_cuts);
+}
+
+static void test_prune_bad_input(void) {
+    AttribGraph g = {0};
+    g.n_layers = 1;
+    g.n_pos = 2;
+    g.n_logits = 1;
+    int64_t N = attrib_n_nodes(&g);
+    g.adj = xcalloc((size_t)N, sizeof *g.adj);
+    g.logit_prob = xcalloc(1, sizeof *g.logit_prob);
+    AttribPruned p;
+    Error e;
+    CHECK(attrib_prune(&g, 1.5, 0.98, &p, &e) == -1 && strstr(e.msg, "node threshold"), "threshold 1.5 accepted");
+    CHECK(attrib_prune(&g, 0.8, -0.1, &p, &e) == -1 && strstr(e.msg, "edge threshold"), "threshold -0.1 accepted");
+    g.adj[1] = NAN;
+    CHECK(attrib_prune(&g, 0.8, 0.98, &p, &e) == -1 && strstr(e.msg, "column 1"), "NaN accepted: %s", e.msg);
+    g.adj[1] = 0;
+    // a cycle: the logit row reads itself
+    g.adj[N - 1] = 1;
+    g.logit_prob[0] = 1;
+    CHECK(attrib_prune(&g, 0.8, 0.98, &p, &e) == -1 && strstr(e.msg, "converge"), "cycle accepted: %s", e.msg);
+    attrib_graph_free(&g);
+}
+
+int main(void) {
+    RUN_TEST(test_prune_golden);
+    RUN_TEST(test_partial_influence_golden);
+    RUN_TEST(test_cut_ties_vs_sort);
+    RUN_TEST(test_prune_bad_input);
+    return test_summary();
+}
