@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "threads.h"
+#include "unicode.h"
 
 void attrib_graph_free(AttribGraph *g) {
     if (!g) return;
@@ -438,4 +439,204 @@ done:
     free(out_weight);
     if (rc) attrib_pruned_free(out);
     return rc;
+}
+
+// ---- the graph JSON (create_graph_files; formats/graph.md) ----------------------------------
+
+// A JSON string: invalid UTF-8 becomes U+FFFD (as Python's decode(errors="replace")), quotes,
+// backslashes and control characters are escaped.
+static void put_json_string(FILE *f, const char *s) {
+    size_t len = s ? strlen(s) : 0;
+    char *buf = xmalloc(3 * len + 1);
+    size_t n = utf8_lossy((const unsigned char *)(s ? s : ""), len, buf);
+    fputc('"', f);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+    free(buf);
+}
+
+// A number as JSON: float32 values with 9 significant digits (they read back bit-exact), a
+// non-finite one as null (JSON has no NaN).
+static void put_json_float(FILE *f, double x) {
+    if (isfinite(x)) fprintf(f, "%.9g", x);
+    else fputs("null", f);
+}
+
+static void put_json_double(FILE *f, double x) {
+    if (isfinite(x)) fprintf(f, "%.17g", x);
+    else fputs("null", f);
+}
+
+// The node id of node i (formats/graph.md): circuit-tracer 0.5.0's, except error nodes, whose
+// 0.5.0 id `0_{layer}_{pos}` is also the id of layer-0 feature `layer` at pos; ours puts -1 where
+// feature ids have their layer: `-1_{layer}_{pos}` (no layer is -1, so no id can repeat).
+static void node_id(const AttribGraph *g, int64_t i, char *out, size_t size) {
+    int64_t N = attrib_n_nodes(g), F = g->n_feat, T = g->n_pos, err_end = F + (int64_t)g->n_layers * T;
+    if (i < F) {
+        const int32_t *a = g->active + 3 * (int64_t)g->feat_active[i];
+        snprintf(out, size, "%d_%d_%d", a[0], a[2], a[1]);
+    } else if (i < err_end) {
+        snprintf(out, size, "-1_%lld_%lld", (long long)((i - F) / T), (long long)((i - F) % T));
+    } else if (i < err_end + T) {
+        snprintf(out, size, "E_%d_%lld", g->tokens[i - err_end], (long long)(i - err_end));
+    } else {
+        snprintf(out, size, "%d_%d_%d", g->n_layers + 1, g->logit_token[i - (N - g->n_logits)], g->n_pos - 1);
+    }
+}
+
+static void put_node(FILE *f, const AttribGraph *g, const AttribPruned *p, const AttribMeta *m, int64_t i) {
+    int64_t N = attrib_n_nodes(g), F = g->n_feat, T = g->n_pos, err_end = F + (int64_t)g->n_layers * T;
+    char id[96], js[96], layer[24];
+    node_id(g, i, id, sizeof id);
+    long long feature, ctx;
+    const char *type;
+    double token_prob = 0, activation = NAN, influence = p->cumulative[i];
+    int target = 0;
+    char clerp[512] = "";
+    if (i < F) {
+        const int32_t *a = g->active + 3 * (int64_t)g->feat_active[i];
+        long long l = a[0], idx = a[2];
+        feature = (l + idx) * (l + idx + 1) / 2 + idx;  // Cantor pairing of (layer, index)
+        snprintf(layer, sizeof layer, "%d", a[0]);
+        ctx = a[1];
+        type = "cross layer transcoder";
+        snprintf(js, sizeof js, "%d_%d-0", a[0], a[2]);
+        activation = g->activation[g->feat_active[i]];
+    } else if (i < err_end) {
+        long long l = (i - F) / T, pos = (i - F) % T;
+        feature = -1;
+        snprintf(layer, sizeof layer, "%lld", l);
+        ctx = pos;
+        type = "mlp reconstruction error";
+        snprintf(js, sizeof js, "-1_%lld-%lld", l, pos);
+    } else if (i < err_end + T) {
+        ctx = i - err_end;
+        feature = ctx;
+        snprintf(layer, sizeof layer, "E");
+        type = "embedding";
+        snprintf(js, sizeof js, "E_%d-%lld", g->tokens[ctx], ctx);
+    } else {
+        int k = (int)(i - (N - g->n_logits));
+        feature = g->logit_token[k];
+        snprintf(layer, sizeof layer, "%d", g->n_layers + 1);
+        ctx = T - 1;
+        type = "logit";
+        token_prob = g->logit_prob[k];
+        target = k == 0;
+        snprintf(js, sizeof js, "L_%d-%d", g->logit_token[k], g->n_pos - 1);
+        influence = NAN;  // create_nodes gives logit nodes no influence
+        char tok[32];
+        snprintf(tok, sizeof tok, "%d", g->logit_token[k]);
+        const char *s = m->logit_strings ? m->logit_strings[k] : tok;
+        snprintf(clerp, sizeof clerp, "Output \"%s\" (p=%.3f)", s, token_prob);
+    }
+    fprintf(f, "    {\"node_id\": \"%s\", \"feature\": %lld, \"layer\": \"%s\", \"ctx_idx\": %lld, \"feature_type\": \"%s\", "
+               "\"token_prob\": ", id, feature, layer, ctx, type);
+    put_json_float(f, token_prob);
+    fprintf(f, ", \"is_target_logit\": %s, \"run_idx\": 0, \"reverse_ctx_idx\": 0, \"jsNodeId\": \"%s\", \"clerp\": ",
+            target ? "true" : "false", js);
+    put_json_string(f, clerp);
+    fputs(", \"influence\": ", f);
+    put_json_float(f, influence);
+    fputs(", \"activation\": ", f);
+    put_json_float(f, activation);
+    fputc('}', f);
+}
+
+static void put_metadata(FILE *f, const AttribGraph *g, const AttribPruned *p, const AttribMeta *m) {
+    fputs("  \"metadata\": {\"slug\": ", f);
+    put_json_string(f, m->slug);
+    fputs(", \"scan\": ", f);
+    put_json_string(f, m->scan);
+    fputs(", \"transcoder_list\": [], \"prompt_tokens\": [", f);
+    for (int t = 0; t < g->n_pos; t++) {
+        char id[32];
+        snprintf(id, sizeof id, "%d", g->tokens[t]);
+        if (t) fputs(", ", f);
+        put_json_string(f, m->token_strings ? m->token_strings[t] : id);
+    }
+    fputs("],\n    \"prompt\": ", f);
+    put_json_string(f, m->prompt);
+    fputs(", \"node_threshold\": ", f);
+    put_json_double(f, m->node_threshold);
+    fputs(", \"schema_version\": 1,\n    \"info\": {\"description\": ", f);
+    char desc[256];
+    snprintf(desc, sizeof desc, "replacement score %.4f, completeness score %.4f", p->replacement_score,
+             p->completeness_score);
+    put_json_string(f, desc);
+    fputs(", \"generator\": {\"name\": \"cltkit attrib\"}, \"replacement_score\": ", f);
+    put_json_double(f, p->replacement_score);
+    fputs(", \"completeness_score\": ", f);
+    put_json_double(f, p->completeness_score);
+    fputs("},\n    \"generation_settings\": {\"max_n_logits\": ", f);
+    fprintf(f, "%d, \"desired_logit_prob\": ", m->max_n_logits);
+    put_json_double(f, m->desired_logit_prob);
+    fprintf(f, ", \"batch_size\": %d, \"max_feature_nodes\": %d, \"model\": ", m->batch_size,
+            m->max_feature_nodes > 0 ? m->max_feature_nodes : g->n_active);
+    put_json_string(f, m->model_name);
+    fputs(", \"clt\": ", f);
+    put_json_string(f, m->clt_name);
+    fputs("},\n    \"pruning_settings\": {\"node_threshold\": ", f);
+    put_json_double(f, m->node_threshold);
+    fputs(", \"edge_threshold\": ", f);
+    put_json_double(f, m->edge_threshold);
+    fputs("}},\n", f);
+}
+
+int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const AttribPruned *p, const AttribMeta *meta,
+                      Error *e) {
+    const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
+    if (p->n_nodes != N) return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", name, (long long)p->n_nodes, (long long)N);
+    int64_t *row_node = xmalloc((size_t)(R ? R : 1) * sizeof *row_node);
+    graph_row_nodes(g, row_node);
+    // create_used_nodes_and_edges: the links are the kept edges between kept nodes (target order,
+    // then source order); a node is written when a link touches it, embeddings and logits always.
+    uint8_t *used = xcalloc((size_t)N, 1);
+    for (int64_t s = N - g->n_logits - g->n_pos; s < N; s++) used[s] = p->node_kept[s];
+    for (int64_t r = 0; r < R; r++) {
+        if (!p->node_kept[row_node[r]]) continue;
+        const uint8_t *er = p->edge_kept + r * N;
+        for (int64_t s = 0; s < N; s++)
+            if (er[s] && p->node_kept[s]) used[s] = used[row_node[r]] = 1;
+    }
+    fputs("{\n", f);
+    put_metadata(f, g, p, meta);
+    fputs("  \"qParams\": {\"pinnedIds\": [], \"supernodes\": [], \"linkType\": \"both\", \"clickedId\": \"\", "
+          "\"sg_pos\": \"\"},\n  \"nodes\": [\n", f);
+    int first = 1;
+    for (int64_t i = 0; i < N; i++) {
+        if (!used[i]) continue;
+        if (!first) fputs(",\n", f);
+        first = 0;
+        put_node(f, g, p, meta, i);
+    }
+    fputs("\n  ],\n  \"links\": [\n", f);
+    first = 1;
+    for (int64_t r = 0; r < R; r++) {
+        if (!p->node_kept[row_node[r]]) continue;
+        char tid[96], sid[96];
+        node_id(g, row_node[r], tid, sizeof tid);
+        const uint8_t *er = p->edge_kept + r * N;
+        for (int64_t s = 0; s < N; s++) {
+            if (!er[s] || !p->node_kept[s]) continue;
+            node_id(g, s, sid, sizeof sid);
+            fprintf(f, "%s    {\"source\": \"%s\", \"target\": \"%s\", \"weight\": ", first ? "" : ",\n", sid, tid);
+            put_json_float(f, g->adj[r * N + s]);
+            fputc('}', f);
+            first = 0;
+        }
+    }
+    fputs("\n  ]\n}\n", f);
+    free(row_node);
+    free(used);
+    if (fflush(f) || ferror(f)) return err_set(e, "%s: write failed", name);
+    return 0;
 }

@@ -333,6 +333,236 @@ static void test_cut_ties_vs_sort(void) {
     CHECK(tied_cuts > 10, "only %d of 60 trials had an edge cut shared by several edges", tied_cuts);
 }
 
+
+// ---- the graph JSON ------------------------------------------------------------------------------
+
+// The required fields and types of shared/reference/graph-schema-v1.json (Neuronpedia's schema
+// version 1), plus what a reader needs: unique node ids and links between existing nodes.
+// Returns the number of problems; the first few are reported.
+static int schema_problems(json_t *root) {
+    int bad = 0;
+#define NEED(cond, ...)                                                   \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            if (bad++ < 5) { printf("  schema: "); printf(__VA_ARGS__); printf("\n"); } \
+        }                                                                 \
+    } while (0)
+    NEED(json_is_object(root), "root is not an object");
+    if (!json_is_object(root)) return bad;
+    json_t *md = json_object_get(root, "metadata"), *q = json_object_get(root, "qParams");
+    json_t *nodes = json_object_get(root, "nodes"), *links = json_object_get(root, "links");
+    NEED(json_is_object(md) && json_is_object(q) && json_is_array(nodes) && json_is_array(links),
+         "metadata/qParams/nodes/links missing or of the wrong type");
+    if (bad) return bad;
+    NEED(json_is_string(json_object_get(md, "slug")), "metadata.slug");
+    NEED(json_is_string(json_object_get(md, "scan")), "metadata.scan");
+    NEED(json_is_string(json_object_get(md, "prompt")), "metadata.prompt");
+    json_t *pt = json_object_get(md, "prompt_tokens"), *v;
+    size_t i;
+    NEED(json_is_array(pt), "metadata.prompt_tokens");
+    json_array_foreach(pt, i, v) NEED(json_is_string(v), "metadata.prompt_tokens[%zu]", i);
+    v = json_object_get(md, "node_threshold");
+    NEED(!v || json_is_number(v), "metadata.node_threshold");
+    v = json_object_get(md, "schema_version");
+    NEED(!v || json_is_integer(v), "metadata.schema_version");
+    const char *objs[] = {"info", "generation_settings", "pruning_settings", "feature_details"};
+    for (int k = 0; k < 4; k++) {
+        v = json_object_get(md, objs[k]);
+        NEED(!v || json_is_object(v), "metadata.%s", objs[k]);
+    }
+    v = json_object_get(q, "pinnedIds");
+    NEED(!v || json_is_array(v), "qParams.pinnedIds");
+    v = json_object_get(q, "supernodes");
+    NEED(!v || json_is_array(v), "qParams.supernodes");
+    const char *qs[] = {"linkType", "clickedId", "sg_pos"};
+    for (int k = 0; k < 3; k++) {
+        v = json_object_get(q, qs[k]);
+        NEED(!v || json_is_string(v), "qParams.%s", qs[k]);
+    }
+    json_t *ids = json_object();
+    json_array_foreach(nodes, i, v) {
+        NEED(json_is_object(v), "nodes[%zu] is not an object", i);
+        if (!json_is_object(v)) continue;
+        json_t *id = json_object_get(v, "node_id"), *feat = json_object_get(v, "feature"),
+               *layer = json_object_get(v, "layer");
+        NEED(json_is_string(id), "nodes[%zu].node_id", i);
+        NEED(json_is_integer(feat) || json_is_null(feat), "nodes[%zu].feature", i);
+        NEED(json_is_string(layer) || json_is_integer(layer), "nodes[%zu].layer", i);
+        NEED(json_is_integer(json_object_get(v, "ctx_idx")), "nodes[%zu].ctx_idx", i);
+        NEED(json_is_string(json_object_get(v, "feature_type")), "nodes[%zu].feature_type", i);
+        NEED(json_is_string(json_object_get(v, "jsNodeId")), "nodes[%zu].jsNodeId", i);
+        NEED(json_is_string(json_object_get(v, "clerp")), "nodes[%zu].clerp", i);
+        const char *opt[] = {"influence", "activation"};
+        for (int k = 0; k < 2; k++) {
+            json_t *o = json_object_get(v, opt[k]);
+            NEED(!o || json_is_number(o) || json_is_null(o), "nodes[%zu].%s", i, opt[k]);
+        }
+        if (json_is_string(id)) {
+            NEED(!json_object_get(ids, json_string_value(id)), "node id %s repeats", json_string_value(id));
+            json_object_set_new(ids, json_string_value(id), json_true());
+        }
+    }
+    json_array_foreach(links, i, v) {
+        json_t *src = json_object_get(v, "source"), *dst = json_object_get(v, "target");
+        NEED(json_is_string(src) && json_is_string(dst) && json_is_number(json_object_get(v, "weight")),
+             "links[%zu] fields", i);
+        if (json_is_string(src) && json_is_string(dst))
+            NEED(json_object_get(ids, json_string_value(src)) && json_object_get(ids, json_string_value(dst)),
+                 "links[%zu] joins unknown nodes %s -> %s", i, json_string_value(src), json_string_value(dst));
+    }
+    json_decref(ids);
+#undef NEED
+    return bad;
+}
+
+// The node id convention of formats/graph.md, restated independently of attrib_graph.c.
+static void expected_id(const AttribGraph *g, int64_t i, char *out, size_t n) {
+    int64_t F = g->n_feat, T = g->n_pos, E = F + (int64_t)g->n_layers * T, N = attrib_n_nodes(g);
+    if (i < F) snprintf(out, n, "%d_%d_%d", g->active[3 * i], g->active[3 * i + 2], g->active[3 * i + 1]);
+    else if (i < E) snprintf(out, n, "-1_%lld_%lld", (long long)((i - F) / T), (long long)((i - F) % T));
+    else if (i < E + T) snprintf(out, n, "E_%d_%lld", g->tokens[i - E], (long long)(i - E));
+    else snprintf(out, n, "%d_%d_%d", g->n_layers + 1, g->logit_token[i - (N - g->n_logits)], g->n_pos - 1);
+}
+
+static json_t *write_and_parse(const AttribGraph *g, const AttribPruned *p, const AttribMeta *m) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    Error e;
+    int rc = attrib_write_json(f, "mem", g, p, m, &e);
+    fclose(f);
+    CHECK(rc == 0, "%s", e.msg);
+    json_error_t je;
+    json_t *root = json_loadb(buf, len, 0, &je);
+    CHECK(root != NULL, "JSON does not parse: line %d: %s", je.line, je.text);
+    free(buf);
+    return root;
+}
+
+static void test_json_golden(void) {
+    for (int idx = 0; idx < 4; idx++) {
+        SafeTensors st;
+        AttribGraph g;
+        double thr[2];
+        if (load_case(idx, &st, &g, thr)) {
+            safetensors_close(&st);
+            continue;
+        }
+        AttribPruned p;
+        Error e;
+        CHECK(attrib_prune(&g, thr[0], thr[1], &p, &e) == 0, "%s", e.msg);
+        char *toks[64], *logits[8];
+        for (int t = 0; t < g.n_pos; t++) toks[t] = t == 1 ? "a \"quoted\"\n\\ token \xff" : "tok";
+        for (int k = 0; k < g.n_logits; k++) logits[k] = k == 0 ? "\xe2\x80" : "x";
+        AttribMeta m = {.slug = "case", .scan = "test-scan", .prompt = "a prompt", .token_strings = toks,
+                        .logit_strings = logits, .model_name = "m", .clt_name = "c", .max_n_logits = 10,
+                        .desired_logit_prob = 0.95, .batch_size = 8, .node_threshold = thr[0], .edge_threshold = thr[1]};
+        json_t *root = write_and_parse(&g, &p, &m);
+        uint64_t n_nodes = golden_numel(&st, "json_nodes"), n_links = golden_numel(&st, "json_weights");
+        const int64_t *jn = golden(&st, "json_nodes", ST_I64, n_nodes);
+        const int64_t *jl = golden(&st, "json_links", ST_I64, 2 * n_links);
+        const float *jw = golden(&st, "json_weights", ST_F32, n_links);
+        if (root && jn && (jl || !n_links) && (jw || !n_links)) {
+            CHECK(schema_problems(root) == 0, "case%d: JSON breaks the schema", idx);
+            json_t *nodes = json_object_get(root, "nodes"), *links = json_object_get(root, "links");
+            CHECK(json_array_size(nodes) == n_nodes, "case%d: %zu nodes, circuit-tracer %llu", idx,
+                  json_array_size(nodes), (unsigned long long)n_nodes);
+            CHECK(json_array_size(links) == n_links, "case%d: %zu links, circuit-tracer %llu", idx,
+                  json_array_size(links), (unsigned long long)n_links);
+            char want[96], want2[96];
+            int bad = 0;
+            for (size_t i = 0; i < json_array_size(nodes) && i < n_nodes; i++) {
+                expected_id(&g, jn[i], want, sizeof want);
+                bad += strcmp(json_string_value(json_object_get(json_array_get(nodes, i), "node_id")), want) != 0;
+            }
+            CHECK(!bad, "case%d: %d node ids differ from circuit-tracer's nodes", idx, bad);
+            bad = 0;
+            for (size_t i = 0; i < json_array_size(links) && i < n_links; i++) {
+                json_t *l = json_array_get(links, i);
+                expected_id(&g, jl[2 * i], want, sizeof want);
+                expected_id(&g, jl[2 * i + 1], want2, sizeof want2);
+                bad += strcmp(json_string_value(json_object_get(l, "target")), want) != 0 ||
+                       strcmp(json_string_value(json_object_get(l, "source")), want2) != 0 ||
+                       (float)json_number_value(json_object_get(l, "weight")) != jw[i];
+            }
+            CHECK(!bad, "case%d: %d links differ from circuit-tracer's", idx, bad);
+            // the strings survive escaping (invalid UTF-8 as U+FFFD, as Python's decode)
+            json_t *md = json_object_get(root, "metadata");
+            CHECK(!strcmp(json_string_value(json_array_get(json_object_get(md, "prompt_tokens"), 1)),
+                          "a \"quoted\"\n\\ token \xef\xbf\xbd"), "prompt token escaping");
+            json_t *info = json_object_get(md, "info");
+            CHECK(json_real_value(json_object_get(info, "replacement_score")) == p.replacement_score, "scores in metadata.info");
+            // feature nodes: Cantor id, activation; logit nodes: clerp and the first is the target
+            size_t i;
+            json_t *v;
+            int checked = 0;
+            json_array_foreach(nodes, i, v) {
+                const char *type = json_string_value(json_object_get(v, "feature_type"));
+                if (!strcmp(type, "cross layer transcoder") && !checked++) {
+                    int l, fi, pos;
+                    sscanf(json_string_value(json_object_get(v, "node_id")), "%d_%d_%d", &l, &fi, &pos);
+                    CHECK(json_integer_value(json_object_get(v, "feature")) == (l + fi) * (l + fi + 1) / 2 + fi, "cantor id");
+                    CHECK(json_is_number(json_object_get(v, "activation")), "feature activation");
+                }
+                if (!strcmp(type, "logit") && json_is_true(json_object_get(v, "is_target_logit"))) {
+                    char clerp[64];
+                    snprintf(clerp, sizeof clerp, "Output \"\xef\xbf\xbd\" (p=%.3f)", (double)g.logit_prob[0]);
+                    CHECK(!strcmp(json_string_value(json_object_get(v, "clerp")), clerp), "logit clerp %s",
+                          json_string_value(json_object_get(v, "clerp")));
+                }
+            }
+        }
+        json_decref(root);
+        attrib_pruned_free(&p);
+        attrib_graph_free(&g);
+        safetensors_close(&st);
+    }
+}
+
+// An error node and a layer-0 feature whose index equals the error's layer, at the same position:
+// circuit-tracer 0.5.0 gives both the id 0_1_2; ours must stay distinct.
+static void test_json_no_id_collision(void) {
+    AttribGraph g = {0};
+    g.n_layers = 2;
+    g.n_pos = 3;
+    g.n_feat = g.n_active = 1;
+    g.n_logits = 1;
+    int64_t N = attrib_n_nodes(&g);
+    int32_t active[3] = {0, 2, 1}, tokens[3] = {1, 2, 3}, lt[1] = {7}, fa[1] = {0};
+    float act[1] = {1}, prob[1] = {1};
+    float *adj = xcalloc((size_t)(2 * N), sizeof *adj);
+    int64_t err_l1_p2 = 1 + 1 * 3 + 2;
+    adj[0 * N + (N - 1 - 3 + 2)] = 1;  // feature <- token at pos 2
+    adj[0 * N + err_l1_p2 - 3] = 1;    // feature <- error layer 0, pos 2
+    adj[1 * N + 0] = 2;                // logit <- feature
+    adj[1 * N + err_l1_p2] = 1;        // logit <- error layer 1, pos 2
+    g.adj = adj;
+    g.active = active;
+    g.activation = act;
+    g.feat_active = fa;
+    g.tokens = tokens;
+    g.logit_token = lt;
+    g.logit_prob = prob;
+    AttribPruned p;
+    Error e;
+    CHECK(attrib_prune(&g, 1.0, 1.0, &p, &e) == 0, "%s", e.msg);
+    AttribMeta m = {.slug = "s", .scan = "x", .prompt = ""};
+    json_t *root = write_and_parse(&g, &p, &m);
+    CHECK(root && schema_problems(root) == 0, "collision graph breaks the schema");
+    int found_feat = 0, found_err = 0;
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(root, "nodes"), i, v) {
+        const char *id = json_string_value(json_object_get(v, "node_id"));
+        found_feat += !strcmp(id, "0_1_2");
+        found_err += !strcmp(id, "-1_1_2");
+    }
+    CHECK(found_feat == 1 && found_err == 1, "feature 0_1_2 %d, error -1_1_2 %d", found_feat, found_err);
+    json_decref(root);
+    attrib_pruned_free(&p);
+    free(adj);
+}
+
 static void test_prune_bad_input(void) {
     AttribGraph g = {0};
     g.n_layers = 1;
@@ -359,6 +589,8 @@ int main(void) {
     RUN_TEST(test_prune_golden);
     RUN_TEST(test_partial_influence_golden);
     RUN_TEST(test_cut_ties_vs_sort);
+    RUN_TEST(test_json_golden);
+    RUN_TEST(test_json_no_id_collision);
     RUN_TEST(test_prune_bad_input);
     return test_summary();
 }
