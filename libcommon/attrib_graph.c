@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "safetensors.h"
 #include "threads.h"
 #include "unicode.h"
 
@@ -639,4 +642,276 @@ int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const Att
     free(used);
     if (fflush(f) || ferror(f)) return err_set(e, "%s: write failed", name);
     return 0;
+}
+
+// ---- the raw file (formats/graph.md) ------------------------------------------------------------
+
+#define RAW_FORMAT "cltkit-attrib-raw"
+#define RAW_VERSION 1
+
+int attrib_write_raw(const char *path, const AttribGraph *g, const AttribPruned *p, Error *e) {
+    const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
+    if (p && p->n_nodes != N)
+        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", path, (long long)p->n_nodes, (long long)N);
+    // CSR of the stored rows: exact zeros (no path) are left out.
+    int64_t *row_ptr = xmalloc((size_t)(R + 1) * sizeof *row_ptr), nnz = 0;
+    for (int64_t i = 0; i < R * N; i++) nnz += g->adj[i] != 0;
+    int32_t *col = xmalloc((size_t)(nnz ? nnz : 1) * sizeof *col);
+    float *val = xmalloc((size_t)(nnz ? nnz : 1) * sizeof *val);
+    uint8_t *kept = p ? xmalloc((size_t)(nnz ? nnz : 1)) : NULL;
+    // A kept edge where A is zero happens only when the edge cut is 0, and then every entry is
+    // kept (see attrib_prune): one flag stands for them.
+    int kept_all = 0, kept_zero = 0;
+    if (p) {
+        kept_all = 1;
+        for (int64_t i = 0; i < R * N; i++) {
+            kept_all &= p->edge_kept[i];
+            kept_zero |= p->edge_kept[i] && g->adj[i] == 0;
+        }
+    }
+    int rc = 0;
+    if (kept_zero && !kept_all) {
+        rc = err_set(e, "%s: edge mask keeps a zero edge but not all edges", path);
+        goto done;
+    }
+    nnz = 0;
+    row_ptr[0] = 0;
+    for (int64_t r = 0; r < R; r++) {
+        for (int64_t s = 0; s < N; s++) {
+            float a = g->adj[r * N + s];
+            if (a == 0) continue;
+            col[nnz] = (int32_t)s;
+            val[nnz] = a;
+            if (kept) kept[nnz] = p->edge_kept[r * N + s];
+            nnz++;
+        }
+        row_ptr[r + 1] = nnz;
+    }
+    StWriteTensor t[16];
+    int n = 0;
+    t[n++] = (StWriteTensor){"row_ptr", ST_I64, 1, {R + 1}, row_ptr};
+    t[n++] = (StWriteTensor){"col_idx", ST_I32, 1, {nnz}, col};
+    t[n++] = (StWriteTensor){"values", ST_F32, 1, {nnz}, val};
+    t[n++] = (StWriteTensor){"tokens", ST_I32, 1, {g->n_pos}, g->tokens};
+    t[n++] = (StWriteTensor){"active", ST_I32, 2, {g->n_active, 3}, g->active};
+    t[n++] = (StWriteTensor){"activation", ST_F32, 1, {g->n_active}, g->activation};
+    t[n++] = (StWriteTensor){"feat_active", ST_I32, 1, {g->n_feat}, g->feat_active};
+    t[n++] = (StWriteTensor){"logit_token", ST_I32, 1, {g->n_logits}, g->logit_token};
+    t[n++] = (StWriteTensor){"logit_prob", ST_F32, 1, {g->n_logits}, g->logit_prob};
+    if (g->error_vectors)
+        t[n++] = (StWriteTensor){"error_vectors", ST_F32, 3, {g->n_layers, g->n_pos, g->d_model}, g->error_vectors};
+    if (p) {
+        t[n++] = (StWriteTensor){"influence", ST_F32, 1, {N}, p->influence};
+        t[n++] = (StWriteTensor){"cumulative", ST_F32, 1, {N}, p->cumulative};
+        t[n++] = (StWriteTensor){"node_kept", ST_U8, 1, {N}, p->node_kept};
+        t[n++] = (StWriteTensor){"edge_kept", ST_U8, 1, {nnz}, kept};
+    }
+    char meta[1024];
+    int len = snprintf(meta, sizeof meta,
+                       "{\"format\": \"" RAW_FORMAT "\", \"version\": \"%d\", \"n_layers\": \"%d\", \"n_pos\": \"%d\", "
+                       "\"d_model\": \"%d\", \"vocab_size\": \"%d\", \"n_active\": \"%d\", \"n_feat\": \"%d\", "
+                       "\"n_logits\": \"%d\"",
+                       RAW_VERSION, g->n_layers, g->n_pos, g->d_model, g->vocab_size, g->n_active, g->n_feat, g->n_logits);
+    if (p)
+        snprintf(meta + len, sizeof meta - (size_t)len,
+                 ", \"replacement_score\": \"%.17g\", \"completeness_score\": \"%.17g\", \"edge_kept_all\": \"%d\"}",
+                 p->replacement_score, p->completeness_score, kept_all);
+    else
+        snprintf(meta + len, sizeof meta - (size_t)len, "}");
+    rc = safetensors_write(path, t, n, meta, e);
+done:
+    free(row_ptr);
+    free(col);
+    free(val);
+    free(kept);
+    return rc;
+}
+
+// A non-negative integer from the raw file's metadata (safetensors metadata values are strings).
+static int meta_int(const char *path, json_t *meta, const char *key, int64_t max, int *out, Error *e) {
+    const char *s = json_string_value(json_object_get(meta, key));
+    char *end;
+    if (!s) return err_set(e, "%s: metadata has no \"%s\"", path, key);
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || v < 0 || v > max) return err_set(e, "%s: metadata \"%s\" = \"%s\" is not in [0, %lld]", path, key, s, (long long)max);
+    *out = (int)v;
+    return 0;
+}
+
+static int meta_double(const char *path, json_t *meta, const char *key, double *out, Error *e) {
+    const char *s = json_string_value(json_object_get(meta, key));
+    char *end;
+    if (!s) return err_set(e, "%s: metadata has no \"%s\"", path, key);
+    *out = strtod(s, &end);
+    if (!*s || *end) return err_set(e, "%s: metadata \"%s\" = \"%s\" is not a number", path, key, s);
+    return 0;
+}
+
+// The tensor `name` with this dtype and shape, or an error naming the file and the tensor.
+static const void *raw_tensor(const SafeTensors *st, const char *name, StDtype dt, int ndim, const int64_t *shape,
+                              Error *e) {
+    const StTensor *t = safetensors_find(st, name);
+    if (!t) {
+        err_set(e, "%s: no tensor \"%s\"", st->path, name);
+        return NULL;
+    }
+    int ok = t->dtype == dt && t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+    if (!ok) {
+        char want[128] = "", have[128] = "";
+        for (int d = 0; d < ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)shape[d]);
+        for (int d = 0; d < t->ndim; d++) snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        err_set(e, "%s: tensor \"%s\" is %s [%s], expected %s [%s]", st->path, name, st_dtype_name(t->dtype), have,
+                st_dtype_name(dt), want);
+        return NULL;
+    }
+    return t->data ? t->data : (const void *)"";  // a zero-size tensor has no data pointer
+}
+
+static void *copy_of(const void *src, size_t n) {
+    void *d = xmalloc(n ? n : 1);
+    if (n) memcpy(d, src, n);
+    return d;
+}
+
+int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e) {
+    memset(g, 0, sizeof *g);
+    if (p) memset(p, 0, sizeof *p);
+    SafeTensors st;
+    if (safetensors_open(&st, path, e)) return -1;
+    int rc = -1;
+    json_t *meta = st.metadata_json ? json_loads(st.metadata_json, 0, NULL) : NULL;
+    const char *format = json_string_value(json_object_get(meta, "format"));
+    if (!format || strcmp(format, RAW_FORMAT)) {
+        err_set(e, "%s: not an attribution raw file (metadata \"format\" is not \"" RAW_FORMAT "\")", path);
+        goto done;
+    }
+    int version;
+    if (meta_int(path, meta, "version", 1 << 30, &version, e)) goto done;
+    if (version != RAW_VERSION) {
+        err_set(e, "%s: raw file version %d, this build reads version %d", path, version, RAW_VERSION);
+        goto done;
+    }
+    // Bounds keep every product below 2^62.
+    if (meta_int(path, meta, "n_layers", 1 << 16, &g->n_layers, e) || meta_int(path, meta, "n_pos", 1 << 24, &g->n_pos, e) ||
+        meta_int(path, meta, "d_model", 1 << 24, &g->d_model, e) ||
+        meta_int(path, meta, "vocab_size", INT32_MAX, &g->vocab_size, e) ||
+        meta_int(path, meta, "n_active", 1 << 30, &g->n_active, e) || meta_int(path, meta, "n_feat", 1 << 30, &g->n_feat, e) ||
+        meta_int(path, meta, "n_logits", 1 << 20, &g->n_logits, e))
+        goto done;
+    if (g->n_layers < 1 || g->n_pos < 1 || g->n_logits < 1 || g->n_feat > g->n_active) {
+        err_set(e, "%s: bad sizes: %d layers, %d positions, %d logits, %d of %d features", path, g->n_layers, g->n_pos,
+                g->n_logits, g->n_feat, g->n_active);
+        goto done;
+    }
+    const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
+    if (N > INT32_MAX) {
+        err_set(e, "%s: %lld nodes do not fit the int32 column indices", path, (long long)N);
+        goto done;
+    }
+    int64_t sh[3];
+    sh[0] = R + 1;
+    const int64_t *row_ptr = raw_tensor(&st, "row_ptr", ST_I64, 1, sh, e);
+    if (!row_ptr) goto done;
+    int64_t nnz = row_ptr[R];
+    if (row_ptr[0] != 0 || nnz < 0 || nnz > R * N) {
+        err_set(e, "%s: row_ptr starts at %lld and ends at %lld (expected 0 and at most %lld)", path, (long long)row_ptr[0],
+                (long long)nnz, (long long)(R * N));
+        goto done;
+    }
+    sh[0] = nnz;
+    const int32_t *col = raw_tensor(&st, "col_idx", ST_I32, 1, sh, e);
+    const float *val = col ? raw_tensor(&st, "values", ST_F32, 1, sh, e) : NULL;
+    if (!val) goto done;
+    for (int64_t r = 0; r < R; r++) {
+        if (row_ptr[r + 1] < row_ptr[r]) {
+            err_set(e, "%s: row_ptr decreases at row %lld", path, (long long)r);
+            goto done;
+        }
+        for (int64_t i = row_ptr[r]; i < row_ptr[r + 1]; i++)
+            if (col[i] < 0 || col[i] >= N || (i > row_ptr[r] && col[i] <= col[i - 1])) {
+                err_set(e, "%s: row %lld: column index %d out of range or out of order", path, (long long)r, col[i]);
+                goto done;
+            }
+    }
+    sh[0] = g->n_pos;
+    const int32_t *tokens = raw_tensor(&st, "tokens", ST_I32, 1, sh, e);
+    sh[0] = g->n_active;
+    sh[1] = 3;
+    const int32_t *active = tokens ? raw_tensor(&st, "active", ST_I32, 2, sh, e) : NULL;
+    const float *activation = active ? raw_tensor(&st, "activation", ST_F32, 1, sh, e) : NULL;
+    sh[0] = g->n_feat;
+    const int32_t *feat_active = activation ? raw_tensor(&st, "feat_active", ST_I32, 1, sh, e) : NULL;
+    sh[0] = g->n_logits;
+    const int32_t *logit_token = feat_active ? raw_tensor(&st, "logit_token", ST_I32, 1, sh, e) : NULL;
+    const float *logit_prob = logit_token ? raw_tensor(&st, "logit_prob", ST_F32, 1, sh, e) : NULL;
+    if (!logit_prob) goto done;
+    for (int i = 0; i < g->n_active; i++) {
+        const int32_t *a = active + 3 * i;
+        if (a[0] < 0 || a[0] >= g->n_layers || a[1] < 0 || a[1] >= g->n_pos || a[2] < 0) {
+            err_set(e, "%s: active feature %d = (layer %d, pos %d, index %d) is out of range", path, i, a[0], a[1], a[2]);
+            goto done;
+        }
+    }
+    for (int i = 0; i < g->n_feat; i++)
+        if (feat_active[i] < 0 || feat_active[i] >= g->n_active || (i && feat_active[i] <= feat_active[i - 1])) {
+            err_set(e, "%s: feat_active[%d] = %d is out of range or out of order", path, i, feat_active[i]);
+            goto done;
+        }
+    const float *errv = NULL;
+    if (safetensors_find(&st, "error_vectors")) {
+        sh[0] = g->n_layers;
+        sh[1] = g->n_pos;
+        sh[2] = g->d_model;
+        if (!(errv = raw_tensor(&st, "error_vectors", ST_F32, 3, sh, e))) goto done;
+    }
+    const float *infl = NULL, *cum = NULL;
+    const uint8_t *node_kept = NULL, *edge_kept = NULL;
+    double rs = 0, cs = 0;
+    int kept_all = 0;
+    if (p) {
+        if (!safetensors_find(&st, "node_kept")) {
+            err_set(e, "%s: no pruning result in the file (tensor \"node_kept\")", path);
+            goto done;
+        }
+        sh[0] = N;
+        if (!(infl = raw_tensor(&st, "influence", ST_F32, 1, sh, e)) || !(cum = raw_tensor(&st, "cumulative", ST_F32, 1, sh, e)) ||
+            !(node_kept = raw_tensor(&st, "node_kept", ST_U8, 1, sh, e)))
+            goto done;
+        sh[0] = nnz;
+        if (!(edge_kept = raw_tensor(&st, "edge_kept", ST_U8, 1, sh, e))) goto done;
+        if (meta_double(path, meta, "replacement_score", &rs, e) || meta_double(path, meta, "completeness_score", &cs, e) ||
+            meta_int(path, meta, "edge_kept_all", 1, &kept_all, e))
+            goto done;
+    }
+
+    // Everything checked: copy out.
+    g->adj = xcalloc((size_t)(R * N), sizeof *g->adj);
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t i = row_ptr[r]; i < row_ptr[r + 1]; i++) g->adj[r * N + col[i]] = val[i];
+    g->tokens = copy_of(tokens, (size_t)g->n_pos * sizeof *tokens);
+    g->active = copy_of(active, (size_t)g->n_active * 3 * sizeof *active);
+    g->activation = copy_of(activation, (size_t)g->n_active * sizeof *activation);
+    g->feat_active = copy_of(feat_active, (size_t)g->n_feat * sizeof *feat_active);
+    g->logit_token = copy_of(logit_token, (size_t)g->n_logits * sizeof *logit_token);
+    g->logit_prob = copy_of(logit_prob, (size_t)g->n_logits * sizeof *logit_prob);
+    if (errv) g->error_vectors = copy_of(errv, (size_t)g->n_layers * (size_t)g->n_pos * (size_t)g->d_model * sizeof *errv);
+    if (p) {
+        p->n_nodes = N;
+        p->influence = copy_of(infl, (size_t)N * sizeof *infl);
+        p->cumulative = copy_of(cum, (size_t)N * sizeof *cum);
+        p->node_kept = copy_of(node_kept, (size_t)N);
+        p->edge_kept = xmalloc((size_t)(R * N));
+        memset(p->edge_kept, kept_all, (size_t)(R * N));
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t i = row_ptr[r]; i < row_ptr[r + 1]; i++) p->edge_kept[r * N + col[i]] = edge_kept[i] != 0;
+        p->replacement_score = rs;
+        p->completeness_score = cs;
+    }
+    rc = 0;
+done:
+    json_decref(meta);
+    safetensors_close(&st);
+    if (rc) attrib_graph_free(g);
+    return rc;
 }

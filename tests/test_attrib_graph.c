@@ -563,6 +563,178 @@ static void test_json_no_id_collision(void) {
     free(adj);
 }
 
+
+// ---- the raw file ------------------------------------------------------------------------------
+
+static void test_raw_roundtrip(void) {
+    TmpDir td;
+    tmp_open(&td, "attribraw");
+    char path[128];
+    snprintf(path, sizeof path, "%s/g.safetensors", td.dir);
+    for (int idx = 0; idx < 4; idx++) {
+        SafeTensors st;
+        AttribGraph g, h;
+        double thr[2];
+        if (load_case(idx, &st, &g, thr)) {
+            safetensors_close(&st);
+            continue;
+        }
+        g.d_model = 3;
+        size_t ne = (size_t)g.n_layers * (size_t)g.n_pos * 3;
+        if (idx == 1) {  // error vectors are optional: one case with, the others without
+            g.error_vectors = xmalloc(ne * sizeof(float));
+            for (size_t i = 0; i < ne; i++) g.error_vectors[i] = (float)i * 0.25f - 1;
+        }
+        AttribPruned p, q;
+        Error e;
+        CHECK(attrib_prune(&g, thr[0], thr[1], &p, &e) == 0, "%s", e.msg);
+        CHECK(attrib_write_raw(path, &g, &p, &e) == 0, "%s", e.msg);
+        if (attrib_read_raw(path, &h, &q, &e)) {
+            CHECK(0, "case%d: %s", idx, e.msg);
+        } else {
+            int64_t N = attrib_n_nodes(&g), R = g.n_feat + g.n_logits;
+            CHECK(h.n_layers == g.n_layers && h.n_pos == g.n_pos && h.d_model == g.d_model && h.vocab_size == g.vocab_size &&
+                      h.n_active == g.n_active && h.n_feat == g.n_feat && h.n_logits == g.n_logits, "case%d: sizes", idx);
+            CHECK(!memcmp(h.adj, g.adj, (size_t)(R * N) * sizeof(float)), "case%d: adjacency", idx);
+            CHECK(!memcmp(h.tokens, g.tokens, (size_t)g.n_pos * 4) && !memcmp(h.active, g.active, (size_t)g.n_active * 12) &&
+                      !memcmp(h.activation, g.activation, (size_t)g.n_active * 4) &&
+                      !memcmp(h.feat_active, g.feat_active, (size_t)g.n_feat * 4) &&
+                      !memcmp(h.logit_token, g.logit_token, (size_t)g.n_logits * 4) &&
+                      !memcmp(h.logit_prob, g.logit_prob, (size_t)g.n_logits * 4), "case%d: node tables", idx);
+            CHECK(idx == 1 ? h.error_vectors && !memcmp(h.error_vectors, g.error_vectors, ne * 4) : !h.error_vectors,
+                  "case%d: error vectors", idx);
+            CHECK(q.n_nodes == N && !memcmp(q.influence, p.influence, (size_t)N * 4) &&
+                      !memcmp(q.cumulative, p.cumulative, (size_t)N * 4) && !memcmp(q.node_kept, p.node_kept, (size_t)N) &&
+                      !memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)), "case%d: pruning result", idx);
+            CHECK(q.replacement_score == p.replacement_score && q.completeness_score == p.completeness_score,
+                  "case%d: scores", idx);
+            // the graph read back prunes the same
+            AttribPruned again;
+            CHECK(attrib_prune(&h, thr[0], thr[1], &again, &e) == 0 &&
+                      !memcmp(again.edge_kept, p.edge_kept, (size_t)(R * N)), "case%d: read graph prunes differently", idx);
+            attrib_pruned_free(&again);
+            attrib_pruned_free(&q);
+            attrib_graph_free(&h);
+        }
+        // without a pruning result the file still reads as a graph; asking for pruning is an error
+        CHECK(attrib_write_raw(path, &g, NULL, &e) == 0, "%s", e.msg);
+        CHECK(attrib_read_raw(path, &h, NULL, &e) == 0, "%s", e.msg);
+        attrib_graph_free(&h);
+        CHECK(attrib_read_raw(path, &h, &q, &e) == -1 && strstr(e.msg, "no pruning result"), "missing pruning: %s", e.msg);
+        attrib_pruned_free(&p);
+        attrib_graph_free(&g);
+        safetensors_close(&st);
+    }
+    tmp_close(&td);
+}
+
+// A bad raw file is one error naming the file and the problem.
+static void expect_raw_error(const char *path, const char *what) {
+    AttribGraph g;
+    AttribPruned p;
+    Error e = {{0}};
+    int rc = attrib_read_raw(path, &g, &p, &e);
+    CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, what), "%s: expected an error with \"%s\", got rc %d: %s", path,
+          what, rc, e.msg);
+    if (!rc) {
+        attrib_graph_free(&g);
+        attrib_pruned_free(&p);
+    }
+}
+
+static void test_raw_bad_files(void) {
+    TmpDir td;
+    tmp_open(&td, "attribbad");
+    char path[128];
+    Error e;
+    snprintf(path, sizeof path, "%s/missing.safetensors", td.dir);
+    expect_raw_error(path, "missing");
+    snprintf(path, sizeof path, "%s/text.safetensors", td.dir);
+    FILE *f = fopen(path, "w");
+    fputs("this is not a safetensors file\n", f);
+    fclose(f);
+    expect_raw_error(path, "text.safetensors");
+
+    // a safetensors file of something else
+    float x[2] = {1, 2};
+    StWriteTensor t = {"x", ST_F32, 1, {2}, x};
+    snprintf(path, sizeof path, "%s/other.safetensors", td.dir);
+    CHECK(safetensors_write(path, &t, 1, "{\"format\": \"pt\"}", &e) == 0, "%s", e.msg);
+    expect_raw_error(path, "not an attribution raw file");
+
+    // a good file, then damaged copies of it
+    SafeTensors st;
+    AttribGraph g;
+    double thr[2];
+    if (load_case(0, &st, &g, thr)) {
+        safetensors_close(&st);
+        tmp_close(&td);
+        return;
+    }
+    AttribPruned p;
+    CHECK(attrib_prune(&g, thr[0], thr[1], &p, &e) == 0, "%s", e.msg);
+    snprintf(path, sizeof path, "%s/good.safetensors", td.dir);
+    CHECK(attrib_write_raw(path, &g, &p, &e) == 0, "%s", e.msg);
+    size_t len = 0;
+    char *buf = test_read_file(path, &len);
+    snprintf(path, sizeof path, "%s/truncated.safetensors", td.dir);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, len - 5, f);
+    fclose(f);
+    expect_raw_error(path, "truncated");
+    free(buf);
+
+    // a column index out of range: rewrite the tensors with one index changed
+    SafeTensors good;
+    snprintf(path, sizeof path, "%s/good.safetensors", td.dir);
+    CHECK(safetensors_open(&good, path, &e) == 0, "%s", e.msg);
+    StWriteTensor ts[16];
+    int n = 0;
+    for (int i = 0; i < good.n_tensors && n < 16; i++) {
+        const StTensor *s = &good.tensors[i];
+        ts[n] = (StWriteTensor){s->name, s->dtype, s->ndim, {0}, s->data};
+        for (int d = 0; d < s->ndim; d++) ts[n].shape[d] = s->shape[d];
+        n++;
+    }
+    const StTensor *ci = safetensors_find(&good, "col_idx");
+    int32_t *cols = xmalloc(ci->nbytes);
+    memcpy(cols, ci->data, ci->nbytes);
+    cols[0] = 1 << 30;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ts[i].name, "col_idx")) ts[i].data = cols;
+    snprintf(path, sizeof path, "%s/badcol.safetensors", td.dir);
+    CHECK(safetensors_write(path, ts, n, good.metadata_json, &e) == 0, "%s", e.msg);
+    expect_raw_error(path, "column index");
+    // a tensor of the wrong shape: node_kept one short
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(ts[i].name, "col_idx")) ts[i].data = ci->data;
+        if (!strcmp(ts[i].name, "node_kept")) ts[i].shape[0]--;
+    }
+    snprintf(path, sizeof path, "%s/badshape.safetensors", td.dir);
+    CHECK(safetensors_write(path, ts, n, good.metadata_json, &e) == 0, "%s", e.msg);
+    expect_raw_error(path, "\"node_kept\" is U8");
+    // metadata that lies about the sizes
+    for (int i = 0; i < n; i++)
+        if (!strcmp(ts[i].name, "node_kept")) ts[i].shape[0]++;
+    char *meta = xstrdup(good.metadata_json);
+    char *at = strstr(meta, "\"n_pos\"");
+    CHECK(at != NULL, "metadata has n_pos");
+    if (at) {
+        char fixed[2048];
+        snprintf(fixed, sizeof fixed, "%.*s\"n_pos\":\"x%s", (int)(at - meta), meta, strchr(at + 8, '"') + 1);
+        snprintf(path, sizeof path, "%s/badmeta.safetensors", td.dir);
+        CHECK(safetensors_write(path, ts, n, fixed, &e) == 0, "%s: %s", e.msg, fixed);
+        expect_raw_error(path, "\"n_pos\"");
+    }
+    free(meta);
+    free(cols);
+    safetensors_close(&good);
+    attrib_pruned_free(&p);
+    attrib_graph_free(&g);
+    safetensors_close(&st);
+    tmp_close(&td);
+}
+
 static void test_prune_bad_input(void) {
     AttribGraph g = {0};
     g.n_layers = 1;
@@ -591,6 +763,8 @@ int main(void) {
     RUN_TEST(test_cut_ties_vs_sort);
     RUN_TEST(test_json_golden);
     RUN_TEST(test_json_no_id_collision);
+    RUN_TEST(test_raw_roundtrip);
+    RUN_TEST(test_raw_bad_files);
     RUN_TEST(test_prune_bad_input);
     return test_summary();
 }
