@@ -765,6 +765,11 @@ static const void *raw_tensor(const SafeTensors *st, const char *name, StDtype d
                 st_dtype_name(dt), want);
         return NULL;
     }
+    if (t->data && (uintptr_t)t->data % st_dtype_size(dt)) {  // attrib's writer aligns every tensor
+        err_set(e, "%s: tensor \"%s\" is not aligned to %zu bytes (not written by attrib)", st->path, name,
+                st_dtype_size(dt));
+        return NULL;
+    }
     return t->data ? t->data : (const void *)"";  // a zero-size tensor has no data pointer
 }
 
@@ -774,11 +779,12 @@ static void *copy_of(const void *src, size_t n) {
     return d;
 }
 
-int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e) {
+// The raw file's contents from a parsed safetensors file (path = its name in messages).
+static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, Error *e) {
+    const SafeTensors st = *stp;
+    const char *path = st.path;
     memset(g, 0, sizeof *g);
     if (p) memset(p, 0, sizeof *p);
-    SafeTensors st;
-    if (safetensors_open(&st, path, e)) return -1;
     int rc = -1;
     json_t *meta = st.metadata_json ? json_loads(st.metadata_json, 0, NULL) : NULL;
     const char *format = json_string_value(json_object_get(meta, "format"));
@@ -911,7 +917,26 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
     rc = 0;
 done:
     json_decref(meta);
-    safetensors_close(&st);
     if (rc) attrib_graph_free(g);
+    return rc;
+}
+
+int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e) {
+    memset(g, 0, sizeof *g);
+    if (p) memset(p, 0, sizeof *p);
+    SafeTensors st;
+    if (safetensors_open(&st, path, e)) return -1;
+    int rc = raw_from_st(&st, g, p, e);
+    safetensors_close(&st);
+    return rc;
+}
+
+int attrib_parse_raw(const void *buf, size_t len, const char *name, AttribGraph *g, AttribPruned *p, Error *e) {
+    memset(g, 0, sizeof *g);
+    if (p) memset(p, 0, sizeof *p);
+    SafeTensors st;
+    if (safetensors_parse(&st, buf, len, name, e)) return -1;
+    int rc = raw_from_st(&st, g, p, e);
+    safetensors_close(&st);
     return rc;
 }

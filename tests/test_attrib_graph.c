@@ -677,6 +677,17 @@ static void test_raw_bad_files(void) {
     CHECK(attrib_write_raw(path, &g, &p, &e) == 0, "%s", e.msg);
     size_t len = 0;
     char *buf = test_read_file(path, &len);
+    // the same bytes at an odd address: every tensor misaligned
+    char *odd = xmalloc(len + 1);
+    memcpy(odd + 1, buf, len);
+    AttribGraph h;
+    CHECK(attrib_parse_raw(odd + 1, len, "odd", &h, NULL, &e) == -1 && strstr(e.msg, "odd: ") && strstr(e.msg, "aligned"),
+          "misaligned tensors: %s", e.msg);
+    // and aligned, from the buffer
+    memcpy(odd, buf, len);
+    CHECK(attrib_parse_raw(odd, len, "mem", &h, NULL, &e) == 0, "%s", e.msg);
+    attrib_graph_free(&h);
+    free(odd);
     snprintf(path, sizeof path, "%s/truncated.safetensors", td.dir);
     f = fopen(path, "wb");
     fwrite(buf, 1, len - 5, f);
