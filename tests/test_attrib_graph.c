@@ -519,6 +519,100 @@ static void test_json_golden(void) {
     }
 }
 
+
+// Our JSON against the JSON circuit-tracer itself writes for case 0 (tests/golden/attrib_prune/
+// case0.json): every metadata key and node field it has, the links in order. Differences by
+// design: error node ids (formats/graph.md), numbers compared as numbers (float32 values as float32).
+static int same_number(json_t *a, json_t *b) {
+    return json_is_number(a) && json_is_number(b) && (float)json_number_value(a) == (float)json_number_value(b);
+}
+
+static void test_json_matches_circuit_tracer(void) {
+    SafeTensors st;
+    AttribGraph g;
+    double thr[2];
+    if (load_case(0, &st, &g, thr)) {
+        safetensors_close(&st);
+        return;
+    }
+    json_error_t je;
+    json_t *theirs = json_load_file("tests/golden/attrib_prune/case0.json", 0, &je);
+    CHECK(theirs != NULL, "case0.json: %s", je.text);
+    AttribPruned p;
+    Error e;
+    CHECK(attrib_prune(&g, thr[0], thr[1], &p, &e) == 0, "%s", e.msg);
+    char tok_buf[64][16], logit_buf[8][16];
+    char *toks[64], *logits[8];
+    for (int t = 0; t < g.n_pos; t++) snprintf(toks[t] = tok_buf[t], 16, "tok%d", g.tokens[t]);
+    for (int k = 0; k < g.n_logits; k++) snprintf(logits[k] = logit_buf[k], 16, "tok%d", g.logit_token[k]);
+    AttribMeta m = {.slug = "case", .scan = "test-scan", .prompt = "a prompt", .token_strings = toks,
+                    .logit_strings = logits, .node_threshold = 0.8, .edge_threshold = thr[1]};
+    json_t *ours = write_and_parse(&g, &p, &m);
+    if (theirs && ours) {
+        const char *key;
+        json_t *v;
+        json_t *md = json_object_get(ours, "metadata");
+        json_object_foreach(json_object_get(theirs, "metadata"), key, v) {
+            json_t *o = json_object_get(md, key);
+            CHECK(json_equal(o, v) || same_number(o, v), "metadata.%s differs", key);
+        }
+        CHECK(json_equal(json_object_get(ours, "qParams"), json_object_get(theirs, "qParams")), "qParams differ");
+        json_t *on = json_object_get(ours, "nodes"), *tn = json_object_get(theirs, "nodes");
+        json_t *ids = json_object();  // circuit-tracer's error ids -> ours
+        CHECK(json_array_size(on) == json_array_size(tn), "%zu nodes, circuit-tracer %zu", json_array_size(on),
+              json_array_size(tn));
+        size_t i;
+        json_t *tnode;
+        double tol = influence_tol(attrib_n_nodes(&g));
+        int bad = 0;
+        json_array_foreach(tn, i, tnode) {
+            json_t *onode = json_array_get(on, i);
+            if (!onode) break;
+            int is_err = !strcmp(json_string_value(json_object_get(tnode, "feature_type")), "mlp reconstruction error");
+            if (is_err) {
+                json_object_set(ids, json_string_value(json_object_get(tnode, "node_id")), json_object_get(onode, "node_id"));
+                char want[64];
+                snprintf(want, sizeof want, "-1_%s_%lld", json_string_value(json_object_get(tnode, "layer")),
+                         json_integer_value(json_object_get(tnode, "ctx_idx")));
+                bad += strcmp(json_string_value(json_object_get(onode, "node_id")), want) != 0;
+            }
+            json_object_foreach(tnode, key, v) {
+                json_t *o = json_object_get(onode, key);
+                if (is_err && (!strcmp(key, "node_id") || !strcmp(key, "jsNodeId"))) continue;
+                int ok;
+                if (!strcmp(key, "influence") && json_is_number(v))
+                    ok = json_is_number(o) && fabs(json_number_value(o) - json_number_value(v)) <= 2 * tol * json_number_value(v);
+                else
+                    ok = json_equal(o, v) || same_number(o, v);
+                if (!ok && bad++ < 5) printf("  node %zu field %s differs\n", i, key);
+            }
+        }
+        CHECK(!bad, "%d node fields differ from circuit-tracer's", bad);
+        json_t *ol = json_object_get(ours, "links"), *tl = json_object_get(theirs, "links");
+        CHECK(json_array_size(ol) == json_array_size(tl), "%zu links, circuit-tracer %zu", json_array_size(ol),
+              json_array_size(tl));
+        bad = 0;
+        json_t *tlink;
+        json_array_foreach(tl, i, tlink) {
+            json_t *olink = json_array_get(ol, i);
+            if (!olink) break;
+            const char *ends[2] = {"source", "target"};
+            for (int k = 0; k < 2; k++) {
+                json_t *want = json_object_get(tlink, ends[k]), *mapped = json_object_get(ids, json_string_value(want));
+                bad += !json_equal(json_object_get(olink, ends[k]), mapped ? mapped : want);
+            }
+            bad += !same_number(json_object_get(olink, "weight"), json_object_get(tlink, "weight"));
+        }
+        CHECK(!bad, "%d link fields differ from circuit-tracer's", bad);
+        json_decref(ids);
+    }
+    json_decref(ours);
+    json_decref(theirs);
+    attrib_pruned_free(&p);
+    attrib_graph_free(&g);
+    safetensors_close(&st);
+}
+
 // An error node and a layer-0 feature whose index equals the error's layer, at the same position:
 // circuit-tracer 0.5.0 gives both the id 0_1_2; ours must stay distinct.
 static void test_json_no_id_collision(void) {
@@ -773,6 +867,7 @@ int main(void) {
     RUN_TEST(test_partial_influence_golden);
     RUN_TEST(test_cut_ties_vs_sort);
     RUN_TEST(test_json_golden);
+    RUN_TEST(test_json_matches_circuit_tracer);
     RUN_TEST(test_json_no_id_collision);
     RUN_TEST(test_raw_roundtrip);
     RUN_TEST(test_raw_bad_files);
