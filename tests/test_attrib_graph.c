@@ -840,6 +840,36 @@ static void test_raw_bad_files(void) {
     tmp_close(&td);
 }
 
+
+// 11 stored rows and N = 200,011 nodes: an N² buffer (160 GB of floats) cannot exist, so this
+// finishing shows that pruning's memory grows with the rows only. The graph: tokens -> feature ->
+// logits, and tokens -> logits directly.
+static void test_prune_rows_only_memory(void) {
+    AttribGraph g = {0};
+    g.n_layers = 1;
+    g.n_pos = 100000;
+    g.n_feat = g.n_active = 1;
+    g.n_logits = 10;
+    int64_t N = attrib_n_nodes(&g), R = 11, tok0 = 1 + 100000;
+    g.adj = xcalloc((size_t)(R * N), sizeof *g.adj);
+    g.logit_prob = xmalloc(10 * sizeof(float));
+    for (int k = 0; k < 10; k++) g.logit_prob[k] = 0.05f;
+    for (int64_t p = 0; p < g.n_pos; p += 7) g.adj[tok0 + p] = (float)(1 + p % 5);  // feature row
+    for (int64_t r = 1; r < R; r++) {
+        g.adj[r * N + 0] = 3;  // logit <- feature
+        for (int64_t p = 0; p < g.n_pos; p += 1000) g.adj[r * N + tok0 + p] = 0.5f;
+    }
+    AttribPruned p;
+    Error e;
+    CHECK(attrib_prune(&g, 0.8, 0.98, &p, &e) == 0, "%s", e.msg);
+    if (p.node_kept) {
+        CHECK(p.node_kept[0], "the feature carries most of the influence and must stay");
+        CHECK(p.influence[N - 1] == 0 && p.influence[0] > 0, "logits have no influence, the feature has");
+        attrib_pruned_free(&p);
+    }
+    attrib_graph_free(&g);
+}
+
 static void test_prune_bad_input(void) {
     AttribGraph g = {0};
     g.n_layers = 1;
@@ -871,6 +901,7 @@ int main(void) {
     RUN_TEST(test_json_no_id_collision);
     RUN_TEST(test_raw_roundtrip);
     RUN_TEST(test_raw_bad_files);
+    RUN_TEST(test_prune_rows_only_memory);
     RUN_TEST(test_prune_bad_input);
     return test_summary();
 }
