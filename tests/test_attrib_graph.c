@@ -870,6 +870,59 @@ static void test_prune_rows_only_memory(void) {
     attrib_graph_free(&g);
 }
 
+
+// All logit probabilities zero: every influence and edge score is 0, so both cuts are 0 and
+// circuit-tracer keeps every node and every entry (edge_mask all true, also at A = 0). The raw file
+// stands for that with its edge_kept_all flag.
+static void test_zero_cut(void) {
+    AttribGraph g = {0};
+    g.n_layers = 2;
+    g.n_pos = 3;
+    g.n_feat = g.n_active = 2;
+    g.n_logits = 2;
+    int64_t N = attrib_n_nodes(&g), R = 4;
+    g.adj = xcalloc((size_t)(R * N), sizeof *g.adj);
+    g.adj[0 * N + 2 + 6 + 1] = 1;
+    g.adj[1 * N + 0] = -1;
+    g.adj[2 * N + 1] = 2;
+    g.adj[3 * N + 2 + 6 + 2] = 1;
+    g.logit_prob = xcalloc(2, sizeof(float));
+    g.tokens = xcalloc(3, sizeof(int32_t));
+    g.active = xcalloc(6, sizeof(int32_t));
+    g.activation = xcalloc(2, sizeof(float));
+    g.feat_active = xmalloc(2 * sizeof(int32_t));
+    g.feat_active[0] = 0;
+    g.feat_active[1] = 1;
+    g.logit_token = xcalloc(2, sizeof(int32_t));
+    AttribPruned p, q;
+    Error e;
+    if (attrib_prune(&g, 0.8, 0.98, &p, &e)) {
+        CHECK(0, "%s", e.msg);
+        attrib_graph_free(&g);
+        return;
+    }
+    int all_nodes = 1, all_edges = 1;
+    for (int64_t i = 0; i < N; i++) all_nodes &= p.node_kept[i];
+    for (int64_t i = 0; i < R * N; i++) all_edges &= p.edge_kept[i];
+    CHECK(all_nodes && all_edges, "zero cut: nodes all kept %d, edges all kept %d", all_nodes, all_edges);
+    TmpDir td;
+    tmp_open(&td, "attribzero");
+    char path[128];
+    snprintf(path, sizeof path, "%s/z.safetensors", td.dir);
+    AttribGraph h;
+    CHECK(attrib_write_raw(path, &g, &p, &e) == 0, "%s", e.msg);
+    if (attrib_read_raw(path, &h, &q, &e) == 0) {
+        CHECK(!memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)), "edge_kept_all lost in the raw file");
+        attrib_pruned_free(&q);
+        attrib_graph_free(&h);
+    } else {
+        CHECK(0, "%s", e.msg);
+    }
+    tmp_close(&td);
+    attrib_pruned_free(&p);
+    attrib_graph_free(&g);
+}
+
 static void test_prune_bad_input(void) {
     AttribGraph g = {0};
     g.n_layers = 1;
@@ -902,6 +955,7 @@ int main(void) {
     RUN_TEST(test_raw_roundtrip);
     RUN_TEST(test_raw_bad_files);
     RUN_TEST(test_prune_rows_only_memory);
+    RUN_TEST(test_zero_cut);
     RUN_TEST(test_prune_bad_input);
     return test_summary();
 }
