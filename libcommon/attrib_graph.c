@@ -289,7 +289,8 @@ static void edge_row(void *arg, int64_t r, float *out) {
 // ---- prune_graph + compute_graph_scores --------------------------------------------------------
 
 static int check_graph(const AttribGraph *g, Error *e) {
-    if (g->n_layers < 1 || g->n_pos < 1) return err_set(e, "attribution graph: %d layers, %d positions", g->n_layers, g->n_pos);
+    if (g->n_layers < 1 || g->n_pos < 1)
+        return err_set(e, "attribution graph: %d layers, %d positions", g->n_layers, g->n_pos);
     if (g->n_logits < 1) return err_set(e, "attribution graph: no logit targets");
     if (g->n_feat < 0 || g->n_feat > g->n_active)
         return err_set(e, "attribution graph: %d feature nodes of %d active features", g->n_feat, g->n_active);
@@ -315,8 +316,10 @@ static int rank_desc(const void *a, const void *b) {
 
 int attrib_prune(const AttribGraph *g, double node_threshold, double edge_threshold, AttribPruned *out, Error *e) {
     memset(out, 0, sizeof *out);
-    if (!(node_threshold >= 0 && node_threshold <= 1)) return err_set(e, "node threshold %g is not in [0, 1]", node_threshold);
-    if (!(edge_threshold >= 0 && edge_threshold <= 1)) return err_set(e, "edge threshold %g is not in [0, 1]", edge_threshold);
+    if (!(node_threshold >= 0 && node_threshold <= 1))
+        return err_set(e, "node threshold %g is not in [0, 1]", node_threshold);
+    if (!(edge_threshold >= 0 && edge_threshold <= 1))
+        return err_set(e, "edge threshold %g is not in [0, 1]", edge_threshold);
     if (check_graph(g, e)) return -1;
     const int64_t N = attrib_n_nodes(g), R = n_rows_of(g), K = g->n_logits, T = g->n_pos, F = g->n_feat;
     const int64_t err_begin = F, err_end = F + (int64_t)g->n_layers * T, tok_end = err_end + T;
@@ -544,8 +547,11 @@ static void put_node(FILE *f, const AttribGraph *g, const AttribPruned *p, const
         const char *s = m->logit_strings ? m->logit_strings[k] : tok;
         snprintf(clerp, sizeof clerp, "Output \"%s\" (p=%.3f)", s, token_prob);
     }
-    fprintf(f, "    {\"node_id\": \"%s\", \"feature\": %lld, \"layer\": \"%s\", \"ctx_idx\": %lld, \"feature_type\": \"%s\", "
-               "\"token_prob\": ", id, feature, layer, ctx, type);
+    fprintf(
+        f,
+        "    {\"node_id\": \"%s\", \"feature\": %lld, \"layer\": \"%s\", \"ctx_idx\": %lld, \"feature_type\": \"%s\", "
+        "\"token_prob\": ",
+        id, feature, layer, ctx, type);
     put_json_float(f, token_prob);
     fprintf(f, ", \"is_target_logit\": %s, \"run_idx\": 0, \"reverse_ctx_idx\": 0, \"jsNodeId\": \"%s\", \"clerp\": ",
             target ? "true" : "false", js);
@@ -600,7 +606,9 @@ static void put_metadata(FILE *f, const AttribGraph *g, const AttribPruned *p, c
 int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const AttribPruned *p, const AttribMeta *meta,
                       Error *e) {
     const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
-    if (p->n_nodes != N) return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", name, (long long)p->n_nodes, (long long)N);
+    if (p->n_nodes != N)
+        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", name, (long long)p->n_nodes,
+                       (long long)N);
     int64_t *row_node = xmalloc((size_t)(R ? R : 1) * sizeof *row_node);
     graph_row_nodes(g, row_node);
     // create_used_nodes_and_edges: the links are the kept edges between kept nodes (target order,
@@ -655,7 +663,8 @@ int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const Att
 int attrib_write_raw(const char *path, const AttribGraph *g, const AttribPruned *p, Error *e) {
     const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
     if (p && p->n_nodes != N)
-        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", path, (long long)p->n_nodes, (long long)N);
+        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", path, (long long)p->n_nodes,
+                       (long long)N);
     // CSR of the stored rows: exact zeros (no path) are left out.
     int64_t *row_ptr = xmalloc((size_t)(R + 1) * sizeof *row_ptr), nnz = 0;
     for (int64_t i = 0; i < R * N; i++) nnz += g->adj[i] != 0;
@@ -710,11 +719,13 @@ int attrib_write_raw(const char *path, const AttribGraph *g, const AttribPruned 
         t[n++] = (StWriteTensor){"edge_kept", ST_U8, 1, {nnz}, kept};
     }
     char meta[1024];
-    int len = snprintf(meta, sizeof meta,
-                       "{\"format\": \"" RAW_FORMAT "\", \"version\": \"%d\", \"n_layers\": \"%d\", \"n_pos\": \"%d\", "
-                       "\"d_model\": \"%d\", \"vocab_size\": \"%d\", \"n_active\": \"%d\", \"n_feat\": \"%d\", "
-                       "\"n_logits\": \"%d\"",
-                       RAW_VERSION, g->n_layers, g->n_pos, g->d_model, g->vocab_size, g->n_active, g->n_feat, g->n_logits);
+    int len =
+        snprintf(meta, sizeof meta,
+                 "{\"format\": \"" RAW_FORMAT
+                 "\", \"version\": \"%d\", \"n_layers\": \"%d\", \"n_pos\": \"%d\", "
+                 "\"d_model\": \"%d\", \"vocab_size\": \"%d\", \"n_active\": \"%d\", \"n_feat\": \"%d\", "
+                 "\"n_logits\": \"%d\"",
+                 RAW_VERSION, g->n_layers, g->n_pos, g->d_model, g->vocab_size, g->n_active, g->n_feat, g->n_logits);
     if (p)
         snprintf(meta + len, sizeof meta - (size_t)len,
                  ", \"replacement_score\": \"%.17g\", \"completeness_score\": \"%.17g\", \"edge_kept_all\": \"%d\"}",
@@ -736,7 +747,8 @@ static int meta_int(const char *path, json_t *meta, const char *key, int64_t max
     char *end;
     if (!s) return err_set(e, "%s: metadata has no \"%s\"", path, key);
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < 0 || v > max) return err_set(e, "%s: metadata \"%s\" = \"%s\" is not in [0, %lld]", path, key, s, (long long)max);
+    if (!*s || *end || v < 0 || v > max)
+        return err_set(e, "%s: metadata \"%s\" = \"%s\" is not in [0, %lld]", path, key, s, (long long)max);
     *out = (int)v;
     return 0;
 }
@@ -762,8 +774,10 @@ static const void *raw_tensor(const SafeTensors *st, const char *name, StDtype d
     for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
     if (!ok) {
         char want[128] = "", have[128] = "";
-        for (int d = 0; d < ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)shape[d]);
-        for (int d = 0; d < t->ndim; d++) snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        for (int d = 0; d < ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", d ? "," : "", (long long)t->shape[d]);
         err_set(e, "%s: tensor \"%s\" is %s [%s], expected %s [%s]", st->path, name, st_dtype_name(t->dtype), have,
                 st_dtype_name(dt), want);
         return NULL;
@@ -802,10 +816,12 @@ static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, 
         goto done;
     }
     // Bounds keep every product below 2^62.
-    if (meta_int(path, meta, "n_layers", 1 << 16, &g->n_layers, e) || meta_int(path, meta, "n_pos", 1 << 24, &g->n_pos, e) ||
+    if (meta_int(path, meta, "n_layers", 1 << 16, &g->n_layers, e) ||
+        meta_int(path, meta, "n_pos", 1 << 24, &g->n_pos, e) ||
         meta_int(path, meta, "d_model", 1 << 24, &g->d_model, e) ||
         meta_int(path, meta, "vocab_size", INT32_MAX, &g->vocab_size, e) ||
-        meta_int(path, meta, "n_active", 1 << 30, &g->n_active, e) || meta_int(path, meta, "n_feat", 1 << 30, &g->n_feat, e) ||
+        meta_int(path, meta, "n_active", 1 << 30, &g->n_active, e) ||
+        meta_int(path, meta, "n_feat", 1 << 30, &g->n_feat, e) ||
         meta_int(path, meta, "n_logits", 1 << 20, &g->n_logits, e))
         goto done;
     if (g->n_layers < 1 || g->n_pos < 1 || g->n_logits < 1 || g->n_feat > g->n_active) {
@@ -824,8 +840,8 @@ static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, 
     if (!row_ptr) goto done;
     int64_t nnz = row_ptr[R];
     if (row_ptr[0] != 0 || nnz < 0 || nnz > R * N) {
-        err_set(e, "%s: row_ptr starts at %lld and ends at %lld (expected 0 and at most %lld)", path, (long long)row_ptr[0],
-                (long long)nnz, (long long)(R * N));
+        err_set(e, "%s: row_ptr starts at %lld and ends at %lld (expected 0 and at most %lld)", path,
+                (long long)row_ptr[0], (long long)nnz, (long long)(R * N));
         goto done;
     }
     sh[0] = nnz;
@@ -858,7 +874,8 @@ static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, 
     for (int i = 0; i < g->n_active; i++) {
         const int32_t *a = active + 3 * i;
         if (a[0] < 0 || a[0] >= g->n_layers || a[1] < 0 || a[1] >= g->n_pos || a[2] < 0) {
-            err_set(e, "%s: active feature %d = (layer %d, pos %d, index %d) is out of range", path, i, a[0], a[1], a[2]);
+            err_set(e, "%s: active feature %d = (layer %d, pos %d, index %d) is out of range", path, i, a[0], a[1],
+                    a[2]);
             goto done;
         }
     }
@@ -884,12 +901,14 @@ static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, 
             goto done;
         }
         sh[0] = N;
-        if (!(infl = raw_tensor(&st, "influence", ST_F32, 1, sh, e)) || !(cum = raw_tensor(&st, "cumulative", ST_F32, 1, sh, e)) ||
+        if (!(infl = raw_tensor(&st, "influence", ST_F32, 1, sh, e)) ||
+            !(cum = raw_tensor(&st, "cumulative", ST_F32, 1, sh, e)) ||
             !(node_kept = raw_tensor(&st, "node_kept", ST_U8, 1, sh, e)))
             goto done;
         sh[0] = nnz;
         if (!(edge_kept = raw_tensor(&st, "edge_kept", ST_U8, 1, sh, e))) goto done;
-        if (meta_double(path, meta, "replacement_score", &rs, e) || meta_double(path, meta, "completeness_score", &cs, e) ||
+        if (meta_double(path, meta, "replacement_score", &rs, e) ||
+            meta_double(path, meta, "completeness_score", &cs, e) ||
             meta_int(path, meta, "edge_kept_all", 1, &kept_all, e))
             goto done;
     }
@@ -904,7 +923,8 @@ static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, 
     g->feat_active = copy_of(feat_active, (size_t)g->n_feat * sizeof *feat_active);
     g->logit_token = copy_of(logit_token, (size_t)g->n_logits * sizeof *logit_token);
     g->logit_prob = copy_of(logit_prob, (size_t)g->n_logits * sizeof *logit_prob);
-    if (errv) g->error_vectors = copy_of(errv, (size_t)g->n_layers * (size_t)g->n_pos * (size_t)g->d_model * sizeof *errv);
+    if (errv)
+        g->error_vectors = copy_of(errv, (size_t)g->n_layers * (size_t)g->n_pos * (size_t)g->d_model * sizeof *errv);
     if (p) {
         p->n_nodes = N;
         p->influence = copy_of(infl, (size_t)N * sizeof *infl);

@@ -125,7 +125,8 @@ static void test_prune_golden(void) {
             double mine = p.cumulative[i];
             bad_cum += !(fabs(mine - theirs) <= 2 * tol * fmax(fabs(mine), fabs(theirs)));
         }
-        CHECK(!bad_infl, "case%d: %d of %lld influences off by more than %.3g relative", idx, bad_infl, (long long)N, tol);
+        CHECK(!bad_infl, "case%d: %d of %lld influences off by more than %.3g relative", idx, bad_infl, (long long)N,
+              tol);
         CHECK(!bad_node, "case%d: node mask differs at %d nodes", idx, bad_node);
         CHECK(!bad_edge, "case%d: edge mask differs at %d entries", idx, bad_edge);
         CHECK(!bad_cum, "case%d: %d cumulative influences differ", idx, bad_cum);
@@ -160,8 +161,9 @@ static void test_partial_influence_golden(void) {
         CHECK(!bad, "%d of %llu partial influences off by more than %.3g", bad, (unsigned long long)n_cols, tol);
         // a bad row index is an error, not a crash
         int64_t bad_node[1] = {(int64_t)n_cols};
-        CHECK(attrib_partial_influence(rows, 1, (int64_t)n_cols, bad_node, w, got, &e) == -1 && strstr(e.msg, "outside"),
-              "row index out of range accepted");
+        CHECK(
+            attrib_partial_influence(rows, 1, (int64_t)n_cols, bad_node, w, got, &e) == -1 && strstr(e.msg, "outside"),
+            "row index out of range accepted");
         free(got);
     }
     safetensors_close(&st);
@@ -454,9 +456,18 @@ static void test_json_golden(void) {
         char *toks[64], *logits[8];
         for (int t = 0; t < g.n_pos; t++) toks[t] = t == 1 ? "a \"quoted\"\n\\ token \xff" : "tok";
         for (int k = 0; k < g.n_logits; k++) logits[k] = k == 0 ? "\xe2\x80" : "x";
-        AttribMeta m = {.slug = "case", .scan = "test-scan", .prompt = "a prompt", .token_strings = toks,
-                        .logit_strings = logits, .model_name = "m", .clt_name = "c", .max_n_logits = 10,
-                        .desired_logit_prob = 0.95, .batch_size = 8, .node_threshold = thr[0], .edge_threshold = thr[1]};
+        AttribMeta m = {.slug = "case",
+                        .scan = "test-scan",
+                        .prompt = "a prompt",
+                        .token_strings = toks,
+                        .logit_strings = logits,
+                        .model_name = "m",
+                        .clt_name = "c",
+                        .max_n_logits = 10,
+                        .desired_logit_prob = 0.95,
+                        .batch_size = 8,
+                        .node_threshold = thr[0],
+                        .edge_threshold = thr[1]};
         json_t *root = write_and_parse(&g, &p, &m);
         uint64_t n_nodes = golden_numel(&st, "json_nodes"), n_links = golden_numel(&st, "json_weights");
         const int64_t *jn = golden(&st, "json_nodes", ST_I64, n_nodes);
@@ -491,7 +502,8 @@ static void test_json_golden(void) {
             CHECK(!strcmp(json_string_value(json_array_get(json_object_get(md, "prompt_tokens"), 1)),
                           "a \"quoted\"\n\\ token \xef\xbf\xbd"), "prompt token escaping");
             json_t *info = json_object_get(md, "info");
-            CHECK(json_real_value(json_object_get(info, "replacement_score")) == p.replacement_score, "scores in metadata.info");
+            CHECK(json_real_value(json_object_get(info, "replacement_score")) == p.replacement_score,
+                  "scores in metadata.info");
             // feature nodes: Cantor id, activation; logit nodes: clerp and the first is the target
             size_t i;
             json_t *v;
@@ -501,7 +513,8 @@ static void test_json_golden(void) {
                 if (!strcmp(type, "cross layer transcoder") && !checked++) {
                     int l, fi, pos;
                     sscanf(json_string_value(json_object_get(v, "node_id")), "%d_%d_%d", &l, &fi, &pos);
-                    CHECK(json_integer_value(json_object_get(v, "feature")) == (l + fi) * (l + fi + 1) / 2 + fi, "cantor id");
+                    CHECK(json_integer_value(json_object_get(v, "feature")) == (l + fi) * (l + fi + 1) / 2 + fi,
+                          "cantor id");
                     CHECK(json_is_number(json_object_get(v, "activation")), "feature activation");
                 }
                 if (!strcmp(type, "logit") && json_is_true(json_object_get(v, "is_target_logit"))) {
@@ -570,7 +583,8 @@ static void test_json_matches_circuit_tracer(void) {
             if (!onode) break;
             int is_err = !strcmp(json_string_value(json_object_get(tnode, "feature_type")), "mlp reconstruction error");
             if (is_err) {
-                json_object_set(ids, json_string_value(json_object_get(tnode, "node_id")), json_object_get(onode, "node_id"));
+                json_object_set(ids, json_string_value(json_object_get(tnode, "node_id")),
+                                json_object_get(onode, "node_id"));
                 char want[64];
                 snprintf(want, sizeof want, "-1_%s_%lld", json_string_value(json_object_get(tnode, "layer")),
                          json_integer_value(json_object_get(tnode, "ctx_idx")));
@@ -581,7 +595,8 @@ static void test_json_matches_circuit_tracer(void) {
                 if (is_err && (!strcmp(key, "node_id") || !strcmp(key, "jsNodeId"))) continue;
                 int ok;
                 if (!strcmp(key, "influence") && json_is_number(v))
-                    ok = json_is_number(o) && fabs(json_number_value(o) - json_number_value(v)) <= 2 * tol * json_number_value(v);
+                    ok = json_is_number(o) &&
+                         fabs(json_number_value(o) - json_number_value(v)) <= 2 * tol * json_number_value(v);
                 else
                     ok = json_equal(o, v) || same_number(o, v);
                 if (!ok && bad++ < 5) printf("  node %zu field %s differs\n", i, key);
@@ -687,25 +702,32 @@ static void test_raw_roundtrip(void) {
             CHECK(0, "case%d: %s", idx, e.msg);
         } else {
             int64_t N = attrib_n_nodes(&g), R = g.n_feat + g.n_logits;
-            CHECK(h.n_layers == g.n_layers && h.n_pos == g.n_pos && h.d_model == g.d_model && h.vocab_size == g.vocab_size &&
-                      h.n_active == g.n_active && h.n_feat == g.n_feat && h.n_logits == g.n_logits, "case%d: sizes", idx);
+            CHECK(h.n_layers == g.n_layers && h.n_pos == g.n_pos && h.d_model == g.d_model &&
+                      h.vocab_size == g.vocab_size && h.n_active == g.n_active && h.n_feat == g.n_feat &&
+                      h.n_logits == g.n_logits,
+                  "case%d: sizes", idx);
             CHECK(!memcmp(h.adj, g.adj, (size_t)(R * N) * sizeof(float)), "case%d: adjacency", idx);
-            CHECK(!memcmp(h.tokens, g.tokens, (size_t)g.n_pos * 4) && !memcmp(h.active, g.active, (size_t)g.n_active * 12) &&
+            CHECK(!memcmp(h.tokens, g.tokens, (size_t)g.n_pos * 4) &&
+                      !memcmp(h.active, g.active, (size_t)g.n_active * 12) &&
                       !memcmp(h.activation, g.activation, (size_t)g.n_active * 4) &&
                       !memcmp(h.feat_active, g.feat_active, (size_t)g.n_feat * 4) &&
                       !memcmp(h.logit_token, g.logit_token, (size_t)g.n_logits * 4) &&
-                      !memcmp(h.logit_prob, g.logit_prob, (size_t)g.n_logits * 4), "case%d: node tables", idx);
+                      !memcmp(h.logit_prob, g.logit_prob, (size_t)g.n_logits * 4),
+                  "case%d: node tables", idx);
             CHECK(idx == 1 ? h.error_vectors && !memcmp(h.error_vectors, g.error_vectors, ne * 4) : !h.error_vectors,
                   "case%d: error vectors", idx);
             CHECK(q.n_nodes == N && !memcmp(q.influence, p.influence, (size_t)N * 4) &&
-                      !memcmp(q.cumulative, p.cumulative, (size_t)N * 4) && !memcmp(q.node_kept, p.node_kept, (size_t)N) &&
-                      !memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)), "case%d: pruning result", idx);
+                      !memcmp(q.cumulative, p.cumulative, (size_t)N * 4) &&
+                      !memcmp(q.node_kept, p.node_kept, (size_t)N) &&
+                      !memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)),
+                  "case%d: pruning result", idx);
             CHECK(q.replacement_score == p.replacement_score && q.completeness_score == p.completeness_score,
                   "case%d: scores", idx);
             // the graph read back prunes the same
             AttribPruned again;
             CHECK(attrib_prune(&h, thr[0], thr[1], &again, &e) == 0 &&
-                      !memcmp(again.edge_kept, p.edge_kept, (size_t)(R * N)), "case%d: read graph prunes differently", idx);
+                      !memcmp(again.edge_kept, p.edge_kept, (size_t)(R * N)),
+                  "case%d: read graph prunes differently", idx);
             attrib_pruned_free(&again);
             attrib_pruned_free(&q);
             attrib_graph_free(&h);
@@ -714,7 +736,8 @@ static void test_raw_roundtrip(void) {
         CHECK(attrib_write_raw(path, &g, NULL, &e) == 0, "%s", e.msg);
         CHECK(attrib_read_raw(path, &h, NULL, &e) == 0, "%s", e.msg);
         attrib_graph_free(&h);
-        CHECK(attrib_read_raw(path, &h, &q, &e) == -1 && strstr(e.msg, "no pruning result"), "missing pruning: %s", e.msg);
+        CHECK(attrib_read_raw(path, &h, &q, &e) == -1 && strstr(e.msg, "no pruning result"), "missing pruning: %s",
+              e.msg);
         attrib_pruned_free(&p);
         attrib_graph_free(&g);
         safetensors_close(&st);
@@ -728,8 +751,8 @@ static void expect_raw_error(const char *path, const char *what) {
     AttribPruned p;
     Error e = {{0}};
     int rc = attrib_read_raw(path, &g, &p, &e);
-    CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, what), "%s: expected an error with \"%s\", got rc %d: %s", path,
-          what, rc, e.msg);
+    CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, what), "%s: expected an error with \"%s\", got rc %d: %s",
+          path, what, rc, e.msg);
     if (!rc) {
         attrib_graph_free(&g);
         attrib_pruned_free(&p);
@@ -775,8 +798,9 @@ static void test_raw_bad_files(void) {
     char *odd = xmalloc(len + 1);
     memcpy(odd + 1, buf, len);
     AttribGraph h;
-    CHECK(attrib_parse_raw(odd + 1, len, "odd", &h, NULL, &e) == -1 && strstr(e.msg, "odd: ") && strstr(e.msg, "aligned"),
-          "misaligned tensors: %s", e.msg);
+    CHECK(
+        attrib_parse_raw(odd + 1, len, "odd", &h, NULL, &e) == -1 && strstr(e.msg, "odd: ") && strstr(e.msg, "aligned"),
+        "misaligned tensors: %s", e.msg);
     // and aligned, from the buffer
     memcpy(odd, buf, len);
     CHECK(attrib_parse_raw(odd, len, "mem", &h, NULL, &e) == 0, "%s", e.msg);
