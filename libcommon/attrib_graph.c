@@ -163,7 +163,8 @@ static int graph_influence(const AttribGraph *g, const int64_t *row_node, const 
             rc = err_set(e, "influence did not converge after %d iterations (the adjacency has a cycle)", it);
             break;
         }
-        for (int64_t r = 0; r < R; r++) v[r] = cur[row_node[r]];
+        // a dropped node's row is zero in the pruned matrix (its column already is)
+        for (int64_t r = 0; r < R; r++) v[r] = keep && !keep[row_node[r]] ? 0 : cur[row_node[r]];
         influence_step(&c);
         for (int64_t s = 0; s < N; s++) influence[s] += cur[s];
     }
