@@ -111,8 +111,10 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
         if (!c->d_ff) c->d_ff = 4 * c->d_model;
         c->n_kv_heads = c->n_heads;
         c->head_dim = c->n_heads ? c->d_model / c->n_heads : 0;
-        c->tie_embeddings = 1;
+        json_t *tie = json_object_get(root, "tie_word_embeddings");
+        c->tie_embeddings = tie && !json_is_null(tie) ? json_is_true(tie) : 1;  // HF's default: tied
         c->attn_bias = 1;
+        c->attn_scale_by_layer = json_is_true(json_object_get(root, "scale_attn_by_inverse_layer_idx"));
         const char *act = json_string_value(json_object_get(root, "activation_function"));
         if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
             return err_set(e, "%s: activation_function \"%s\" is not supported for gpt2", path, act);
@@ -289,8 +291,10 @@ static int load_gpt2(Model *m, const Shards *sh, Error *e) {
     if (load_tensor(m, sh, G("%s", "ln_f.weight"), D, 0, 0, &m->final_norm_w, e) ||
         load_tensor(m, sh, G("%s", "ln_f.bias"), D, 0, 0, &m->final_norm_b, e))
         return -1;
+    // GPT2LMHeadModel stores an untied head as "lm_head.weight" (outside "transformer.")
+    if (c->tie_embeddings) m->lm_head = m->embed;
+    else if (load_tensor(m, sh, "lm_head.weight", V, D, 0, &m->lm_head, e)) return -1;
 #undef G
-    m->lm_head = m->embed;
     return 0;
 }
 

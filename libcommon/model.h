@@ -23,6 +23,7 @@ typedef struct {
     // Gemma 2
     float attn_softcap, final_softcap;  // 0 = off
     float query_scale;                  // attention score scale (1/sqrt(head_dim) unless Gemma 2)
+    int attn_scale_by_layer;            // GPT-2 scale_attn_by_inverse_layer_idx: layer l also / (l+1)
     int sliding_window;
     uint8_t *layer_sliding;             // (n_layers,) 1 if the layer uses the sliding window
     int tie_embeddings;
@@ -55,6 +56,11 @@ typedef struct {
 } Model;
 
 int model_load(Model *m, const char *dir, Error *e);
+
+// The attention score scale of layer l: every forward path (CPU, KV cache, CUDA) takes it from here.
+static inline float model_attn_scale(const ModelConfig *c, int l) {
+    return c->attn_scale_by_layer ? c->query_scale / (float)(l + 1) : c->query_scale;
+}
 void model_free(Model *m);
 
 // ---- forward pass (model_forward.c) ---------------------------------------------------------

@@ -101,7 +101,7 @@ int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B
             rope_apply_cpu(s->q, s->cos_t, s->sin_t, B, T, H, hd);
             rope_apply_cpu(s->k, s->cos_t, s->sin_t, B, T, KVH, hd);
         }
-        AttnShape as = {B, T, H, KVH, hd, c->query_scale, c->attn_softcap,
+        AttnShape as = {B, T, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
                         c->layer_sliding[l] ? c->sliding_window : 0};
         attention_cpu(s->att, out->attn_probs ? out->attn_probs[l] : NULL, s->q, s->k, s->v, &as);
         matmul_cpu(s->tmp, s->att, L->wo, L->bo, N, qd, D);

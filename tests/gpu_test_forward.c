@@ -256,6 +256,8 @@ static void test_llama3_gpu(void) { check_model("llama3"); }
 static void test_llama3_bf16_gpu(void) { check_model("llama3_bf16"); }
 static void test_gemma2_gpu(void) { check_model("gemma2"); }
 static void test_gpt2_gpu(void) { check_model("gpt2"); }
+static void test_gpt2_scaled_gpu(void) { check_model("gpt2_scaled"); }
+static void test_gpt2_untied_gpu(void) { check_model("gpt2_untied"); }
 
 int main(void) {
     if (!gpu_test_start("gpu_test_forward", &G)) return 0;
@@ -264,6 +266,8 @@ int main(void) {
     RUN_TEST(test_llama3_bf16_gpu);
     RUN_TEST(test_gemma2_gpu);
     RUN_TEST(test_gpt2_gpu);
+    RUN_TEST(test_gpt2_scaled_gpu);
+    RUN_TEST(test_gpt2_untied_gpu);
     gpu_ctx_free(&G);
     return test_summary();
 }

@@ -16,7 +16,8 @@
 #include "sampler.h"
 #include "spm.h"
 
-static const char *TINY[] = {"llama3", "llama3_bf16", "gemma2", "gpt2"};
+static const char *TINY[] = {"llama3", "llama3_bf16", "gemma2", "gpt2", "gpt2_scaled", "gpt2_untied"};
+#define N_TINY ((int)(sizeof TINY / sizeof *TINY))
 
 // stories260K converted from llama2.c into a temporary directory (model + tokenizer.json).
 static TmpDir st_tmp;
@@ -90,7 +91,7 @@ static void kv_vs_forward(const char *name, const char *dir, const uint32_t *pro
 }
 
 static void test_kv_logits_equal_forward_tiny(void) {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_TINY; i++) {
         char dir[256];
         snprintf(dir, sizeof dir, "tests/golden/models/%s", TINY[i]);
         // bos + a few ids; 30 steps pass Gemma 2's window of 8 and reach position 34 (GPT-2: 64)

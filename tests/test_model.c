@@ -1,6 +1,7 @@
 // The CPU forward pass against goldens from Hugging Face transformers (tests/ref/
 // make_model_goldens.py): logits, every hook, attention patterns and the loss, for tiny random
-// Llama 3 (sharded fp32 and bf16 weights), Gemma 2 and GPT-2 checkpoints.
+// Llama 3 (sharded fp32 and bf16 weights), Gemma 2 and GPT-2 checkpoints (also with
+// scale_attn_by_inverse_layer_idx and with an untied lm_head).
 #include "check.h"
 #include "model.h"
 #include "safetensors.h"
@@ -99,11 +100,31 @@ static void test_llama3_sharded_matches_hf(void) { check_model("llama3"); }
 static void test_llama3_bf16_matches_hf(void) { check_model("llama3_bf16"); }
 static void test_gemma2_matches_hf(void) { check_model("gemma2"); }
 static void test_gpt2_matches_hf(void) { check_model("gpt2"); }
+// The GPT-2 flags that change the computation (they were once ignored: silently wrong from layer 1 on).
+static void test_gpt2_scaled_matches_hf(void) {
+    Model m;
+    Error e;
+    CHECK(!model_load(&m, "tests/golden/models/gpt2_scaled", &e), "%s", e.msg);
+    CHECK(m.cfg.attn_scale_by_layer && model_attn_scale(&m.cfg, 2) == m.cfg.query_scale / 3.0f,
+          "scale_attn_by_inverse_layer_idx not read");
+    model_free(&m);
+    check_model("gpt2_scaled");
+}
+static void test_gpt2_untied_matches_hf(void) {
+    Model m;
+    Error e;
+    CHECK(!model_load(&m, "tests/golden/models/gpt2_untied", &e), "%s", e.msg);
+    CHECK(!m.cfg.tie_embeddings && m.lm_head && m.lm_head != m.embed, "tie_word_embeddings=false not honoured");
+    model_free(&m);
+    check_model("gpt2_untied");
+}
 
 int main(void) {
     RUN_TEST(test_llama3_sharded_matches_hf);
     RUN_TEST(test_llama3_bf16_matches_hf);
     RUN_TEST(test_gemma2_matches_hf);
     RUN_TEST(test_gpt2_matches_hf);
+    RUN_TEST(test_gpt2_scaled_matches_hf);
+    RUN_TEST(test_gpt2_untied_matches_hf);
     return test_summary();
 }
