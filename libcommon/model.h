@@ -57,6 +57,13 @@ typedef struct {
 
 int model_load(Model *m, const char *dir, Error *e);
 
+// What model.c does with a config.json key of an architecture (every key transformers reads for it is
+// listed in tests/golden/models/hf_config_keys.json): implemented; CHECKED: only some values are
+// implemented and the others refused (*bad: one refused value, JSON); no effect on an fp32 eval
+// forward pass (dropout, init, output selection). -1: not a key transformers reads (ignored).
+typedef enum { KEY_USED, KEY_CHECKED, KEY_NO_EFFECT } ModelKeyUse;
+int model_config_key_use(ModelArch arch, const char *key, const char **bad);
+
 // The attention score scale of layer l: every forward path (CPU, KV cache, CUDA) takes it from here.
 static inline float model_attn_scale(const ModelConfig *c, int l) {
     return c->attn_scale_by_layer ? c->query_scale / (float)(l + 1) : c->query_scale;

@@ -2,9 +2,13 @@
 // make_model_goldens.py): logits, every hook, attention patterns and the loss, for tiny random
 // Llama 3 (sharded fp32 and bf16 weights), Gemma 2 and GPT-2 checkpoints (also with
 // scale_attn_by_inverse_layer_idx and with an untied lm_head).
+#include <jansson.h>
+#include <limits.h>
+
 #include "check.h"
 #include "model.h"
 #include "safetensors.h"
+#include "tmpdir.h"
 
 static float *golden_f32(const SafeTensors *g, const char *name, size_t expect) {
     const StTensor *t = safetensors_find(g, name);
@@ -119,6 +123,101 @@ static void test_gpt2_untied_matches_hf(void) {
     check_model("gpt2_untied");
 }
 
+// A copy of a golden model directory whose config.json has `key` set to the JSON `value` (NULL: removed).
+static void edited_model(TmpDir *t, const char *name, const char *key, const char *value) {
+    char src[512], dst[600];
+    snprintf(src, sizeof src, "tests/golden/models/%s/config.json", name);
+    json_t *cfg = json_load_file(src, 0, NULL);
+    if (value) json_object_set_new(cfg, key, json_loads(value, JSON_DECODE_ANY, NULL));
+    else json_object_del(cfg, key);
+    snprintf(dst, sizeof dst, "%s/config.json", t->dir);
+    json_dump_file(cfg, dst, 0);
+    json_decref(cfg);
+    char target[PATH_MAX], abs[PATH_MAX];
+    snprintf(target, sizeof target, "tests/golden/models/%s/model.safetensors", name);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", t->dir);
+    if (realpath(target, abs)) CHECK(!symlink(abs, dst), "symlink %s", dst);
+}
+
+static const struct { const char *type, *golden; ModelArch arch; } ARCHS[] = {
+    {"llama", "llama3_bf16", ARCH_LLAMA}, {"gemma2", "gemma2", ARCH_GEMMA2}, {"gpt2", "gpt2", ARCH_GPT2}};
+
+// Every config key transformers reads (tests/ref/list_hf_config_keys.py) is implemented, refused
+// unless it has a supported value, or without effect; each refusable one is refused with an error
+// naming it (a bad value on a golden model).
+static void test_every_hf_config_key_handled_or_refused(void) {
+    json_error_t je;
+    json_t *root = json_load_file("tests/golden/models/hf_config_keys.json", 0, &je);
+    CHECK(root, "hf_config_keys.json: %s", je.text);
+    if (!root) return;
+    int n_keys = 0, n_refused = 0;
+    for (int a = 0; a < 3; a++) {
+        json_t *keys = json_object_get(json_object_get(root, "keys"), ARCHS[a].type), *k;
+        CHECK(json_array_size(keys) > 20, "%s: %zu keys listed", ARCHS[a].type, json_array_size(keys));
+        size_t i;
+        json_array_foreach(keys, i, k) {
+            const char *key = json_string_value(k), *bad;
+            int use = model_config_key_use(ARCHS[a].arch, key, &bad);
+            CHECK(use >= 0, "%s: config key \"%s\" is read by transformers but neither handled nor refused",
+                  ARCHS[a].type, key);
+            n_keys++;
+            if (use != KEY_CHECKED) continue;
+            TmpDir t;
+            tmp_open(&t, "cfgkey");
+            edited_model(&t, ARCHS[a].golden, key, bad);
+            Model m;
+            Error e;
+            int rc = model_load(&m, t.dir, &e);
+            CHECK(rc == -1 && strstr(e.msg, key), "%s: %s=%s accepted (%s)", ARCHS[a].type, key, bad, rc ? e.msg : "");
+            if (!rc) model_free(&m);
+            n_refused++;
+            tmp_close(&t);
+        }
+    }
+    CHECK(n_keys > 100 && n_refused > 20, "%d keys, %d refusals tried", n_keys, n_refused);
+    json_decref(root);
+}
+
+// Values transformers treats as the plain computation load: rope_scaling "default" is plain RoPE,
+// GPT-2's hidden_size etc. are aliases of n_embd etc.
+static void test_config_equivalent_spellings(void) {
+    struct { const char *golden, *key, *value, *del; int ok; } cases[] = {
+        {"llama3_bf16", "rope_scaling", "{\"rope_type\": \"default\"}", NULL, 1},
+        {"llama3_bf16", "rope_scaling", "{\"type\": \"default\", \"factor\": 2.0}", NULL, 1},
+        {"llama3_bf16", "rope_scaling", "{\"rope_type\": \"linear\", \"factor\": 2.0}", NULL, 0},
+        {"gemma2", "rope_scaling", "{\"rope_type\": \"default\"}", NULL, 1},
+        {"gemma2", "layer_types", "[\"sliding_attention\", \"chunked_attention\", \"full_attention\", \"full_attention\"]",
+         NULL, 0},
+        {"gpt2", "hidden_size", "64", "n_embd", 1},
+        {"gpt2", "hidden_size", "32", NULL, 0},  // disagrees with n_embd 64
+        {"gpt2", "partial_rotary_factor", "1.0", NULL, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        TmpDir t;
+        tmp_open(&t, "cfgkey");
+        edited_model(&t, cases[i].golden, cases[i].key, cases[i].value);
+        if (cases[i].del) {  // rewrite without the canonical key
+            char p[600];
+            snprintf(p, sizeof p, "%s/config.json", t.dir);
+            json_t *cfg = json_load_file(p, 0, NULL);
+            json_object_del(cfg, cases[i].del);
+            json_dump_file(cfg, p, 0);
+            json_decref(cfg);
+        }
+        Model m;
+        Error e;
+        int rc = model_load(&m, t.dir, &e);
+        CHECK(cases[i].ok ? rc == 0 : rc == -1, "%s %s=%s: %s", cases[i].golden, cases[i].key, cases[i].value,
+              rc ? e.msg : "accepted");
+        if (!rc) {
+            CHECK(!m.cfg.rope_llama3 && m.cfg.d_model == 64, "%s %s: rope_llama3 %d, d_model %d", cases[i].golden,
+                  cases[i].key, m.cfg.rope_llama3, m.cfg.d_model);
+            model_free(&m);
+        }
+        tmp_close(&t);
+    }
+}
+
 int main(void) {
     RUN_TEST(test_llama3_sharded_matches_hf);
     RUN_TEST(test_llama3_bf16_matches_hf);
@@ -126,5 +225,7 @@ int main(void) {
     RUN_TEST(test_gpt2_matches_hf);
     RUN_TEST(test_gpt2_scaled_matches_hf);
     RUN_TEST(test_gpt2_untied_matches_hf);
+    RUN_TEST(test_every_hf_config_key_handled_or_refused);
+    RUN_TEST(test_config_equivalent_spellings);
     return test_summary();
 }
