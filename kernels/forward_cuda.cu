@@ -290,7 +290,7 @@ extern "C" int forward_cuda(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu
                             int T, ForwardOutputs *out, Error *e) {
     const ModelConfig *c = &mg->cfg;
     if (B > s->B || T != s->T) return err_set(e, "forward: state built for %dx%d, called with %dx%d", s->B, s->T, B, T);
-    if (c->arch == ARCH_GPT2 && T > c->max_pos) return err_set(e, "forward: context %d exceeds GPT-2's %d positions", T, c->max_pos);
+    if (model_check_positions(c, T, "forward", e)) return -1;
     int rc = forward_queue(g, mg, s, tokens, B, T, out, e);
     // Always drain the stream, also after a failure, so the state can be reused or freed safely.
     cudaError_t err = cudaStreamSynchronize(gpu_stream(g));

@@ -539,6 +539,13 @@ int model_load(Model *m, const char *dir, Error *e) {
     return rc;
 }
 
+int model_check_positions(const ModelConfig *c, int64_t n, const char *what, Error *e) {
+    if (n > c->max_pos)
+        return err_set(e, "%s: %lld tokens, more than the model's %d positions (max_position_embeddings in config.json)",
+                       what, (long long)n, c->max_pos);
+    return 0;
+}
+
 void model_free(Model *m) {
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);

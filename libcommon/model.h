@@ -64,6 +64,11 @@ int model_load(Model *m, const char *dir, Error *e);
 typedef enum { KEY_USED, KEY_CHECKED, KEY_NO_EFFECT } ModelKeyUse;
 int model_config_key_use(ModelArch arch, const char *key, const char **bad);
 
+// An error unless n positions fit the model: every architecture here runs on at most
+// max_position_embeddings positions (GPT-2 has no embedding beyond; RoPE models are not trained
+// beyond and transformers warns). `what` starts the message ("--ctx", "prompt"...).
+int model_check_positions(const ModelConfig *c, int64_t n, const char *what, Error *e);
+
 // The attention score scale of layer l: every forward path (CPU, KV cache, CUDA) takes it from here.
 static inline float model_attn_scale(const ModelConfig *c, int l) {
     return c->attn_scale_by_layer ? c->query_scale / (float)(l + 1) : c->query_scale;
@@ -92,7 +97,7 @@ typedef struct ForwardState ForwardState;
 
 ForwardState *forward_state_new(const Model *m, int B, int T);
 void forward_state_free(ForwardState *s);
-// tokens (B, T); every id must be < vocab_size (an error otherwise). T <= max_pos for GPT-2.
+// tokens (B, T); every id must be < vocab_size and T <= max_pos (errors otherwise).
 int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e);
 // Mean next-token cross-entropy of each sequence: loss (B,) from logits (B*T, V) and tokens.
 void model_loss(const float *logits, const uint32_t *tokens, int B, int T, int V, double *loss);

@@ -92,8 +92,7 @@ int kv_decoder_forward(KVDecoder *d, const uint32_t *tokens, int n, float *logit
     const ModelConfig *c = &m->cfg;
     int pos = d->pos;
     if (n < 1) return err_set(e, "decode: no tokens to run");
-    if (c->arch == ARCH_GPT2 && pos + n > c->max_pos)
-        return err_set(e, "decode: context %d exceeds GPT-2's %d positions", pos + n, c->max_pos);
+    if (model_check_positions(c, (int64_t)pos + n, "decode", e)) return -1;
     for (int r = 0; r < n; r++)
         if (tokens[r] >= (uint32_t)c->vocab_size)
             return err_set(e, "decode: token id %u >= vocab size %d", tokens[r], c->vocab_size);
