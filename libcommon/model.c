@@ -458,6 +458,51 @@ static uint64_t fnv1a_update(uint64_t h, const void *data, size_t len) {
     return h;
 }
 
+// The model hash's part for one safetensors file (formats/acts.md, "model_hash"): its size, its
+// header, and of every tensor (by name) all bytes up to HASH_WINDOWS * HASH_WINDOW, else
+// HASH_WINDOWS windows of HASH_WINDOW bytes spread evenly from its first byte to its last. Cheap
+// (about 1 KiB read per tensor) and changes with any edit that touches every window's worth of
+// weights, as any fine-tune or re-quantisation does; see formats/acts.md for what it misses.
+enum { HASH_WINDOWS = 16, HASH_WINDOW = 64 };
+
+static uint64_t hash_safetensors(uint64_t h, const SafeTensors *st) {
+    const unsigned char *base = st->map;
+    unsigned char size_le[8];
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; i++) {
+        size_le[i] = (unsigned char)((uint64_t)st->map_size >> (8 * i));
+        header_len |= (uint64_t)base[i] << (8 * i);
+    }
+    h = fnv1a_update(h, size_le, 8);
+    h = fnv1a_update(h, base, (size_t)(8 + header_len));  // safetensors_open checked it lies in the file
+    for (int t = 0; t < st->n_tensors; t++) {
+        const unsigned char *d = st->tensors[t].data;
+        uint64_t n = st->tensors[t].nbytes;
+        if (n <= (uint64_t)HASH_WINDOWS * HASH_WINDOW) {
+            h = fnv1a_update(h, d, (size_t)n);
+            continue;
+        }
+        for (int k = 0; k < HASH_WINDOWS; k++)
+            h = fnv1a_update(h, d + (n - HASH_WINDOW) * k / (HASH_WINDOWS - 1), HASH_WINDOW);
+    }
+    return h;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// FNV-1a 64 of config.json's bytes: the start of the model hash.
+static int hash_file(const char *path, uint64_t *h, Error *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot read", path);
+    unsigned char buf[65536];
+    size_t n;
+    *h = 1469598103934665603ULL;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = fnv1a_update(*h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? err_set(e, "%s: read error", path) : 0;
+}
+
 int model_load(Model *m, const char *dir, Error *e) {
     memset(m, 0, sizeof *m);
     m->dir = xstrdup(dir);
@@ -471,10 +516,8 @@ int model_load(Model *m, const char *dir, Error *e) {
         return -1;
     }
     int rc = parse_config(&m->cfg, cfg, path, e);
-    char *cfg_text = json_dumps(cfg, JSON_SORT_KEYS | JSON_COMPACT);
-    m->weights_hash = fnv1a_update(1469598103934665603ULL, cfg_text, strlen(cfg_text));
-    free(cfg_text);
     json_decref(cfg);
+    if (!rc) rc = hash_file(path, &m->weights_hash, e);
     if (rc) {
         model_free(m);
         return -1;
@@ -516,15 +559,14 @@ int model_load(Model *m, const char *dir, Error *e) {
         files = xmalloc(sizeof *files);
         files[n_files++] = xstrdup("model.safetensors");
     }
+    qsort(files, (size_t)n_files, sizeof *files, cmp_str);  // the hash takes the files in name order
     sh.files = xcalloc((size_t)n_files, sizeof *sh.files);
     for (int i = 0; i < n_files && !rc; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         rc = safetensors_open(&sh.files[i], path, e);
         if (!rc) {
             sh.n_files = i + 1;
-            // identify the weights by their headers (names, dtypes, shapes, offsets) and sizes
-            m->weights_hash = fnv1a_update(m->weights_hash, sh.files[i].map, sh.files[i].map_size < 4096 ? sh.files[i].map_size : 4096);
-            m->weights_hash = fnv1a_update(m->weights_hash, &sh.files[i].map_size, sizeof sh.files[i].map_size);
+            m->weights_hash = hash_safetensors(m->weights_hash, &sh.files[i]);
         }
     }
     if (!rc) {

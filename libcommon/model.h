@@ -45,7 +45,7 @@ typedef struct {
 typedef struct {
     ModelConfig cfg;
     char *dir;
-    uint64_t weights_hash;  // FNV-1a of config.json and the safetensors headers: identifies the model
+    uint64_t weights_hash;  // the model hash of formats/acts.md: config.json, headers, sampled weight bytes
     float *embed;           // (V, D)
     float *pos_embed;       // (max_pos, D) GPT-2, else NULL
     LayerWeights *layers;   // (n_layers,)

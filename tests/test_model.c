@@ -218,6 +218,100 @@ static void test_config_equivalent_spellings(void) {
     }
 }
 
+// The model hash (formats/acts.md) equals the independent implementation tests/ref/model_hash.py on
+// sharded and single-file checkpoints.
+static void test_model_hash_matches_reference(void) {
+    json_error_t je;
+    json_t *root = json_load_file("tests/golden/models/model_hash.json", 0, &je);
+    CHECK(root, "model_hash.json: %s", je.text);
+    if (!root) return;
+    const char *key;
+    json_t *val;
+    int n = 0;
+    json_object_foreach(json_object_get(root, "hashes"), key, val) {
+        char dir[256], got[17];
+        snprintf(dir, sizeof dir, "tests/golden/models/%s", key);
+        Model m;
+        Error e;
+        if (model_load(&m, dir, &e)) { CHECK(0, "%s", e.msg); continue; }
+        snprintf(got, sizeof got, "%016llx", (unsigned long long)m.weights_hash);
+        CHECK(!strcmp(got, json_string_value(val)), "%s: model hash %s, reference %s", key, got, json_string_value(val));
+        model_free(&m);
+        n++;
+    }
+    CHECK(n == 3, "%d reference hashes", n);
+    json_decref(root);
+}
+
+// Copies src to dst byte for byte; with flip >= 0, byte `flip` is XOR-ed by 1. Returns the size.
+static long copy_flipped(const char *src, const char *dst, long flip) {
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    CHECK(in && out, "copy %s to %s", src, dst);
+    long size = 0;
+    if (in && out) {
+        fseek(in, 0, SEEK_END);
+        size = ftell(in);
+        rewind(in);
+        unsigned char *buf = malloc((size_t)size);
+        CHECK(fread(buf, 1, (size_t)size, in) == (size_t)size && flip < size, "read %s", src);
+        if (flip >= 0 && flip < size) buf[flip] ^= 1;
+        CHECK(fwrite(buf, 1, (size_t)size, out) == (size_t)size, "write %s", dst);
+        free(buf);
+    }
+    if (in) fclose(in);
+    if (out) fclose(out);
+    return size;
+}
+
+// The hash of golden model gpt2 with weight-file byte `at` (negative: from the end) flipped.
+static uint64_t gpt2_hash_with_flip(long at) {
+    TmpDir t;
+    tmp_open(&t, "hash");
+    char dst[600];
+    snprintf(dst, sizeof dst, "%s/config.json", t.dir);
+    copy_flipped("tests/golden/models/gpt2/config.json", dst, -1);
+    snprintf(dst, sizeof dst, "%s/model.safetensors", t.dir);
+    const char *src = "tests/golden/models/gpt2/model.safetensors";
+    FILE *f = fopen(src, "rb");
+    long size = 0;
+    if (f) { fseek(f, 0, SEEK_END); size = ftell(f); fclose(f); }
+    copy_flipped(src, dst, at < 0 ? size + at : at);
+    Model m;
+    Error e;
+    uint64_t h = 0;
+    if (!model_load(&m, t.dir, &e)) {
+        h = m.weights_hash;
+        model_free(&m);
+    } else {
+        CHECK(0, "%s", e.msg);
+    }
+    tmp_close(&t);
+    return h;
+}
+
+// What the hash detects and, by design, what it does not (formats/acts.md): a change of the last
+// weight byte (the end of the last tensor) or of a tensor's first byte changes it; one byte in the
+// middle of a large tensor, between the sampled windows, does not.
+static void test_model_hash_detects(void) {
+    Model m;
+    Error e;
+    CHECK(!model_load(&m, "tests/golden/models/gpt2", &e), "%s", e.msg);
+    uint64_t h0 = m.weights_hash;
+    model_free(&m);
+    CHECK(gpt2_hash_with_flip(-(1L << 40)) == h0, "an unchanged copy has another hash");  // flip out of range: none
+    CHECK(gpt2_hash_with_flip(-1) != h0, "flipping the last weight byte leaves the hash");
+    // wte, the largest tensor (512 x 64 fp32 = 128 KiB): its 16 windows of 64 bytes are ~8.7 KiB apart
+    SafeTensors st;
+    CHECK(!safetensors_open(&st, "tests/golden/models/gpt2/model.safetensors", &e), "%s", e.msg);
+    const StTensor *wte = safetensors_find(&st, "transformer.wte.weight");
+    CHECK(wte && wte->nbytes == 512 * 64 * 4, "wte");
+    long first = wte ? (long)((const char *)wte->data - (const char *)st.map) : 0;
+    long gap = wte ? first + (long)((wte->nbytes - 64) / 15) + 64 + 100 : 0;  // past window 1, before window 2
+    safetensors_close(&st);
+    CHECK(gpt2_hash_with_flip(first) != h0, "flipping wte's first byte leaves the hash");
+    CHECK(gpt2_hash_with_flip(gap) == h0, "a byte between the windows changes the hash: formats/acts.md says it does not");
+}
+
 int main(void) {
     RUN_TEST(test_llama3_sharded_matches_hf);
     RUN_TEST(test_llama3_bf16_matches_hf);
@@ -227,5 +321,7 @@ int main(void) {
     RUN_TEST(test_gpt2_untied_matches_hf);
     RUN_TEST(test_every_hf_config_key_handled_or_refused);
     RUN_TEST(test_config_equivalent_spellings);
+    RUN_TEST(test_model_hash_matches_reference);
+    RUN_TEST(test_model_hash_detects);
     return test_summary();
 }
