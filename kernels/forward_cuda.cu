@@ -243,7 +243,8 @@ static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s
             TRY(rope_apply_cuda(g, s->q, s->cos_t, s->sin_t, B, T, H, hd, e));
             TRY(rope_apply_cuda(g, s->k, s->cos_t, s->sin_t, B, T, KVH, hd, e));
         }
-        AttnShape as = {B, T, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap, c->layer_sliding[l] ? c->sliding_window : 0};
+        AttnShape as = {B, T, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
+                        c->layer_sliding[l] ? c->sliding_window : 0};
         int want_probs = out->attn_probs && out->attn_probs[l];
         TRY(attention_cuda(g, s->att, want_probs ? s->probs : NULL, s->q, s->k, s->v, &as, e));
         if (want_probs) TRY(copy_out(g, out->attn_probs[l], s->probs, (size_t)B * H * T * T, e));

@@ -88,8 +88,8 @@ int clt_save(const char *dir, const CltParams *p, const float *s_in, const float
     if (info && info->model_name && *info->model_name) yaml_str(f, "model_name", info->model_name);
     if (*hash) yaml_str(f, "model_hash", hash);
     // scan names the feature set (circuit-tracer's graph files need one): model, width, model hash
-    snprintf(scan, sizeof scan, "%s-clt-%d%s%.8s", info && info->model_name && *info->model_name ? info->model_name : "model",
-             F, *hash ? "-" : "", hash);
+    const char *name = info && info->model_name && *info->model_name ? info->model_name : "model";
+    snprintf(scan, sizeof scan, "%s-clt-%d%s%.8s", name, F, *hash ? "-" : "", hash);
     yaml_str(f, "scan", info && info->scan ? info->scan : scan);
     yaml_str(f, "feature_input_hook", info && info->input_hook ? info->input_hook : "hook_resid_mid");
     yaml_str(f, "feature_output_hook", info && info->output_hook ? info->output_hook : "hook_mlp_out");

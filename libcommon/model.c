@@ -292,7 +292,8 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
             for (int l = 0; l < c->n_layers; l++) {
                 const char *s = json_string_value(json_array_get(lt, (size_t)l));
                 if (!s || (strcmp(s, "sliding_attention") && strcmp(s, "full_attention")))
-                    return err_set(e, "%s: layer_types[%d] is not \"sliding_attention\" or \"full_attention\"", path, l);
+                    return err_set(e, "%s: layer_types[%d] is not \"sliding_attention\" or \"full_attention\"",
+                                   path, l);
                 c->layer_sliding[l] = !strcmp(s, "sliding_attention");
             }
         } else {
@@ -583,8 +584,8 @@ int model_load(Model *m, const char *dir, Error *e) {
 
 int model_check_positions(const ModelConfig *c, int64_t n, const char *what, Error *e) {
     if (n > c->max_pos)
-        return err_set(e, "%s: %lld tokens, more than the model's %d positions (max_position_embeddings in config.json)",
-                       what, (long long)n, c->max_pos);
+        return err_set(e, "%s: %lld tokens, more than the model's %d positions (max_position_embeddings in "
+                       "config.json)", what, (long long)n, c->max_pos);
     return 0;
 }
 

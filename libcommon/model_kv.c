@@ -131,7 +131,8 @@ int kv_decoder_forward(KVDecoder *d, const uint32_t *tokens, int n, float *logit
             rope_apply_cpu(d->q, ct, st, 1, n, H, hd);
             rope_apply_cpu(kc, ct, st, 1, n, KVH, hd);
         }
-        AttnShape as = {1, n, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap, c->layer_sliding[l] ? c->sliding_window : 0};
+        AttnShape as = {1, n, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
+                        c->layer_sliding[l] ? c->sliding_window : 0};
         // an empty cache is the plain causal case: the forward's (sgemm) kernel on the cache rows
         if (pos == 0) attention_cpu(d->att, NULL, d->q, d->k[l], d->v[l], &as);
         else attention_kv_cpu(d->att, d->q, d->k[l], d->v[l], n, pos, &as);

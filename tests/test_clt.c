@@ -371,8 +371,10 @@ static void test_clt_save_load_folds_normalization(void) {
     size_t got = f ? fread(yaml, 1, sizeof yaml - 1, f) : 0;
     yaml[got] = 0;
     if (f) fclose(f);
-    CHECK(strstr(yaml, "feature_input_hook: \"mlp.hook_in\"\n") && strstr(yaml, "feature_output_hook: \"hook_mlp_out\"\n") &&
-              strstr(yaml, "model_name: \"test \\\"model\\\"\"\n") && strstr(yaml, "model_hash: \"0123456789abcdef\"\n") &&
+    CHECK(strstr(yaml, "feature_input_hook: \"mlp.hook_in\"\n") &&
+              strstr(yaml, "feature_output_hook: \"hook_mlp_out\"\n") &&
+              strstr(yaml, "model_name: \"test \\\"model\\\"\"\n") &&
+              strstr(yaml, "model_hash: \"0123456789abcdef\"\n") &&
               strstr(yaml, "scan: \"test \\\"model\\\"-clt-") && strstr(yaml, "-01234567\"\n"),
           "config.yaml:\n%s", yaml);
     char hook[64];
@@ -408,7 +410,8 @@ static void test_clt_save_load_folds_normalization(void) {
 static void test_clt_names(void) {
     CHECK(!strcmp(clt_input_hook("mlp_in"), "mlp.hook_in") && !strcmp(clt_input_hook("resid_mid"), "hook_resid_mid"),
           "input hooks");
-    CHECK(!strcmp(clt_shard_hook("mlp.hook_in"), "mlp_in") && !strcmp(clt_shard_hook("ln2.hook_normalized"), "mlp_in") &&
+    CHECK(!strcmp(clt_shard_hook("mlp.hook_in"), "mlp_in") &&
+              !strcmp(clt_shard_hook("ln2.hook_normalized"), "mlp_in") &&
               !strcmp(clt_shard_hook("hook_resid_mid"), "resid_mid") && !clt_shard_hook("hook_resid_pre"),
           "shard hooks");
     const char *ids[][2] = {{"/home/u/demo-out/model", "model"}, {"models/stories260K/", "stories260K"},

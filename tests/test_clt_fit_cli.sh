@@ -23,9 +23,10 @@ done
 grep -q "model_kind: cross_layer_transcoder" "$TMP/full/config.yaml" && ok clt_fit_checkpoint_files || fail clt_fit_checkpoint_files "config.yaml"
 # config.yaml in circuit-tracer's terms: mlp_in is mlp.hook_in, a scan, the model by name and hash (not a local path)
 hash=$("$BIN/fwd-acts" --info "$TMP/a.acts" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['model_hash'])")
-if grep -qx 'feature_input_hook: "mlp.hook_in"' "$TMP/full/config.yaml" && grep -qx 'feature_output_hook: "hook_mlp_out"' "$TMP/full/config.yaml" \
-  && grep -qx 'model_name: "st"' "$TMP/full/config.yaml" && grep -qx "model_hash: \"$hash\"" "$TMP/full/config.yaml" \
-  && grep -qx "scan: \"st-clt-128-${hash:0:8}\"" "$TMP/full/config.yaml" && ! grep -q "$TMP" "$TMP/full/config.yaml"; then
+Y=$TMP/full/config.yaml
+if grep -qx 'feature_input_hook: "mlp.hook_in"' "$Y" && grep -qx 'feature_output_hook: "hook_mlp_out"' "$Y" \
+  && grep -qx 'model_name: "st"' "$Y" && grep -qx "model_hash: \"$hash\"" "$Y" \
+  && grep -qx "scan: \"st-clt-128-${hash:0:8}\"" "$Y" && ! grep -q "$TMP" "$Y"; then
   ok clt_fit_config_names
 else fail clt_fit_config_names "$(cat "$TMP/full/config.yaml")"; fi
 

@@ -128,7 +128,8 @@ static void test_context_limit(void) {
               generate_stop_name(r.stop), r.n);
         generate_result_free(&r);
         uint32_t many[65] = {0};
-        CHECK(generate(d, many, 65, &go, &r, &e) == -1 && strstr(e.msg, "65 tokens, more than the model's 64 positions"),
+        CHECK(generate(d, many, 65, &go, &r, &e) == -1 &&
+                  strstr(e.msg, "65 tokens, more than the model's 64 positions"),
               "%s: 65-token prompt accepted", names[i]);
         kv_decoder_free(d);
         model_free(&m);

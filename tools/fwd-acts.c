@@ -300,7 +300,8 @@ int main(int argc, char **argv) {
     if (!o.no_bos && bos < 0) fatal("%s: config.json has no bos_token_id; pass --bos ID or --no-bos", o.model_dir);
     if (bos >= cfg->vocab_size) fatal("--bos %lld is outside the vocabulary (%d)", (long long)bos, cfg->vocab_size);
     if (model_check_positions(cfg, o.ctx, "--ctx", &e)) fatal("%s: %s", o.model_dir, e.msg);
-    if ((int64_t)o.batch * o.ctx > INT32_MAX / 4) fatal("--batch %d x --ctx %d: too many tokens per forward pass", o.batch, o.ctx);
+    if ((int64_t)o.batch * o.ctx > INT32_MAX / 4)
+        fatal("--batch %d x --ctx %d: too many tokens per forward pass", o.batch, o.ctx);
 
     int *layers = xmalloc((size_t)cfg->n_layers * sizeof *layers);
     int n_sel = parse_layers(o.layers_spec, cfg->n_layers, layers);
@@ -446,7 +447,8 @@ int main(int argc, char **argv) {
         if (!ctx_index)
             fatal("no context of --ctx %d tokens in the token shards (they hold %llu tokens); lower --ctx", T,
                   (unsigned long long)cr.tail_tokens);
-        fatal("--shard %d/%d: none of the %llu contexts is this shard's", o.shard_i, o.shard_n, (unsigned long long)ctx_index);
+        fatal("--shard %d/%d: none of the %llu contexts is this shard's", o.shard_i, o.shard_n,
+              (unsigned long long)ctx_index);
     }
     double dt = now_seconds() - t0;
     if (o.eval) {

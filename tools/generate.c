@@ -269,7 +269,8 @@ int main(int argc, char **argv) {
     GenerateResult r;
     if (generate(d, ids.ids, (int)ids.n, &go, &r, &e)) fatal_err(&e);
     if (r.stop == GEN_STOP_CONTEXT)
-        fprintf(stderr, "generate: warning: stopped after %d new tokens at the model's %d positions\n", r.n, m.cfg.max_pos);
+        fprintf(stderr, "generate: warning: stopped after %d new tokens at the model's %d positions\n", r.n,
+                m.cfg.max_pos);
     if (!o.ids && (printed == 0 || r.text[r.len - 1] != '\n')) putchar('\n');
     fflush(stdout);
     if (o.stats) {
