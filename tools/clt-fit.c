@@ -253,8 +253,13 @@ typedef struct { int64_t epoch, pool, batch; } Cursor;
 // Fills x/y (B rows per layer) with the batch at the cursor and advances it. A pool's last
 // partial batch is skipped (its tokens come back in later epochs in another order).
 static void data_next_batch(Data *D, Cursor *cur, int B, float **x, float **y) {
+    int epochs_crossed = 0;
     for (;;) {
         if (!data_load_pool(D, cur->epoch, cur->pool)) {
+            // a whole epoch passed without a full batch: no pool will ever hold one (was an endless loop)
+            if (++epochs_crossed == 2)
+                fatal("--batch %d: no shuffle pool holds that many tokens (pools of %d chunks; the shards' chunks "
+                      "hold fewer); lower --batch or raise --pool-chunks", B, D->pool_chunks);
             cur->epoch++;
             cur->pool = 0;
             cur->batch = 0;
