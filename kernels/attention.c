@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "err.h"  // xmalloc: a context too big for memory is a clear error, not a NULL write
 #include "threads.h"
 
 typedef struct {
@@ -46,7 +47,7 @@ static void attention_heads(void *arg, size_t begin, size_t end) {
     const AttnCtx *c = arg;
     const AttnShape *s = c->s;
     int T = s->T, hd = s->hd, n_rep = s->H / s->KVH;
-    float *scores = malloc((size_t)T * sizeof(float));
+    float *scores = xmalloc((size_t)T * sizeof(float));
     for (size_t item = begin; item < end; item++) {
         int b = (int)(item / (size_t)s->H), h = (int)(item % (size_t)s->H), kvh = h / n_rep;
         for (int i = 0; i < T; i++) {
@@ -88,7 +89,7 @@ static void attention_heads_blas(void *arg, size_t begin, size_t end) {
     const BlasAttnCtx *c = arg;
     const AttnShape *s = c->s;
     int T = s->T, H = s->H, KVH = s->KVH, hd = s->hd, n_rep = H / KVH;
-    float *scores = malloc((size_t)T * T * sizeof(float));
+    float *scores = xmalloc((size_t)T * T * sizeof(float));
     for (size_t item = begin; item < end; item++) {
         int b = (int)(item / (size_t)H), h = (int)(item % (size_t)H), kvh = h / n_rep;
         const float *qh = c->q + (size_t)b * T * H * hd + (size_t)h * hd;
@@ -141,7 +142,7 @@ static void attention_kv_rows(void *arg, size_t begin, size_t end) {
     const KvAttnCtx *c = arg;
     const AttnShape *s = c->s;
     int H = s->H, KVH = s->KVH, hd = s->hd, n_rep = H / KVH;
-    float *scores = malloc((size_t)(c->pos0 + c->n) * sizeof(float));
+    float *scores = xmalloc((size_t)(c->pos0 + c->n) * sizeof(float));
     for (size_t item = begin; item < end; item++) {
         int r = (int)(item / (size_t)H), h = (int)(item % (size_t)H), kvh = h / n_rep;
         int i = c->pos0 + r;  // absolute position of this query

@@ -243,7 +243,8 @@ static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s
             TRY(rope_apply_cuda(g, s->q, s->cos_t, s->sin_t, B, T, H, hd, e));
             TRY(rope_apply_cuda(g, s->k, s->cos_t, s->sin_t, B, T, KVH, hd, e));
         }
-        AttnShape as = {B, T, H, KVH, hd, c->query_scale, c->attn_softcap, c->layer_sliding[l] ? c->sliding_window : 0};
+        AttnShape as = {B, T, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
+                        c->layer_sliding[l] ? c->sliding_window : 0};
         int want_probs = out->attn_probs && out->attn_probs[l];
         TRY(attention_cuda(g, s->att, want_probs ? s->probs : NULL, s->q, s->k, s->v, &as, e));
         if (want_probs) TRY(copy_out(g, out->attn_probs[l], s->probs, (size_t)B * H * T * T, e));
@@ -290,7 +291,7 @@ extern "C" int forward_cuda(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu
                             int T, ForwardOutputs *out, Error *e) {
     const ModelConfig *c = &mg->cfg;
     if (B > s->B || T != s->T) return err_set(e, "forward: state built for %dx%d, called with %dx%d", s->B, s->T, B, T);
-    if (c->arch == ARCH_GPT2 && T > c->max_pos) return err_set(e, "forward: context %d exceeds GPT-2's %d positions", T, c->max_pos);
+    if (model_check_positions(c, T, "forward", e)) return -1;
     int rc = forward_queue(g, mg, s, tokens, B, T, out, e);
     // Always drain the stream, also after a failure, so the state can be reused or freed safely.
     cudaError_t err = cudaStreamSynchronize(gpu_stream(g));

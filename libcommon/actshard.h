@@ -56,7 +56,7 @@ int act_default_shuffle(ActDtype dt);
 
 typedef struct {
     const char *model_id;             // e.g. "stories260K" or a path (may be NULL: "")
-    uint64_t model_hash;              // FNV-1a 64 of the weights (0 if unknown)
+    uint64_t model_hash;              // the model hash of formats/acts.md (0 if unknown)
     const char *in_hook, *out_hook;   // "mlp_in" | "resid_mid", "mlp_out": [a-z0-9_], 1..15 chars
     int n_layers;
     const int *layers;                // (n_layers,) model layers, strictly ascending, >= 0

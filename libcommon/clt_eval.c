@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "actshard.h"
+#include "clt_io.h"
 
 int clt_config_input_hook(const char *clt_dir, char *buf, size_t n) {
     char path[4096], line[512];
@@ -29,20 +30,12 @@ int clt_config_input_hook(const char *clt_dir, char *buf, size_t n) {
     return rc;
 }
 
-// The shard hook clt-fit saves as `hook`, or NULL for a name it does not write.
-static const char *shard_hook_for(const char *hook) {
-    if (!hook) return NULL;
-    if (!strcmp(hook, "hook_resid_mid")) return "resid_mid";
-    if (!strcmp(hook, "ln2.hook_normalized")) return "mlp_in";
-    return NULL;
-}
-
 static int check_shard(const ActShard *s, const CltParams *p, const char *input_hook, Error *e) {
     if (s->n_layers != p->L || s->d_model != p->d)
         return err_set(e, "%s: %d layers of width %d, but the CLT has %d layers of width %d", s->path, s->n_layers,
                        s->d_model, p->L, p->d);
     if (strcmp(s->out_hook, "mlp_out")) return err_set(e, "%s: output hook %s, the CLT reconstructs mlp_out", s->path, s->out_hook);
-    const char *want = shard_hook_for(input_hook);
+    const char *want = clt_shard_hook(input_hook);
     if (want && strcmp(s->in_hook, want))
         return err_set(e, "%s: input hook %s, but the CLT reads %s (%s)", s->path, s->in_hook, input_hook, want);
     for (int l = 1; l < s->n_layers; l++)

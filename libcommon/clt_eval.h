@@ -23,13 +23,13 @@ typedef struct {
     double mse;            // mean over tokens of Σ_k ‖ŷ_k − y_k‖² (raw units)
 } CltEvalResult;
 
-// The input hook a checkpoint's config.yaml names ("hook_resid_mid", "ln2.hook_normalized", …)
+// The input hook a checkpoint's config.yaml names ("hook_resid_mid", "mlp.hook_in", …)
 // into buf; 0, or -1 (no error set) when config.yaml or the key is missing.
 int clt_config_input_hook(const char *clt_dir, char *buf, size_t n);
 
 // Runs p over every token of the shards (batches of `batch` tokens). Each shard must hold p->L
 // layers of width p->d with output hook mlp_out; when input_hook is a name clt-fit writes
-// (hook_resid_mid ↔ resid_mid, ln2.hook_normalized ↔ mlp_in) the shard's input hook must match.
+// (clt_shard_hook: hook_resid_mid ↔ resid_mid, mlp.hook_in ↔ mlp_in) the shard's input hook must match.
 int clt_eval_shards(const CltParams *p, const char *input_hook, char *const *paths, int n_paths, int batch, CltEvalResult *r,
                     Error *e);
 void clt_eval_result_free(CltEvalResult *r);

@@ -9,6 +9,35 @@
 
 #include "safetensors.h"
 
+const char *clt_input_hook(const char *shard_hook) {
+    return strcmp(shard_hook, "resid_mid") ? "mlp.hook_in" : "hook_resid_mid";
+}
+
+const char *clt_shard_hook(const char *input_hook) {
+    if (!input_hook) return NULL;
+    if (!strcmp(input_hook, "hook_resid_mid")) return "resid_mid";
+    if (!strcmp(input_hook, "mlp.hook_in") || !strcmp(input_hook, "ln2.hook_normalized")) return "mlp_in";
+    return NULL;
+}
+
+void clt_model_name(const char *model_id, char *buf, size_t n) {
+    size_t len = strlen(model_id);
+    while (len > 1 && model_id[len - 1] == '/') len--;  // "dir/" names dir
+    size_t start = len;
+    while (start && model_id[start - 1] != '/') start--;
+    snprintf(buf, n, "%.*s", (int)(len - start), model_id + start);
+}
+
+// A YAML double-quoted scalar: backslash and quote escaped, control characters dropped.
+static void yaml_str(FILE *f, const char *key, const char *v) {
+    fprintf(f, "%s: \"", key);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"' || *p == '\\') fputc('\\', f);
+        if ((unsigned char)*p >= 0x20) fputc(*p, f);
+    }
+    fputs("\"\n", f);
+}
+
 int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info, Error *e) {
     if (mkdir(dir, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
     int L = p->L, d = p->d, F = p->F;
@@ -54,9 +83,16 @@ int clt_save(const char *dir, const CltParams *p, const float *s_in, const float
     FILE *f = fopen(path, "w");
     if (!f) return err_set(e, "%s: cannot create: %s", path, strerror(errno));
     fprintf(f, "model_kind: cross_layer_transcoder\n");
-    if (info && info->model_name) fprintf(f, "model_name: \"%s\"\n", info->model_name);
-    fprintf(f, "feature_input_hook: \"%s\"\n", info && info->input_hook ? info->input_hook : "hook_resid_mid");
-    fprintf(f, "feature_output_hook: \"%s\"\n", info && info->output_hook ? info->output_hook : "hook_mlp_out");
+    char hash[17] = "", scan[512];
+    if (info && info->model_hash) snprintf(hash, sizeof hash, "%016llx", (unsigned long long)info->model_hash);
+    if (info && info->model_name && *info->model_name) yaml_str(f, "model_name", info->model_name);
+    if (*hash) yaml_str(f, "model_hash", hash);
+    // scan names the feature set (circuit-tracer's graph files need one): model, width, model hash
+    const char *name = info && info->model_name && *info->model_name ? info->model_name : "model";
+    snprintf(scan, sizeof scan, "%s-clt-%d%s%.8s", name, F, *hash ? "-" : "", hash);
+    yaml_str(f, "scan", info && info->scan ? info->scan : scan);
+    yaml_str(f, "feature_input_hook", info && info->input_hook ? info->input_hook : "hook_resid_mid");
+    yaml_str(f, "feature_output_hook", info && info->output_hook ? info->output_hook : "hook_mlp_out");
     if (info && info->trained_as)  // a comment: circuit-tracer's loader must not see an unknown key
         fprintf(f, "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n", info->trained_as);
     fprintf(f, "activation: jumprelu\nn_layers: %d\nd_model: %d\nd_transcoder: %d\n", L, d, F);

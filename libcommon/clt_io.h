@@ -2,19 +2,35 @@
 // circuit-tracer and published CLTs load in our tools:
 //   W_enc_{l}.safetensors: W_enc_{l} (F, d), b_enc_{l} (F,), b_dec_{l} (d,), threshold_{l} (F,)
 //   W_dec_{l}.safetensors: W_dec_{l} (F, L−l, d)
-//   config.yaml: model_kind cross_layer_transcoder, feature_input_hook, feature_output_hook, model_name
+//   config.yaml: model_kind cross_layer_transcoder, feature_input_hook, feature_output_hook, scan,
+//                model_name, model_hash
 // Training runs on normalized activations (x·s_in[l], y·s_out[k]); saving folds the scales into
 // the weights so the files act on raw activations: W_enc·s_in, W_dec/s_out[k], b_dec/s_out[k].
 #pragma once
+#include <stddef.h>
+#include <stdint.h>
+
 #include "clt.h"
 #include "err.h"
 
 typedef struct {
-    const char *model_name;   // e.g. the model directory
-    const char *input_hook;   // TransformerLens name, e.g. "hook_resid_mid" or "ln2.hook_normalized"
+    const char *model_name;   // the model's name (no local path: clt_model_name), or NULL
+    const char *input_hook;   // circuit-tracer name: "mlp.hook_in" or "hook_resid_mid" (clt_input_hook)
     const char *output_hook;  // "hook_mlp_out"
     const char *trained_as;   // NULL, or a note such as "batchtopk k=32" (a YAML comment line)
+    uint64_t model_hash;      // formats/acts.md's model hash of the activations' model, 0 if unknown
+    const char *scan;         // circuit-tracer's feature-set identifier, or NULL (derived from the above)
 } CltSaveInfo;
+
+// circuit-tracer's name of an activation shard's input hook: mlp_in (the normalized MLP input, the
+// norm's weight applied: what the MLP receives) is "mlp.hook_in", resid_mid "hook_resid_mid".
+const char *clt_input_hook(const char *shard_hook);
+// The shard hook a config.yaml feature_input_hook means, or NULL for one clt-fit does not write.
+// Also accepts "ln2.hook_normalized", which clt-fit wrote for mlp_in before (wrongly: in
+// circuit-tracer that is the value before the norm's weight).
+const char *clt_shard_hook(const char *input_hook);
+// The model's name from a shard's model_id (a path for fwd-acts): its last path component.
+void clt_model_name(const char *model_id, char *buf, size_t n);
 
 // Writes the checkpoint into dir (created if missing); each file is written atomically and
 // config.yaml last. s_in/s_out (L,) may be NULL (no normalization).

@@ -61,6 +61,7 @@ int generate(KVDecoder *d, const uint32_t *prompt, int n_prompt, const GenerateO
     memset(r, 0, sizeof *r);
     r->n_prompt = n_prompt;
     if (n_prompt < 1) return err_set(e, "generate: empty prompt");
+    if (model_check_positions(&kv_decoder_model(d)->cfg, n_prompt, "generate: the prompt", e)) return -1;
     if (o->n_stop && !o->tok) return err_set(e, "generate: stop strings need a tokenizer");
     const ModelConfig *c = &kv_decoder_model(d)->cfg;
     int V = c->vocab_size;
@@ -102,7 +103,7 @@ int generate(KVDecoder *d, const uint32_t *prompt, int n_prompt, const GenerateO
         }
         if (eos) { r->stop = GEN_STOP_EOS; break; }
         if (r->n == o->max_tokens) break;  // no forward for a token nobody will read
-        if (c->arch == ARCH_GPT2 && kv_decoder_pos(d) >= c->max_pos) { r->stop = GEN_STOP_CONTEXT; break; }
+        if (kv_decoder_pos(d) >= c->max_pos) { r->stop = GEN_STOP_CONTEXT; break; }
         if (kv_decoder_forward(d, &id, 1, logits, e)) { rc = -1; goto done; }
     }
     r->decode_s = now_seconds() - t0;

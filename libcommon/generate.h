@@ -24,7 +24,7 @@ const Model *kv_decoder_model(const KVDecoder *d);
 // Runs n tokens at positions pos..pos+n-1 (pos = kv_decoder_pos) through the model with the
 // batched kernels, appending their keys and values to the cache; writes the logits (V,) of the
 // last of them when logits is non-NULL. Equals model_forward's logits at those positions on the
-// whole sequence. Errors: an id outside the vocabulary, or GPT-2 past its learned positions.
+// whole sequence. Errors: an id outside the vocabulary, or past max_position_embeddings.
 int kv_decoder_forward(KVDecoder *d, const uint32_t *tokens, int n, float *logits, Error *e);
 
 // ---- generation loop (generate.c) -------------------------------------------------------------

@@ -9,6 +9,145 @@
 #include "safetensors.h"
 
 // ---------------------------------------------------------------------------------------------
+// config.json keys: what each key transformers reads does here (tests/golden/models/hf_config_keys.json
+// lists them per architecture, tests/test_model.c checks every one is in this table). A key that would
+// change the computation is either implemented (USED) or CHECKED: only the values in `accept` (a JSON
+// array; an absent key is HF's default, always accepted) run, others are refused with an error naming
+// the key. NO_EFFECT keys cannot change an fp32 eval forward pass. `bad` is a value the test expects
+// to be refused.
+
+enum { A_LLAMA = 1 << ARCH_LLAMA, A_GEMMA2 = 1 << ARCH_GEMMA2, A_GPT2 = 1 << ARCH_GPT2 };
+#define A_ALL (A_LLAMA | A_GEMMA2 | A_GPT2)
+#define A_LG (A_LLAMA | A_GEMMA2)
+
+typedef struct {
+    const char *key;
+    int archs;
+    ModelKeyUse use;
+    const char *accept, *bad;  // CHECKED only
+} ConfigKey;
+
+static const ConfigKey CONFIG_KEYS[] = {
+    // the architecture: read by parse_config, verified by the transformers goldens
+    {"model_type", A_ALL, KEY_USED, NULL, NULL},
+    {"vocab_size", A_ALL, KEY_USED, NULL, NULL},
+    {"hidden_size", A_ALL, KEY_USED, NULL, NULL},  // GPT-2: alias of n_embd
+    {"num_hidden_layers", A_ALL, KEY_USED, NULL, NULL},  // GPT-2: alias of n_layer
+    {"num_attention_heads", A_ALL, KEY_USED, NULL, NULL},  // GPT-2: alias of n_head
+    {"max_position_embeddings", A_ALL, KEY_USED, NULL, NULL},  // GPT-2: alias of n_positions
+    {"intermediate_size", A_LG, KEY_USED, NULL, NULL},
+    {"num_key_value_heads", A_LG, KEY_USED, NULL, NULL},
+    {"head_dim", A_LG, KEY_USED, NULL, NULL},
+    {"rms_norm_eps", A_LG, KEY_USED, NULL, NULL},
+    {"rope_theta", A_LG, KEY_USED, NULL, NULL},
+    {"rope_scaling", A_LG, KEY_USED, NULL, NULL},  // rope types default and llama3; others refused
+    {"attention_bias", A_LG, KEY_USED, NULL, NULL},
+    {"tie_word_embeddings", A_ALL, KEY_USED, NULL, NULL},
+    {"bos_token_id", A_ALL, KEY_USED, NULL, NULL},
+    {"eos_token_id", A_ALL, KEY_USED, NULL, NULL},
+    {"query_pre_attn_scalar", A_GEMMA2, KEY_USED, NULL, NULL},
+    {"attn_logit_softcapping", A_GEMMA2, KEY_USED, NULL, NULL},
+    {"final_logit_softcapping", A_GEMMA2, KEY_USED, NULL, NULL},
+    {"sliding_window", A_GEMMA2, KEY_USED, NULL, NULL},
+    {"layer_types", A_GEMMA2, KEY_USED, NULL, NULL},  // sliding_attention / full_attention
+    {"n_embd", A_GPT2, KEY_USED, NULL, NULL},
+    {"n_layer", A_GPT2, KEY_USED, NULL, NULL},
+    {"n_head", A_GPT2, KEY_USED, NULL, NULL},
+    {"n_positions", A_GPT2, KEY_USED, NULL, NULL},
+    {"n_inner", A_GPT2, KEY_USED, NULL, NULL},
+    {"layer_norm_epsilon", A_GPT2, KEY_USED, NULL, NULL},
+    {"scale_attn_by_inverse_layer_idx", A_GPT2, KEY_USED, NULL, NULL},
+    // implemented for one value (or a few) only
+    {"hidden_act", A_LLAMA, KEY_CHECKED, "[\"silu\"]", "\"gelu\""},
+    {"hidden_activation", A_GEMMA2, KEY_CHECKED, "[null, \"gelu_pytorch_tanh\"]", "\"gelu\""},
+    {"activation_function", A_GPT2, KEY_CHECKED, "[\"gelu_new\", \"gelu_pytorch_tanh\"]", "\"relu\""},
+    {"mlp_bias", A_LLAMA, KEY_CHECKED, "[null, false]", "true"},
+    {"scale_attn_weights", A_GPT2, KEY_CHECKED, "[null, true]", "false"},
+    {"add_cross_attention", A_GPT2, KEY_CHECKED, "[null, false]", "true"},
+    {"partial_rotary_factor", A_LG, KEY_CHECKED, "[null, 1]", "0.5"},  // rope on part of each head
+    {"attention_chunk_size", A_LLAMA | A_GPT2, KEY_CHECKED, "[null]", "16"},  // chunked attention masks
+    {"sliding_window", A_LLAMA | A_GPT2, KEY_CHECKED, "[null]", "16"},  // makes HF's cache slide
+    {"layer_types", A_LLAMA | A_GPT2, KEY_CHECKED, "[null]", "[\"sliding_attention\"]"},
+    {"num_kv_shared_layers", A_ALL, KEY_CHECKED, "[null, 0]", "1"},  // layers reusing another's cache
+    {"quantization_config", A_ALL, KEY_CHECKED, "[null]", "{\"quant_method\": \"bitsandbytes\"}"},
+    {"pruned_heads", A_ALL, KEY_CHECKED, "[null, {}]", "{\"0\": [1]}"},
+    {"is_encoder_decoder", A_ALL, KEY_CHECKED, "[null, false]", "true"},
+    {"text_config", A_ALL, KEY_CHECKED, "[null]", "{}"},  // a composite (multimodal) model
+    {"decoder", A_ALL, KEY_CHECKED, "[null]", "{}"},
+    // no effect on an fp32 forward pass in eval mode
+    {"attention_dropout", A_LG, KEY_NO_EFFECT, NULL, NULL},  // dropout: training only
+    {"attn_pdrop", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"embd_pdrop", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"resid_pdrop", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"classifier_dropout", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"hidden_dropout", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"summary_activation", A_GPT2, KEY_NO_EFFECT, NULL, NULL},  // summary_*: GPT2DoubleHeadsModel's head
+    {"summary_first_dropout", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"summary_last_dropout", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"summary_proj_to_labels", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"summary_type", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"summary_use_proj", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"num_labels", A_GPT2, KEY_NO_EFFECT, NULL, NULL},  // classification heads
+    {"problem_type", A_GPT2, KEY_NO_EFFECT, NULL, NULL},
+    {"reorder_and_upcast_attn", A_GPT2, KEY_NO_EFFECT, NULL, NULL},  // same math in fp32 (golden gpt2_scaled)
+    {"pretraining_tp", A_LLAMA, KEY_NO_EFFECT, NULL, NULL},  // not read by transformers 4.57's Llama
+    {"initializer_range", A_ALL, KEY_NO_EFFECT, NULL, NULL},  // init of new weights
+    {"pad_token_id", A_ALL, KEY_NO_EFFECT, NULL, NULL},  // embedding padding_idx: gradients only
+    {"use_cache", A_ALL, KEY_NO_EFFECT, NULL, NULL},  // output selection and bookkeeping
+    {"output_attentions", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"output_hidden_states", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"return_dict", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"use_return_dict", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"torchscript", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"gradient_checkpointing", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"base_model_ep_plan", A_ALL, KEY_NO_EFFECT, NULL, NULL},  // parallelism plans
+    {"base_model_pp_plan", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"base_model_tp_plan", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"name_or_path", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"transformers_version", A_ALL, KEY_NO_EFFECT, NULL, NULL},
+    {"generator", A_ALL, KEY_NO_EFFECT, NULL, NULL},  // a probe of generic code, not a config.json key
+    {"sub_configs", A_ALL, KEY_NO_EFFECT, NULL, NULL},  // a class attribute (no sub-configs here)
+};
+
+static const ConfigKey *config_key(ModelArch arch, const char *key) {
+    for (size_t i = 0; i < sizeof CONFIG_KEYS / sizeof *CONFIG_KEYS; i++)
+        if (CONFIG_KEYS[i].archs & (1 << arch) && !strcmp(CONFIG_KEYS[i].key, key)) return &CONFIG_KEYS[i];
+    return NULL;
+}
+
+int model_config_key_use(ModelArch arch, const char *key, const char **bad) {
+    const ConfigKey *k = config_key(arch, key);
+    if (bad) *bad = k ? k->bad : NULL;
+    return k ? (int)k->use : -1;
+}
+
+// Numbers compare by value (1 == 1.0), everything else structurally.
+static int json_same(json_t *a, json_t *b) {
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    return json_equal(a, b);
+}
+
+// Refuses a CHECKED key whose value is not one of the accepted ones.
+static int check_keys(ModelArch arch, json_t *root, const char *path, Error *e) {
+    for (size_t i = 0; i < sizeof CONFIG_KEYS / sizeof *CONFIG_KEYS; i++) {
+        const ConfigKey *k = &CONFIG_KEYS[i];
+        json_t *v = json_object_get(root, k->key);
+        if (k->use != KEY_CHECKED || !(k->archs & (1 << arch)) || !v) continue;
+        json_t *accept = json_loads(k->accept, JSON_DECODE_ANY, NULL);
+        int ok = 0;
+        for (size_t j = 0; j < json_array_size(accept); j++) ok |= json_same(v, json_array_get(accept, j));
+        json_decref(accept);
+        if (!ok) {
+            char *txt = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            err_set(e, "%s: \"%s\": %.80s is not supported (supported: %s)", path, k->key, txt ? txt : "?", k->accept);
+            free(txt);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // config.json
 
 static int cfg_int(json_t *root, const char *key, int def, int *out, const char *path, Error *e) {
@@ -36,6 +175,21 @@ static int cfg_float(json_t *root, const char *key, float def, float *out, const
 }
 
 #define REQUIRED (-999)
+
+// GPT2Config's attribute_map: "hidden_size" etc. set n_embd etc. (the alias wins in transformers, as
+// kwargs are applied after the named parameters); both present and different is an error.
+static int gpt2_aliases(json_t *root, const char *path, Error *e) {
+    static const char *map[][2] = {{"hidden_size", "n_embd"}, {"num_hidden_layers", "n_layer"},
+                                   {"num_attention_heads", "n_head"}, {"max_position_embeddings", "n_positions"}};
+    for (int i = 0; i < 4; i++) {
+        json_t *a = json_object_get(root, map[i][0]), *n = json_object_get(root, map[i][1]);
+        if (!a) continue;
+        if (n && !json_equal(a, n))
+            return err_set(e, "%s: \"%s\" and \"%s\" disagree", path, map[i][0], map[i][1]);
+        json_object_set(root, map[i][1], a);
+    }
+    return 0;
+}
 
 static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e) {
     const char *type = json_string_value(json_object_get(root, "model_type"));
@@ -69,24 +223,26 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
         json_t *tie = json_object_get(root, "tie_word_embeddings");
         c->tie_embeddings = tie ? json_is_true(tie) : gemma;
         c->attn_bias = json_is_true(json_object_get(root, "attention_bias"));
-        if (json_is_true(json_object_get(root, "mlp_bias"))) return err_set(e, "%s: mlp_bias=true is not supported", path);
-        const char *act = json_string_value(json_object_get(root, gemma ? "hidden_activation" : "hidden_act"));
-        if (!act && gemma) act = json_string_value(json_object_get(root, "hidden_act"));
-        if (act && strcmp(act, gemma ? "gelu_pytorch_tanh" : "silu"))
-            return err_set(e, "%s: activation \"%s\" is not supported for %s", path, act, type);
+        // activations, mlp_bias: check_keys
         json_t *rs = json_object_get(root, "rope_scaling");
+        const char *rt = NULL;
+        if (rs && !json_is_null(rs) && !json_is_object(rs))
+            return err_set(e, "%s: \"rope_scaling\" must be an object or null", path);
         if (json_is_object(rs)) {
-            const char *rt = json_string_value(json_object_get(rs, "rope_type"));
+            rt = json_string_value(json_object_get(rs, "rope_type"));
             if (!rt) rt = json_string_value(json_object_get(rs, "type"));
-            if (!rt || strcmp(rt, "llama3")) return err_set(e, "%s: rope_scaling type \"%s\" is not supported (only llama3)", path, rt ? rt : "?");
+            // "default" is plain RoPE in transformers (its other fields are not read)
+            if (!rt || (strcmp(rt, "llama3") && strcmp(rt, "default")))
+                return err_set(e, "%s: rope_scaling type \"%s\" is not supported (only default and llama3)", path,
+                               rt ? rt : "?");
+        }
+        if (rt && !strcmp(rt, "llama3")) {
             c->rope_llama3 = 1;
             if (cfg_float(rs, "factor", 8.0f, &c->rope_factor, path, e) ||
                 cfg_float(rs, "low_freq_factor", 1.0f, &c->rope_low_freq_factor, path, e) ||
                 cfg_float(rs, "high_freq_factor", 4.0f, &c->rope_high_freq_factor, path, e) ||
                 cfg_int(rs, "original_max_position_embeddings", 8192, &c->rope_original_max_pos, path, e))
                 return -1;
-        } else if (rs && !json_is_null(rs)) {
-            return err_set(e, "%s: \"rope_scaling\" must be an object or null", path);
         }
         c->query_scale = 0;  // set below
         if (gemma) {
@@ -100,6 +256,7 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
         }
     } else if (!strcmp(type, "gpt2")) {
         c->arch = ARCH_GPT2;
+        if (gpt2_aliases(root, path, e)) return -1;
         if (cfg_int(root, "n_embd", REQUIRED, &c->d_model, path, e) ||
             cfg_int(root, "n_layer", REQUIRED, &c->n_layers, path, e) ||
             cfg_int(root, "n_head", REQUIRED, &c->n_heads, path, e) ||
@@ -111,16 +268,14 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
         if (!c->d_ff) c->d_ff = 4 * c->d_model;
         c->n_kv_heads = c->n_heads;
         c->head_dim = c->n_heads ? c->d_model / c->n_heads : 0;
-        c->tie_embeddings = 1;
+        json_t *tie = json_object_get(root, "tie_word_embeddings");
+        c->tie_embeddings = tie && !json_is_null(tie) ? json_is_true(tie) : 1;  // HF's default: tied
         c->attn_bias = 1;
-        const char *act = json_string_value(json_object_get(root, "activation_function"));
-        if (act && strcmp(act, "gelu_new") && strcmp(act, "gelu_pytorch_tanh"))
-            return err_set(e, "%s: activation_function \"%s\" is not supported for gpt2", path, act);
-        if (json_is_false(json_object_get(root, "scale_attn_weights")))
-            return err_set(e, "%s: scale_attn_weights=false is not supported", path);
+        c->attn_scale_by_layer = json_is_true(json_object_get(root, "scale_attn_by_inverse_layer_idx"));
     } else {
         return err_set(e, "%s: unknown model_type \"%s\" (supported: llama, gemma2, gpt2)", path, type);
     }
+    if (check_keys(c->arch, root, path, e)) return -1;
     if (c->n_layers < 1 || c->d_model < 1 || c->n_heads < 1 || c->vocab_size < 1 || c->head_dim < 2 || c->head_dim % 2)
         return err_set(e, "%s: invalid dimensions (layers %d, hidden %d, heads %d, head_dim %d, vocab %d)", path,
                        c->n_layers, c->d_model, c->n_heads, c->head_dim, c->vocab_size);
@@ -136,7 +291,9 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
                 return err_set(e, "%s: \"layer_types\" has %zu entries for %d layers", path, json_array_size(lt), c->n_layers);
             for (int l = 0; l < c->n_layers; l++) {
                 const char *s = json_string_value(json_array_get(lt, (size_t)l));
-                if (!s) return err_set(e, "%s: layer_types[%d] is not a string", path, l);
+                if (!s || (strcmp(s, "sliding_attention") && strcmp(s, "full_attention")))
+                    return err_set(e, "%s: layer_types[%d] is not \"sliding_attention\" or \"full_attention\"",
+                                   path, l);
                 c->layer_sliding[l] = !strcmp(s, "sliding_attention");
             }
         } else {
@@ -289,8 +446,10 @@ static int load_gpt2(Model *m, const Shards *sh, Error *e) {
     if (load_tensor(m, sh, G("%s", "ln_f.weight"), D, 0, 0, &m->final_norm_w, e) ||
         load_tensor(m, sh, G("%s", "ln_f.bias"), D, 0, 0, &m->final_norm_b, e))
         return -1;
+    // GPT2LMHeadModel stores an untied head as "lm_head.weight" (outside "transformer.")
+    if (c->tie_embeddings) m->lm_head = m->embed;
+    else if (load_tensor(m, sh, "lm_head.weight", V, D, 0, &m->lm_head, e)) return -1;
 #undef G
-    m->lm_head = m->embed;
     return 0;
 }
 
@@ -298,6 +457,51 @@ static uint64_t fnv1a_update(uint64_t h, const void *data, size_t len) {
     const unsigned char *p = data;
     for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
     return h;
+}
+
+// The model hash's part for one safetensors file (formats/acts.md, "model_hash"): its size, its
+// header, and of every tensor (by name) all bytes up to HASH_WINDOWS * HASH_WINDOW, else
+// HASH_WINDOWS windows of HASH_WINDOW bytes spread evenly from its first byte to its last. Cheap
+// (about 1 KiB read per tensor) and changes with any edit that touches every window's worth of
+// weights, as any fine-tune or re-quantisation does; see formats/acts.md for what it misses.
+enum { HASH_WINDOWS = 16, HASH_WINDOW = 64 };
+
+static uint64_t hash_safetensors(uint64_t h, const SafeTensors *st) {
+    const unsigned char *base = st->map;
+    unsigned char size_le[8];
+    uint64_t header_len = 0;
+    for (int i = 0; i < 8; i++) {
+        size_le[i] = (unsigned char)((uint64_t)st->map_size >> (8 * i));
+        header_len |= (uint64_t)base[i] << (8 * i);
+    }
+    h = fnv1a_update(h, size_le, 8);
+    h = fnv1a_update(h, base, (size_t)(8 + header_len));  // safetensors_open checked it lies in the file
+    for (int t = 0; t < st->n_tensors; t++) {
+        const unsigned char *d = st->tensors[t].data;
+        uint64_t n = st->tensors[t].nbytes;
+        if (n <= (uint64_t)HASH_WINDOWS * HASH_WINDOW) {
+            h = fnv1a_update(h, d, (size_t)n);
+            continue;
+        }
+        for (int k = 0; k < HASH_WINDOWS; k++)
+            h = fnv1a_update(h, d + (n - HASH_WINDOW) * k / (HASH_WINDOWS - 1), HASH_WINDOW);
+    }
+    return h;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// FNV-1a 64 of config.json's bytes: the start of the model hash.
+static int hash_file(const char *path, uint64_t *h, Error *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(e, "%s: cannot read", path);
+    unsigned char buf[65536];
+    size_t n;
+    *h = 1469598103934665603ULL;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = fnv1a_update(*h, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    return bad ? err_set(e, "%s: read error", path) : 0;
 }
 
 int model_load(Model *m, const char *dir, Error *e) {
@@ -313,10 +517,8 @@ int model_load(Model *m, const char *dir, Error *e) {
         return -1;
     }
     int rc = parse_config(&m->cfg, cfg, path, e);
-    char *cfg_text = json_dumps(cfg, JSON_SORT_KEYS | JSON_COMPACT);
-    m->weights_hash = fnv1a_update(1469598103934665603ULL, cfg_text, strlen(cfg_text));
-    free(cfg_text);
     json_decref(cfg);
+    if (!rc) rc = hash_file(path, &m->weights_hash, e);
     if (rc) {
         model_free(m);
         return -1;
@@ -358,15 +560,14 @@ int model_load(Model *m, const char *dir, Error *e) {
         files = xmalloc(sizeof *files);
         files[n_files++] = xstrdup("model.safetensors");
     }
+    qsort(files, (size_t)n_files, sizeof *files, cmp_str);  // the hash takes the files in name order
     sh.files = xcalloc((size_t)n_files, sizeof *sh.files);
     for (int i = 0; i < n_files && !rc; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
         rc = safetensors_open(&sh.files[i], path, e);
         if (!rc) {
             sh.n_files = i + 1;
-            // identify the weights by their headers (names, dtypes, shapes, offsets) and sizes
-            m->weights_hash = fnv1a_update(m->weights_hash, sh.files[i].map, sh.files[i].map_size < 4096 ? sh.files[i].map_size : 4096);
-            m->weights_hash = fnv1a_update(m->weights_hash, &sh.files[i].map_size, sizeof sh.files[i].map_size);
+            m->weights_hash = hash_safetensors(m->weights_hash, &sh.files[i]);
         }
     }
     if (!rc) {
@@ -379,6 +580,13 @@ int model_load(Model *m, const char *dir, Error *e) {
     free(files);
     if (rc) model_free(m);
     return rc;
+}
+
+int model_check_positions(const ModelConfig *c, int64_t n, const char *what, Error *e) {
+    if (n > c->max_pos)
+        return err_set(e, "%s: %lld tokens, more than the model's %d positions (max_position_embeddings in "
+                       "config.json)", what, (long long)n, c->max_pos);
+    return 0;
 }
 
 void model_free(Model *m) {

@@ -23,6 +23,7 @@ typedef struct {
     // Gemma 2
     float attn_softcap, final_softcap;  // 0 = off
     float query_scale;                  // attention score scale (1/sqrt(head_dim) unless Gemma 2)
+    int attn_scale_by_layer;            // GPT-2 scale_attn_by_inverse_layer_idx: layer l also / (l+1)
     int sliding_window;
     uint8_t *layer_sliding;             // (n_layers,) 1 if the layer uses the sliding window
     int tie_embeddings;
@@ -44,7 +45,7 @@ typedef struct {
 typedef struct {
     ModelConfig cfg;
     char *dir;
-    uint64_t weights_hash;  // FNV-1a of config.json and the safetensors headers: identifies the model
+    uint64_t weights_hash;  // the model hash of formats/acts.md: config.json, headers, sampled weight bytes
     float *embed;           // (V, D)
     float *pos_embed;       // (max_pos, D) GPT-2, else NULL
     LayerWeights *layers;   // (n_layers,)
@@ -55,6 +56,23 @@ typedef struct {
 } Model;
 
 int model_load(Model *m, const char *dir, Error *e);
+
+// What model.c does with a config.json key of an architecture (every key transformers reads for it is
+// listed in tests/golden/models/hf_config_keys.json): implemented; CHECKED: only some values are
+// implemented and the others refused (*bad: one refused value, JSON); no effect on an fp32 eval
+// forward pass (dropout, init, output selection). -1: not a key transformers reads (ignored).
+typedef enum { KEY_USED, KEY_CHECKED, KEY_NO_EFFECT } ModelKeyUse;
+int model_config_key_use(ModelArch arch, const char *key, const char **bad);
+
+// An error unless n positions fit the model: every architecture here runs on at most
+// max_position_embeddings positions (GPT-2 has no embedding beyond; RoPE models are not trained
+// beyond and transformers warns). `what` starts the message ("--ctx", "prompt"...).
+int model_check_positions(const ModelConfig *c, int64_t n, const char *what, Error *e);
+
+// The attention score scale of layer l: every forward path (CPU, KV cache, CUDA) takes it from here.
+static inline float model_attn_scale(const ModelConfig *c, int l) {
+    return c->attn_scale_by_layer ? c->query_scale / (float)(l + 1) : c->query_scale;
+}
 void model_free(Model *m);
 
 // ---- forward pass (model_forward.c) ---------------------------------------------------------
@@ -79,7 +97,7 @@ typedef struct ForwardState ForwardState;
 
 ForwardState *forward_state_new(const Model *m, int B, int T);
 void forward_state_free(ForwardState *s);
-// tokens (B, T); every id must be < vocab_size (an error otherwise). T <= max_pos for GPT-2.
+// tokens (B, T); every id must be < vocab_size and T <= max_pos (errors otherwise).
 int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e);
 // Mean next-token cross-entropy of each sequence: loss (B,) from logits (B*T, V) and tokens.
 void model_loss(const float *logits, const uint32_t *tokens, int B, int T, int V, double *loss);

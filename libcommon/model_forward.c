@@ -69,7 +69,7 @@ static void copy_hook(float **hooks, int l, const float *src, size_t n) {
 int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e) {
     const ModelConfig *c = &m->cfg;
     if (B > s->B || T != s->T) return err_set(e, "forward: state built for %dx%d, called with %dx%d", s->B, s->T, B, T);
-    if (c->arch == ARCH_GPT2 && T > c->max_pos) return err_set(e, "forward: context %d exceeds GPT-2's %d positions", T, c->max_pos);
+    if (model_check_positions(c, T, "forward", e)) return -1;
     int N = B * T, D = c->d_model, F = c->d_ff, H = c->n_heads, KVH = c->n_kv_heads, hd = c->head_dim;
     int qd = H * hd, kvd = KVH * hd;
     size_t ND = (size_t)N * D;
@@ -101,7 +101,7 @@ int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B
             rope_apply_cpu(s->q, s->cos_t, s->sin_t, B, T, H, hd);
             rope_apply_cpu(s->k, s->cos_t, s->sin_t, B, T, KVH, hd);
         }
-        AttnShape as = {B, T, H, KVH, hd, c->query_scale, c->attn_softcap,
+        AttnShape as = {B, T, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
                         c->layer_sliding[l] ? c->sliding_window : 0};
         attention_cpu(s->att, out->attn_probs ? out->attn_probs[l] : NULL, s->q, s->k, s->v, &as);
         matmul_cpu(s->tmp, s->att, L->wo, L->bo, N, qd, D);

@@ -92,8 +92,7 @@ int kv_decoder_forward(KVDecoder *d, const uint32_t *tokens, int n, float *logit
     const ModelConfig *c = &m->cfg;
     int pos = d->pos;
     if (n < 1) return err_set(e, "decode: no tokens to run");
-    if (c->arch == ARCH_GPT2 && pos + n > c->max_pos)
-        return err_set(e, "decode: context %d exceeds GPT-2's %d positions", pos + n, c->max_pos);
+    if (model_check_positions(c, (int64_t)pos + n, "decode", e)) return -1;
     for (int r = 0; r < n; r++)
         if (tokens[r] >= (uint32_t)c->vocab_size)
             return err_set(e, "decode: token id %u >= vocab size %d", tokens[r], c->vocab_size);
@@ -132,7 +131,8 @@ int kv_decoder_forward(KVDecoder *d, const uint32_t *tokens, int n, float *logit
             rope_apply_cpu(d->q, ct, st, 1, n, H, hd);
             rope_apply_cpu(kc, ct, st, 1, n, KVH, hd);
         }
-        AttnShape as = {1, n, H, KVH, hd, c->query_scale, c->attn_softcap, c->layer_sliding[l] ? c->sliding_window : 0};
+        AttnShape as = {1, n, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
+                        c->layer_sliding[l] ? c->sliding_window : 0};
         // an empty cache is the plain causal case: the forward's (sgemm) kernel on the cache rows
         if (pos == 0) attention_cpu(d->att, NULL, d->q, d->k[l], d->v[l], &as);
         else attention_kv_cpu(d->att, d->q, d->k[l], d->v[l], n, pos, &as);

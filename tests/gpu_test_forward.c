@@ -3,8 +3,8 @@
 // tests/golden/models: every hook (resid_pre/mid, mlp_in/out, attention probs, the three rstd
 // outputs), final_hidden, logits and the loss, with test_model.c's metric and tolerance (max
 // |a − b| / max |b| ≤ 1e-4 per tensor). Also: stopping after layer 0, a bad token id, device
-// output pointers, a smaller batch than the state, and a longer random context (T = 200; GPT-2
-// 64) where the sliding window and long rows matter. Needs a GPU; SKIPs without one.
+// output pointers, a smaller batch than the state, and a longer random context (every position
+// the model has: 64) where the sliding window and long rows matter. Needs a GPU; SKIPs without one.
 #include <stdint.h>
 
 #include "gpu_check.h"
@@ -221,8 +221,9 @@ static void check_model(const char *name) {
     forward_state_free(st);
     outs_free(&cpu), outs_free(&gpu);
 
-    // A longer random context, B = 2: windows and rows much longer than Gemma 2's window of 8.
-    int B2 = 2, T2 = c->arch == ARCH_GPT2 ? c->max_pos : 200;
+    // A longer random context, B = 2: windows and rows much longer than Gemma 2's window of 8 (at most
+    // max_position_embeddings: a longer one is refused).
+    int B2 = 2, T2 = c->max_pos;
     size_t N2 = (size_t)B2 * T2;
     uint32_t *tok2 = malloc(N2 * sizeof(uint32_t));
     uint64_t x = 88172645463325252ULL;
@@ -256,6 +257,8 @@ static void test_llama3_gpu(void) { check_model("llama3"); }
 static void test_llama3_bf16_gpu(void) { check_model("llama3_bf16"); }
 static void test_gemma2_gpu(void) { check_model("gemma2"); }
 static void test_gpt2_gpu(void) { check_model("gpt2"); }
+static void test_gpt2_scaled_gpu(void) { check_model("gpt2_scaled"); }
+static void test_gpt2_untied_gpu(void) { check_model("gpt2_untied"); }
 
 int main(void) {
     if (!gpu_test_start("gpu_test_forward", &G)) return 0;
@@ -264,6 +267,8 @@ int main(void) {
     RUN_TEST(test_llama3_bf16_gpu);
     RUN_TEST(test_gemma2_gpu);
     RUN_TEST(test_gpt2_gpu);
+    RUN_TEST(test_gpt2_scaled_gpu);
+    RUN_TEST(test_gpt2_untied_gpu);
     gpu_ctx_free(&G);
     return test_summary();
 }

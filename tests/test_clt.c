@@ -4,6 +4,7 @@
 #include "check.h"
 #include "clt.h"
 #include "clt_io.h"
+#include "clt_eval.h"
 #include <unistd.h>
 #include "safetensors.h"
 
@@ -359,9 +360,25 @@ static void test_clt_save_load_folds_normalization(void) {
     }
     char dir[128];
     snprintf(dir, sizeof dir, "/tmp/cltkit-test-clt-%d", (int)getpid());
-    CltSaveInfo info = {"test-model", "hook_resid_mid", "hook_mlp_out", NULL};
+    CltSaveInfo info = {.model_name = "test \"model\"", .input_hook = clt_input_hook("mlp_in"),
+                        .output_hook = "hook_mlp_out", .model_hash = 0x0123456789abcdefull};
     Error e;
     CHECK(!clt_save(dir, &p, s_in, s_out, &info, &e), "%s", e.msg);
+    // config.yaml: circuit-tracer's hook names, a scan, the model by name and hash (formats/clt.md)
+    char path[256], yaml[2048] = "";
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(yaml, 1, sizeof yaml - 1, f) : 0;
+    yaml[got] = 0;
+    if (f) fclose(f);
+    CHECK(strstr(yaml, "feature_input_hook: \"mlp.hook_in\"\n") &&
+              strstr(yaml, "feature_output_hook: \"hook_mlp_out\"\n") &&
+              strstr(yaml, "model_name: \"test \\\"model\\\"\"\n") &&
+              strstr(yaml, "model_hash: \"0123456789abcdef\"\n") &&
+              strstr(yaml, "scan: \"test \\\"model\\\"-clt-") && strstr(yaml, "-01234567\"\n"),
+          "config.yaml:\n%s", yaml);
+    char hook[64];
+    CHECK(!clt_config_input_hook(dir, hook, sizeof hook) && !strcmp(clt_shard_hook(hook), "mlp_in"), "hook %s", hook);
     CltParams q;
     CHECK(!clt_load(dir, &q, &e), "%s", e.msg);
     if (q.data) {
@@ -388,6 +405,24 @@ static void test_clt_save_load_folds_normalization(void) {
     CHECK(clt_load("/nonexistent-dir", &q, &e) == -1 && strstr(e.msg, "/nonexistent-dir"), "%s", e.msg);
 }
 
+// Names: the shard hooks and circuit-tracer's (the old, wrong mlp_in name still reads), a model id
+// that is a path becomes its last component.
+static void test_clt_names(void) {
+    CHECK(!strcmp(clt_input_hook("mlp_in"), "mlp.hook_in") && !strcmp(clt_input_hook("resid_mid"), "hook_resid_mid"),
+          "input hooks");
+    CHECK(!strcmp(clt_shard_hook("mlp.hook_in"), "mlp_in") &&
+              !strcmp(clt_shard_hook("ln2.hook_normalized"), "mlp_in") &&
+              !strcmp(clt_shard_hook("hook_resid_mid"), "resid_mid") && !clt_shard_hook("hook_resid_pre"),
+          "shard hooks");
+    const char *ids[][2] = {{"/home/u/demo-out/model", "model"}, {"models/stories260K/", "stories260K"},
+                            {"smollm2", "smollm2"}, {"", ""}, {"/", ""}};
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        clt_model_name(ids[i][0], name, sizeof name);
+        CHECK(!strcmp(name, ids[i][1]), "model id '%s' -> '%s', expected '%s'", ids[i][0], name, ids[i][1]);
+    }
+}
+
 int main(void) {
     RUN_TEST(test_clt_gradients_match_finite_differences);
     RUN_TEST(test_clt_case0_matches_torch);
@@ -398,5 +433,6 @@ int main(void) {
     RUN_TEST(test_clt_batchtopk_matches_torch);
     RUN_TEST(test_clt_batchtopk_cutoff_is_exact);
     RUN_TEST(test_clt_save_load_folds_normalization);
+    RUN_TEST(test_clt_names);
     return test_summary();
 }

@@ -21,6 +21,14 @@ for f in config.yaml W_enc_0.safetensors W_dec_4.safetensors train_state.safeten
   [ -s "$TMP/full/$f" ] || fail clt_fit_checkpoint_files "missing $f"
 done
 grep -q "model_kind: cross_layer_transcoder" "$TMP/full/config.yaml" && ok clt_fit_checkpoint_files || fail clt_fit_checkpoint_files "config.yaml"
+# config.yaml in circuit-tracer's terms: mlp_in is mlp.hook_in, a scan, the model by name and hash (not a local path)
+hash=$("$BIN/fwd-acts" --info "$TMP/a.acts" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['model_hash'])")
+Y=$TMP/full/config.yaml
+if grep -qx 'feature_input_hook: "mlp.hook_in"' "$Y" && grep -qx 'feature_output_hook: "hook_mlp_out"' "$Y" \
+  && grep -qx 'model_name: "st"' "$Y" && grep -qx "model_hash: \"$hash\"" "$Y" \
+  && grep -qx "scan: \"st-clt-128-${hash:0:8}\"" "$Y" && ! grep -q "$TMP" "$Y"; then
+  ok clt_fit_config_names
+else fail clt_fit_config_names "$(cat "$TMP/full/config.yaml")"; fi
 
 # kill-and-resume: 15 steps, then resume to 40: the same bytes as the uninterrupted run; also for
 # BatchTopK, whose thresholds (the running mean of the batch cutoffs) live in the train state
@@ -37,6 +45,13 @@ expect_error clt_fit_bad_shard "nope.acts" "$BIN/clt-fit" -o "$TMP/x" "$TMP/nope
 "$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/b.acts" --ctx 64 --layers 0,2 "$TMP/c.tok" 2>/dev/null
 expect_error clt_fit_layers_mismatch "layers or width differ" "$BIN/clt-fit" -o "$TMP/x" "$TMP/a.acts" "$TMP/b.acts"
 expect_error clt_fit_non_consecutive "consecutive layers" "$BIN/clt-fit" -o "$TMP/x" "$TMP/b.acts"
+mkdir -p "$TMP/st2"; cp "$TMP/st/"* "$TMP/st2/"; echo >> "$TMP/st2/config.json"  # another model hash, same shapes
+"$BIN/fwd-acts" -m "$TMP/st2" -o "$TMP/other.acts" --ctx 64 --max-tokens 500 "$TMP/c.tok" 2>/dev/null
+expect_error clt_fit_other_model "other.acts: made with another model than .*a.acts \(model hash" \
+  "$BIN/clt-fit" -o "$TMP/x" "$TMP/a.acts" "$TMP/other.acts"
+"$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/few.acts" --ctx 64 --max-tokens 10 "$TMP/c.tok" 2>/dev/null
+expect_error clt_fit_batch_larger_than_data "--batch 128: no shuffle pool holds that many tokens" \
+  timeout 60 "$BIN/clt-fit" -o "$TMP/x" --features 64 --batch 128 --steps 5 "$TMP/few.acts"
 expect_error clt_fit_resume_missing "train_state.safetensors" "$BIN/clt-fit" -o "$TMP/fresh" --resume "$TMP/a.acts"
 "$BIN/clt-fit" --help | grep -q "usage: clt-fit" && ok clt_fit_help || fail clt_fit_help "--help"
 expect_error clt_fit_bad_device "--device must be cpu or cuda" "$BIN/clt-fit" -o "$TMP/x" --device tpu "$TMP/a.acts"

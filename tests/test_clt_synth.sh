@@ -92,6 +92,10 @@ expect_error clt_eval_not_a_shard "junk.acts" "$FIT" eval "$TMP/clt" "$TMP/junk.
 cp -r "$TMP/clt" "$TMP/clt_mlp_in" && sed -i 's/hook_resid_mid/ln2.hook_normalized/' "$TMP/clt_mlp_in/config.yaml"
 expect_error clt_eval_hook_mismatch "held.acts: input hook resid_mid, but the CLT reads ln2.hook_normalized" \
   "$FIT" eval "$TMP/clt_mlp_in" "$TMP/held.acts"
+sed -i 's/ln2.hook_normalized/mlp.hook_in/' "$TMP/clt_mlp_in/config.yaml"
+expect_error clt_eval_hook_mismatch_new_name \
+  "held.acts: input hook resid_mid, but the CLT reads mlp.hook_in \(mlp_in\)" \
+  "$FIT" eval "$TMP/clt_mlp_in" "$TMP/held.acts"
 expect_error clt_eval_not_a_clt "not a CLT checkpoint" "$FIT" eval "$TMP/truth" "$TMP/train.acts"
 expect_error clt_eval_no_shards "expected CLT_DIR and at least one" "$FIT" eval "$TMP/clt"
 expect_error clt_eval_synth_mismatch "3 layers" "$FIT" eval-synth "$TMP/clt" "$TMP/truth3"

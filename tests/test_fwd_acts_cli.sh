@@ -61,4 +61,23 @@ printf '\x55' | dd of="$TMP/flip.acts" bs=1 seek=$(( $(stat -c %s "$TMP/flip.act
 expect_error fwd_corrupt_chunk "flip.acts.*(checksum|crc)" "$FWD" --info "$TMP/flip.acts"
 expect_error fwd_bad_layers "--layers: 2-9 is outside the model's layers 0-4" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --layers 2-9 "$TMP/demo.tok"
 expect_error fwd_bad_dtype "--dtype: unknown encoding .int3. \(f32, bf16, f16, int8" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --dtype int3 "$TMP/demo.tok"
+# contexts the model cannot run, and runs with nothing to compute: errors, not a crash or a silent 0
+expect_error fwd_ctx_beyond_positions "--ctx: 513 tokens, more than the model's 512 positions" \
+  "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --ctx 513 "$TMP/demo.tok"
+"$PY" -c "import random; random.seed(1); print('{\"ids\": [%s]}' % ','.join(
+  str(random.randrange(3, 512)) for _ in range(100001)))" > "$TMP/long.jsonl"
+"$TOK" encode -t "$TMP/st/tokenizer.json" --ids-field ids -o "$TMP/long.tok" "$TMP/long.jsonl" 2>/dev/null
+expect_error fwd_ctx_huge "--ctx: 100000 tokens, more than the model's 512 positions" \
+  "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --ctx 100000 --batch 1 "$TMP/long.tok"
+expect_error fwd_eval_no_context "no context of --ctx 512 tokens in the token shards \(they hold [0-9]+ tokens\)" \
+  "$FWD" -m "$TMP/st" --eval --ctx 512 "$TMP/demo.tok"
+expect_error fwd_acts_no_context "no context of --ctx 512 tokens" \
+  "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --ctx 512 "$TMP/demo.tok"
+left=$(ls "$TMP" | grep x.acts)
+[ -z "$left" ] && ok fwd_no_context_no_output || fail fwd_no_context_no_output "$left"
+ids=$("$FWD" -m "$TMP/st" --generate 20 --prompt-ids "$(seq -s ' ' 3 500)" 2>"$TMP/gen.err" | wc -l)
+[ "$ids" = 15 ] && grep -q "stopped after 15 of 20 ids at the model's 512 positions" "$TMP/gen.err" \
+  && ok fwd_generate_stops_at_positions || fail fwd_generate_stops_at_positions "$ids ids: $(cat "$TMP/gen.err")"
+expect_error fwd_generate_prompt_too_long "--prompt-ids: 513 tokens, more than the model's 512" \
+  "$FWD" -m "$TMP/st" --generate 5 --prompt-ids "$(seq -s ' ' 1 513)"
 "$FWD" --help | grep -q "usage: fwd-acts" && ok fwd_help || fail fwd_help "--help"

@@ -16,7 +16,8 @@
 #include "sampler.h"
 #include "spm.h"
 
-static const char *TINY[] = {"llama3", "llama3_bf16", "gemma2", "gpt2"};
+static const char *TINY[] = {"llama3", "llama3_bf16", "gemma2", "gpt2", "gpt2_scaled", "gpt2_untied"};
+#define N_TINY ((int)(sizeof TINY / sizeof *TINY))
 
 // stories260K converted from llama2.c into a temporary directory (model + tokenizer.json).
 static TmpDir st_tmp;
@@ -90,7 +91,7 @@ static void kv_vs_forward(const char *name, const char *dir, const uint32_t *pro
 }
 
 static void test_kv_logits_equal_forward_tiny(void) {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_TINY; i++) {
         char dir[256];
         snprintf(dir, sizeof dir, "tests/golden/models/%s", TINY[i]);
         // bos + a few ids; 30 steps pass Gemma 2's window of 8 and reach position 34 (GPT-2: 64)
@@ -107,24 +108,32 @@ static void test_kv_logits_equal_forward_stories260K(void) {
     kv_vs_forward("stories260K (chunked prompt)", st_dir, prompt, 4, 3, 20);
 }
 
-// GPT-2 stops at its last learned position instead of running past it.
-static void test_gpt2_context_limit(void) {
-    Model m;
-    Error e;
-    if (model_load(&m, "tests/golden/models/gpt2", &e)) { CHECK(0, "%s", e.msg); return; }
-    KVDecoder *d = kv_decoder_new(&m);
-    uint32_t prompt[60];
-    for (int i = 0; i < 60; i++) prompt[i] = (uint32_t)(i * 7 % 512);
-    GenerateOptions go = {.max_tokens = 100};
-    GenerateResult r;
-    CHECK(!generate(d, prompt, 60, &go, &r, &e), "%s", e.msg);
-    CHECK(r.stop == GEN_STOP_CONTEXT && r.n == 5, "stop %s after %d tokens, expected context after 5",
-          generate_stop_name(r.stop), r.n);
-    generate_result_free(&r);
-    uint32_t many[65] = {0};
-    CHECK(generate(d, many, 65, &go, &r, &e) == -1 && strstr(e.msg, "64 positions"), "65-token prompt accepted");
-    kv_decoder_free(d);
-    model_free(&m);
+// Every architecture stops at its last position (GPT-2: the last learned one; RoPE models: the last
+// of max_position_embeddings) instead of running past it, and refuses a longer prompt.
+static void test_context_limit(void) {
+    const char *names[] = {"gpt2", "llama3", "gemma2"};
+    for (int i = 0; i < 3; i++) {
+        char dir[256];
+        snprintf(dir, sizeof dir, "tests/golden/models/%s", names[i]);
+        Model m;
+        Error e;
+        if (model_load(&m, dir, &e)) { CHECK(0, "%s", e.msg); return; }
+        KVDecoder *d = kv_decoder_new(&m);
+        uint32_t prompt[60];
+        for (int k = 0; k < 60; k++) prompt[k] = (uint32_t)(k * 7 % 512);
+        GenerateOptions go = {.max_tokens = 100};
+        GenerateResult r;
+        CHECK(!generate(d, prompt, 60, &go, &r, &e), "%s", e.msg);
+        CHECK(r.stop == GEN_STOP_CONTEXT && r.n == 5, "%s: stop %s after %d tokens, expected context after 5", names[i],
+              generate_stop_name(r.stop), r.n);
+        generate_result_free(&r);
+        uint32_t many[65] = {0};
+        CHECK(generate(d, many, 65, &go, &r, &e) == -1 &&
+                  strstr(e.msg, "65 tokens, more than the model's 64 positions"),
+              "%s: 65-token prompt accepted", names[i]);
+        kv_decoder_free(d);
+        model_free(&m);
+    }
 }
 
 // Greedy continuations equal transformers' generate() on the tiny checkpoints.
@@ -447,7 +456,7 @@ static void test_chat_template_sources(void) {
 int main(void) {
     RUN_TEST(test_kv_logits_equal_forward_tiny);
     RUN_TEST(test_kv_logits_equal_forward_stories260K);
-    RUN_TEST(test_gpt2_context_limit);
+    RUN_TEST(test_context_limit);
     RUN_TEST(test_hf_greedy_tiny);
     RUN_TEST(test_stop_strings_and_streaming);
     RUN_TEST(test_sampler_greedy_equivalents);

@@ -44,5 +44,15 @@ printf '{"chat_template": "{%% for m in messages %%}[INST] {{ m.content }} [/INS
 expect_error gen_unknown_template "unknown chat template.*--raw" "$GEN" -m "$TMP/llama2chat" hi
 out=$("$GEN" -m "$TMP/llama2chat" --raw --max-tokens 12 "Once upon a time")
 [ "$out" = ", there was a little girl named Lily. She" ] && ok gen_raw_ignores_template || fail gen_raw_ignores_template "'$out'"
+# prompts longer than the model's 512 positions: an error at once; one that nearly fills them: a warning
+long=$(for i in $(seq 200); do printf 'Once upon a time '; done)
+expect_error gen_prompt_too_long "the prompt: [0-9]+ tokens, more than the model's 512 positions" \
+  "$GEN" -m "$TMP/st" --raw "$long"
+near=$(for i in $(seq 127); do printf 'Once upon a time '; done)
+n=$("$GEN" -m "$TMP/st" --prompt-only --ids "$near" | wc -l)
+"$GEN" -m "$TMP/st" --ids --max-tokens 50 "$near" 2>"$TMP/w.err" >"$TMP/w.out"
+got=$(wc -l < "$TMP/w.out")
+[ "$n" -le 512 ] && [ "$got" = $(( 512 - n + 1 )) ] && grep -q "stopped after .* at the model's 512 positions" "$TMP/w.err" \
+  && ok gen_stops_at_positions_with_warning || fail gen_stops_at_positions_with_warning "prompt $n, $got ids: $(cat "$TMP/w.err")"
 "$GEN" --help | grep -q "usage: generate" && ok gen_help || fail gen_help "--help"
 "$GEN" --version | grep -q "generate" && ok gen_version || fail gen_version "--version"

@@ -142,6 +142,9 @@ static void data_open(Data *D, char **paths, int n, int pool_chunks, uint64_t se
         if (s->n_layers != s0->n_layers || s->d_model != s0->d_model || memcmp(s->layers, s0->layers, (size_t)s->n_layers * sizeof(int)))
             fatal("%s: layers or width differ from %s", paths[i], paths[0]);
         if (strcmp(s->in_hook, s0->in_hook)) fatal("%s: input hook %s differs from %s's %s", paths[i], s->in_hook, paths[0], s0->in_hook);
+        if (s->model_hash && s0->model_hash && s->model_hash != s0->model_hash)
+            fatal("%s: made with another model than %s (model hash %016llx, not %016llx)", paths[i], paths[0],
+                  (unsigned long long)s->model_hash, (unsigned long long)s0->model_hash);
         D->n_chunks += s->n_chunks;
     }
     D->L = D->shards[0].n_layers;
@@ -250,8 +253,13 @@ typedef struct { int64_t epoch, pool, batch; } Cursor;
 // Fills x/y (B rows per layer) with the batch at the cursor and advances it. A pool's last
 // partial batch is skipped (its tokens come back in later epochs in another order).
 static void data_next_batch(Data *D, Cursor *cur, int B, float **x, float **y) {
+    int epochs_crossed = 0;
     for (;;) {
         if (!data_load_pool(D, cur->epoch, cur->pool)) {
+            // a whole epoch passed without a full batch: no pool will ever hold one (was an endless loop)
+            if (++epochs_crossed == 2)
+                fatal("--batch %d: no shuffle pool holds that many tokens (pools of %d chunks; the shards' chunks "
+                      "hold fewer); lower --batch or raise --pool-chunks", B, D->pool_chunks);
             cur->epoch++;
             cur->pool = 0;
             cur->batch = 0;
@@ -498,10 +506,11 @@ static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh,
     }
     int rc = 0;
     if (c->rank == 0) {
-        const char *in_hook = strcmp(D->shards[0].in_hook, "resid_mid") ? "ln2.hook_normalized" : "hook_resid_mid";
-        char trained_as[64];
+        char trained_as[64], model_name[256];
         snprintf(trained_as, sizeof trained_as, "%s k=%d", o->act == CLT_TOPK ? "topk" : "batchtopk", o->k);
-        CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out", o->act == CLT_JUMPRELU ? NULL : trained_as};
+        clt_model_name(D->shards[0].model_id, model_name, sizeof model_name);  // a name, not a local path
+        CltSaveInfo info = {model_name, clt_input_hook(D->shards[0].in_hook), "hook_mlp_out",
+                            o->act == CLT_JUMPRELU ? NULL : trained_as, D->shards[0].model_hash, NULL};
         rc = clt_save(o->out_dir, p, D->s_in, D->s_out, &info, &e);
         if (!rc) rc = save_state(o, p, m, v, step, cur, &e);  // last: a complete checkpoint
     }

@@ -35,7 +35,8 @@ static const char USAGE[] =
     "  -o, --output FILE    activation shard to write\n"
     "  --layers SPEC        all (default), or e.g. 0,2,5-7\n"
     "  --in HOOK            mlp_in (default: the normalized MLP input) or resid_mid\n"
-    "  --ctx N              context length incl. BOS (default 128)\n"
+    "  --ctx N              context length incl. BOS (default 128; at most the model's\n"
+    "                       max_position_embeddings). No full context in the input is an error\n"
     "  --batch N            contexts per forward pass (default 8)\n"
     "  --dtype T            f32 (default), bf16, f16, or quantised (no fp32 ever written): int8[:QMAX],\n"
     "                       fp8, int4[:GROUP] (see quant-acts --help, formats/acts.md)\n"
@@ -49,6 +50,7 @@ static const char USAGE[] =
     "  --device D           cpu (default) or cuda (when built with CUDA): fp32 on the GPU\n"
     "  --eval               print the next-token loss and perplexity as JSON instead\n"
     "  --generate N         greedy-decode N tokens after --prompt-ids (default: BOS), print the ids\n"
+    "                       (fewer, with a warning, where the model's positions end)\n"
     "  -h, --help, --version\n";
 
 typedef struct {
@@ -146,11 +148,13 @@ static void print_id(void *ctx, uint32_t id) {
 }
 
 static int run_generate(const Model *m, const Options *o) {
-    uint32_t *seq = xmalloc(4096 * sizeof *seq);
+    Error e;
+    // at most one id per two characters: room for all of them (no silent cut)
+    uint32_t *seq = xmalloc((strlen(o->prompt_ids ? o->prompt_ids : "") / 2 + 2) * sizeof *seq);
     int n = 0;
     if (o->prompt_ids) {
         const char *p = o->prompt_ids;
-        while (*p && n < 4096) {
+        while (*p) {
             char *end;
             long v = strtol(p, &end, 10);
             if (end == p) { p++; continue; }
@@ -162,12 +166,16 @@ static int run_generate(const Model *m, const Options *o) {
         seq[n++] = (uint32_t)m->cfg.bos_id;
     }
     if (!n) fatal("--prompt-ids: no ids");
-    // greedy with the KV cache; no EOS stop: exactly N ids (fewer only at GPT-2's last position)
+    if (model_check_positions(&m->cfg, n, "--prompt-ids", &e)) fatal("%s: %s", m->dir, e.msg);
+
+    // greedy with the KV cache; no EOS stop: exactly N ids (fewer only at the model's last position)
     GenerateOptions go = {.max_tokens = o->generate, .on_token = print_id};
     KVDecoder *d = kv_decoder_new(m);
     GenerateResult r;
-    Error e;
     if (generate(d, seq, n, &go, &r, &e)) fatal_err(&e);
+    if (r.stop == GEN_STOP_CONTEXT)
+        fprintf(stderr, "fwd-acts: warning: stopped after %d of %d ids at the model's %d positions\n", r.n, o->generate,
+                m->cfg.max_pos);
     generate_result_free(&r);
     kv_decoder_free(d);
     free(seq);
@@ -291,7 +299,9 @@ int main(int argc, char **argv) {
     int64_t bos = o.no_bos ? -1 : o.bos >= 0 ? o.bos : cfg->bos_id;
     if (!o.no_bos && bos < 0) fatal("%s: config.json has no bos_token_id; pass --bos ID or --no-bos", o.model_dir);
     if (bos >= cfg->vocab_size) fatal("--bos %lld is outside the vocabulary (%d)", (long long)bos, cfg->vocab_size);
-    if (cfg->arch == ARCH_GPT2 && o.ctx > cfg->max_pos) fatal("--ctx %d exceeds the model's %d positions", o.ctx, cfg->max_pos);
+    if (model_check_positions(cfg, o.ctx, "--ctx", &e)) fatal("%s: %s", o.model_dir, e.msg);
+    if ((int64_t)o.batch * o.ctx > INT32_MAX / 4)
+        fatal("--batch %d x --ctx %d: too many tokens per forward pass", o.batch, o.ctx);
 
     int *layers = xmalloc((size_t)cfg->n_layers * sizeof *layers);
     int n_sel = parse_layers(o.layers_spec, cfg->n_layers, layers);
@@ -432,6 +442,14 @@ int main(int argc, char **argv) {
         progress_update(&prog, o.max_tokens > 0 ? written : processed);
     }
     progress_finish(&prog);
+    if (!ctx_index || (o.eval && !loss_count)) {  // a loss of 0 or an empty shard would look like a result
+        abort_output(stages, w);
+        if (!ctx_index)
+            fatal("no context of --ctx %d tokens in the token shards (they hold %llu tokens); lower --ctx", T,
+                  (unsigned long long)cr.tail_tokens);
+        fatal("--shard %d/%d: none of the %llu contexts is this shard's", o.shard_i, o.shard_n,
+              (unsigned long long)ctx_index);
+    }
     double dt = now_seconds() - t0;
     if (o.eval) {
         double loss = loss_count ? loss_sum / (double)loss_count : 0;

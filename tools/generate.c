@@ -264,9 +264,13 @@ int main(int argc, char **argv) {
                           .stop = o.stop, .n_stop = o.n_stop, .tok = tok,
                           .on_token = o.ids ? print_id : NULL, .on_text = o.ids ? NULL : print_text,
                           .ctx = &printed};
+    if (model_check_positions(&m.cfg, (int64_t)ids.n, "the prompt", &e)) fatal("%s", e.msg);
     KVDecoder *d = kv_decoder_new(&m);
     GenerateResult r;
     if (generate(d, ids.ids, (int)ids.n, &go, &r, &e)) fatal_err(&e);
+    if (r.stop == GEN_STOP_CONTEXT)
+        fprintf(stderr, "generate: warning: stopped after %d new tokens at the model's %d positions\n", r.n,
+                m.cfg.max_pos);
     if (!o.ids && (printed == 0 || r.text[r.len - 1] != '\n')) putchar('\n');
     fflush(stdout);
     if (o.stats) {

@@ -5,7 +5,8 @@
     (from the repo root; venv: tests/ref/requirements-generate.txt; default: both sets)
 
 tiny    -> tests/golden/generate/tiny.json: for each tiny random checkpoint of tests/golden/models
-           (llama3, llama3_bf16, gemma2, gpt2) and a few seeded prompts, the greedy continuation of
+           (llama3, llama3_bf16, gemma2, gpt2, gpt2_scaled, gpt2_untied) and a few seeded prompts,
+           the greedy continuation of
            transformers' generate() (its KV cache: DynamicCache, Gemma 2's sliding-window cache),
            checked equal to a plain argmax loop without cache or EOS stop that reruns the whole
            sequence each step (so every one of the 20 steps counts). The prompts are long enough for Gemma 2's sliding
@@ -32,7 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "tests", "golden", "generate")
 MODELS = os.path.join(ROOT, "tests", "golden", "models")
-TINY = ["llama3", "llama3_bf16", "gemma2", "gpt2"]
+TINY = ["llama3", "llama3_bf16", "gemma2", "gpt2", "gpt2_scaled", "gpt2_untied"]
 NEW_TOKENS = 20
 DEFAULT_GGUF = os.path.expanduser("~/.cache/cltkit/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 CHAT_CASES = [

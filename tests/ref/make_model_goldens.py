@@ -4,12 +4,15 @@
     /work/refvenv/bin/python tests/ref/make_model_goldens.py [name ...]     # from the repo root
     (venv: python3 -m venv V && V/bin/pip install -r tests/ref/requirements-models.txt)
 
-Writes, for name in llama3, llama3_bf16, gemma2, gpt2 (default: all), tests/golden/models/<name>/:
+Writes, for name in llama3, llama3_bf16, gemma2, gpt2, gpt2_scaled, gpt2_untied (default: all),
+tests/golden/models/<name>/:
   config.json, generation_config.json, the weights (HF save_pretrained layout, safe_serialization):
     llama3       fp32, sharded: model-0000{1,2}-of-00002.safetensors + model.safetensors.index.json
     llama3_bf16  bf16, one model.safetensors (goldens are computed in fp32 from the bf16-rounded
                  weights: from_pretrained(dtype=float32) casts them up)
     gemma2, gpt2 fp32, one model.safetensors (tied embeddings: only the embedding is stored)
+    gpt2_scaled  fp32, scale_attn_by_inverse_layer_idx + reorder_and_upcast_attn
+    gpt2_untied  fp32, tie_word_embeddings false: lm_head.weight stored and different from wte
   golden.safetensors: the tensors listed in tests/golden/models/README.md (written here too).
 Everything is deterministic: weights come from torch.Generator(seed) filled parameter by parameter in
 sorted-name order (HF's own init is overwritten), inputs from numpy's default_rng(seed).
@@ -54,6 +57,10 @@ GEMMA2 = dict(vocab_size=V, hidden_size=64, num_attention_heads=4, num_key_value
               bos_token_id=2, eos_token_id=1, pad_token_id=0)
 GPT2 = dict(vocab_size=V, n_embd=64, n_head=4, n_layer=3, n_positions=64, layer_norm_epsilon=1e-5,
             activation_function="gelu_new", tie_word_embeddings=True, bos_token_id=1, eos_token_id=1)
+# GPT-2 variants whose flags change the computation: scores also divided by (layer index + 1)
+# (reorder_and_upcast_attn takes HF's other eager path: the same math in fp32), and its own lm_head.
+GPT2_SCALED = dict(GPT2, scale_attn_by_inverse_layer_idx=True, reorder_and_upcast_attn=True)
+GPT2_UNTIED = dict(GPT2, tie_word_embeddings=False)
 
 # name: (family, model class, config class, config kwargs, seed, weight std, save dtype, max_shard_size)
 SPECS = {
@@ -61,6 +68,8 @@ SPECS = {
     "llama3_bf16": ("llama", LlamaForCausalLM, LlamaConfig, LLAMA, 2002, 0.15, torch.bfloat16, None),
     "gemma2":      ("gemma2", Gemma2ForCausalLM, Gemma2Config, GEMMA2, 3003, 0.2, torch.float32, None),
     "gpt2":        ("gpt2", GPT2LMHeadModel, GPT2Config, GPT2, 4004, 0.15, torch.float32, None),
+    "gpt2_scaled": ("gpt2", GPT2LMHeadModel, GPT2Config, GPT2_SCALED, 5005, 0.15, torch.float32, None),
+    "gpt2_untied": ("gpt2", GPT2LMHeadModel, GPT2Config, GPT2_UNTIED, 6006, 0.15, torch.float32, None),
 }
 
 REQUIREMENTS = """\
@@ -214,7 +223,8 @@ def verify_layer(fam, cfg, layer, l, g, cap, stats):
         a = F.layer_norm(x, (D,), sd["ln_1.weight"], sd["ln_1.bias"], cfg.layer_norm_epsilon)
         qkv = a @ sd["attn.c_attn.weight"] + sd["attn.c_attn.bias"]
         q, k, v = (heads(t, H) for t in qkv.split(D, -1))
-        pr, o, _ = attention_ref(q, k, v, (D // H) ** -0.5)
+        scale = (D // H) ** -0.5 / (l + 1 if cfg.scale_attn_by_inverse_layer_idx else 1)
+        pr, o, _ = attention_ref(q, k, v, scale)
         attn = o @ sd["attn.c_proj.weight"] + sd["attn.c_proj.bias"]
         m_in = F.layer_norm(mid, (D,), sd["ln_2.weight"], sd["ln_2.bias"], cfg.layer_norm_epsilon)
         hmid = gelu_tanh(m_in @ sd["mlp.c_fc.weight"] + sd["mlp.c_fc.bias"])
@@ -312,6 +322,12 @@ def make(name):
 
     model = mcls.from_pretrained(d, dtype=torch.float32, attn_implementation="eager").eval()
     cfg = model.config
+    if fam == "gpt2":  # the flag the variant is about must survive save + reload and take effect
+        lm, wte = model.get_output_embeddings().weight, model.transformer.wte.weight
+        check(cfg.tie_word_embeddings == (lm.data_ptr() == wte.data_ptr()), f"{name}: tie_word_embeddings ignored")
+        check(cfg.tie_word_embeddings or not torch.equal(lm, wte), f"{name}: untied lm_head equals wte")
+        check(cfg.scale_attn_by_inverse_layer_idx == ckw.get("scale_attn_by_inverse_layer_idx", False),
+              f"{name}: scale_attn_by_inverse_layer_idx lost")
     check(all(p.dtype == torch.float32 for p in model.parameters()), "reloaded model not fp32")
     rng = np.random.default_rng(seed)
     bos = cfg.bos_token_id
@@ -440,6 +456,8 @@ every bias is random too (not ones/zeros) so norm and bias bugs show.
 | llama3_bf16 | LlamaForCausalLM | same architecture, other seed, weights stored **bf16** (one file); goldens computed in fp32 from the bf16-rounded weights |
 | gemma2 | Gemma2ForCausalLM | D=64, H=4, KV=2, head_dim 32 (!= D/H), ffn 128, 4 layers, V=512, sliding_window 8, query_pre_attn_scalar 24, attn_logit_softcapping 5, final_logit_softcapping 3, gelu_pytorch_tanh, tied, bos 2 |
 | gpt2 | GPT2LMHeadModel | n_embd 64, n_head 4, n_layer 3, n_positions 64, n_inner 4*64, V=512, eps 1e-5, gelu_new, tied, bos 1 |
+| gpt2_scaled | GPT2LMHeadModel | as gpt2 (other seed) with `scale_attn_by_inverse_layer_idx` (layer l's scores also divided by l+1) and `reorder_and_upcast_attn` (HF's baddbmm path: the same math in fp32) |
+| gpt2_untied | GPT2LMHeadModel | as gpt2 (other seed) with `tie_word_embeddings: false`: `lm_head.weight` is stored and differs from `wte` |
 
 Forward: `from_pretrained(dir, dtype=float32, attn_implementation="eager")`, `eval()`, `no_grad()`,
 one batch of the P prompts, no attention mask / padding, positions 0..T-1, no KV cache.
@@ -471,8 +489,9 @@ safetensors metadata: one key `info`, a JSON string with model, seed and version
   layer lets query i see keys j with `i - 8 < j <= i` (8 keys including itself).
   Gemma 2 MLP: `down(gelu_tanh(gate(x)) * up(x))`; Llama: `down(silu(gate(x)) * up(x))`.
 - GPT-2 linear layers are `Conv1D` with weights stored [in, out] (`y = x @ W + b`); c_attn packs
-  q|k|v along the output dim. Scale `head_dim**-0.5`.
-- Tied models (gemma2, gpt2) store only the embedding; `lm_head` = embedding matrix.
+  q|k|v along the output dim. Scale `head_dim**-0.5`, times `1/(l+1)` in layer l with
+  `scale_attn_by_inverse_layer_idx`.
+- Tied models (gemma2, gpt2, gpt2_scaled) store only the embedding; `lm_head` = embedding matrix.
 
 ## Checks the generator asserts (fails otherwise)
 
