@@ -69,6 +69,7 @@ typedef struct {
     float **attn_probs;   // (B, H, T, T): softmax attention weights
     float **attn_rstd;    // (B*T,): 1/rms (or 1/std) of the attention-input norm
     float **mlp_rstd;     // (B*T,): same for the MLP-input norm
+    float **post_attn_rstd;  // (B*T,): Gemma 2's norm of the attention output (attrib freezes it)
     float *final_hidden;  // (B*T, D): after the final norm
     float *final_rstd;    // (B*T,)
     float *logits;        // (B*T, V)
