@@ -20,6 +20,7 @@
 
 #include "err.h"
 #include "model.h"
+#include "attrib_graph.h"
 #include "safetensors.h"
 
 typedef enum { ATTRIB_IN_MLP_IN = 0, ATTRIB_IN_RESID_MID = 1 } AttribInput;
@@ -114,3 +115,22 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
 // source vector and reads the targets' change without cancellation.
 int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *mlp, const float *add_resid, int linear,
                           float **x_in, float *final, Error *e);
+
+// ---- the whole graph (attrib_run.c) ---------------------------------------------------------
+
+typedef struct {
+    int batch;              // targets per backward pass (B)
+    int max_feature_nodes;  // feature rows to visit; 0 or ≥ n_active: all, in order
+    int update_interval;    // batches between re-rankings by partial influence (circuit-tracer: 4)
+    // progress: phase "logits" or "features", rows done of total; may be NULL
+    void (*progress)(void *ctx, const char *phase, int64_t done, int64_t total);
+    void *progress_ctx;
+} AttribRunOptions;
+
+// circuit-tracer's attribute() after the setup: the logit rows, then the feature rows — all of
+// them in order when max_feature_nodes covers every active feature, else greedily: rank the
+// unvisited features by attrib_partial_influence over the rows so far and visit the next
+// update_interval·B of them, until max_feature_nodes are visited. Fills g (attrib_graph.h):
+// the visited features ascending, rows [features | logits] over the columns [visited features |
+// errors | tokens | logits], and a copy of the error vectors.
+int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, AttribGraph *g, Error *e);

@@ -73,6 +73,8 @@ typedef struct {
     float *final_hidden;  // (B*T, D): after the final norm
     float *final_rstd;    // (B*T,)
     float *logits;        // (B*T, V)
+    float **mlp_add;      // input, not an output: (B*T, D) per layer or NULL, added to the MLP output
+                          // (feature interventions: `attrib intervene --recompute`)
     int n_run_layers;     // run only layers [0, n_run_layers) (0 = all); no logits unless all run
 } ForwardOutputs;
 

@@ -124,6 +124,8 @@ int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B
             matmul_cpu(s->tmp, s->up, L->w_down, NULL, N, F, D);
         }
         if (L->post_mlp_norm_w) rmsnorm_cpu(s->tmp, s->tmp, L->post_mlp_norm_w, 1.0f, N, D, c->norm_eps, NULL);
+        if (out->mlp_add && out->mlp_add[l])
+            for (size_t i = 0; i < ND; i++) s->tmp[i] += out->mlp_add[l][i];
         copy_hook(out->mlp_out, l, s->tmp, ND);
         for (size_t i = 0; i < ND; i++) s->x[i] += s->tmp[i];
     }
