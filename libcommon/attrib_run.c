@@ -18,6 +18,16 @@ static int by_influence(const void *a, const void *b) {
     return (x->i > y->i) - (x->i < y->i);
 }
 
+// Orders a queue of feature targets by position (then layer): a batch's backward covers positions
+// up to its last target's and layers up to its highest, so neighbours in position share a cheap
+// batch. Rows do not depend on the batch they are computed in.
+static int by_position(const void *a, const void *b, void *state) {
+    const int32_t *s = ((const AttribState *)state)->active, x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (s[3 * x + 1] != s[3 * y + 1]) return s[3 * x + 1] - s[3 * y + 1];
+    if (s[3 * x] != s[3 * y]) return s[3 * x] - s[3 * y];
+    return (x > y) - (x < y);
+}
+
 // Rows for n targets (all logits or all features) at rows + st·n_cols.
 static int run_batch(const Model *m, const AttribState *s, AttribWork *w, int n, const int32_t *idx, int logits,
                      float *rows, int64_t n_cols, int *layer, int *pos, float *vecs, Error *e) {
@@ -84,6 +94,7 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
             for (int r = 0; r < n_act && n_pending < queue; r++)
                 if (!visited[rank[r].i]) idx[n_pending++] = rank[r].i;
         }
+        qsort_r(idx, (size_t)n_pending, sizeof *idx, by_position, (void *)s);
         for (int q = 0; q < n_pending && !rc; q += B) {
             int n = n_pending - q < B ? n_pending - q : B;
             rc = run_batch(m, s, w, n, idx + q, 0, rows + (size_t)st * n_cols, n_cols, layer, pos, vecs, e);
