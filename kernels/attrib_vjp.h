@@ -2,7 +2,8 @@
 // attention patterns and norm scales): a batch of B targets at once, gradients laid out
 // position-major (Te, B, D) with Te ≤ T the positions that can carry gradient (causality: a
 // target at position p moves nothing after p). Position-major, a head's slice of the whole batch
-// is one (Te, B·hd) matrix, so the frozen pattern's transpose is one GEMM per head. CPU over OpenBLAS (a blocked C loop without it); the CUDA twin is
+// is one (Te, B·hd) matrix, so the frozen pattern's transpose is one GEMM per head. CPU over
+// OpenBLAS (a blocked C loop without it); the CUDA twin is
 // kernels/attrib_vjp.cu over cuBLAS, device pointers.
 #pragma once
 #include <stdint.h>

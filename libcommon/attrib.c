@@ -44,7 +44,8 @@ static int tensor_check(const SafeTensors *st, const char *name, int ndim, const
     if (!ok) {
         char want[96] = "";
         size_t n = 0;
-        for (int i = 0; i < ndim; i++) n += (size_t)snprintf(want + n, sizeof want - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        for (int i = 0; i < ndim; i++)
+            n += (size_t)snprintf(want + n, sizeof want - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
         return err_set(e, "%s: tensor \"%s\" must have shape [%s]", st->path, name, want);
     }
     *out = t;
@@ -87,7 +88,8 @@ int attrib_clt_open(AttribClt *c, const char *dir, Error *e) {
     yaml_value(text, "scan", scan, sizeof scan);
     yaml_value(text, "model_name", model_name, sizeof model_name);
     free(text);
-    if (!strcmp(c->input_hook, "mlp.hook_in") || !strcmp(c->input_hook, "ln2.hook_normalized")) c->input = ATTRIB_IN_MLP_IN;
+    if (!strcmp(c->input_hook, "mlp.hook_in") || !strcmp(c->input_hook, "ln2.hook_normalized"))
+        c->input = ATTRIB_IN_MLP_IN;
     else if (!strcmp(c->input_hook, "hook_resid_mid")) c->input = ATTRIB_IN_RESID_MID;
     else
         return err_set(e, "%s: feature_input_hook \"%s\" is not supported (mlp.hook_in, ln2.hook_normalized, "
@@ -361,7 +363,8 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
     memcpy(s->tokens, tokens, (size_t)T * sizeof(uint32_t));
     size_t TD = (size_t)T * D;
     s->tok_vec = xmalloc(TD * sizeof(float));
-    for (int p = 0; p < T; p++) memcpy(s->tok_vec + (size_t)p * D, m->embed + (size_t)tokens[p] * D, (size_t)D * sizeof(float));
+    for (int p = 0; p < T; p++)
+        memcpy(s->tok_vec + (size_t)p * D, m->embed + (size_t)tokens[p] * D, (size_t)D * sizeof(float));
     s->x_in = alloc_layers(L, TD);
     s->mlp_out = alloc_layers(L, TD);
     s->probs = alloc_layers(L, (size_t)s->H * T * T);
@@ -533,7 +536,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     int Te = 0, top = 0;
     for (int b = 0; b < n; b++) {
         if (layer[b] < 0 || layer[b] > L || pos[b] < 0 || pos[b] >= T)
-            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b], pos[b]);
+            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b],
+                           pos[b]);
         Te = pos[b] + 1 > Te ? pos[b] + 1 : Te;
         top = layer[b] > top ? layer[b] : top;
     }
@@ -600,8 +604,8 @@ int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *ml
     float emb_scale = is_gemma(m) ? sqrtf((float)D) : 1.0f;
     for (int p = 0; p < T; p++) {
         const float *emb = m->embed + (size_t)s->tokens[p] * D;
-        for (int i = 0; i < D; i++)
-            x[(size_t)p * D + i] = linear ? 0.0f : emb[i] * emb_scale + (m->pos_embed ? m->pos_embed[(size_t)p * D + i] : 0.0f);
+        const float *pe = m->pos_embed ? m->pos_embed + (size_t)p * D : NULL;
+        for (int i = 0; i < D; i++) x[(size_t)p * D + i] = linear ? 0.0f : emb[i] * emb_scale + (pe ? pe[i] : 0.0f);
     }
     if (add_resid)
         for (size_t i = 0; i < TD; i++) x[i] += add_resid[i];

@@ -36,13 +36,25 @@ PYEOF
 C=$TMP/clt; mkclt "$C" 3 64 16 mlp.hook_in
 IDS="1 5 9 13 17 21 25 29"
 
+# shape NAME.st: "<feature nodes> <rows>" from a raw file's header
+shape() {
+  python3 - "$1" <<'PYEOF'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+h = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+print(h["feat_active"]["shape"][0], h["row_ptr"]["shape"][0] - 1)
+PYEOF
+}
 if "$A" -m "$M" --clt "$C" --ids "$IDS" --batch 4 -o "$TMP/g.json" --raw "$TMP/g.st" 2>"$TMP/err" &&
-   python3 -c "import json,sys; g=json.load(open(sys.argv[1])); assert g['nodes'] and g['links'] and g['metadata']['prompt_tokens']" "$TMP/g.json" &&
-   [ -s "$TMP/g.st" ]; then ok attrib_cli_run; else fail attrib_cli_run "$(tail -1 "$TMP/err")"; fi
-# greedy with a cap: the same logit rows, fewer feature nodes
-if "$A" -m "$M" --clt "$C" --ids "$IDS" --max-feature-nodes 5 --batch 2 >"$TMP/g5.json" 2>"$TMP/err" &&
-   python3 -c "import json,sys; g=json.load(open(sys.argv[1])); assert sum(n['feature_type']=='cross layer transcoder' for n in g['nodes']) <= 5" "$TMP/g5.json"
-then ok attrib_cli_greedy; else fail attrib_cli_greedy "$(tail -1 "$TMP/err")"; fi
+   python3 -c "import json,sys; g=json.load(open(sys.argv[1])); assert g['nodes'] and g['links']" "$TMP/g.json"
+then ok attrib_cli_run; else fail attrib_cli_run "$(tail -1 "$TMP/err")"; fi
+# greedy with a cap: 5 feature rows (plus the logits' rows) instead of all of them
+if "$A" -m "$M" --clt "$C" --ids "$IDS" --max-feature-nodes 5 --batch 2 --raw "$TMP/g5.st" >"$TMP/g5.json" \
+     2>"$TMP/err"; then
+  read -r nf nr < <(shape "$TMP/g.st"); read -r nf5 nr5 < <(shape "$TMP/g5.st")
+  if [ "$nf" -gt 5 ] && [ "$nf5" -eq 5 ] && [ $((nr - nf)) -eq $((nr5 - nf5)) ]; then ok attrib_cli_greedy
+  else fail attrib_cli_greedy "feature nodes $nf5 of $nf, rows $nr5 vs $nr"; fi
+else fail attrib_cli_greedy "$(tail -1 "$TMP/err")"; fi
 if "$A" intervene -m "$M" --clt "$C" --ids "$IDS" --set 0:3:4=5 --scale 1:2:6=0 --top 3 >"$TMP/i.json" 2>"$TMP/err" &&
    "$A" intervene -m "$M" --clt "$C" --ids "$IDS" --set 0:3:4=5 --recompute >"$TMP/r.json" 2>>"$TMP/err" &&
    python3 -c "
