@@ -63,6 +63,18 @@ for p in sys.argv[1:]:
     g=json.load(open(p)); assert len(g['before'])>=3 and len(g['after'])>=3, p
 " "$TMP/i.json" "$TMP/r.json"; then ok attrib_cli_intervene; else fail attrib_cli_intervene "$(tail -1 "$TMP/err")"; fi
 
+# a no-op (scale by 1) leaves the logits where they were, frozen or recomputed (up to rounding)
+if "$A" intervene -m "$M" --clt "$C" --ids "$IDS" --scale 1:2:6=1 >"$TMP/n.json" 2>"$TMP/err" &&
+   "$A" intervene -m "$M" --clt "$C" --ids "$IDS" --scale 1:2:6=1 --recompute >"$TMP/nr.json" 2>>"$TMP/err" &&
+   python3 -c "
+import json,sys
+for p in sys.argv[1:]:
+    g=json.load(open(p))
+    assert [t['id'] for t in g['before']] == [t['id'] for t in g['after']], p
+    for a, b in zip(g['before'], g['after']):
+        assert abs(a['logit'] - b['logit']) <= 1e-4 * (1 + abs(a['logit'])), p
+" "$TMP/n.json" "$TMP/nr.json"; then ok attrib_cli_intervene_noop; else fail attrib_cli_intervene_noop "$(tail -1 "$TMP/err")"; fi
+
 expect_error attrib_cli_empty_prompt "empty" "$A" -m "$M" --clt "$C" --ids ""
 expect_error attrib_cli_too_long "context of 64" "$A" -m "$M" --clt "$C" --ids "$(seq -s ' ' 1 70)"
 expect_error attrib_cli_unknown_id "vocabulary" "$A" -m "$M" --clt "$C" --ids "1 2 999999"
