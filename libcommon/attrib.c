@@ -72,6 +72,8 @@ int attrib_clt_open(AttribClt *c, const char *dir, Error *e) {
         if (access(path, F_OK)) break;
     }
     if (!L) return err_set(e, "%s: no W_enc_0.safetensors (not a CLT directory)", dir);
+    snprintf(path, sizeof path, "%s/W_dec_%d.safetensors", dir, L);  // a decoder past the last encoder
+    if (!access(path, F_OK)) return err_set(e, "%s/W_enc_%d.safetensors: missing (W_dec_%d is there)", dir, L, L);
     // config.yaml: which hook the CLT reads and writes
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     void *map;

@@ -87,6 +87,8 @@ mkclt "$TMP/hook" 3 64 8 hook_resid_pre
 expect_error attrib_cli_clt_hook "hook_resid_pre" "$A" -m "$M" --clt "$TMP/hook" --ids "$IDS"
 mkclt "$TMP/nodec" 3 64 8 mlp.hook_in; rm "$TMP/nodec/W_dec_2.safetensors"
 expect_error attrib_cli_clt_missing_file "W_dec_2" "$A" -m "$M" --clt "$TMP/nodec" --ids "$IDS"
+mkclt "$TMP/noenc" 3 64 8 mlp.hook_in; rm "$TMP/noenc/W_enc_2.safetensors"
+expect_error attrib_cli_clt_missing_enc "W_enc_2" "$A" -m "$M" --clt "$TMP/noenc" --ids "$IDS"
 mkclt "$TMP/nocfg" 3 64 8 mlp.hook_in; rm "$TMP/nocfg/config.yaml"
 expect_error attrib_cli_clt_missing_config "config.yaml" "$A" -m "$M" --clt "$TMP/nocfg" --ids "$IDS"
 expect_error attrib_cli_clt_dir "W_enc_0" "$A" -m "$M" --clt "$TMP/none" --ids "$IDS"
