@@ -32,10 +32,16 @@
     for (let i = 0; i < n; i++) u[i] = bin.charCodeAt(i);
     return new Type(u.buffer);
   }
+  // A token as text with its invisible characters shown: bidi controls, zero-width characters,
+  // line/paragraph separators and C0 controls become "\u{…}" (a token is exact bytes: a researcher
+  // must see that " a\u200b" is not " a", and an RTL override must not flip its neighbours).
+  const INVISIBLE = /[\u0000-\u001f\u007f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g;
+  const showToken = (t) => String(t).replace(INVISIBLE, (c) => "\\u{" + c.charCodeAt(0).toString(16).padStart(4, "0") + "}");
   const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
   const signed = (x, d = 3) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(d);
 
   // ---- data -----------------------------------------------------------------------------------
+  const tScript = performance.now();
   const D = JSON.parse($("graph-data").textContent);
   const N = D.n_nodes, M = D.n_links;
   const NI = unb64(D.node_i32, Int32Array), NF = unb64(D.node_f32, Float32Array);
@@ -64,6 +70,7 @@
   // share of the target's input (circuit-tracer's pctInput)
   const pct = new Float32Array(M);
   for (let k = 0; k < M; k++) pct[k] = LW[k] / Math.max(inAbs[LI[2 * k + 1]], 1e-10);
+  const tDecoded = performance.now();
 
   function logitToken(i) {
     const m = /^Output "([\s\S]*)" \(p=/.exec(clerps[i]);
@@ -135,7 +142,7 @@
 
   // ---- visibility and layout ---------------------------------------------------------------------
   const X = new Float32Array(N), Y = new Float32Array(N), vis = new Uint8Array(N);
-  const G = { w: 800, h: 500, left: 44, right: 12, top: 26, bottom: 78, colX: new Float32Array(T + 1), rowY: [] };
+  const G = { w: 800, h: 500, left: 44, right: 12, top: 56, bottom: 78, colX: new Float32Array(T + 1), rowY: [] };
   function computeVisible() {
     const pin = pinnedSet();
     for (let i = 0; i < N; i++) {
@@ -163,9 +170,16 @@
     for (const [key, a] of cell) {
       const c = Math.floor(key / 4096), r = key % 4096;
       a.sort((p, q) => (Number.isNaN(infl(p)) ? 1 : infl(p)) - (Number.isNaN(infl(q)) ? 1 : infl(q)));
-      const x0 = G.colX[c] + 3, x1 = G.colX[c + 1] - 3, s = Math.min(12, (x1 - x0) / Math.max(1, a.length));
-      // the most influential node at the right of its cell, as the anchors pack them
-      a.forEach((i, j) => { X[i] = a.length === 1 ? (x0 + x1) / 2 : x1 - s * j - s / 2; Y[i] = G.rowY[r] + (j % 2 ? 2 : -2) * (a.length > 20); });
+      // the most influential node at the right of its cell, as the anchors pack them; a crowded
+      // cell wraps onto several lines inside its row band
+      const x0 = G.colX[c] + 3, x1 = G.colX[c + 1] - 3, cap = Math.max(1, Math.floor((x1 - x0) / 7));
+      const lines = Math.ceil(a.length / cap), perLine = Math.min(a.length, cap);
+      const s = Math.min(12, (x1 - x0) / perLine), dy = Math.min(8, (rh * 0.8) / lines);
+      a.forEach((i, j) => {
+        const line = Math.floor(j / cap), q = j % cap;
+        X[i] = a.length === 1 ? (x0 + x1) / 2 : x1 - s * q - s / 2;
+        Y[i] = G.rowY[r] + (line - (lines - 1) / 2) * dy;
+      });
     }
     buildGrid();
   }
@@ -224,22 +238,25 @@
     for (let c = 0; c < T; c++) {
       g.save(); g.translate((G.colX[c] + G.colX[c + 1]) / 2, G.h - G.bottom + 8); g.rotate(-Math.PI / 4);
       const t = tokens[c].length > 14 ? tokens[c].slice(0, 13) + "…" : tokens[c];
-      g.fillText(JSON.stringify(t).slice(1, -1), 0, 0); g.restore();
+      g.fillText(showToken(t), 0, 0); g.restore();
     }
     g.restore();
     // all visible edges, batched into paths by sign and width
     if (S.allEdges) {
       const paths = [];
       for (let b = 0; b < 8; b++) paths.push(new Path2D());
+      let nDrawn = 0;
       for (let k = 0; k < M; k++) {
         const s = LI[2 * k], t = LI[2 * k + 1];
         if (!vis[s] || !vis[t]) continue;
+        nDrawn++;
         const a = Math.abs(pct[k]), b = (LW[k] < 0 ? 4 : 0) + (a > 0.3 ? 3 : a > 0.1 ? 2 : a > 0.02 ? 1 : 0);
         paths[b].moveTo(X[s], Y[s]); paths[b].lineTo(X[t], Y[t]);
       }
-      const widths = [0.4, 0.8, 1.5, 2.5];
+      // faint enough that tens of thousands of edges stay a texture, not a solid fill
+      const widths = [0.4, 0.8, 1.5, 2.5], fade = Math.min(1, Math.max(0.12, 1500 / Math.max(1, nDrawn)));
       for (let b = 0; b < 8; b++) {
-        g.strokeStyle = b < 4 ? POS : NEG; g.globalAlpha = 0.1 + 0.08 * (b % 4); g.lineWidth = widths[b % 4];
+        g.strokeStyle = b < 4 ? POS : NEG; g.globalAlpha = (0.12 + 0.1 * (b % 4)) * fade; g.lineWidth = widths[b % 4];
         g.setLineDash(b < 4 ? [] : [4, 3]); g.stroke(paths[b]);
       }
       g.setLineDash([]); g.globalAlpha = 1;
@@ -255,9 +272,11 @@
     for (const i of pin) if (vis[i]) glyphPath(pp, kind(i), X[i], Y[i], 5.5);
     g.strokeStyle = "#7b3294"; g.lineWidth = 2; g.stroke(pp);
     // logit tokens above the top row
-    g.fillStyle = "#222"; g.textAlign = "center"; g.font = "11px monospace";
+    g.fillStyle = "#222"; g.textAlign = "left"; g.font = "10px monospace";
     for (let i = 0; i < N; i++) if (kind(i) === 3 && vis[i]) {
-      const t = logitToken(i); g.fillText(JSON.stringify(t.length > 10 ? t.slice(0, 9) + "…" : t).slice(1, -1), X[i], G.top - 12);
+      const t = logitToken(i);
+      g.save(); g.translate(X[i] - 2, Y[i] - 8); g.rotate(-Math.PI / 3);
+      g.fillText(showToken(t.length > 10 ? t.slice(0, 9) + "…" : t), 0, 0); g.restore();
     }
   }
   function drawOverlay() {
@@ -294,7 +313,7 @@
   }
 
   // ---- header ------------------------------------------------------------------------------------
-  function tokSpan(t, extra) { return el("span", Object.assign({ class: "tok" }, extra || {}), t); }
+  function tokSpan(t, extra) { return el("span", Object.assign({ class: "tok" }, extra || {}), showToken(t)); }
   function renderHeader() {
     $("title").textContent = meta.slug || "attribution graph";
     $("counts").textContent = N + " nodes · " + M + " links · " + T + " tokens";
@@ -424,7 +443,7 @@
     for (let c = 0; c < T; c++) amax = Math.max(amax, acts[c]);
     const scale = F && typeof F.act_max === "number" && F.act_max > 0 ? F.act_max : amax;
     const pr = el("div", { class: "ex", id: "prompt-acts" });
-    tokens.forEach((t, c) => pr.append(el("span", { title: acts[c] ? "activation " + fmt(acts[c]) : "not in the graph", style: "background:" + actColor(acts[c], scale) }, t)));
+    tokens.forEach((t, c) => pr.append(el("span", { title: acts[c] ? "activation " + fmt(acts[c]) : "not in the graph", style: "background:" + actColor(acts[c], scale) }, showToken(t))));
     P.append(el("h3", null, "On this prompt"), pr);
     if (!F) { P.append(el("p", { class: "muted" }, "No feature file for " + key + " (graph2html --features DIR).")); return; }
     const stats = [];
@@ -433,7 +452,7 @@
     if (F.dead) stats.push("dead"); if (F.always_on) stats.push("always on");
     if (stats.length) P.append(el("div", { class: "muted" }, stats.join(" · ")));
     if (Array.isArray(F.histogram) && F.histogram.length) P.append(histogram(F, act(n)));
-    const chips = (cls, toks, vals) => el("div", { class: cls }, ...toks.map((t, j) => el("span", { title: vals && typeof vals[j] === "number" ? signed(vals[j]) : "" }, t)));
+    const chips = (cls, toks, vals) => el("div", { class: cls }, ...toks.map((t, j) => el("span", { title: vals && typeof vals[j] === "number" ? signed(vals[j]) : "" }, showToken(t))));
     if (F.top_logits || F.bottom_logits)
       P.append(el("div", { class: "logits" },
         el("div", null, el("h3", null, "Promotes"), chips("up", F.top_logits || [], F.top_logit_values)),
@@ -449,7 +468,7 @@
         let mx = 0; a.forEach((v, j) => { if (v > mx) { mx = v; if (typeof ex.train_token_ind !== "number") im = j; } });
         const lo = Math.max(0, im - 20), hi = Math.min(t.length, im + 10), sc = amaxF || mx;
         const row_ = el("div", { class: "ex" + (ex.is_repeated_datapoint ? " rep" : "") });
-        for (let j = lo; j < hi; j++) row_.append(el("span", { class: j === im ? "max" : "", title: fmt(a[j]), style: "background:" + actColor(a[j], sc) }, t[j]));
+        for (let j = lo; j < hi; j++) row_.append(el("span", { class: j === im ? "max" : "", title: fmt(a[j]), style: "background:" + actColor(a[j], sc) }, showToken(t[j])));
         P.append(row_);
       }
     }
@@ -682,6 +701,7 @@
     const out = [], ok = (name, cond, why) => out.push((cond ? "ok " : "FAIL ") + name + (cond ? "" : ": " + why));
     try {
       out.push("first_frame_ms " + firstFrameMs.toFixed(1));
+      out.push("  (script starts " + tScript.toFixed(1) + " ms, data decoded " + tDecoded.toFixed(1) + " ms)");
       out.push("nodes " + N + " links " + M);
       // the graph was drawn: many non-white pixels on the base canvas
       const g = cEdges.getContext("2d"), img = g.getImageData(0, 0, cEdges.width, cEdges.height).data;
@@ -728,8 +748,18 @@
       const promptSpans = [...document.querySelectorAll("#prompt .tok")].map((s) => s.textContent);
       let labelsOk = true;
       for (let i = 0, seen = 0; i < N && labelsOk && seen < 200; i++) if (clerps[i]) { seen++; select(i); labelsOk = $("node-label").textContent === clerps[i]; }
-      ok("page_escaping", JSON.stringify(promptSpans) === JSON.stringify(tokens) && labelsOk && document.querySelectorAll("img, iframe, object, embed").length === 0 &&
-        document.scripts.length === 2 && window.__pwned === undefined, "tokens/labels not shown as text, or markup from the data got into the page");
+      // a feature with an explanation and a feature file: its panel shows them as text
+      let explOk = true;
+      for (let i = 0, seen = 0; i < N && explOk && seen < 100; i++) if (kind(i) === 0 && EXPL[fkey(i)] && EXPL[fkey(i)].explanation) {
+        seen++; select(i);
+        const e = document.querySelector("#feature-panel .expl");
+        explOk = !!e && e.textContent === EXPL[fkey(i)].explanation && (clerps[i] || $("node-label").textContent === (EXPL[fkey(i)].label || label(i)));
+      }
+      const handlers = [...document.querySelectorAll("*")].filter((e) => [...e.attributes].some((a) => /^on/i.test(a.name)));
+      ok("page_escaping", JSON.stringify(promptSpans) === JSON.stringify(tokens.map(showToken)) && labelsOk && explOk && handlers.length === 0 &&
+        document.querySelectorAll("img, iframe, object, embed, svg script, foreignObject").length === 0 &&
+        document.scripts.length === 2 && window.__pwned === undefined,
+        "tokens/labels/explanations not shown as text, or markup from the data got into the page (" + [labelsOk, explOk, handlers.length, window.__pwned] + ")");
       out.push("supernodes " + S.supernodes.length + " pinned " + S.pinned.length);
     } catch (err) {
       pageErrors.push("selftest: " + (err && err.stack ? err.stack : err));
