@@ -635,6 +635,12 @@
     const tip = $("tooltip");
     if (n < 0 || !vis[n]) { tip.hidden = true; return; }
     tip.replaceChildren(el("b", { class: "bidi" }, label(n)), el("br"), el("span", { class: "muted" }, KIND_NAME[kind(n)] + " · " + rowName(row(n)) + " · " + ids[n] + (Number.isNaN(infl(n)) ? "" : " · infl " + fmt(infl(n)))));
+    // the strongest three inputs and outputs, ranked, with their share of the target's input
+    const outs = []; for (let j = outStart[n]; j < outStart[n + 1]; j++) outs.push(outLink[j]);
+    outs.sort((a, b) => Math.abs(pct[b]) - Math.abs(pct[a]));
+    const ins = []; for (let k = inStart[n]; k < inStart[n + 1] && ins.length < 3; k++) ins.push(k);
+    for (const [name, ks, end] of [["in", ins, 0], ["out", outs.slice(0, 3), 1]])
+      for (const k of ks) tip.append(el("div", { class: pct[k] >= 0 ? "tip-pos" : "tip-neg" }, name + " " + signed(pct[k]) + " " + GLYPH[kind(LI[2 * k + end])] + " " + label(LI[2 * k + end])));
     tip.hidden = false;
     tip.style.left = Math.min(G.w - 200, X[n] + 12) + "px"; tip.style.top = Math.max(0, Y[n] - 40) + "px";
   }
@@ -715,6 +721,9 @@
       const r = cOver.getBoundingClientRect();
       const at = nodeAt(X[tgt], Y[tgt], 0.5);
       cOver.dispatchEvent(new MouseEvent("mousemove", { clientX: r.left + X[tgt], clientY: r.top + Y[tgt], bubbles: true }));
+      const tip = $("tooltip"), tipRows = tip.querySelectorAll("div").length;
+      ok("page_hover_tooltip", !tip.hidden && tipRows === Math.min(3, best) + Math.min(3, outStart[tgt + 1] - outStart[tgt]) &&
+        tip.textContent.includes(label(LI[2 * inStart[tgt]])), "tooltip hidden or with " + tipRows + " rows");
       cOver.dispatchEvent(new MouseEvent("click", { clientX: r.left + X[tgt], clientY: r.top + Y[tgt], bubbles: true }));
       ok("page_click_selects", S.clicked === tgt || (at !== tgt && S.clicked === at), "clicked " + S.clicked + ", wanted " + tgt);
       const n = S.clicked, want = [];
