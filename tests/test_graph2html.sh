@@ -158,6 +158,18 @@ for line in html.unescape(m.group(1)).splitlines():
         print(f"{status} {name}_{rest}")
     else:
         print("  " + line)
+m = re.search(r'<pre id="selftest-export" hidden="">(.*?)</pre>', dom, re.S)
+if m:
+    open(sys.argv[1] + ".export.json", "w", encoding="utf-8").write(html.unescape(m.group(1)))
+PYEOF
+  # the page's "export subgraph JSON" is a graph graph2html reads again, with the page's state
+  "$G2H" -q "$TMP/$1.dom.export.json" -o "$TMP/$1.export.html" && "$PY" - "$TMP/$1.dom.export.json" <<'PYEOF' \
+    && ok "${1}_export_reloads" || fail "${1}_export_reloads" "the exported subgraph is not a valid graph"
+import json, sys
+g = json.load(open(sys.argv[1]))
+ids = {n["node_id"] for n in g["nodes"]}
+assert g["qParams"]["pinnedIds"] and set(g["qParams"]["pinnedIds"]) == ids and len(g["qParams"]["supernodes"]) == 1
+assert all(l["source"] in ids and l["target"] in ids for l in g["links"])
 PYEOF
 }
 selftest hostile "$TMP/hostile.html"

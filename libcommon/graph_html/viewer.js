@@ -370,9 +370,11 @@
   const LIST_MAX = 40;
   function nodeButton(n, k, dir) {
     const w = LW[k], p = pct[k], c = ctx(n), cur = S.clicked >= 0 ? ctx(S.clicked) : c;
-    const where = (c < cur ? "← " : c > cur ? "→ " : "") + rowName(row(n)) + (c !== cur ? ' "' + tokens[c] + '"' : "");
+    // the row shows the layer and an arrow when the node sits at another position; the title has the rest
+    const where = (c < cur ? "←" : c > cur ? "→" : "") + rowName(row(n));
     const b = el("button", { type: "button", class: w >= 0 ? "pos" : "neg", "data-id": ids[n],
-      title: (dir ? "output" : "input") + " weight " + signed(w, 5) + ", " + signed(p * 100, 1) + "% of the target's input · " + ids[n] },
+      title: label(n) + "\n" + (dir ? "output" : "input") + " weight " + signed(w, 5) + ", " + signed(p * 100, 1) +
+        "% of the target's input\n" + rowName(row(n)) + ' at position ' + c + ' "' + showToken(tokens[c]) + '" · ' + ids[n] },
       el("span", { class: "w" }, signed(p, 3)), el("span", { class: "glyph" }, GLYPH[kind(n)]), el("span", { class: "lbl" }, label(n)),
       el("span", { class: "muted bidi" }, where));
     b.addEventListener("click", (ev) => { if (ev.ctrlKey || ev.metaKey) togglePin(n); else select(n); });
@@ -457,7 +459,7 @@
       P.append(el("div", { class: "logits" },
         el("div", null, el("h3", null, "Promotes"), chips("up", F.top_logits || [], F.top_logit_values)),
         el("div", null, el("h3", null, "Suppresses"), chips("down", F.bottom_logits || [], F.bottom_logit_values))));
-    if (Array.isArray(F.next_tokens) && F.next_tokens.length) P.append(el("h3", null, "Next tokens after the max"), chips("up logits", F.next_tokens));
+    if (Array.isArray(F.next_tokens) && F.next_tokens.length) P.append(el("h3", null, "Next tokens after the max"), el("div", { class: "logits" }, chips("up", F.next_tokens)));
     const amaxF = typeof F.act_max === "number" && F.act_max > 0 ? F.act_max : null;
     for (const grp of F.examples_quantiles || []) {
       P.append(el("h3", null, grp.quantile_name || "examples"));
@@ -747,7 +749,12 @@
       const h = stateToHash(), st = parseState(h);
       ok("page_hash_roundtrip", JSON.stringify(st.pinned) === JSON.stringify(S.pinned) && JSON.stringify(st.supernodes) === JSON.stringify(S.supernodes) &&
         st.clicked === S.clicked && st.thr === S.thr && location.hash.slice(1) === h, "hash " + h + " / location " + location.hash);
+      // interaction costs on this graph: a click (panel + overlay) and a pruning change (layout + redraw)
+      let t = performance.now(); select(tgt); const clickMs = performance.now() - t;
+      t = performance.now(); S.thr = 0.4; changed(true); S.thr = 0.5; changed(true); const pruneMs = (performance.now() - t) / 2;
+      out.push("click_ms " + clickMs.toFixed(1) + " prune_ms " + pruneMs.toFixed(1));
       const ex = exportSubgraph();
+      const exPre = el("pre", { id: "selftest-export", hidden: "" }, JSON.stringify(ex)); document.body.append(exPre);
       const pinIds = new Set(S.pinned.map((i) => ids[i]));
       ok("page_export", ex.nodes.length === S.pinned.length && ex.links.every((l) => pinIds.has(l.source) && pinIds.has(l.target)) &&
         ex.qParams.supernodes.length === S.supernodes.length, ex.nodes.length + " nodes exported");
