@@ -369,9 +369,13 @@ static int add_features(const Packed *p, const GraphHtmlOptions *o, json_t *feat
         json_object_set_new(wanted, key, json_true());
         st->n_features++;
         if (!o || !o->features_dir) continue;
+        // feat-topk's "{layer}_{index}.json", else circuit-tracer's frontend name "{cantor id}.json"
         char path[4200];
         snprintf(path, sizeof path, "%s/%s.json", o->features_dir, key);
-        if (access(path, F_OK) != 0) continue;
+        if (access(path, F_OK) != 0) {
+            snprintf(path, sizeof path, "%s/%lld.json", o->features_dir, (long long)graph_html_cantor(r[3], r[4]));
+            if (access(path, F_OK) != 0) continue;
+        }
         json_t *f = read_feature_file(path, o->max_examples, e);
         if (!f) return -1;
         json_object_set_new(features, key, f);

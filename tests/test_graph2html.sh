@@ -90,6 +90,12 @@ import json,re,sys; d=json.loads(re.search(r'<script id=\"graph-data\"[^>]*>(.*?
 assert [len(q['examples']) for q in d['features']['1_7']['examples_quantiles']] == [1, 1]" "$TMP/m1.html" \
   && ok graph2html_max_examples || fail graph2html_max_examples "examples not trimmed"
 
+# circuit-tracer's frontend names feature files by the Cantor id: feature (1, 7) is 43.json
+mkdir -p "$TMP/ctfeat" && cp "$D/graph_hostile_features/1_7.json" "$TMP/ctfeat/43.json"
+"$G2H" "$D/graph_hostile.json" --features "$TMP/ctfeat" -o "$TMP/ctfeat.html" 2>"$TMP/ctfeat.log" &&
+  grep -q "2 features (1 with files" "$TMP/ctfeat.log" && grep -q '"features":{"1_7":{' "$TMP/ctfeat.html" \
+  && ok graph2html_features_cantor_names || fail graph2html_features_cantor_names "$(cat "$TMP/ctfeat.log")"
+
 # circuit-tracer 0.5 names error nodes "0_{layer}_{pos}", which can repeat a layer-0 feature's id:
 # the page is still written, the summary counts the duplicates
 "$PY" - "$D/graph_hostile.json" "$TMP/dup.json" <<'PYEOF'
