@@ -657,6 +657,24 @@
       else if (n >= 0 && gHeld) { if (!pendingGroup.includes(n)) pendingGroup.push(n); if (!S.pinned.includes(n)) togglePin(n); }
       else select(n);
     });
+    // keyboard on the focused graph: ↓ strongest input, ↑ strongest output, ← → the neighbouring
+    // node on the same layer, Enter or P pins, Esc clears
+    const wrap = $("graph-wrap");
+    wrap.addEventListener("keydown", (ev) => {
+      const n = S.clicked >= 0 ? S.clicked : -1;
+      let next = -1;
+      if (ev.key === "ArrowDown" && n >= 0) { for (let k = inStart[n]; k < inStart[n + 1] && next < 0; k++) if (vis[LI[2 * k]]) next = LI[2 * k]; }
+      else if (ev.key === "ArrowUp" && n >= 0) {
+        let bestP = -1; for (let j = outStart[n]; j < outStart[n + 1]; j++) { const k = outLink[j]; if (vis[LI[2 * k + 1]] && Math.abs(pct[k]) > bestP) { bestP = Math.abs(pct[k]); next = LI[2 * k + 1]; } }
+      } else if ((ev.key === "ArrowLeft" || ev.key === "ArrowRight") ) {
+        const dir = ev.key === "ArrowRight" ? 1 : -1;
+        if (n < 0) { for (let i = 0; i < N; i++) if (vis[i] && kind(i) === 3) { next = i; break; } }
+        else { let bd = Infinity; for (let i = 0; i < N; i++) if (vis[i] && i !== n && row(i) === row(n)) { const d = (X[i] - X[n]) * dir; if (d > 0 && d < bd) { bd = d; next = i; } } }
+      } else if ((ev.key === "Enter" || ev.key === "p") && n >= 0) { togglePin(n); ev.preventDefault(); return; }
+      else return;
+      ev.preventDefault();
+      if (next >= 0) select(next);
+    });
     window.addEventListener("keydown", (ev) => {
       const typing = ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA");
       if (ev.key === "Escape") { S.clicked = -1; S.search = []; $("search").value = ""; renderSearch(); changed(false); }
@@ -740,6 +758,10 @@
       ok("page_panel_outputs", outs === Math.min(LIST_MAX, outStart[n + 1] - outStart[n]), outs + " output rows");
       // keyboard: the ranked rows are focusable buttons and focus highlights the node
       if (btns.length) { btns[0].focus(); ok("page_keyboard_focus", document.activeElement === btns[0] && S.hover === idIndex.get(btns[0].getAttribute("data-id")), "focus did not reach the row"); btns[0].blur(); }
+      // keyboard on the graph: ↓ moves to the strongest input
+      $("graph-wrap").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", bubbles: true }));
+      ok("page_keyboard_graph", n === S.clicked ? inStart[n + 1] === inStart[n] : S.clicked === LI[2 * inStart[n]], "↓ went to " + S.clicked);
+      select(n);
       // pin, group, hash round trip
       const pins = [];
       for (let i = 0; i < N && pins.length < 3; i++) if (vis[i] && kind(i) === 0) pins.push(i);
