@@ -157,7 +157,7 @@
     const cell = new Map();
     let maxCount = new Float64Array(T).fill(1);
     for (let i = 0; i < N; i++) if (vis[i]) {
-      const key = ctx(i) * 4096 + row(i);
+      const key = ctx(i) * nRows + row(i);
       let a = cell.get(key); if (!a) cell.set(key, (a = [])); a.push(i);
       maxCount[ctx(i)] = Math.max(maxCount[ctx(i)], a.length);
     }
@@ -168,7 +168,7 @@
     const H = G.h - G.top - G.bottom, rh = H / Math.max(1, nRows);
     G.rowY = []; for (let r = 0; r < nRows; r++) G.rowY.push(G.top + H - (r + 0.5) * rh);
     for (const [key, a] of cell) {
-      const c = Math.floor(key / 4096), r = key % 4096;
+      const c = Math.floor(key / nRows), r = key % nRows;
       a.sort((p, q) => (Number.isNaN(infl(p)) ? 1 : infl(p)) - (Number.isNaN(infl(q)) ? 1 : infl(q)));
       // the most influential node at the right of its cell, as the anchors pack them; a crowded
       // cell wraps onto several lines inside its row band
