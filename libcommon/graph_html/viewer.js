@@ -237,8 +237,8 @@
     g.save(); g.fillStyle = "#333"; g.textAlign = "right"; g.font = "11px monospace";
     for (let c = 0; c < T; c++) {
       g.save(); g.translate((G.colX[c] + G.colX[c + 1]) / 2, G.h - G.bottom + 8); g.rotate(-Math.PI / 4);
-      const t = tokens[c].length > 14 ? tokens[c].slice(0, 13) + "…" : tokens[c];
-      g.fillText(showToken(t), 0, 0); g.restore();
+      const v = showToken(tokens[c]), t = v.length > 14 ? v.slice(0, 13) + "…" : v;
+      g.fillText(t, 0, 0); g.restore();
     }
     g.restore();
     // all visible edges, batched into paths by sign and width
@@ -278,7 +278,7 @@
     for (let i = 0; i < N; i++) if (kind(i) === 3 && vis[i]) {
       const t = logitToken(i);
       g.save(); g.translate(X[i] - 2, Y[i] - 8); g.rotate(-Math.PI / 3);
-      g.fillText(showToken(t.length > 10 ? t.slice(0, 9) + "…" : t), 0, 0); g.restore();
+      const v = showToken(t); g.fillText(v.length > 10 ? v.slice(0, 9) + "…" : v, 0, 0); g.restore();
     }
   }
   function drawOverlay() {
