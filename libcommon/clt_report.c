@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fileio.h"
 
 // ---- metrics rows ----------------------------------------------------------------------------
 
@@ -475,4 +476,36 @@ int clt_report_write(const char *metrics_path, const char *out_path, Error *e) {
         return err_set(e, "%s: write failed", out_path);
     }
     return 0;
+}
+
+int clt_metrics_truncate(const char *metrics_path, long long step, Error *e) {
+    FILE *f = fopen(metrics_path, "r");
+    if (!f) return errno == ENOENT ? 0 : err_set(e, "%s: cannot open: %s", metrics_path, strerror(errno));
+    char *line = NULL, *out = NULL;
+    size_t lcap = 0, n = 0, cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &lcap, f)) != -1) {
+        if (len == 0 || line[len - 1] != '\n') break;  // cut off mid-line
+        json_t *o = json_loads(line, 0, NULL);
+        json_t *st = json_object_get(o, "step");
+        int keep = json_is_number(st) && json_number_value(st) <= (double)step;
+        json_decref(o);
+        if (!keep) continue;
+        if (n + (size_t)len > cap) {
+            cap = 2 * (n + (size_t)len);
+            out = xrealloc(out, cap);
+        }
+        memcpy(out + n, line, (size_t)len);
+        n += (size_t)len;
+    }
+    int bad = ferror(f);
+    free(line);
+    fclose(f);
+    if (bad) {
+        free(out);
+        return err_set(e, "%s: read error", metrics_path);
+    }
+    int rc = write_file_atomic(metrics_path, out ? out : "", n, e);
+    free(out);
+    return rc;
 }

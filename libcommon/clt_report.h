@@ -11,3 +11,6 @@
 // ("-": stdout), atomically. Each chart is an <svg> with id "chart-<metric>": loss, nmse, l0,
 // dead, lambda, lr, tokens_per_s (a chart whose metric never appears is left out).
 int clt_report_write(const char *metrics_path, const char *out_path, Error *e);
+// A resume from the checkpoint of step `step`: the log keeps its rows up to that step and drops
+// the later ones (and a line cut off by a kill), rewritten atomically. A missing log is fine.
+int clt_metrics_truncate(const char *metrics_path, long long step, Error *e);
