@@ -203,7 +203,7 @@ int dir_txn_begin(DirTxn *t, const char *dir, Error *e) {
     if (mkdir(dir, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
     struct stat sb;
     if (stat(dir, &sb) || !S_ISDIR(sb.st_mode)) return err_set(e, "%s: not a directory", dir);
-    if (dir_txn_pending(dir) && dir_txn_recover(dir, NULL, e)) return -1;
+    if (dir_txn_recover(dir, NULL, e)) return -1;  // an interrupted switch, orphans of killed writers
     snprintf(t->stage, sizeof t->stage, "%s/" TXN_STAGE "%ld", dir, (long)getpid());
     remove_flat_dir(t->stage);  // a leftover of an earlier process with our pid
     if (mkdir(t->stage, 0777)) return err_set(e, "%s: cannot create directory: %s", t->stage, strerror(errno));

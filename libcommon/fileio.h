@@ -35,7 +35,7 @@ int check_crc(const char *path, const char *what, uint32_t stored, uint32_t comp
 typedef struct {
     char dir[4096], stage[4200];
 } DirTxn;
-// Creates dir if missing (and recovers an interrupted switch in it), then a fresh staging directory.
+// Creates dir if missing, recovers it (dir_txn_recover), then makes a fresh staging directory.
 int dir_txn_begin(DirTxn *t, const char *dir, Error *e);
 int dir_txn_commit(DirTxn *t, Error *e);
 // Removes the staging directory and what was written into it.
