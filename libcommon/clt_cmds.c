@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "clt.h"
@@ -68,14 +69,20 @@ static const char EVAL_SYNTH_USAGE[] =
     "  -h, --help\n";
 
 static const char REPORT_USAGE[] =
-    "usage: clt-fit report METRICS.jsonl [-o REPORT.html]\n"
+    "usage: clt-fit report METRICS.jsonl... [-o REPORT.html] [--watch SEC]\n"
     "\n"
     "Writes one self-contained HTML file (inline SVG, no scripts, no network) with the training\n"
-    "curves of a clt-fit metrics log: loss and its terms, NMSE per layer, L0 per layer, dead\n"
-    "features, the lambda and learning-rate schedules, tokens/s; and the final values.\n"
+    "curves of clt-fit metrics logs: loss and its terms, NMSE and L0 per layer (a layer x step\n"
+    "heatmap past 8 layers), dead features (silent over the last 1M tokens, or all seen so far),\n"
+    "the lambda and learning-rate schedules, tokens/s; hovering a point shows its value and wall\n"
+    "clock. Tables: the final values, the run's settings (run.json beside the log) and held-out\n"
+    "results (eval.json beside it: `clt-fit eval DIR ACTS -o DIR/eval.json`). TopK runs draw only\n"
+    "what they have. Several logs are overlaid, one line per run, their settings side by side.\n"
     "\n"
     "options:\n"
-    "  -o, --output FILE    the report (default: METRICS with .html for .jsonl)\n"
+    "  -o, --output FILE    the report (default: the first METRICS with .html for .jsonl)\n"
+    "  --watch SEC          rewrite the report every SEC seconds while a run trains; the page\n"
+    "                       reloads itself meanwhile\n"
     "  -h, --help\n";
 
 static FILE *open_json_out(const char *path) { return path ? cli_open_out(path) : stdout; }
@@ -256,14 +263,15 @@ static int cmd_eval_synth(int argc, char **argv) {
 
 static int cmd_report(int argc, char **argv) {
     cli_standard(argc, argv, "clt-fit report", REPORT_USAGE);
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"watch", required_argument, 0, 'w'}, {0, 0, 0, 0}};
     const char *out = NULL;
-    int ch;
+    int ch, watch = 0;
     while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         if (ch == 'o') out = optarg;
+        else if (ch == 'w') watch = (int)cli_parse_int("--watch", optarg, 1, 86400);
         else cli_usage_error("clt-fit report", "bad option");
     }
-    if (argc - optind != 1) cli_usage_error("clt-fit report", "expected one METRICS.jsonl");
+    if (argc - optind < 1) cli_usage_error("clt-fit report", "expected at least one METRICS.jsonl");
     const char *in = argv[optind];
     char def[4096];
     if (!out) {
@@ -272,8 +280,13 @@ static int cmd_report(int argc, char **argv) {
         snprintf(def, sizeof def, "%.*s.html", (int)(jsonl ? n - 6 : n), in);
         out = def;
     }
+    if (watch && !strcmp(out, "-")) cli_usage_error("clt-fit report", "--watch writes a file, not stdout");
     Error e;
-    if (clt_report_write(in, out, &e)) fatal_err(&e);
+    for (int running = 1; running;) {
+        if (clt_report_write((const char *const *)argv + optind, argc - optind, out, watch, &running, &e)) fatal_err(&e);
+        if (!watch) break;
+        if (running) sleep((unsigned)watch);
+    }
     if (strcmp(out, "-")) fprintf(stderr, "clt-fit report: wrote %s\n", out);
     return 0;
 }
