@@ -1204,7 +1204,7 @@ int main(int argc, char **argv) {
         if (comm.rank == 0) progress_update(&prog, (uint64_t)step + 1);
         if (prefetch) pthread_join(fetcher, NULL);
         now_buf ^= 1;
-        if (flags[1] > 0) {
+        if (flags[1] > 0 && step + 1 < stop) {  // (on the last step the run simply ends)
             stopped_by = stop_signal ? (int)stop_signal : SIGTERM;
             step++;
             break;
