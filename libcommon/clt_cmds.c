@@ -13,6 +13,7 @@
 #include "clt_report.h"
 #include "clt_synth.h"
 #include "err.h"
+#include "fileio.h"
 
 static const char SYNTH_USAGE[] =
     "usage: clt-fit synth -o OUT.acts --layers L --d D --features F --tokens N [options]\n"
@@ -85,10 +86,20 @@ static const char REPORT_USAGE[] =
     "                       reloads itself meanwhile\n"
     "  -h, --help\n";
 
-static FILE *open_json_out(const char *path) { return path ? cli_open_out(path) : stdout; }
-static void close_json_out(FILE *f, const char *path) {
-    if (f != stdout) fcloseCheck(f, path);
-    else fflush(stdout);
+// -o FILE: written to FILE.tmp.<pid> and renamed into place when complete (a device in place) (a report reading
+// DIR/eval.json meanwhile sees the old one or the new one, never half of it); else stdout.
+static FILE *open_json_out(const char *path, char *tmp, size_t n) {
+    tmp[0] = 0;
+    if (!path || !strcmp(path, "-")) return stdout;
+    if (is_special_file(path)) return fopenCheck(path, "wb");  // a device: in place
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    return fopenCheck(tmp, "wb");
+}
+static void close_json_out(FILE *f, const char *path, const char *tmp) {
+    Error e;
+    int rc = finish_output(&f, tmp[0] ? tmp : NULL, path ? path : "stdout", &e);
+    if (!rc && f && f != stdout && fclose(f)) rc = err_set(&e, "%s: write error", path);
+    if (rc) fatal_err(&e);
 }
 
 static void print_darray(FILE *f, const double *v, int n) {
@@ -190,7 +201,8 @@ static int cmd_eval(int argc, char **argv) {
     int have_hook = !clt_config_input_hook(dir, hook, sizeof hook);
     CltEvalResult r;
     if (clt_eval_shards(&p, have_hook ? hook : NULL, argv + optind + 1, argc - optind - 1, batch, &r, &e)) fatal_err(&e);
-    FILE *f = open_json_out(out);
+    char tmp[4200];
+    FILE *f = open_json_out(out, tmp, sizeof tmp);
     fprintf(f, "{\n  \"clt\": ");
     print_json_string(f, dir);
     fprintf(f, ",\n  \"layers\": %d,\n  \"d_model\": %d,\n  \"features\": %d,\n  \"shards\": [", p.L, p.d, p.F);
@@ -201,7 +213,7 @@ static int cmd_eval(int argc, char **argv) {
     fprintf(f, "],\n");
     clt_eval_print_members(f, &r, 2);
     fprintf(f, "\n}\n");
-    close_json_out(f, out);
+    close_json_out(f, out, tmp);
     clt_eval_result_free(&r);
     clt_params_free(&p);
     return 0;
@@ -231,7 +243,8 @@ static int cmd_eval_synth(int argc, char **argv) {
     double planted = 0, learned = 0;
     for (int l = 0; l < m.L; l++) planted += m.l0[l] / m.L;
     for (int l = 0; n_acts && l < m.L; l++) learned += r.l0[l] / m.L;
-    FILE *f = open_json_out(out);
+    char tmp[4200];
+    FILE *f = open_json_out(out, tmp, sizeof tmp);
     fprintf(f, "{\n  \"clt\": ");
     print_json_string(f, dir);
     fprintf(f, ",\n  \"truth\": ");
@@ -251,7 +264,7 @@ static int cmd_eval_synth(int argc, char **argv) {
         fprintf(f, "\n  }");
     }
     fprintf(f, "\n}\n");
-    close_json_out(f, out);
+    close_json_out(f, out, tmp);
     if (n_acts) clt_eval_result_free(&r);
     synth_recovery_free(&rec);
     synth_model_free(&m);

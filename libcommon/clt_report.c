@@ -784,20 +784,26 @@ int clt_report_write(const char *const *metrics_paths, int n_runs, const char *o
         *running = 0;
         for (int i = 0; i < opened; i++) *running |= runs[i].running;
     }
-    int to_stdout = !strcmp(out_path, "-");
+    int to_stdout = !strcmp(out_path, "-"), in_place = !to_stdout && is_special_file(out_path);  // a device: in place
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_path, (int)getpid());
-    FILE *f = rc ? NULL : to_stdout ? stdout : fopen(tmp, "w");
-    if (!rc && !f) rc = err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    FILE *f = rc ? NULL : to_stdout ? stdout : fopen(in_place ? out_path : tmp, "w");
+    if (!rc && !f) rc = err_set(e, "%s: cannot create: %s", in_place ? out_path : tmp, strerror(errno));
     if (!rc) write_report(f, runs, n_runs, refresh_s);
     for (int i = 0; i < opened; i++) run_close(&runs[i]);
     free(runs);
     if (rc) return -1;
     if (to_stdout) return fflush(f) || ferror(f) ? err_set(e, "stdout: write failed") : 0;
+    if (in_place) {
+        int bad = fflush(f) != 0 || ferror(f);
+        bad |= fclose(f) != 0;
+        return bad ? err_set(e, "%s: write error", out_path) : 0;
+    }
     return finish_output(&f, tmp, out_path, e);
 }
 
 int clt_metrics_truncate(const char *metrics_path, long long step, Error *e) {
+    if (is_special_file(metrics_path)) return 0;  // --metrics /dev/null: nothing to cut, nothing to replace
     FILE *f = fopen(metrics_path, "r");
     if (!f) return errno == ENOENT ? 0 : err_set(e, "%s: cannot open: %s", metrics_path, strerror(errno));
     char *line = NULL, *out = NULL;

@@ -227,3 +227,8 @@ int dir_txn_commit(DirTxn *t, Error *e) {
 }
 
 void dir_txn_abort(DirTxn *t) { remove_flat_dir(t->stage); }
+
+int is_special_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
+}

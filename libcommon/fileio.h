@@ -46,3 +46,6 @@ void dir_txn_abort(DirTxn *t);
 int dir_txn_recover(const char *dir, int *removed, Error *e);
 // 1 when dir holds a set whose switch was interrupted (its files are a mixture), else 0.
 int dir_txn_pending(const char *dir);
+// 1 when path exists and is not a regular file (a device such as /dev/stdout or /dev/full, a
+// FIFO): an output there is written in place, never through a temporary file renamed over it.
+int is_special_file(const char *path);

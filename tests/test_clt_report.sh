@@ -114,3 +114,13 @@ grep -q '<meta http-equiv="refresh" content="1"/>' "$TMP/w.html" && ok clt_repor
 for _ in $(seq 50); do kill -0 $wpid 2>/dev/null || break; sleep 0.1; done
 if ! kill -0 $wpid 2>/dev/null && ! grep -q 'http-equiv="refresh"' "$TMP/w.html"; then ok clt_report_watch_ends
 else kill $wpid 2>/dev/null; fail clt_report_watch_ends "still watching or still refreshing"; fi
+# outputs go through a temporary file renamed into place, except to a device or FIFO (renaming
+# over one would replace it): written in place there
+mkfifo "$TMP/fifo"
+for cmd in "report $TMP/clt/metrics.jsonl" "eval $TMP/clt $TMP/a.acts"; do
+  timeout 20 cat "$TMP/fifo" >"$TMP/fifo.out" & cpid=$!
+  timeout 20 "$FIT" $cmd -o "$TMP/fifo" 2>/dev/null; rc=$?
+  wait $cpid
+  if [ $rc = 0 ] && [ -p "$TMP/fifo" ] && [ -s "$TMP/fifo.out" ] && ! ls "$TMP" | grep -q 'fifo.tmp'; then ok "clt_report_fifo_in_place_${cmd%% *}"
+  else fail "clt_report_fifo_in_place_${cmd%% *}" "exit $rc"; fi
+done
