@@ -1017,6 +1017,11 @@ int main(int argc, char **argv) {
             }
         }
     }
+    if (!o.resume) {  // a new run over an old one's checkpoint: say so (it is replaced at the first save)
+        char sp[4200];
+        snprintf(sp, sizeof sp, "%s/train_state.safetensors", o.out_dir);
+        if (!access(sp, F_OK)) warn("%s holds a checkpoint; this new run replaces it (--resume continues it instead)", o.out_dir);
+    }
     if (!n_shards) cli_usage_error("clt-fit", "no activation shards given");
     if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
