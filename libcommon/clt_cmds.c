@@ -276,7 +276,8 @@ static int cmd_eval_synth(int argc, char **argv) {
 
 static int cmd_report(int argc, char **argv) {
     cli_standard(argc, argv, "clt-fit report", REPORT_USAGE);
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"watch", required_argument, 0, 'w'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"watch", required_argument, 0, 'w'}, {0, 0, 0, 0}};
     const char *out = NULL;
     int ch, watch = 0;
     while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
@@ -296,7 +297,8 @@ static int cmd_report(int argc, char **argv) {
     if (watch && !strcmp(out, "-")) cli_usage_error("clt-fit report", "--watch writes a file, not stdout");
     Error e;
     for (int running = 1; running;) {
-        if (clt_report_write((const char *const *)argv + optind, argc - optind, out, watch, &running, &e)) fatal_err(&e);
+        if (clt_report_write((const char *const *)argv + optind, argc - optind, out, watch, &running, &e))
+            fatal_err(&e);
         if (!watch) break;
         if (running) sleep((unsigned)watch);
     }

@@ -22,8 +22,8 @@ static int64_t first_bad(const float *v, size_t n, int positive) {
 }
 
 // The circuit-tracer files of p, normalization folded in, into dir.
-static int write_clt_files(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info,
-                           Error *e) {
+static int write_clt_files(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
+                           const CltSaveInfo *info, Error *e) {
     int L = p->L, d = p->d, F = p->F;
     float *enc = xmalloc((size_t)F * d * sizeof(float)), *benc = xmalloc((size_t)F * sizeof(float));
     float *thr = xmalloc((size_t)F * sizeof(float)), *bdec = xmalloc((size_t)d * sizeof(float));
@@ -58,7 +58,8 @@ static int write_clt_files(const char *dir, const CltParams *p, const float *s_i
         for (int t = 0; t < 5 && !rc; t++) {
             int64_t bad = first_bad(vals[t], lens[t], vals[t] == thr);
             if (bad >= 0)
-                rc = err_set(e, "%s: not saving a CLT with %s[%lld] = %g", dir, names[t], (long long)bad, (double)vals[t][bad]);
+                rc = err_set(e, "%s: not saving a CLT with %s[%lld] = %g", dir, names[t], (long long)bad,
+                             (double)vals[t][bad]);
         }
         if (rc) break;
         StWriteTensor te[4] = {
@@ -75,13 +76,17 @@ static int write_clt_files(const char *dir, const CltParams *p, const float *s_i
     if (rc) return -1;
     char cfg[4096];
     int n = snprintf(cfg, sizeof cfg, "model_kind: cross_layer_transcoder\n");
-    if (info && info->model_name) n += snprintf(cfg + n, sizeof cfg - (size_t)n, "model_name: \"%s\"\n", info->model_name);
+    if (info && info->model_name)
+        n += snprintf(cfg + n, sizeof cfg - (size_t)n, "model_name: \"%s\"\n", info->model_name);
     n += snprintf(cfg + n, sizeof cfg - (size_t)n, "feature_input_hook: \"%s\"\nfeature_output_hook: \"%s\"\n",
-                  info && info->input_hook ? info->input_hook : "hook_resid_mid", info && info->output_hook ? info->output_hook : "hook_mlp_out");
+                  info && info->input_hook ? info->input_hook : "hook_resid_mid",
+                  info && info->output_hook ? info->output_hook : "hook_mlp_out");
     if (info && info->trained_as)  // a comment: circuit-tracer's loader must not see an unknown key
-        n += snprintf(cfg + n, sizeof cfg - (size_t)n, "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n",
+        n += snprintf(cfg + n, sizeof cfg - (size_t)n,
+                      "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n",
                       info->trained_as);
-    n += snprintf(cfg + n, sizeof cfg - (size_t)n, "activation: jumprelu\nn_layers: %d\nd_model: %d\nd_transcoder: %d\n", L, d, F);
+    n += snprintf(cfg + n, sizeof cfg - (size_t)n,
+                  "activation: jumprelu\nn_layers: %d\nd_model: %d\nd_transcoder: %d\n", L, d, F);
     if (n >= (int)sizeof cfg) return err_set(e, "%s/config.yaml: model name too long", dir);
     return write_text_atomic(dir, "config.yaml", cfg, e);
 }
@@ -146,8 +151,8 @@ static int write_manifest(const char *dir, int64_t step, Error *e) {
     return rc;
 }
 
-int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info,
-                        int64_t step, CltExtraWriter extra, void *ctx, Error *e) {
+int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
+                        const CltSaveInfo *info, int64_t step, CltExtraWriter extra, void *ctx, Error *e) {
     DirTxn t;
     if (dir_txn_begin(&t, dir, e)) return -1;
     int rc = write_clt_files(t.stage, p, s_in, s_out, info, e);
@@ -160,7 +165,8 @@ int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, 
     return dir_txn_commit(&t, e);
 }
 
-int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info, Error *e) {
+int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info,
+             Error *e) {
     return clt_save_checkpoint(dir, p, s_in, s_out, info, -1, NULL, NULL, e);
 }
 
@@ -176,9 +182,11 @@ static int checkpoint_file(const char *name) {
 int clt_checkpoint_verify(const char *dir, int64_t *step, Error *e) {
     if (step) *step = -1;
     if (dir_txn_pending(dir))
-        return err_set(e, "%s: a checkpoint switch was interrupted (the files are a mixture; %s/.cltkit-commit holds the new set): "
-                          "`clt-fit --resume -o %s` finishes it",
-                       dir, dir, dir);
+        return err_set(
+            e,
+            "%s: a checkpoint switch was interrupted (the files are a mixture; %s/.cltkit-commit holds the new set): "
+            "`clt-fit --resume -o %s` finishes it",
+            dir, dir, dir);
     char path[4400];
     snprintf(path, sizeof path, "%s/" MANIFEST, dir);
     if (access(path, F_OK)) return 1;
@@ -208,8 +216,11 @@ int clt_checkpoint_verify(const char *dir, int64_t *step, Error *e) {
         char hex[16];
         snprintf(hex, sizeof hex, "%08x", crc);
         if (bytes != (uint64_t)json_integer_value(jb) || strcmp(hex, json_string_value(jc)))
-            rc = err_set(e, "%s: does not match %s (%llu bytes, CRC %s; listed: %lld bytes, CRC %s): the checkpoint's files are a mixture",
-                         fpath, MANIFEST, (unsigned long long)bytes, hex, (long long)json_integer_value(jb), json_string_value(jc));
+            rc = err_set(e,
+                         "%s: does not match %s (%llu bytes, CRC %s; listed: %lld bytes, CRC %s): the checkpoint's "
+                         "files are a mixture",
+                         fpath, MANIFEST, (unsigned long long)bytes, hex, (long long)json_integer_value(jb),
+                         json_string_value(jc));
     }
     DIR *d = rc ? NULL : opendir(dir);
     struct dirent *de;

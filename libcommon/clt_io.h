@@ -25,8 +25,8 @@ typedef struct {
 // in (0, inf): otherwise an error names the first bad value and dir is left as it was.
 // s_in/s_out (L,) may be NULL (no normalization); step < 0 leaves it out of checkpoint.json.
 typedef int (*CltExtraWriter)(const char *stage_dir, void *ctx, Error *e);
-int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info,
-                        int64_t step, CltExtraWriter extra, void *ctx, Error *e);
+int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
+                        const CltSaveInfo *info, int64_t step, CltExtraWriter extra, void *ctx, Error *e);
 int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info, Error *e);
 // Checks dir's checkpoint.json: every file it lists has its size and CRC-32C, no CLT or train-state
 // file beside them is unlisted, and no interrupted switch is pending. 0: verified (*step, may be

@@ -333,7 +333,8 @@ static void chart_svg(FILE *f, const Chart *c) {
             fmt_num(val, sizeof val, se->y[i]);
             if (se->t && isfinite(se->t[i])) fmt_duration(when, sizeof when, " · ", se->t[i]);
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"%s><title>", axis_pos(&ax, se->x[i], x0, x1),
-                    axis_pos(&ay, se->y[i], y0, y1), npts <= 40 ? "2.5" : "4", npts <= 40 ? "" : " fill-opacity=\"0\" stroke=\"none\"");
+                    axis_pos(&ay, se->y[i], y0, y1), npts <= 40 ? "2.5" : "4",
+                    npts <= 40 ? "" : " fill-opacity=\"0\" stroke=\"none\"");
             xml_escape(f, se->name);
             fprintf(f, " · step %.0f%s: %s</title></circle>", se->x[i], when, val);
         }
@@ -440,7 +441,9 @@ static void chart_add(Chart *c, const Rows *r, const char *key, int idx, const c
         found |= !isnan(s->y[i]);
     }
     if (!found) {
-        free(s->x); free(s->y); free(s->t);
+        free(s->x);
+        free(s->y);
+        free(s->t);
         return;
     }
     c->n = r->n > c->n ? r->n : c->n;
@@ -451,7 +454,11 @@ static void chart_add(Chart *c, const Rows *r, const char *key, int idx, const c
 
 static void chart_draw(FILE *f, Chart *c) {
     if (c->ns) chart_svg(f, c);
-    for (int k = 0; k < c->ns; k++) { free(c->s[k].x); free(c->s[k].y); free(c->s[k].t); }
+    for (int k = 0; k < c->ns; k++) {
+        free(c->s[k].x);
+        free(c->s[k].y);
+        free(c->s[k].t);
+    }
     free(c->s);
     c->s = NULL;
     c->ns = 0;
@@ -490,20 +497,26 @@ static void heatmap_svg(FILE *f, const Rows *r, const char *key, int L, const ch
     if (!(thi > tlo)) thi = tlo + 1;
     int band = L > 40 ? 6 : 240 / L, H = PT + L * band + AXIS_H + 20;
     double x0 = PL, x1 = W - PR, cw = (x1 - x0) / (double)cols;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart-%s\" class=\"chart heatmap\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart-%s\" class=\"chart heatmap\" width=\"%d\" "
+            "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
             id, W, H, W, H);
     fprintf(f, "<title>%s</title>\n<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#fff\"/>\n", title, W, H);
-    fprintf(f, "<text x=\"%d\" y=\"20\" class=\"t\">%s (layer × step%s)</text>\n", W / 2, title, logc ? ", log colour" : "");
+    fprintf(f, "<text x=\"%d\" y=\"20\" class=\"t\">%s (layer × step%s)</text>\n", W / 2, title,
+            logc ? ", log colour" : "");
     char col[8], val[32];
     for (int l = 0; l < L; l++) {
         double y = PT + (double)l * band;
-        if (L <= 40 || l % 5 == 0) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"yl\">%d</text>\n", x0 - 6, y + band / 2.0 + 4, l);
+        if (L <= 40 || l % 5 == 0)
+            fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"yl\">%d</text>\n", x0 - 6, y + band / 2.0 + 4, l);
         for (size_t c = 0; c < cols; c++) {
             double x = v[c * L + l];
             int good = isfinite(x) && (!logc || x > 0);
             if (good) ramp_color(col, ((logc ? log10(x) : x) - tlo) / (thi - tlo));
             fmt_num(val, sizeof val, x);
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" fill=\"%s\"><title>layer %d · step %.0f: %s</title></rect>",
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" fill=\"%s\"><title>layer %d · step %.0f: "
+                    "%s</title></rect>",
                     x0 + (double)c * cw, y, cw + 0.3, band, good ? col : "#eee", l, step[c], good ? val : "–");
         }
         fputc('\n', f);
@@ -518,7 +531,8 @@ static void heatmap_svg(FILE *f, const Rows *r, const char *key, int L, const ch
     // colour scale
     for (int i = 0; i < 50; i++) {
         ramp_color(col, i / 49.0);
-        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"4.2\" height=\"10\" fill=\"%s\"/>", x0 + 60 + i * 4.0, yb + 40, col);
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"4.2\" height=\"10\" fill=\"%s\"/>", x0 + 60 + i * 4.0, yb + 40,
+                col);
     }
     fmt_num(val, sizeof val, lo);
     fprintf(f, "\n<text x=\"%.1f\" y=\"%.1f\" class=\"yl\">%s</text>", x0 + 56, yb + 49, val);
@@ -529,8 +543,10 @@ static void heatmap_svg(FILE *f, const Rows *r, const char *key, int L, const ch
 }
 
 static const char CSS[] =
-    "body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px;color:#222;background:#fafafa}"
-    "h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}p.sub{color:#666;margin:0 0 16px;font-size:13px}"
+    "body{font-family:system-ui,-apple-system,'Segoe "
+    "UI',Helvetica,Arial,sans-serif;margin:24px;color:#222;background:#fafafa}"
+    "h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}p.sub{color:#666;margin:0 0 "
+    "16px;font-size:13px}"
     "table{border-collapse:collapse;font-size:13px;margin-bottom:18px;background:#fff}"
     "td,th{border:1px solid #ddd;padding:4px 10px;text-align:right}th{background:#f0f0f0;text-align:left}"
     "tr.diff td{background:#fff3cd}.tables{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}"
@@ -596,12 +612,14 @@ static void write_tables(FILE *f, Run *runs, int n) {
     fputs("<div class=\"tables\">\n", f);
     // final values
     table_head(f, "final values", runs, n);
-    const char *keys[] = {"step", "tokens", "loss", "mse", "sparsity", "preact", "l0", "dead", "dead_frac", "lambda", "lr", "tokens_per_s"};
+    const char *keys[] = {"step", "tokens", "loss",      "mse",    "sparsity", "preact",
+                          "l0",   "dead",   "dead_frac", "lambda", "lr",       "tokens_per_s"};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         int any = 0;
         for (int i = 0; i < n; i++) {
             vals[i] = json_object_get(runs[i].r.rows[runs[i].r.n - 1], keys[k]);
-            any |= vals[i] != NULL && !(runs[i].topk && (!strcmp(keys[k], "sparsity") || !strcmp(keys[k], "preact") || !strcmp(keys[k], "lambda")));
+            any |= vals[i] != NULL && !(runs[i].topk && (!strcmp(keys[k], "sparsity") || !strcmp(keys[k], "preact") ||
+                                                         !strcmp(keys[k], "lambda")));
         }
         if (any) table_row(f, keys[k], vals, n);
     }
@@ -620,13 +638,17 @@ static void write_tables(FILE *f, Run *runs, int n) {
         vals[i] = json_is_number(t) ? json_string(buf) : NULL;
     }
     table_row(f, "wall clock", vals, n);
-    for (int i = 0; i < n; i++) json_decref(vals[i]), vals[i] = json_string(runs[i].running ? "training" : runs[i].run ? "finished" : "–");
+    for (int i = 0; i < n; i++)
+        json_decref(vals[i]), vals[i] = json_string(runs[i].running ? "training" : runs[i].run ? "finished" : "–");
     table_row(f, "status", vals, n);
     for (int i = 0; i < n; i++) json_decref(vals[i]);
     json_t *d0 = json_object_get(runs[0].r.rows[runs[0].r.n - 1], "dead_window_tokens");
     if (json_is_number(d0))
-        fprintf(f, "<tr><td colspan=\"%d\" style=\"text-align:left;color:#666\">dead: no firing in the last %.0f tokens (1M, or all "
-                   "seen so far when fewer)</td></tr>\n", n + 1, json_number_value(d0));
+        fprintf(f,
+                "<tr><td colspan=\"%d\" style=\"text-align:left;color:#666\">dead: no firing in the last %.0f tokens "
+                "(1M, or all "
+                "seen so far when fewer)</td></tr>\n",
+                n + 1, json_number_value(d0));
     fputs("</table>\n", f);
     // held-out evaluation (eval.json beside the log)
     int any_eval = 0;
@@ -685,7 +707,9 @@ static void write_tables(FILE *f, Run *runs, int n) {
 static void write_report(FILE *f, Run *runs, int n, int refresh_s) {
     int running = 0;
     for (int i = 0; i < n; i++) running |= runs[i].running;
-    fprintf(f, "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
+    fprintf(f,
+            "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta "
+            "charset=\"utf-8\"/>\n");
     if (refresh_s > 0 && running) fprintf(f, "<meta http-equiv=\"refresh\" content=\"%d\"/>\n", refresh_s);
     fprintf(f, "<title>clt-fit training report</title>\n<style>%s</style>\n</head>\n<body>\n", CSS);
     fprintf(f, "<h1>clt-fit training report</h1>\n<p class=\"sub\">");
@@ -726,7 +750,8 @@ static void write_report(FILE *f, Run *runs, int n, int refresh_s) {
         if (nl0 > 8 && !u->topk) {
             heatmap_svg(f, r, "l0_per_layer", nl0, "l0", "L0 per layer", 0);
         } else {
-            c = (Chart){"l0", u->topk ? "L0 (mean of layers)" : "L0 per layer", "active features per token", 0, NULL, 0, 0};
+            c = (Chart){"l0", u->topk ? "L0 (mean of layers)" : "L0 per layer", "active features per token", 0, NULL, 0,
+                        0};
             if (u->topk || !nl0) {  // TopK: every layer sits at K; older logs: only the total
                 if (nl0) chart_add(&c, r, "l0_per_layer", -2, "mean of layers", CATEGORICAL[0]);
                 else chart_add(&c, r, "l0", -1, "all layers", CATEGORICAL[0]);
@@ -739,8 +764,13 @@ static void write_report(FILE *f, Run *runs, int n, int refresh_s) {
             chart_draw(f, &c);
         }
         int frac = json_is_number(json_object_get(r->rows[r->n - 1], "dead_frac"));
-        c = (Chart){"dead", "Dead features", frac ? "fraction silent over min(1M, seen) tokens" : "features (no firing in ~1M tokens)", 0,
-                    NULL, 0, 0};
+        c = (Chart){"dead",
+                    "Dead features",
+                    frac ? "fraction silent over min(1M, seen) tokens" : "features (no firing in ~1M tokens)",
+                    0,
+                    NULL,
+                    0,
+                    0};
         chart_add(&c, r, frac ? "dead_frac" : "dead", -1, "dead", CATEGORICAL[2]);
         chart_draw(f, &c);
         if (!u->topk) {
@@ -755,7 +785,10 @@ static void write_report(FILE *f, Run *runs, int n, int refresh_s) {
         chart_add(&c, r, "tokens_per_s", -1, "tokens_per_s", CATEGORICAL[4]);
         chart_draw(f, &c);
     } else {  // several runs overlaid: one line per run in each chart
-        struct { const char *id, *title, *ylabel, *key; int idx, logy; } spec[] = {
+        struct {
+            const char *id, *title, *ylabel, *key;
+            int idx, logy;
+        } spec[] = {
             {"loss", "Loss", "per token", "loss", -1, 1},
             {"nmse", "NMSE (mean of layers)", "NMSE (FVU)", "nmse", -2, 1},
             {"l0", "L0 (all layers)", "active features per token", "l0", -1, 0},
@@ -775,7 +808,8 @@ static void write_report(FILE *f, Run *runs, int n, int refresh_s) {
     fprintf(f, "</div>\n</body>\n</html>\n");
 }
 
-int clt_report_write(const char *const *metrics_paths, int n_runs, const char *out_path, int refresh_s, int *running, Error *e) {
+int clt_report_write(const char *const *metrics_paths, int n_runs, const char *out_path, int refresh_s, int *running,
+                     Error *e) {
     Run *runs = xcalloc((size_t)n_runs, sizeof(Run));
     int rc = 0, opened = 0;
     for (; opened < n_runs && !rc; opened++) rc = run_open(&runs[opened], metrics_paths[opened], e);

@@ -15,7 +15,8 @@
 // nmse, l0, dead, lambda, lr, tokens_per_s (left out when the mode or the log lacks it). With
 // refresh_s > 0 and a run still training (its last step short of run.json's steps), the page
 // reloads itself every refresh_s seconds. *running (may be NULL): whether one is.
-int clt_report_write(const char *const *metrics_paths, int n_runs, const char *out_path, int refresh_s, int *running, Error *e);
+int clt_report_write(const char *const *metrics_paths, int n_runs, const char *out_path, int refresh_s, int *running,
+                     Error *e);
 // A resume from the checkpoint of step `step`: the log keeps its rows up to that step and drops
 // the later ones (and a line cut off by a kill), rewritten atomically. A missing log is fine.
 int clt_metrics_truncate(const char *metrics_path, long long step, Error *e);

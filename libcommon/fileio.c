@@ -199,7 +199,8 @@ int dir_txn_recover(const char *dir, int *removed, Error *e) {
 }
 
 int dir_txn_begin(DirTxn *t, const char *dir, Error *e) {
-    if ((size_t)snprintf(t->dir, sizeof t->dir, "%s", dir) >= sizeof t->dir) return err_set(e, "%s: path too long", dir);
+    if ((size_t)snprintf(t->dir, sizeof t->dir, "%s", dir) >= sizeof t->dir)
+        return err_set(e, "%s: path too long", dir);
     if (mkdir(dir, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
     struct stat sb;
     if (stat(dir, &sb) || !S_ISDIR(sb.st_mode)) return err_set(e, "%s: not a directory", dir);

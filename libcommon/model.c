@@ -304,8 +304,11 @@ static uint64_t fnv1a_update(uint64_t h, const void *data, size_t len) {
 int model_load(Model *m, const char *dir, Error *e) {
     memset(m, 0, sizeof *m);
     if (dir_txn_pending(dir))  // a converter was killed while switching its files in: a mixture
-        return err_set(e, "%s: an interrupted conversion left a mixture of old and new files (the new set is in %s/.cltkit-commit); "
-                          "run the converter again", dir, dir);
+        return err_set(
+            e,
+            "%s: an interrupted conversion left a mixture of old and new files (the new set is in %s/.cltkit-commit); "
+            "run the converter again",
+            dir, dir);
     m->dir = xstrdup(dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);

@@ -59,7 +59,8 @@ static void test_nonfinite_refused_dir_untouched(void) {
     clt_params_init_random(&p, 6, 0.1f);
     CHECK(!clt_save(other, &p, NULL, NULL, NULL, &e), "%s", e.msg);
     run("cp %s/W_enc_1.safetensors %s/", other, dir);
-    CHECK(clt_load(dir, &q, &e) == -1 && strstr(e.msg, "W_enc_1.safetensors: does not match checkpoint.json"), "%s", e.msg);
+    CHECK(clt_load(dir, &q, &e) == -1 && strstr(e.msg, "W_enc_1.safetensors: does not match checkpoint.json"), "%s",
+          e.msg);
     run("rm -rf %s%s", td.dir, "");
     clt_params_free(&p);
 }
@@ -77,9 +78,11 @@ static void test_dir_txn(void) {
     dir_txn_abort(&t);
     CHECK(!exists(dir, "a.txt") && access(t.stage, F_OK) != 0, "abort left files");
     CHECK(!dir_txn_begin(&t, dir, &e), "%s", e.msg);
-    CHECK(!write_text_atomic(t.stage, "a.txt", "A1\n", &e) && !write_text_atomic(t.stage, "b.txt", "B1\n", &e), "%s", e.msg);
+    CHECK(!write_text_atomic(t.stage, "a.txt", "A1\n", &e) && !write_text_atomic(t.stage, "b.txt", "B1\n", &e), "%s",
+          e.msg);
     CHECK(!dir_txn_commit(&t, &e), "%s", e.msg);
-    CHECK(exists(dir, "a.txt") && exists(dir, "b.txt") && access(t.stage, F_OK) != 0 && !dir_txn_pending(dir), "commit");
+    CHECK(exists(dir, "a.txt") && exists(dir, "b.txt") && access(t.stage, F_OK) != 0 && !dir_txn_pending(dir),
+          "commit");
     // a kill between the moves: the committed set half moved, orphans of dead writers beside it
     snprintf(path, sizeof path, "%s/.cltkit-commit", dir);
     mkdir(path, 0777);

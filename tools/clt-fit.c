@@ -337,16 +337,26 @@ typedef struct {
 } RunKey;
 
 static const RunKey RUN_KEYS[] = {
-    {"features", K_INT, offsetof(Options, features), 1},   {"batch", K_INT, offsetof(Options, batch), 1},
-    {"steps", K_I64, offsetof(Options, steps), 1},         {"lr", K_F32, offsetof(Options, lr), 1},
-    {"lambda", K_F32, offsetof(Options, lam), 1},          {"c", K_F32, offsetof(Options, c), 1},
-    {"lambda-p", K_F32, offsetof(Options, lam_p), 1},      {"bandwidth", K_F32, offsetof(Options, eps), 1},
-    {"theta0", K_F32, offsetof(Options, theta0), 1},       {"activation", K_ACT, offsetof(Options, act), 1},
-    {"k", K_INT, offsetof(Options, k), 1},                 {"warmup", K_I64, offsetof(Options, warmup), 1},
-    {"pool-chunks", K_INT, offsetof(Options, pool_chunks), 1}, {"seed", K_U64, offsetof(Options, seed), 1},
-    {"log-every", K_INT, offsetof(Options, log_every), 0}, {"metrics", K_STR, offsetof(Options, metrics_path), 0},
-    {"save-every", K_I64, offsetof(Options, save_every), 0}, {"save-interval", K_F64, offsetof(Options, save_interval), 0},
-    {"device", K_DEVICE, offsetof(Options, cuda), 0},      {"bf16", K_BOOL, offsetof(Options, bf16), 0},
+    {"features", K_INT, offsetof(Options, features), 1},
+    {"batch", K_INT, offsetof(Options, batch), 1},
+    {"steps", K_I64, offsetof(Options, steps), 1},
+    {"lr", K_F32, offsetof(Options, lr), 1},
+    {"lambda", K_F32, offsetof(Options, lam), 1},
+    {"c", K_F32, offsetof(Options, c), 1},
+    {"lambda-p", K_F32, offsetof(Options, lam_p), 1},
+    {"bandwidth", K_F32, offsetof(Options, eps), 1},
+    {"theta0", K_F32, offsetof(Options, theta0), 1},
+    {"activation", K_ACT, offsetof(Options, act), 1},
+    {"k", K_INT, offsetof(Options, k), 1},
+    {"warmup", K_I64, offsetof(Options, warmup), 1},
+    {"pool-chunks", K_INT, offsetof(Options, pool_chunks), 1},
+    {"seed", K_U64, offsetof(Options, seed), 1},
+    {"log-every", K_INT, offsetof(Options, log_every), 0},
+    {"metrics", K_STR, offsetof(Options, metrics_path), 0},
+    {"save-every", K_I64, offsetof(Options, save_every), 0},
+    {"save-interval", K_F64, offsetof(Options, save_interval), 0},
+    {"device", K_DEVICE, offsetof(Options, cuda), 0},
+    {"bf16", K_BOOL, offsetof(Options, bf16), 0},
 };
 enum { N_RUN_KEYS = sizeof RUN_KEYS / sizeof *RUN_KEYS };
 
@@ -358,7 +368,7 @@ static json_t *key_to_json(const RunKey *k, const Options *o) {
         case K_INT: return json_integer(*(const int *)base);
         case K_I64: return json_integer(*(const int64_t *)base);
         case K_U64: return json_integer((json_int_t) * (const uint64_t *)base);  // seeds are < 2^63 (--seed's range)
-        case K_F32: return json_real((double)*(const float *)base);           // exact: a float is a double
+        case K_F32: return json_real((double)*(const float *)base);              // exact: a float is a double
         case K_F64: return json_real(*(const double *)base);
         case K_ACT: return json_string(act_name(*(const CltActivation *)base));
         case K_DEVICE: return json_string(*(const int *)base ? "cuda" : "cpu");
@@ -398,7 +408,8 @@ static int key_from_json(const RunKey *k, Options *o, json_t *v) {
             return 0;
         }
         case K_DEVICE:
-            if (!json_is_string(v) || (strcmp(json_string_value(v), "cpu") && strcmp(json_string_value(v), "cuda"))) return -1;
+            if (!json_is_string(v) || (strcmp(json_string_value(v), "cpu") && strcmp(json_string_value(v), "cuda")))
+                return -1;
             *(int *)base = !strcmp(json_string_value(v), "cuda");
             return 0;
         case K_BOOL:
@@ -445,8 +456,8 @@ static json_t *shard_identity(const ActShard *s) {
     }
     char hex[16];
     snprintf(hex, sizeof hex, "%08x", crc);
-    return json_pack("{s:s,s:I,s:I,s:s}", "path", s->path, "bytes", (json_int_t)s->file_size, "tokens", (json_int_t)s->n_tokens,
-                     "chunks_crc32c", hex);
+    return json_pack("{s:s,s:I,s:I,s:s}", "path", s->path, "bytes", (json_int_t)s->file_size, "tokens",
+                     (json_int_t)s->n_tokens, "chunks_crc32c", hex);
 }
 
 // run.json's text for this run (resolved settings: F and warm-up are numbers, not defaults).
@@ -456,8 +467,8 @@ static char *run_config_text(const Options *o, const Data *D, int F) {
     json_t *settings = json_object(), *shards = json_array();
     for (int i = 0; i < N_RUN_KEYS; i++) json_object_set_new(settings, RUN_KEYS[i].name, key_to_json(&RUN_KEYS[i], &r));
     for (int i = 0; i < D->n_shards; i++) json_array_append_new(shards, shard_identity(&D->shards[i]));
-    json_t *root = json_pack("{s:s,s:s,s:o,s:o,s:i,s:i}", "tool", "clt-fit", "version", CLTKIT_VERSION, "settings", settings,
-                             "shards", shards, "layers", D->L, "d_model", D->d);
+    json_t *root = json_pack("{s:s,s:s,s:o,s:o,s:i,s:i}", "tool", "clt-fit", "version", CLTKIT_VERSION, "settings",
+                             settings, "shards", shards, "layers", D->L, "d_model", D->d);
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     json_decref(root);
     size_t n = strlen(text);
@@ -504,8 +515,8 @@ static json_t *run_config_apply(Options *o, const int *given, Error *e) {
                 snprintf(a, 32, "%.9g", json_real_value(mine));
                 snprintf(b, 32, "%.9g", (double)(float)json_number_value(v));
             }
-            err_set(e, "--%s %s differs from the run's %s (%s); resume with the run's settings or pass --override %s", k->name, a, b,
-                    path, k->name);
+            err_set(e, "--%s %s differs from the run's %s (%s); resume with the run's settings or pass --override %s",
+                    k->name, a, b, path, k->name);
             free(a);
             free(b);
             json_decref(mine);
@@ -529,7 +540,8 @@ static int check_run_shards(const json_t *run, const Data *D, const Options *o, 
         json_t *mine = shard_identity(&D->shards[i]), *theirs = json_array_get(saved, (size_t)i);
         const char *keys[3] = {"bytes", "tokens", "chunks_crc32c"};
         int same = 1;
-        for (int k = 0; k < 3; k++) same &= json_equal(json_object_get(mine, keys[k]), json_object_get(theirs, keys[k]));
+        for (int k = 0; k < 3; k++)
+            same &= json_equal(json_object_get(mine, keys[k]), json_object_get(theirs, keys[k]));
         json_decref(mine);
         if (!same)
             return err_set(e, "%s: not the run's shard %d (%s, per %s); pass --override shards to train on other data",
@@ -562,7 +574,8 @@ typedef struct {
 #define SILENT_CAP 16777216.0f
 
 // A state metadata value: a decimal integer in [min, max], nothing else.
-static int meta_int(const char *path, json_t *meta, const char *key, long long min, long long max, long long *out, Error *e) {
+static int meta_int(const char *path, json_t *meta, const char *key, long long min, long long max, long long *out,
+                    Error *e) {
     const char *sv = json_string_value(json_object_get(meta, key));
     if (!sv) return err_set(e, "%s: metadata lacks \"%s\"", path, key);
     char *end;
@@ -581,20 +594,23 @@ static int64_t first_nonfinite(const float *v, size_t n) {
     return -1;
 }
 
-static int save_state(const char *dir, const CltParams *p, const float *m, const float *v, const RunState *rs, Error *e) {
+static int save_state(const char *dir, const CltParams *p, const float *m, const float *v, const RunState *rs,
+                      Error *e) {
     char path[4400], meta[512];
     snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
     const char *names[3] = {"params", "adam_m", "adam_v"};
     const float *vecs[3] = {p->data, m, v};
     for (int i = 0; i < 3; i++) {
         int64_t bad = first_nonfinite(vecs[i], p->n);
-        if (bad >= 0) return err_set(e, "%s: not saving %s[%lld] = %g", path, names[i], (long long)bad, (double)vecs[i][bad]);
+        if (bad >= 0)
+            return err_set(e, "%s: not saving %s[%lld] = %g", path, names[i], (long long)bad, (double)vecs[i][bad]);
     }
     snprintf(meta, sizeof meta,
-             "{\"step\": \"%lld\", \"epoch\": \"%lld\", \"pool\": \"%lld\", \"batch\": \"%lld\", \"L\": \"%d\", \"d\": \"%d\", \"F\": \"%d\", "
+             "{\"step\": \"%lld\", \"epoch\": \"%lld\", \"pool\": \"%lld\", \"batch\": \"%lld\", \"L\": \"%d\", \"d\": "
+             "\"%d\", \"F\": \"%d\", "
              "\"time_s\": \"%.3f\"}",
-             (long long)rs->step, (long long)rs->cur.epoch, (long long)rs->cur.pool, (long long)rs->cur.batch, p->L, p->d, p->F,
-             rs->time_s);
+             (long long)rs->step, (long long)rs->cur.epoch, (long long)rs->cur.pool, (long long)rs->cur.batch, p->L,
+             p->d, p->F, rs->time_s);
     StWriteTensor t[4] = {{"params", ST_F32, 1, {(int64_t)p->n}, p->data},
                           {"adam_m", ST_F32, 1, {(int64_t)p->n}, m},
                           {"adam_v", ST_F32, 1, {(int64_t)p->n}, v},
@@ -614,7 +630,8 @@ static int load_state(const char *dir, CltParams *p, float *m, float *v, RunStat
     long long vals[7];
     const char *keys[7] = {"step", "epoch", "pool", "batch", "L", "d", "F"};
     int rc = meta ? 0 : err_set(e, "%s: no training metadata", path);
-    for (int i = 0; i < 7 && !rc; i++) rc = meta_int(path, meta, keys[i], i < 4 ? 0 : 1, i < 4 ? INT64_MAX / 4 : INT32_MAX, &vals[i], e);
+    for (int i = 0; i < 7 && !rc; i++)
+        rc = meta_int(path, meta, keys[i], i < 4 ? 0 : 1, i < 4 ? INT64_MAX / 4 : INT32_MAX, &vals[i], e);
     const char *ts = rc ? NULL : json_string_value(json_object_get(meta, "time_s"));
     char *end = NULL;
     rs->time_s = ts ? strtod(ts, &end) : 0;
@@ -817,7 +834,8 @@ static int check_params(const CltParams *p, const float *m, const float *v, Erro
 
 // How a stop explains the checkpoint left behind.
 static void kept_note(char *buf, size_t n, const Options *o, int64_t ckpt_step) {
-    if (ckpt_step >= 0) snprintf(buf, n, "the last good checkpoint in %s (step %lld) is kept", o->out_dir, (long long)ckpt_step);
+    if (ckpt_step >= 0)
+        snprintf(buf, n, "the last good checkpoint in %s (step %lld) is kept", o->out_dir, (long long)ckpt_step);
     else snprintf(buf, n, "no checkpoint was written");
 }
 
@@ -825,8 +843,8 @@ static void kept_note(char *buf, size_t n, const Options *o, int64_t ckpt_step) 
 // checks them and writes the full CLT, train state and run config as one set (clt_save_checkpoint),
 // so the files do not depend on the rank count. Rank 0 holds 3 full vectors meanwhile. *ckpt_step
 // becomes rs->step on success; a non-finite parameter ends the run.
-static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh, const CltParams *p, const float *m, const float *v,
-                            const RunState *rs, const char *run_json, int64_t *ckpt_step) {
+static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh, const CltParams *p, const float *m,
+                            const float *v, const RunState *rs, const char *run_json, int64_t *ckpt_step) {
     Error e;
     const Comm *c = sh->comm;
     CltParams full;
@@ -856,7 +874,8 @@ static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh,
             const char *in_hook = strcmp(D->shards[0].in_hook, "resid_mid") ? "ln2.hook_normalized" : "hook_resid_mid";
             char trained_as[64];
             snprintf(trained_as, sizeof trained_as, "%s k=%d", act_name(o->act), o->k);
-            CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out", o->act == CLT_JUMPRELU ? NULL : trained_as};
+            CltSaveInfo info = {D->shards[0].model_id, in_hook, "hook_mlp_out",
+                                o->act == CLT_JUMPRELU ? NULL : trained_as};
             StateFiles sf = {p, m, v, &frs, run_json};
             rc = clt_save_checkpoint(o->out_dir, p, D->s_in, D->s_out, &info, rs->step, write_state_files, &sf, &e);
         }
@@ -876,7 +895,8 @@ static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh,
 // --resume: rank 0 reads the full state and scatters the slices. The state is the full CLT, so any
 // rank count dividing F can resume it (bit-identical continuation only with the same count: the
 // summation order of the reconstruction depends on it). rs->silent is this rank's (L, F_local).
-static int load_state_sharded(const Options *o, const CltShard *sh, CltParams *p, float *m, float *v, RunState *rs, Error *e) {
+static int load_state_sharded(const Options *o, const CltShard *sh, CltParams *p, float *m, float *v, RunState *rs,
+                              Error *e) {
     const Comm *c = sh->comm;
     if (c->size == 1) return load_state(o->out_dir, p, m, v, rs, e);
     CltParams full;
@@ -890,7 +910,8 @@ static int load_state_sharded(const Options *o, const CltShard *sh, CltParams *p
         rs->silent = fsil;
         hdr[0] = load_state(o->out_dir, &full, fm, fv, rs, e);
         rs->silent = local_sil;
-        hdr[1] = (double)rs->step, hdr[2] = (double)rs->cur.epoch, hdr[3] = (double)rs->cur.pool, hdr[4] = (double)rs->cur.batch;
+        hdr[1] = (double)rs->step, hdr[2] = (double)rs->cur.epoch, hdr[3] = (double)rs->cur.pool,
+        hdr[4] = (double)rs->cur.batch;
         hdr[5] = rs->time_s;
     }
     int rc = comm_bcast(c, hdr, sizeof hdr, 0, e);
@@ -922,21 +943,44 @@ int main(int argc, char **argv) {
     int sub = clt_cmds_dispatch(argc, argv);  // synth, eval, eval-synth, report (libcommon/clt_cmds.c)
     if (sub >= 0) return sub;
     cli_standard(argc, argv, "clt-fit", USAGE);
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"features", required_argument, 0, 'F'},
-        {"batch", required_argument, 0, 'b'}, {"steps", required_argument, 0, 'n'},
-        {"lr", required_argument, 0, 'l'}, {"lambda", required_argument, 0, 'L'},
-        {"c", required_argument, 0, 'c'}, {"lambda-p", required_argument, 0, 'P'},
-        {"bandwidth", required_argument, 0, 'w'}, {"theta0", required_argument, 0, 't'},
-        {"warmup", required_argument, 0, 'W'}, {"pool-chunks", required_argument, 0, 'k'},
-        {"seed", required_argument, 0, 's'}, {"log-every", required_argument, 0, 'g'},
-        {"metrics", required_argument, 0, 'm'}, {"save-every", required_argument, 0, 'S'},
-        {"save-interval", required_argument, 0, 'I'}, {"override", required_argument, 0, 'O'},
-        {"resume", no_argument, 0, 'R'}, {"run-steps", required_argument, 0, 'r'},
-        {"activation", required_argument, 0, 'A'}, {"k", required_argument, 0, 'K'},
-        {"device", required_argument, 0, 'D'}, {"bf16", no_argument, 0, 'H'}, {0, 0, 0, 0}};
-    Options o = {.batch = 1024, .steps = 1000, .lr = 2e-4f, .lam = 1.0f, .c = 4.0f, .lam_p = 3e-6f, .eps = 2.0f,
-                 .theta0 = 0.1f, .warmup = -1, .pool_chunks = 8, .log_every = 50, .k = 32, .save_interval = 600};
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"features", required_argument, 0, 'F'},
+                                         {"batch", required_argument, 0, 'b'},
+                                         {"steps", required_argument, 0, 'n'},
+                                         {"lr", required_argument, 0, 'l'},
+                                         {"lambda", required_argument, 0, 'L'},
+                                         {"c", required_argument, 0, 'c'},
+                                         {"lambda-p", required_argument, 0, 'P'},
+                                         {"bandwidth", required_argument, 0, 'w'},
+                                         {"theta0", required_argument, 0, 't'},
+                                         {"warmup", required_argument, 0, 'W'},
+                                         {"pool-chunks", required_argument, 0, 'k'},
+                                         {"seed", required_argument, 0, 's'},
+                                         {"log-every", required_argument, 0, 'g'},
+                                         {"metrics", required_argument, 0, 'm'},
+                                         {"save-every", required_argument, 0, 'S'},
+                                         {"save-interval", required_argument, 0, 'I'},
+                                         {"override", required_argument, 0, 'O'},
+                                         {"resume", no_argument, 0, 'R'},
+                                         {"run-steps", required_argument, 0, 'r'},
+                                         {"activation", required_argument, 0, 'A'},
+                                         {"k", required_argument, 0, 'K'},
+                                         {"device", required_argument, 0, 'D'},
+                                         {"bf16", no_argument, 0, 'H'},
+                                         {0, 0, 0, 0}};
+    Options o = {.batch = 1024,
+                 .steps = 1000,
+                 .lr = 2e-4f,
+                 .lam = 1.0f,
+                 .c = 4.0f,
+                 .lam_p = 3e-6f,
+                 .eps = 2.0f,
+                 .theta0 = 0.1f,
+                 .warmup = -1,
+                 .pool_chunks = 8,
+                 .log_every = 50,
+                 .k = 32,
+                 .save_interval = 600};
     int given[N_RUN_KEYS] = {0};  // which run settings the command line sets
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:", opts, &li)) != -1) {
@@ -959,7 +1003,8 @@ int main(int argc, char **argv) {
             case 'S': o.save_every = cli_parse_int("--save-every", optarg, 1, INT64_MAX / 4); break;
             case 'I':
                 o.save_interval = cli_parse_double("--save-interval", optarg);
-                if (!(o.save_interval >= 0) || !isfinite(o.save_interval)) cli_usage_error("clt-fit", "--save-interval must be >= 0 seconds");
+                if (!(o.save_interval >= 0) || !isfinite(o.save_interval))
+                    cli_usage_error("clt-fit", "--save-interval must be >= 0 seconds");
                 break;
             case 'O': o.override = optarg; break;
             case 'R': o.resume = 1; break;
@@ -988,7 +1033,9 @@ int main(int argc, char **argv) {
         char key[64];
         snprintf(key, sizeof key, "%.*s", (int)(end ? end - q : (long)strlen(q)), q);
         if (strcmp(key, "shards") && (key_index(key) < 0 || !RUN_KEYS[key_index(key)].fixed))
-            cli_usage_error("clt-fit", "--override: '%s' is not a training setting (features, batch, steps, lr, lambda, ...; shards)", key);
+            cli_usage_error(
+                "clt-fit",
+                "--override: '%s' is not a training setting (features, batch, steps, lr, lambda, ...; shards)", key);
         q = end ? end + 1 : NULL;
     }
 
@@ -1001,8 +1048,10 @@ int main(int argc, char **argv) {
     char **shard_paths = argv + optind;
     if (o.resume) {
         int removed = 0;
-        if (access(o.out_dir, F_OK)) fatal("%s/train_state.safetensors: cannot open (no checkpoint to resume)", o.out_dir);
-        if (dir_txn_recover(o.out_dir, &removed, &e) || clt_checkpoint_verify(o.out_dir, &ckpt_step, &e) < 0) fatal_err(&e);
+        if (access(o.out_dir, F_OK))
+            fatal("%s/train_state.safetensors: cannot open (no checkpoint to resume)", o.out_dir);
+        if (dir_txn_recover(o.out_dir, &removed, &e) || clt_checkpoint_verify(o.out_dir, &ckpt_step, &e) < 0)
+            fatal_err(&e);
         if (removed) fprintf(stderr, "clt-fit: removed %d orphaned temporary file(s) from %s\n", removed, o.out_dir);
         run = run_config_apply(&o, given, &e);
         if (!run && e.msg[0]) fatal_err(&e);
@@ -1020,13 +1069,16 @@ int main(int argc, char **argv) {
     if (!o.resume) {  // a new run over an old one's checkpoint: say so (it is replaced at the first save)
         char sp[4200];
         snprintf(sp, sizeof sp, "%s/train_state.safetensors", o.out_dir);
-        if (!access(sp, F_OK)) warn("%s holds a checkpoint; this new run replaces it (--resume continues it instead)", o.out_dir);
+        if (!access(sp, F_OK))
+            warn("%s holds a checkpoint; this new run replaces it (--resume continues it instead)", o.out_dir);
     }
     if (!n_shards) cli_usage_error("clt-fit", "no activation shards given");
     if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
-    if (o.bf16 && !o.cuda) cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
-    if (o.cuda && o.act != CLT_JUMPRELU) cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
+    if (o.bf16 && !o.cuda)
+        cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
+    if (o.cuda && o.act != CLT_JUMPRELU)
+        cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
 #ifndef USE_CUDA
     if (o.cuda) fatal("--device cuda: this clt-fit was built without CUDA (nvcc not found at build time)");
 #endif
@@ -1075,7 +1127,8 @@ int main(int argc, char **argv) {
     const char *metrics_path = o.metrics_path ? o.metrics_path : metrics_default;
     FILE *mf = NULL;  // rank 0 logs; a resume first drops the rows logged after the checkpoint
     if (comm.rank == 0 && o.resume && clt_metrics_truncate(metrics_path, step, &e)) fatal_err(&e);
-    if (comm.rank == 0 && !(mf = fopen(metrics_path, o.resume ? "a" : "w"))) fatal("%s: cannot open the metrics file", metrics_path);
+    if (comm.rank == 0 && !(mf = fopen(metrics_path, o.resume ? "a" : "w")))
+        fatal("%s: cannot open the metrics file", metrics_path);
 
     FetchJob fetch[2];  // double buffer: the step's batch and the next one
     for (int i = 0; i < 2; i++) fetch[i] = (FetchJob){&D, B, alloc_rows(L, (size_t)B * d), alloc_rows(L, (size_t)B * d), cur};
@@ -1147,8 +1200,8 @@ int main(int argc, char **argv) {
         if (!isfinite(lt.total)) {
             char note[4400];
             kept_note(note, sizeof note, &o, ckpt_step);
-            fatal("step %lld: loss is %g (mse %g, sparsity %g, preact %g); %s", (long long)step, lt.total, lt.mse, lt.sparsity,
-                  lt.preact, note);
+            fatal("step %lld: loss is %g (mse %g, sparsity %g, preact %g); %s", (long long)step, lt.total, lt.mse,
+                  lt.sparsity, lt.preact, note);
         }
         // metrics accumulation
         acc.mse += lt.mse; acc.sparsity += lt.sparsity; acc.preact += lt.preact; acc.total += lt.total; acc.l0 += lt.l0;
@@ -1173,13 +1226,16 @@ int main(int argc, char **argv) {
             if (comm_allreduce_sum_f64(&comm, &dead_all, 1, &e) || comm_allreduce_sum_f64(&comm, l0_acc, (size_t)L, &e)) fatal_err(&e);
             dead = (int64_t)dead_all;
             if (mf) {  // rank 0
-                fprintf(mf, "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, \"preact\": %.6g, "
-                            "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"window\": %.4g, \"dead\": %lld, \"dead_frac\": %.6g, "
-                            "\"dead_window_tokens\": %lld, \"tokens_per_s\": %.1f, \"time_s\": %.3f, \"nmse\": [",
-                        (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n, acc.sparsity / acc_n,
-                        acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n, acc.window / acc_n, (long long)dead,
-                        (double)dead / ((double)L * F), (long long)window * B, (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9),
-                        time_base + now - t0);
+                fprintf(mf,
+                        "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, "
+                        "\"preact\": %.6g, "
+                        "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"window\": %.4g, \"dead\": %lld, "
+                        "\"dead_frac\": %.6g, "
+                        "\"dead_window_tokens\": %lld, \"tokens_per_s\": %.1f, \"time_s\": %.3f, \"nmse\": [",
+                        (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n,
+                        acc.sparsity / acc_n, acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n,
+                        acc.window / acc_n, (long long)dead, (double)dead / ((double)L * F), (long long)window * B,
+                        (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9), time_base + now - t0);
                 for (int k = 0; k < L; k++) fprintf(mf, "%s%.5g", k ? ", " : "", var_acc[k] > 0 ? err_acc[k] / var_acc[k] : 0);
                 fprintf(mf, "], \"l0_per_layer\": [");
                 for (int k = 0; k < L; k++) fprintf(mf, "%s%.4g", k ? ", " : "", l0_acc[k] / acc_n);
@@ -1196,12 +1252,14 @@ int main(int argc, char **argv) {
         // checkpoints: every --save-every steps, every --save-interval seconds, and on a signal
         // (then the loop ends and the final save below writes it); the ranks agree on the time
         // and the signal through rank 0's clock and any rank's signal
-        double flags[2] = {comm.rank == 0 && o.save_interval > 0 && now_seconds() - t_saved >= o.save_interval, stop_signal};
+        double flags[2] = {comm.rank == 0 && o.save_interval > 0 && now_seconds() - t_saved >= o.save_interval,
+                           stop_signal};
         if (comm.size > 1 && comm_allreduce_sum_f64(&comm, flags, 2, &e)) fatal_err(&e);
         int by_steps = o.save_every && (step + 1) % o.save_every == 0;
         if ((by_steps || flags[0] > 0) && !(flags[1] > 0) && step + 1 < stop) {
             trainer_sync_host(&T);
-            for (size_t i = 0; i < (size_t)L * Fl; i++) rs.silent[i] = fminf((float)(step + 1 - last_fired[i]), SILENT_CAP);
+            for (size_t i = 0; i < (size_t)L * Fl; i++)
+                rs.silent[i] = fminf((float)(step + 1 - last_fired[i]), SILENT_CAP);
             rs.step = step + 1, rs.cur = cur, rs.time_s = time_base + now_seconds() - t0;
             save_checkpoint(&o, &D, &sh, &p, m, v, &rs, run_json, &ckpt_step);
             t_saved = now_seconds();
@@ -1224,11 +1282,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
                 (long long)o.steps, B, L, F, now_seconds() - t0);
     if (comm.rank == 0 && stopped_by)
-        fprintf(stderr, "clt-fit: stopped by %s; checkpoint at step %lld in %s; continue with `clt-fit --resume -o %s`\n",
+        fprintf(stderr,
+                "clt-fit: stopped by %s; checkpoint at step %lld in %s; continue with `clt-fit --resume -o %s`\n",
                 stopped_by == SIGINT ? "SIGINT" : "SIGTERM", (long long)step, o.out_dir, o.out_dir);
     if (mf && fclose(mf)) fatal("%s: write error: %s", metrics_path, strerror(errno));
     for (int i = 0; i < 2; i++) free_rows(fetch[i].x, L), free_rows(fetch[i].y, L);
-    free(m); free(v); free(last_fired); free(err_acc); free(var_acc); free(l0_acc); free(rs.silent); free(run_json);
+    free(m);
+    free(v);
+    free(last_fired);
+    free(err_acc);
+    free(var_acc);
+    free(l0_acc);
+    free(rs.silent);
+    free(run_json);
     free(st.err); free(st.var); free(st.active); free(st.fired);
     if (shard_paths != argv + optind) free(shard_paths);
     json_decref(run);
