@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "clt.h"
@@ -12,6 +13,7 @@
 #include "clt_report.h"
 #include "clt_synth.h"
 #include "err.h"
+#include "fileio.h"
 
 static const char SYNTH_USAGE[] =
     "usage: clt-fit synth -o OUT.acts --layers L --d D --features F --tokens N [options]\n"
@@ -68,20 +70,36 @@ static const char EVAL_SYNTH_USAGE[] =
     "  -h, --help\n";
 
 static const char REPORT_USAGE[] =
-    "usage: clt-fit report METRICS.jsonl [-o REPORT.html]\n"
+    "usage: clt-fit report METRICS.jsonl... [-o REPORT.html] [--watch SEC]\n"
     "\n"
     "Writes one self-contained HTML file (inline SVG, no scripts, no network) with the training\n"
-    "curves of a clt-fit metrics log: loss and its terms, NMSE per layer, L0 per layer, dead\n"
-    "features, the lambda and learning-rate schedules, tokens/s; and the final values.\n"
+    "curves of clt-fit metrics logs: loss and its terms, NMSE and L0 per layer (a layer x step\n"
+    "heatmap past 8 layers), dead features (silent over the last 1M tokens, or all seen so far),\n"
+    "the lambda and learning-rate schedules, tokens/s; hovering a point shows its value and wall\n"
+    "clock. Tables: the final values, the run's settings (run.json beside the log) and held-out\n"
+    "results (eval.json beside it: `clt-fit eval DIR ACTS -o DIR/eval.json`). TopK runs draw only\n"
+    "what they have. Several logs are overlaid, one line per run, their settings side by side.\n"
     "\n"
     "options:\n"
-    "  -o, --output FILE    the report (default: METRICS with .html for .jsonl)\n"
+    "  -o, --output FILE    the report (default: the first METRICS with .html for .jsonl)\n"
+    "  --watch SEC          rewrite the report every SEC seconds while a run trains; the page\n"
+    "                       reloads itself meanwhile\n"
     "  -h, --help\n";
 
-static FILE *open_json_out(const char *path) { return path ? cli_open_out(path) : stdout; }
-static void close_json_out(FILE *f, const char *path) {
-    if (f != stdout) fcloseCheck(f, path);
-    else fflush(stdout);
+// -o FILE: written to FILE.tmp.<pid> and renamed into place when complete (a device in place) (a report reading
+// DIR/eval.json meanwhile sees the old one or the new one, never half of it); else stdout.
+static FILE *open_json_out(const char *path, char *tmp, size_t n) {
+    tmp[0] = 0;
+    if (!path || !strcmp(path, "-")) return stdout;
+    if (is_special_file(path)) return fopenCheck(path, "wb");  // a device: in place
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    return fopenCheck(tmp, "wb");
+}
+static void close_json_out(FILE *f, const char *path, const char *tmp) {
+    Error e;
+    int rc = finish_output(&f, tmp[0] ? tmp : NULL, path ? path : "stdout", &e);
+    if (!rc && f && f != stdout && fclose(f)) rc = err_set(&e, "%s: write error", path);
+    if (rc) fatal_err(&e);
 }
 
 static void print_darray(FILE *f, const double *v, int n) {
@@ -183,7 +201,8 @@ static int cmd_eval(int argc, char **argv) {
     int have_hook = !clt_config_input_hook(dir, hook, sizeof hook);
     CltEvalResult r;
     if (clt_eval_shards(&p, have_hook ? hook : NULL, argv + optind + 1, argc - optind - 1, batch, &r, &e)) fatal_err(&e);
-    FILE *f = open_json_out(out);
+    char tmp[4200];
+    FILE *f = open_json_out(out, tmp, sizeof tmp);
     fprintf(f, "{\n  \"clt\": ");
     print_json_string(f, dir);
     fprintf(f, ",\n  \"layers\": %d,\n  \"d_model\": %d,\n  \"features\": %d,\n  \"shards\": [", p.L, p.d, p.F);
@@ -194,7 +213,7 @@ static int cmd_eval(int argc, char **argv) {
     fprintf(f, "],\n");
     clt_eval_print_members(f, &r, 2);
     fprintf(f, "\n}\n");
-    close_json_out(f, out);
+    close_json_out(f, out, tmp);
     clt_eval_result_free(&r);
     clt_params_free(&p);
     return 0;
@@ -224,7 +243,8 @@ static int cmd_eval_synth(int argc, char **argv) {
     double planted = 0, learned = 0;
     for (int l = 0; l < m.L; l++) planted += m.l0[l] / m.L;
     for (int l = 0; n_acts && l < m.L; l++) learned += r.l0[l] / m.L;
-    FILE *f = open_json_out(out);
+    char tmp[4200];
+    FILE *f = open_json_out(out, tmp, sizeof tmp);
     fprintf(f, "{\n  \"clt\": ");
     print_json_string(f, dir);
     fprintf(f, ",\n  \"truth\": ");
@@ -244,7 +264,7 @@ static int cmd_eval_synth(int argc, char **argv) {
         fprintf(f, "\n  }");
     }
     fprintf(f, "\n}\n");
-    close_json_out(f, out);
+    close_json_out(f, out, tmp);
     if (n_acts) clt_eval_result_free(&r);
     synth_recovery_free(&rec);
     synth_model_free(&m);
@@ -256,14 +276,16 @@ static int cmd_eval_synth(int argc, char **argv) {
 
 static int cmd_report(int argc, char **argv) {
     cli_standard(argc, argv, "clt-fit report", REPORT_USAGE);
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"output", required_argument, 0, 'o'}, {"watch", required_argument, 0, 'w'}, {0, 0, 0, 0}};
     const char *out = NULL;
-    int ch;
+    int ch, watch = 0;
     while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         if (ch == 'o') out = optarg;
+        else if (ch == 'w') watch = (int)cli_parse_int("--watch", optarg, 1, 86400);
         else cli_usage_error("clt-fit report", "bad option");
     }
-    if (argc - optind != 1) cli_usage_error("clt-fit report", "expected one METRICS.jsonl");
+    if (argc - optind < 1) cli_usage_error("clt-fit report", "expected at least one METRICS.jsonl");
     const char *in = argv[optind];
     char def[4096];
     if (!out) {
@@ -272,8 +294,14 @@ static int cmd_report(int argc, char **argv) {
         snprintf(def, sizeof def, "%.*s.html", (int)(jsonl ? n - 6 : n), in);
         out = def;
     }
+    if (watch && !strcmp(out, "-")) cli_usage_error("clt-fit report", "--watch writes a file, not stdout");
     Error e;
-    if (clt_report_write(in, out, &e)) fatal_err(&e);
+    for (int running = 1; running;) {
+        if (clt_report_write((const char *const *)argv + optind, argc - optind, out, watch, &running, &e))
+            fatal_err(&e);
+        if (!watch) break;
+        if (running) sleep((unsigned)watch);
+    }
     if (strcmp(out, "-")) fprintf(stderr, "clt-fit report: wrote %s\n", out);
     return 0;
 }

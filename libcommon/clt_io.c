@@ -1,12 +1,17 @@
 #include "clt_io.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crc32c.h"
+#include "fileio.h"
 #include "safetensors.h"
 
 const char *clt_input_hook(const char *shard_hook) {
@@ -28,23 +33,33 @@ void clt_model_name(const char *model_id, char *buf, size_t n) {
     snprintf(buf, n, "%.*s", (int)(len - start), model_id + start);
 }
 
-// A YAML double-quoted scalar: backslash and quote escaped, control characters dropped.
-static void yaml_str(FILE *f, const char *key, const char *v) {
-    fprintf(f, "%s: \"", key);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"' || *p == '\\') fputc('\\', f);
-        if ((unsigned char)*p >= 0x20) fputc(*p, f);
+// Appends `key: "v"` (a YAML double-quoted scalar: backslash and quote escaped, control characters
+// dropped) to buf (cap bytes, n used); returns the new length (>= cap when it did not fit).
+static int yaml_str(char *buf, size_t cap, int n, const char *key, const char *v) {
+    if (n < (int)cap) n += snprintf(buf + n, cap - (size_t)n, "%s: \"", key);
+    for (const char *p = v; *p && n < (int)cap - 3; p++) {
+        if (*p == '"' || *p == '\\') buf[n++] = '\\';
+        if ((unsigned char)*p >= 0x20) buf[n++] = *p;
     }
-    fputs("\"\n", f);
+    if (n < (int)cap) n += snprintf(buf + n, cap - (size_t)n, "\"\n");
+    return n;
 }
 
-int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info, Error *e) {
-    if (mkdir(dir, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
+// The first value of v (n,) that is not finite (or, thresholds, not in (0, inf)): its index, or -1.
+static int64_t first_bad(const float *v, size_t n, int positive) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]) || (positive && !(v[i] > 0))) return (int64_t)i;
+    return -1;
+}
+
+// The circuit-tracer files of p, normalization folded in, into dir.
+static int write_clt_files(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
+                           const CltSaveInfo *info, Error *e) {
     int L = p->L, d = p->d, F = p->F;
     float *enc = xmalloc((size_t)F * d * sizeof(float)), *benc = xmalloc((size_t)F * sizeof(float));
     float *thr = xmalloc((size_t)F * sizeof(float)), *bdec = xmalloc((size_t)d * sizeof(float));
     float *dec = xmalloc((size_t)F * L * d * sizeof(float));
-    char path[4096], name_enc[32], name_benc[32], name_bdec[32], name_thr[32], name_dec[32];
+    char path[4400], name_enc[32], name_benc[32], name_bdec[32], name_thr[32], name_dec[32];
     int rc = 0;
     for (int l = 0; l < L && !rc; l++) {
         // h = W_enc (s_in x) + b: the scale moves into W_enc; thresholds and biases stay
@@ -66,6 +81,18 @@ int clt_save(const char *dir, const CltParams *p, const float *s_in, const float
         snprintf(name_bdec, sizeof name_bdec, "b_dec_%d", l);
         snprintf(name_thr, sizeof name_thr, "threshold_%d", l);
         snprintf(name_dec, sizeof name_dec, "W_dec_%d", l);
+        // a diverged run must not leave a checkpoint that looks good (an exp(log θ) overflow is a
+        // threshold of inf or 0 although log θ itself is finite)
+        const char *names[5] = {name_enc, name_benc, name_bdec, name_thr, name_dec};
+        const float *vals[5] = {enc, benc, bdec, thr, dec};
+        size_t lens[5] = {(size_t)F * d, (size_t)F, (size_t)d, (size_t)F, (size_t)F * row};
+        for (int t = 0; t < 5 && !rc; t++) {
+            int64_t bad = first_bad(vals[t], lens[t], vals[t] == thr);
+            if (bad >= 0)
+                rc = err_set(e, "%s: not saving a CLT with %s[%lld] = %g", dir, names[t], (long long)bad,
+                             (double)vals[t][bad]);
+        }
+        if (rc) break;
         StWriteTensor te[4] = {
             {name_enc, ST_F32, 2, {F, d}, enc}, {name_benc, ST_F32, 1, {F}, benc},
             {name_bdec, ST_F32, 1, {d}, bdec},  {name_thr, ST_F32, 1, {F}, thr}};
@@ -78,36 +105,171 @@ int clt_save(const char *dir, const CltParams *p, const float *s_in, const float
     }
     free(enc); free(benc); free(thr); free(bdec); free(dec);
     if (rc) return -1;
-    // config.yaml, atomically
-    snprintf(path, sizeof path, "%s/config.yaml.tmp.%d", dir, (int)getpid());
-    FILE *f = fopen(path, "w");
-    if (!f) return err_set(e, "%s: cannot create: %s", path, strerror(errno));
-    fprintf(f, "model_kind: cross_layer_transcoder\n");
-    char hash[17] = "", scan[512];
+    char cfg[4096], hash[17] = "", scan[512];
+    int n = snprintf(cfg, sizeof cfg, "model_kind: cross_layer_transcoder\n");
     if (info && info->model_hash) snprintf(hash, sizeof hash, "%016llx", (unsigned long long)info->model_hash);
-    if (info && info->model_name && *info->model_name) yaml_str(f, "model_name", info->model_name);
-    if (*hash) yaml_str(f, "model_hash", hash);
+    if (info && info->model_name && *info->model_name) n = yaml_str(cfg, sizeof cfg, n, "model_name", info->model_name);
+    if (*hash) n = yaml_str(cfg, sizeof cfg, n, "model_hash", hash);
     // scan names the feature set (circuit-tracer's graph files need one): model, width, model hash
     const char *name = info && info->model_name && *info->model_name ? info->model_name : "model";
-    snprintf(scan, sizeof scan, "%s-clt-%d%s%.8s", name, F, *hash ? "-" : "", hash);
-    yaml_str(f, "scan", info && info->scan ? info->scan : scan);
-    yaml_str(f, "feature_input_hook", info && info->input_hook ? info->input_hook : "hook_resid_mid");
-    yaml_str(f, "feature_output_hook", info && info->output_hook ? info->output_hook : "hook_mlp_out");
+    snprintf(scan, sizeof scan, "%.400s-clt-%d%s%.8s", name, F, *hash ? "-" : "", hash);
+    n = yaml_str(cfg, sizeof cfg, n, "scan", info && info->scan ? info->scan : scan);
+    n = yaml_str(cfg, sizeof cfg, n, "feature_input_hook", info && info->input_hook ? info->input_hook : "hook_resid_mid");
+    n = yaml_str(cfg, sizeof cfg, n, "feature_output_hook", info && info->output_hook ? info->output_hook : "hook_mlp_out");
     if (info && info->trained_as)  // a comment: circuit-tracer's loader must not see an unknown key
-        fprintf(f, "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n", info->trained_as);
-    fprintf(f, "activation: jumprelu\nn_layers: %d\nd_model: %d\nd_transcoder: %d\n", L, d, F);
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    char final_path[4096];
-    snprintf(final_path, sizeof final_path, "%s/config.yaml", dir);
-    if (bad || rename(path, final_path)) {
-        remove(path);
-        return err_set(e, "%s: write failed", final_path);
+        n += snprintf(cfg + n, sizeof cfg - (size_t)n,
+                      "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n",
+                      info->trained_as);
+    n += snprintf(cfg + n, sizeof cfg - (size_t)n,
+                  "activation: jumprelu\nn_layers: %d\nd_model: %d\nd_transcoder: %d\n", L, d, F);
+    if (n >= (int)sizeof cfg - 1) return err_set(e, "%s/config.yaml: model name too long", dir);
+    return write_text_atomic(dir, "config.yaml", cfg, e);
+}
+
+// CRC-32C and size of a file, read in blocks.
+static int file_crc(const char *path, uint32_t *crc, uint64_t *bytes, Error *e) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 20;
+    uint8_t *buf = xmalloc(cap);
+    uint32_t c = 0;
+    uint64_t n = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf, cap);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) rc = err_set(e, "%s: read error: %s", path, strerror(errno));
+        if (got <= 0) break;
+        c = crc32c_update(c, buf, (size_t)got);
+        n += (uint64_t)got;
     }
-    return 0;
+    free(buf);
+    close(fd);
+    *crc = c;
+    *bytes = n;
+    return rc;
+}
+
+#define MANIFEST "checkpoint.json"
+
+// checkpoint.json in dir: the step and the size and CRC of every other file there.
+static int write_manifest(const char *dir, int64_t step, Error *e) {
+    json_t *root = json_object(), *files = json_object();
+    json_object_set_new(root, "format", json_string("cltkit-checkpoint"));
+    if (step >= 0) json_object_set_new(root, "step", json_integer(step));
+    json_object_set_new(root, "files", files);
+    DIR *d = opendir(dir);
+    int rc = d ? 0 : err_set(e, "%s: cannot open directory: %s", dir, strerror(errno));
+    struct dirent *de;
+    char path[4400];
+    if (strlen(dir) > 4000) rc = err_set(e, "%s: path too long", dir);
+    while (!rc && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || !strcmp(de->d_name, MANIFEST)) continue;
+        snprintf(path, sizeof path, "%.4000s/%.255s", dir, de->d_name);
+        uint32_t crc;
+        uint64_t bytes;
+        if ((rc = file_crc(path, &crc, &bytes, e))) break;
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08x", crc);
+        json_object_set_new(files, de->d_name, json_pack("{s:I,s:s}", "bytes", (json_int_t)bytes, "crc32c", hex));
+    }
+    if (d) closedir(d);
+    char *text = rc ? NULL : json_dumps(root, JSON_INDENT(1) | JSON_SORT_KEYS);
+    if (!rc) {
+        size_t n = strlen(text);
+        text = xrealloc(text, n + 2);
+        memcpy(text + n, "\n", 2);
+        rc = write_text_atomic(dir, MANIFEST, text, e);
+    }
+    free(text);
+    json_decref(root);
+    return rc;
+}
+
+int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
+                        const CltSaveInfo *info, int64_t step, CltExtraWriter extra, void *ctx, Error *e) {
+    DirTxn t;
+    if (dir_txn_begin(&t, dir, e)) return -1;
+    int rc = write_clt_files(t.stage, p, s_in, s_out, info, e);
+    if (!rc && extra) rc = extra(t.stage, ctx, e);
+    if (!rc) rc = write_manifest(t.stage, step, e);
+    if (rc) {
+        dir_txn_abort(&t);
+        return -1;
+    }
+    return dir_txn_commit(&t, e);
+}
+
+int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info,
+             Error *e) {
+    return clt_save_checkpoint(dir, p, s_in, s_out, info, -1, NULL, NULL, e);
+}
+
+// Files a checkpoint consists of (those an unlisted one would mix into it).
+static int checkpoint_file(const char *name) {
+    int n = 0;
+    if (sscanf(name, "W_enc_%*d.safetensors%n", &n) >= 0 && n && !name[n]) return 1;
+    n = 0;
+    if (sscanf(name, "W_dec_%*d.safetensors%n", &n) >= 0 && n && !name[n]) return 1;
+    return !strcmp(name, "config.yaml") || !strcmp(name, "train_state.safetensors") || !strcmp(name, "run.json");
+}
+
+int clt_checkpoint_verify(const char *dir, int64_t *step, Error *e) {
+    if (step) *step = -1;
+    if (dir_txn_pending(dir))
+        return err_set(
+            e,
+            "%s: a checkpoint switch was interrupted (the files are a mixture; %s/.cltkit-commit holds the new set): "
+            "`clt-fit --resume -o %s` finishes it",
+            dir, dir, dir);
+    char path[4400];
+    snprintf(path, sizeof path, "%s/" MANIFEST, dir);
+    if (access(path, F_OK)) return 1;
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    json_t *files = json_object_get(root, "files"), *js = json_object_get(root, "step");
+    int rc = 0;
+    if (!root || !json_is_object(files) || (js && !json_is_integer(js)))
+        rc = err_set(e, "%s: not a checkpoint manifest%s%s", path, root ? "" : ": ", root ? "" : je.text);
+    const char *name;
+    json_t *ent;
+    json_object_foreach(files, name, ent) {
+        if (rc) break;
+        json_t *jb = json_object_get(ent, "bytes"), *jc = json_object_get(ent, "crc32c");
+        if (!json_is_integer(jb) || !json_is_string(jc) || strchr(name, '/')) {
+            rc = err_set(e, "%s: malformed entry \"%s\"", path, name);
+            break;
+        }
+        char fpath[4400];
+        snprintf(fpath, sizeof fpath, "%s/%s", dir, name);
+        uint32_t crc;
+        uint64_t bytes;
+        if (file_crc(fpath, &crc, &bytes, e)) {
+            rc = err_set(e, "%s: listed in %s but %s", fpath, MANIFEST, access(fpath, F_OK) ? "missing" : "unreadable");
+            break;
+        }
+        char hex[16];
+        snprintf(hex, sizeof hex, "%08x", crc);
+        if (bytes != (uint64_t)json_integer_value(jb) || strcmp(hex, json_string_value(jc)))
+            rc = err_set(e,
+                         "%s: does not match %s (%llu bytes, CRC %s; listed: %lld bytes, CRC %s): the checkpoint's "
+                         "files are a mixture",
+                         fpath, MANIFEST, (unsigned long long)bytes, hex, (long long)json_integer_value(jb),
+                         json_string_value(jc));
+    }
+    DIR *d = rc ? NULL : opendir(dir);
+    struct dirent *de;
+    while (d && !rc && (de = readdir(d)))
+        if (checkpoint_file(de->d_name) && !json_object_get(files, de->d_name))
+            rc = err_set(e, "%s/%s: not part of the checkpoint (%s does not list it)", dir, de->d_name, MANIFEST);
+    if (d) closedir(d);
+    if (!rc && step && js) *step = (int64_t)json_integer_value(js);
+    json_decref(root);
+    return rc ? -1 : 0;
 }
 
 int clt_load(const char *dir, CltParams *p, Error *e) {
+    if (clt_checkpoint_verify(dir, NULL, e) < 0) return -1;
     char path[4096], name[64];
     int L = 0;
     for (;; L++) {

@@ -32,9 +32,20 @@ const char *clt_shard_hook(const char *input_hook);
 // The model's name from a shard's model_id (a path for fwd-acts): its last path component.
 void clt_model_name(const char *model_id, char *buf, size_t n);
 
-// Writes the checkpoint into dir (created if missing); each file is written atomically and
-// config.yaml last. s_in/s_out (L,) may be NULL (no normalization).
+// Writes a checkpoint into dir (created if missing) as one set (fileio.h DirTxn): W_enc_{l},
+// W_dec_{l}, config.yaml, whatever extra (may be NULL) writes into the staging directory it is
+// given, and checkpoint.json (step, and every file's size and CRC-32C), all switched in together, so
+// dir never holds files of two checkpoints. Every value written must be finite and every threshold
+// in (0, inf): otherwise an error names the first bad value and dir is left as it was.
+// s_in/s_out (L,) may be NULL (no normalization); step < 0 leaves it out of checkpoint.json.
+typedef int (*CltExtraWriter)(const char *stage_dir, void *ctx, Error *e);
+int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
+                        const CltSaveInfo *info, int64_t step, CltExtraWriter extra, void *ctx, Error *e);
 int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info, Error *e);
+// Checks dir's checkpoint.json: every file it lists has its size and CRC-32C, no CLT or train-state
+// file beside them is unlisted, and no interrupted switch is pending. 0: verified (*step, may be
+// NULL, its step or -1); 1: no checkpoint.json (a CLT from elsewhere: nothing to check); -1: error.
+int clt_checkpoint_verify(const char *dir, int64_t *step, Error *e);
 // Loads a checkpoint in that layout (any float dtype) into p (allocated here; thresholds become
-// log θ). Missing threshold_{l} (a ReLU CLT) is an error for now.
+// log θ), after clt_checkpoint_verify. Missing threshold_{l} (a ReLU CLT) is an error for now.
 int clt_load(const char *dir, CltParams *p, Error *e);

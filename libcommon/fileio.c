@@ -1,6 +1,9 @@
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,4 +104,132 @@ int finish_output(FILE **f, const char *tmp_path, const char *path, Error *e) {
 int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e) {
     if (stored == computed) return 0;
     return err_set(e, "%s: %s checksum mismatch (stored 0x%08x, computed 0x%08x)", path, what, stored, computed);
+}
+
+// ---- multi-file outputs ------------------------------------------------------------------------
+
+#define TXN_COMMIT ".cltkit-commit"
+#define TXN_STAGE ".cltkit-staging."
+
+static int fsync_dir(const char *dir, Error *e) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return err_set(e, "%s: cannot open directory: %s", dir, strerror(errno));
+    int rc = fsync(fd) && errno != EINVAL ? err_set(e, "%s: fsync failed: %s", dir, strerror(errno)) : 0;
+    close(fd);
+    return rc;
+}
+
+// Removes a flat directory (our staging directories hold files only).
+static void remove_flat_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *de;
+        char path[4500];
+        while ((de = readdir(d)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+                snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+                unlink(path);
+            }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+// Moves every file of src into dir (replacing), then removes src.
+static int move_all(const char *src, const char *dir, Error *e) {
+    DIR *d = opendir(src);
+    if (!d) return err_set(e, "%s: cannot open directory: %s", src, strerror(errno));
+    struct dirent *de;
+    char from[4500], to[4500];
+    int rc = 0;
+    while (!rc && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(from, sizeof from, "%s/%s", src, de->d_name);
+        snprintf(to, sizeof to, "%s/%s", dir, de->d_name);
+        if (rename(from, to)) rc = err_set(e, "%s: cannot move %s into place: %s", to, from, strerror(errno));
+    }
+    closedir(d);
+    if (!rc && rmdir(src)) rc = err_set(e, "%s: cannot remove: %s", src, strerror(errno));
+    if (!rc) rc = fsync_dir(dir, e);
+    return rc;
+}
+
+// The pid in a name ending in ".<digits>" after prefix-free text, or -1.
+static long trailing_pid(const char *name, const char *marker) {
+    const char *m = strstr(name, marker);
+    if (!m) return -1;
+    const char *p = m + strlen(marker);
+    while (strstr(p, marker)) p = strstr(p, marker) + strlen(marker);  // the last occurrence
+    if (!*p) return -1;
+    char *end;
+    long pid = strtol(p, &end, 10);
+    return *end || pid <= 0 ? -1 : pid;
+}
+
+static int pid_gone(long pid) { return pid == (long)getpid() || (kill((pid_t)pid, 0) && errno == ESRCH); }
+
+int dir_txn_pending(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" TXN_COMMIT, dir);
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+int dir_txn_recover(const char *dir, int *removed, Error *e) {
+    if (removed) *removed = 0;
+    char path[4500];
+    if (dir_txn_pending(dir)) {
+        snprintf(path, sizeof path, "%s/" TXN_COMMIT, dir);
+        if (move_all(path, dir, e)) return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) return err_set(e, "%s: cannot open directory: %s", dir, strerror(errno));
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long stage_pid = strncmp(de->d_name, TXN_STAGE, strlen(TXN_STAGE)) ? -1 : trailing_pid(de->d_name, TXN_STAGE);
+        long tmp_pid = stage_pid > 0 ? -1 : trailing_pid(de->d_name, ".tmp.");
+        if ((stage_pid < 0 && tmp_pid < 0) || !pid_gone(stage_pid > 0 ? stage_pid : tmp_pid)) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (stage_pid > 0) remove_flat_dir(path);
+        else unlink(path);
+        if (removed) (*removed)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int dir_txn_begin(DirTxn *t, const char *dir, Error *e) {
+    if ((size_t)snprintf(t->dir, sizeof t->dir, "%s", dir) >= sizeof t->dir)
+        return err_set(e, "%s: path too long", dir);
+    if (mkdir(dir, 0777) && errno != EEXIST) return err_set(e, "%s: cannot create directory: %s", dir, strerror(errno));
+    struct stat sb;
+    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode)) return err_set(e, "%s: not a directory", dir);
+    if (dir_txn_recover(dir, NULL, e)) return -1;  // an interrupted switch, orphans of killed writers
+    snprintf(t->stage, sizeof t->stage, "%s/" TXN_STAGE "%ld", dir, (long)getpid());
+    remove_flat_dir(t->stage);  // a leftover of an earlier process with our pid
+    if (mkdir(t->stage, 0777)) return err_set(e, "%s: cannot create directory: %s", t->stage, strerror(errno));
+    return 0;
+}
+
+int dir_txn_commit(DirTxn *t, Error *e) {
+    char commit[4200];
+    snprintf(commit, sizeof commit, "%s/" TXN_COMMIT, t->dir);
+    if (fsync_dir(t->stage, e)) {
+        dir_txn_abort(t);
+        return -1;
+    }
+    if (rename(t->stage, commit)) {
+        int rc = err_set(e, "%s: cannot rename %s: %s", commit, t->stage, strerror(errno));
+        dir_txn_abort(t);
+        return rc;
+    }
+    if (fsync_dir(t->dir, e)) return -1;
+    return move_all(commit, t->dir, e);
+}
+
+void dir_txn_abort(DirTxn *t) { remove_flat_dir(t->stage); }
+
+int is_special_file(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && !S_ISREG(sb.st_mode);
 }

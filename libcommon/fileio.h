@@ -25,3 +25,27 @@ int pread_full(int fd, void *dst, size_t len, uint64_t off, const char *path, Er
 int finish_output(FILE **f, const char *tmp_path, const char *path, Error *e);
 // "<path>: <what> checksum mismatch (stored 0x..., computed 0x...)" unless they are equal.
 int check_crc(const char *path, const char *what, uint32_t stored, uint32_t computed, Error *e);
+
+// A multi-file output (a CLT checkpoint, a converted model) switched into a directory as one set.
+// The files are written into a fresh staging directory, dir/.cltkit-staging.<pid>; dir_txn_commit
+// fsyncs it and renames it to dir/.cltkit-commit (the one rename that commits the set), then moves
+// its files into dir and removes it. Killed before that rename: dir is untouched. Killed after it:
+// dir/.cltkit-commit holds the complete new set, readers refuse dir (dir_txn_pending) and
+// dir_txn_recover finishes the switch.
+typedef struct {
+    char dir[4096], stage[4200];
+} DirTxn;
+// Creates dir if missing, recovers it (dir_txn_recover), then makes a fresh staging directory.
+int dir_txn_begin(DirTxn *t, const char *dir, Error *e);
+int dir_txn_commit(DirTxn *t, Error *e);
+// Removes the staging directory and what was written into it.
+void dir_txn_abort(DirTxn *t);
+// Finishes an interrupted switch, then removes the orphans of killed writers: files named
+// "*.tmp.<pid>" and staging directories of processes that no longer run. *removed (may be NULL)
+// counts the orphans.
+int dir_txn_recover(const char *dir, int *removed, Error *e);
+// 1 when dir holds a set whose switch was interrupted (its files are a mixture), else 0.
+int dir_txn_pending(const char *dir);
+// 1 when path exists and is not a regular file (a device such as /dev/stdout or /dev/full, a
+// FIFO): an output there is written in place, never through a temporary file renamed over it.
+int is_special_file(const char *path);

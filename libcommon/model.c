@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "safetensors.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -506,6 +507,12 @@ static int hash_file(const char *path, uint64_t *h, Error *e) {
 
 int model_load(Model *m, const char *dir, Error *e) {
     memset(m, 0, sizeof *m);
+    if (dir_txn_pending(dir))  // a converter was killed while switching its files in: a mixture
+        return err_set(
+            e,
+            "%s: an interrupted conversion left a mixture of old and new files (the new set is in %s/.cltkit-commit); "
+            "run the converter again",
+            dir, dir);
     m->dir = xstrdup(dir);
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);

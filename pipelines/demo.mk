@@ -73,8 +73,8 @@ $(OUT)/clt/config.yaml: $(OUT)/train.done
 	$(BIN)/clt-fit -o $(OUT)/clt --features 256 --batch 512 --steps $(CLT_STEPS) --lr 2e-3 --lambda 0.5 --log-every 25 \
 	    $(OUT)/train.[0-8].acts
 $(OUT)/clt/eval.json: $(OUT)/clt/config.yaml $(OUT)/heldout.acts
-	$(BIN)/clt-fit eval $(OUT)/clt $(OUT)/heldout.acts > $@
-$(OUT)/report.html: $(OUT)/clt/config.yaml
+	$(BIN)/clt-fit eval $(OUT)/clt $(OUT)/heldout.acts -o $@
+$(OUT)/report.html: $(OUT)/clt/config.yaml $(OUT)/clt/eval.json  # the report shows eval.json beside the log
 	$(BIN)/clt-fit report $(OUT)/clt/metrics.jsonl -o $@
 
 clean:

@@ -72,7 +72,8 @@ $(OUT)/clt/done: $(TRAIN_ACTS)
 # held-out NMSE, L0 and dead features of the trained CLT
 clt-eval: $(OUT)/clt/eval.json
 $(OUT)/clt/eval.json: $(OUT)/clt/done $(HELD_ACTS)
-	$(BIN)/clt-fit eval $(OUT)/clt $(HELD_ACTS) > $@.tmp && mv $@.tmp $@
+	$(BIN)/clt-fit eval $(OUT)/clt $(HELD_ACTS) -o $@
+	$(BIN)/clt-fit report $(OUT)/clt/metrics.jsonl -o $(OUT)/clt/report.html  # now with the held-out results
 
 eval: $(OUT)/tokens/part0.tok
 	$(BIN)/fwd-acts -m $(MODEL_DIR) --eval --ctx $(CTX) --batch $(BATCH) $<

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """compare_clt.py A B TOL [norm]: two CLT checkpoint directories (formats/clt.md) hold the same
-files with the same safetensors headers (names, shapes, offsets, metadata) and config.yaml, and
+files with the same safetensors headers (names, shapes, offsets, metadata but the train state's
+time_s) and config.yaml, and
 every tensor is within TOL·max|b| (TOL 0: bitwise); with "norm", ‖a−b‖₂ ≤ TOL·‖b‖₂ per tensor.
 Prints the worst tensor; exits non-zero (AssertionError) past TOL. Standard library only (CI has
 no numpy). Used by tests/test_clt_mpi.sh and tests/gpu_test_clt_fit.sh."""
@@ -16,7 +17,9 @@ def load(path):
         if k == "__metadata__": continue
         s, e = v["data_offsets"]
         t = array.array("f"); t.frombytes(raw[8 + n + s:8 + n + e]); out[k] = t
-    return raw[:8 + n], out
+    meta = head.get("__metadata__", {})
+    meta.pop("time_s", None)  # the train state's wall-clock: differs between any two runs
+    return json.dumps(head, sort_keys=True), out
 files = sorted(f for f in os.listdir(a) if f.endswith(".safetensors"))
 assert files == sorted(f for f in os.listdir(b) if f.endswith(".safetensors")), "different files"
 assert open(f"{a}/config.yaml").read() == open(f"{b}/config.yaml").read(), "config.yaml differs"

@@ -63,15 +63,25 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_error clt_fit_cuda_unavailable "--device cuda: (no CUDA device|this clt-fit was built without CUDA)" \
     "$BIN/clt-fit" -o "$TMP/x" --device cuda --steps 2 "$TMP/a.acts"
 fi
-# a diverging run (absurd learning rate) stops at the first non-finite loss with one line, and the
-# checkpoint written before it (--save-every 1) stays complete
-expect_error clt_fit_nan_detected "step [0-9]+: loss is .*; the last good checkpoint in .* is kept" \
-  "$BIN/clt-fit" -o "$TMP/nan" "${FIT[@]}" --lr 1e30 --steps 50 --save-every 1 "$TMP/a.acts"
-if "$PY" - "$TMP/nan/train_state.safetensors" <<'PYEOF'
+# a diverging run (absurd learning rate) stops with one line; the parameters are checked after the
+# update, before a checkpoint is written, so the checkpoint it names is one that loads and
+# evaluates, and when there is none it says so
+"$BIN/clt-fit" -o "$TMP/nan" "${FIT[@]}" --steps 50 --run-steps 10 --save-every 5 "$TMP/a.acts" 2>/dev/null
+err=$("$BIN/clt-fit" -o "$TMP/nan" --resume --override lr --lr 1e30 --save-every 1 2>&1 >/dev/null); rc=$?
+if [ $rc -eq 1 ] && [ "$(printf '%s\n' "$err" | grep -vc '^clt-fit: resuming')" = 1 ] && printf '%s' "$err" | grep -qE \
+  "step [0-9]+: (loss is|the parameters are not finite).*; the last good checkpoint in .*nan \(step 10\) is kept$"
+then ok clt_fit_nan_detected; else fail clt_fit_nan_detected "exit $rc: $err"; fi
+if "$BIN/clt-fit" eval "$TMP/nan" "$TMP/a.acts" >"$TMP/nan_eval.json" 2>"$TMP/nan_eval.err" && "$PY" - "$TMP/nan" "$TMP/nan_eval.json" <<'PYEOF'
 import json, struct, sys
-raw = open(sys.argv[1], "rb").read()
+raw = open(sys.argv[1] + "/train_state.safetensors", "rb").read()
 n = struct.unpack("<Q", raw[:8])[0]
-meta = json.loads(raw[8:8 + n])["__metadata__"]
-assert 1 <= int(meta["step"]) < 50, meta
+assert json.loads(raw[8:8 + n])["__metadata__"]["step"] == "10"
+r = json.load(open(sys.argv[2]))
+assert all(0 <= x < 10 for x in r["nmse"]), r["nmse"]
 PYEOF
-then ok clt_fit_nan_keeps_checkpoint; else fail clt_fit_nan_keeps_checkpoint "no complete checkpoint"; fi
+then ok clt_fit_nan_keeps_good_checkpoint; else fail clt_fit_nan_keeps_good_checkpoint "$(cat "$TMP/nan_eval.err")"; fi
+for every in 1 5; do
+  expect_error "clt_fit_nan_no_checkpoint_$every" "step [0-9]+: (loss is|the parameters are not finite).*; no checkpoint was written" \
+    "$BIN/clt-fit" -o "$TMP/nan$every" "${FIT[@]}" --lr 1e30 --steps 50 --save-every $every "$TMP/a.acts"
+  [ ! -e "$TMP/nan$every/train_state.safetensors" ] && ok "clt_fit_nan_nothing_written_$every" || fail "clt_fit_nan_nothing_written_$every" "a state exists"
+done

@@ -72,3 +72,15 @@ done
 err=$("${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/bad" --features 127 --steps 2 "$TMP/a.acts" 2>&1 >/dev/null); rc=$?
 if [ $rc -ne 0 ] && [ "$(printf '%s\n' "$err" | grep -c 'not divisible by the 2 ranks')" = 1 ]; then ok clt_mpi_features_not_divisible
 else fail clt_mpi_features_not_divisible "exit $rc: $err"; fi
+
+# SIGTERM to mpirun reaches every rank: they agree to finish the step, rank 0 saves, and
+# `--resume -o DIR` (settings and shards from run.json) ends bit-identical to an uninterrupted run
+"$BIN/clt-fit" synth -o "$TMP/s.acts" --layers 3 --d 16 --features 32 --tokens 16384 >/dev/null
+LONG=(--features 32 --batch 64 --log-every 5 --seed 2 --steps 3000)
+"${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/full2" "${LONG[@]}" "$TMP/s.acts" 2>/dev/null
+"${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/term2" "${LONG[@]}" "$TMP/s.acts" 2>"$TMP/term2.err" & pid=$!
+for _ in $(seq 200); do [ -s "$TMP/term2/metrics.jsonl" ] && break; sleep 0.05; done
+kill -TERM $pid; wait $pid
+"${MPI2[@]}" "$BIN/clt-fit" -o "$TMP/term2" --resume 2>/dev/null
+if grep -q "stopped by SIGTERM" "$TMP/term2.err" && out=$("$PY" "$ROOT/tests/compare_clt.py" "$TMP/full2" "$TMP/term2" 0 2>&1)
+then ok clt_mpi_sigterm_resume_bit_identical; else fail clt_mpi_sigterm_resume_bit_identical "$(cat "$TMP/term2.err") ${out:-}"; fi

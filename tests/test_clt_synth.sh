@@ -89,7 +89,7 @@ expect_error clt_eval_layers_mismatch "l3.acts: 3 layers of width 32, but the CL
   "$FIT" eval "$TMP/clt" "$TMP/l3.acts"
 expect_error clt_eval_width_mismatch "d16.acts: 2 layers of width 16" "$FIT" eval "$TMP/clt" "$TMP/train.acts" "$TMP/d16.acts"
 expect_error clt_eval_not_a_shard "junk.acts" "$FIT" eval "$TMP/clt" "$TMP/junk.acts"
-cp -r "$TMP/clt" "$TMP/clt_mlp_in" && sed -i 's/hook_resid_mid/ln2.hook_normalized/' "$TMP/clt_mlp_in/config.yaml"
+cp -r "$TMP/clt" "$TMP/clt_mlp_in" && sed -i 's/hook_resid_mid/ln2.hook_normalized/' "$TMP/clt_mlp_in/config.yaml" && rm "$TMP/clt_mlp_in/checkpoint.json"  # hand-edited: no longer the checkpoint its manifest lists
 expect_error clt_eval_hook_mismatch "held.acts: input hook resid_mid, but the CLT reads ln2.hook_normalized" \
   "$FIT" eval "$TMP/clt_mlp_in" "$TMP/held.acts"
 sed -i 's/ln2.hook_normalized/mlp.hook_in/' "$TMP/clt_mlp_in/config.yaml"

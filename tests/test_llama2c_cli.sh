@@ -71,3 +71,16 @@ expect_error cli_llama2c_missing "nope.bin: cannot open" "$CONV" "$TMP/nope.bin"
 expect_error cli_llama2c_no_outdir "missing -o" "$CONV" "$M/stories260K.bin"
 "$CONV" --help | grep -q "usage: llama2c-convert" && ok cli_llama2c_help || fail cli_llama2c_help "--help"
 "$CONV" --version | grep -q "llama2c-convert (cltkit)" && ok cli_llama2c_version || fail cli_llama2c_version "--version"
+
+# converting into an existing model directory switches the files in as one set: a kill between the
+# moves (simulated: the committed set half moved) makes loaders refuse the mixture, and the next
+# conversion finishes the switch, removes a killed run's orphans and leaves no staging behind
+cp -r "$OUT" "$TMP/re" && mkdir "$TMP/re/.cltkit-commit" && cp "$OUT/model.safetensors" "$OUT/config.json" "$TMP/re/.cltkit-commit/"
+mv "$TMP/re/.cltkit-commit/config.json" "$TMP/re/"
+expect_error cli_llama2c_half_switch_refused "interrupted conversion left a mixture" \
+  "$BIN/fwd-acts" -m "$TMP/re" -o "$TMP/re.acts" --ctx 8 "$TMP/ls"
+mkdir "$TMP/re/.cltkit-staging.4194303" && touch "$TMP/re/.cltkit-staging.4194303/tokenizer.json" "$TMP/re/config.json.tmp.4194302"
+if "$CONV" "$M/stories260K.bin" --tokenizer "$M/tok512.model" -o "$TMP/re" 2>/dev/null \
+  && [ "$(ls -A "$TMP/re" | sort | tr '\n' ' ')" = "config.json generation_config.json model.safetensors tokenizer.json " ] \
+  && cmp -s "$OUT/model.safetensors" "$TMP/re/model.safetensors" && cmp -s "$OUT/tokenizer.json" "$TMP/re/tokenizer.json"
+then ok cli_llama2c_switch_as_one_set; else fail cli_llama2c_switch_as_one_set "$(ls -A "$TMP/re")"; fi

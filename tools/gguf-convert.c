@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "fileio.h"
 #include "gguf.h"
 #include "gguf_llama.h"
 
@@ -22,8 +23,9 @@ static const char USAGE[] =
     "llama.cpp's RoPE order), config.json and generation_config.json from the llama.* metadata,\n"
     "tokenizer.json from the tokenizer.ggml.* metadata (byte-level BPE; pre-tokenizers smollm,\n"
     "gpt2, llama-bpe, qwen2) and tokenizer_config.json (special tokens, chat template).\n"
-    "OUTDIR is created if missing; each file is written atomically, config.json last, and nothing\n"
-    "is written unless the whole input checks out. fwd-acts and tok take OUTDIR as any model.\n"
+    "OUTDIR is created if missing; the files are written into a staging directory and switched\n"
+    "into OUTDIR as one set (a killed conversion leaves the old files or all the new ones), and\n"
+    "nothing is written unless the whole input checks out. fwd-acts and tok take OUTDIR as any model.\n"
     "\n"
     "options:\n"
     "  -o, --output OUTDIR   output directory (required unless --info)\n"
@@ -116,10 +118,14 @@ int main(int argc, char **argv) {
     }
     GgufLlamaConfig cfg;
     if (gguf_llama_config(&g, &cfg, &e)) fatal_err(&e);  // checked before the directory is made
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) fatal("%s: cannot create directory: %s", out_dir, strerror(errno));
-    struct stat sb;
-    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) fatal("%s: not a directory", out_dir);
-    if (gguf_llama_write_hf(&g, out_dir, hf_tok, &e)) fatal_err(&e);
+    // the files go into a staging directory switched into OUTDIR as one set (fileio.h DirTxn)
+    DirTxn t;
+    if (dir_txn_begin(&t, out_dir, &e)) fatal_err(&e);
+    if (gguf_llama_write_hf(&g, t.stage, hf_tok, &e)) {
+        dir_txn_abort(&t);
+        fatal_err(&e);
+    }
+    if (dir_txn_commit(&t, &e)) fatal_err(&e);
     fprintf(stderr, "gguf-convert: %s -> %s (%llu tensors, %d layers, d %d, vocab %d, %s embeddings)\n", path, out_dir,
             (unsigned long long)g.n_tensors, cfg.n_layers, cfg.d_model, cfg.vocab_size, cfg.tied ? "tied" : "untied");
     gguf_close(&g);

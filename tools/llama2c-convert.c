@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "fileio.h"
 #include "llama2c.h"
 #include "spm.h"
 
@@ -17,8 +18,9 @@ static const char USAGE[] =
     "LlamaForCausalLM directory: OUTDIR/model.safetensors (F32; q/k rows permuted from llama2.c's\n"
     "interleaved RoPE to HF's rotate_half), config.json, generation_config.json and, with\n"
     "--tokenizer, tokenizer.json converted from the SentencePiece model (as `tok convert-spm`).\n"
-    "OUTDIR is created if missing; each file is written atomically, and nothing is written\n"
-    "unless both inputs are valid.\n"
+    "OUTDIR is created if missing; the files are written into a staging directory and switched\n"
+    "into OUTDIR as one set (a killed conversion leaves the old files or all the new ones), and\n"
+    "nothing is written unless both inputs are valid.\n"
     "\n"
     "options:\n"
     "  -t, --tokenizer TOK.model  SentencePiece model (e.g. llama2.c tok512.model)\n"
@@ -67,15 +69,19 @@ int main(int argc, char **argv) {
     if (llama2c_open(&m, ckpt, &e)) fatal_err(&e);
     if (tok_path) check_tokenizer(tok_path, m.cfg.vocab_size);
 
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST) fatal("%s: cannot create directory: %s", out_dir, strerror(errno));
-    struct stat sb;
-    if (stat(out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) fatal("%s: not a directory", out_dir);
+    // the files go into a staging directory switched into OUTDIR as one set (fileio.h DirTxn): a
+    // kill never leaves a new tokenizer.json beside old weights
+    DirTxn t;
+    if (dir_txn_begin(&t, out_dir, &e)) fatal_err(&e);
+    int rc = 0;
     if (tok_path) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/tokenizer.json", out_dir);
-        if (spm_convert_file(tok_path, path, &e)) fatal_err(&e);
+        char path[4400];
+        snprintf(path, sizeof path, "%s/tokenizer.json", t.stage);
+        rc = spm_convert_file(tok_path, path, &e);
     }
-    if (llama2c_write_hf(&m, out_dir, &e)) fatal_err(&e);
+    if (!rc) rc = llama2c_write_hf(&m, t.stage, &e);
+    if (rc) dir_txn_abort(&t);
+    if (rc || dir_txn_commit(&t, &e)) fatal_err(&e);
     fprintf(stderr, "llama2c-convert: %s -> %s (%d tensors, %s embeddings)\n", ckpt, out_dir, m.n_tensors,
             m.cfg.shared_classifier ? "tied" : "untied");
     llama2c_free(&m);
