@@ -257,6 +257,7 @@ static int place_tensors(Gguf *g, const uint8_t *buf, size_t len, Error *e) {
                          "data section is %llu bytes from offset %llu)", g->path, t->name,
                          (unsigned long long)t->offset, (unsigned long long)t->nbytes,
                          (unsigned long long)data_size, (unsigned long long)data);
+        if (rc) break;  // the pointer below is only formed for an offset inside the file
         t->data = buf + data + t->offset;
         spans[i] = (Span){t->offset, t->offset + t->nbytes, i};
     }

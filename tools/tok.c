@@ -1,5 +1,6 @@
 // tok — text/JSONL -> token shards with a Hugging Face tokenizer.json, and back.
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -241,9 +242,8 @@ static void encode_batch(EncodeJob *job, int threads) {
 }
 
 static int64_t parse_token_arg(const Tokenizer *t, const char *opt, const char *v) {
-    char *end;
-    long long id = strtoll(v, &end, 10);
-    if (*v && !*end) {
+    long long id;
+    if (!parse_int_strict(v, LLONG_MIN, LLONG_MAX, &id)) {
         if (id < 0 || id >= tokenizer_vocab_size(t)) fatal("%s: id %lld is outside the vocabulary", opt, id);
         return id;
     }
@@ -319,6 +319,8 @@ static int cmd_encode(int argc, char **argv) {
     if (optind >= argc) cli_usage_error("tok encode", "no input files");
     r.paths = argv + optind;
     r.n_paths = argc - optind;
+    cli_check_not_input(out_path, (const char *const *)r.paths, r.n_paths);
+    cli_check_not_input(out_path, &tok_path, 1);
 
     uint64_t tok_hash = 0;
     Tokenizer *tok = NULL;
@@ -441,15 +443,10 @@ static void print_json_string(FILE *out, const char *s, size_t len) {
 
 // Parses whitespace/comma separated ids, optionally wrapped in [ ].
 static void parse_id_list(const char *text, TokIds *ids) {
-    const char *p = text;
-    while (*p) {
-        if (*p == '[' || *p == ']' || *p == ',' || *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') { p++; continue; }
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || v > 0xFFFFFFFFLL) fatal("--ids: '%.20s' is not a token id", p);
-        tokids_push(ids, (uint32_t)v);
-        p = end;
-    }
+    long long *v;
+    size_t n = cli_parse_int_list("--ids", text, 0, 0xFFFFFFFFLL, &v);
+    for (size_t i = 0; i < n; i++) tokids_push(ids, (uint32_t)v[i]);
+    free(v);
 }
 
 static char *read_all(FILE *f, const char *path, size_t *len) {
@@ -486,6 +483,8 @@ static int cmd_decode(int argc, char **argv) {
         }
     }
     Tokenizer *tok = load_tokenizer_or_die(tok_path, NULL);
+    const char *inputs[2] = {tok_path, optind < argc ? argv[optind] : NULL};
+    cli_check_not_input(out_path, inputs, 2);
     FILE *out = cli_open_out(out_path);
     Error e;
     char *text;
@@ -534,6 +533,7 @@ static int cmd_decode(int argc, char **argv) {
         tokdoc_iter_free(&it);
         tokshard_close(&sh);
     }
+    if (ferror(out)) fatal("%s: write error", out_path);
     if (out != stdout) fcloseCheck(out, out_path);
     tokenizer_free(tok);
     return 0;
@@ -614,17 +614,17 @@ static int cmd_convert_spm(int argc, char **argv) {
         else cli_usage_error("tok convert-spm", "bad option");
     }
     if (optind != argc - 1) cli_usage_error("tok convert-spm", "give one SentencePiece .model file");
+    cli_check_not_input(out_path, (const char *const *)argv + optind, 1);
     Error e;
     if (spm_convert_file(argv[optind], out_path, &e)) fatal_err(&e);
     return 0;
 }
 
 int main(int argc, char **argv) {
+    cli_standard(argc, argv, "tok", USAGE);
     if (argc < 2) cli_usage_error("tok", "missing command");
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(USAGE, stdout); return 0; }
-    if (!strcmp(cmd, "--version")) { cli_version("tok"); return 0; }
-    cli_standard(argc, argv, "tok", USAGE);
+    if (!strcmp(cmd, "help")) { fputs(USAGE, stdout); return 0; }
     if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "ids")) return cmd_ids(argc - 1, argv + 1);
