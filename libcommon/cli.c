@@ -72,7 +72,8 @@ int parse_double_strict(const char *s, double *out) {
     char *end = NULL;
     errno = 0;
     double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v) || (errno == ERANGE && fabs(v) > 1)) return -1;  // (underflow to 0 is fine)
+    // (an underflow to 0 is a number; an overflow is not)
+    if (end == s || *end || !isfinite(v) || (errno == ERANGE && fabs(v) > 1)) return -1;
     *out = v;
     return 0;
 }
@@ -96,8 +97,13 @@ void cli_parse_shard(const char *option, const char *value, int *index, int *cou
     long long i = -1, n = 0;
     char head[32];
     size_t hl = slash ? (size_t)(slash - value) : 0;
-    if (!slash || hl >= sizeof head || (memcpy(head, value, hl), head[hl] = 0, parse_int_strict(head, 0, INT_MAX, &i)) ||
-        parse_int_strict(slash + 1, 1, INT_MAX, &n) || i >= n)
+    int bad = !slash || hl >= sizeof head;
+    if (!bad) {
+        memcpy(head, value, hl);
+        head[hl] = 0;
+        bad = parse_int_strict(head, 0, INT_MAX, &i) || parse_int_strict(slash + 1, 1, INT_MAX, &n) || i >= n;
+    }
+    if (bad)
         fatal("%s: '%s' is not a shard 'i/N' with 0 <= i < N <= %d", option, value, INT_MAX);
     *index = (int)i;
     *count = (int)n;
@@ -114,8 +120,13 @@ size_t cli_parse_int_list(const char *option, const char *value, long long min, 
         size_t len = strcspn(p, SEP);
         char item[32];
         long long x;
-        if (len >= sizeof item || (memcpy(item, p, len), item[len] = 0, parse_int_strict(item, LLONG_MIN, LLONG_MAX, &x)))
-            fatal("%s: '%.*s' is not an integer", option, (int)(len < 40 ? len : 40), p);
+        int bad = len >= sizeof item;
+        if (!bad) {
+            memcpy(item, p, len);
+            item[len] = 0;
+            bad = parse_int_strict(item, LLONG_MIN, LLONG_MAX, &x);
+        }
+        if (bad) fatal("%s: '%.*s' is not an integer", option, (int)(len < 40 ? len : 40), p);
         if (x < min || x > max) fatal("%s: %lld is out of range [%lld, %lld]", option, x, min, max);
         if (n == cap) v = xrealloc(v, (cap = cap ? 2 * cap : 64) * sizeof *v);
         v[n++] = x;
@@ -129,7 +140,8 @@ long long cli_env_int(const char *name, long long def, long long min, long long 
     const char *s = getenv(name);
     if (!s || !*s) return def;
     long long v;
-    if (parse_int_strict(s, min, max, &v)) fatal("environment %s='%s' is not an integer in [%lld, %lld]", name, s, min, max);
+    if (parse_int_strict(s, min, max, &v))
+        fatal("environment %s='%s' is not an integer in [%lld, %lld]", name, s, min, max);
     return v;
 }
 

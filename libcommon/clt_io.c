@@ -95,6 +95,11 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
         safetensors_close(&st);
         return err_set(e, "%s: missing or malformed W_enc_0", path);
     }
+    if (t->shape[0] < 1 || t->shape[0] > (1 << 26) || t->shape[1] < 1 || t->shape[1] > (1 << 20)) {
+        safetensors_close(&st);
+        return err_set(e, "%s: W_enc_0 has an absurd shape [%lld, %lld]", path, (long long)t->shape[0],
+                       (long long)t->shape[1]);
+    }
     int F = (int)t->shape[0], d = (int)t->shape[1];
     safetensors_close(&st);
     clt_params_init(p, L, d, F, NULL);

@@ -139,7 +139,8 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
     // values that turn every activation into NaN/inf (a negative epsilon under the square root, a
     // zero RoPE base or scaling factor, an empty llama3 smoothing band)
     if (c->norm_eps < 0) return err_set(e, "%s: the norm epsilon %g must be >= 0", path, c->norm_eps);
-    if (c->arch != ARCH_GPT2 && !(c->rope_theta > 0)) return err_set(e, "%s: \"rope_theta\" %g must be > 0", path, c->rope_theta);
+    if (c->arch != ARCH_GPT2 && !(c->rope_theta > 0))
+        return err_set(e, "%s: \"rope_theta\" %g must be > 0", path, c->rope_theta);
     if (c->rope_llama3 && !(c->rope_factor > 0 && c->rope_low_freq_factor > 0 &&
                             c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_original_max_pos > 0))
         return err_set(e, "%s: rope_scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "

@@ -627,8 +627,10 @@ int main(int argc, char **argv) {
     if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
     // (usage errors first: they hold whether or not this build has CUDA)
-    if (o.bf16 && !o.cuda) cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
-    if (o.cuda && o.act != CLT_JUMPRELU) cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
+    if (o.bf16 && !o.cuda)
+        cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
+    if (o.cuda && o.act != CLT_JUMPRELU)
+        cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
 #ifndef USE_CUDA
     if (o.cuda) fatal("--device cuda: this clt-fit was built without CUDA (nvcc not found at build time)");
 #endif

@@ -53,7 +53,8 @@ int main(int argc, char **argv) {
     if (!out_dir) cli_usage_error("llama2c-convert", "missing -o OUTDIR");
     const char *ckpt = argv[optind];
 
-    static const char *const outputs[] = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", NULL};
+    static const char *const outputs[] = {"model.safetensors", "config.json", "generation_config.json",
+                                          "tokenizer.json", NULL};
     const char *inputs[2] = {ckpt, tok_path};
     cli_check_dir_not_input(out_dir, outputs, inputs, 2);
     Llama2cModel m;

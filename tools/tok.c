@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "jsonl.h"
 #include "progress.h"
 #include "spm.h"
 #include "tokenizer.h"
@@ -135,38 +136,15 @@ static int reader_next(DocReader *r, Doc *d) {
             *d = (Doc){.text = t, .len = len, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no};
             return 1;
         }
-        // JSONL: skip blank lines; the field must be a string.
-        size_t k = 0;
-        while (k < (size_t)n && (r->line[k] == ' ' || r->line[k] == '\t' || r->line[k] == '\n' || r->line[k] == '\r')) k++;
-        if (k == (size_t)n) continue;
-        json_error_t jerr;
-        json_t *obj = json_loadb(r->line, (size_t)n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-        if (!obj) fatal("%s:%llu: invalid JSON: %s", path, (unsigned long long)r->line_no, jerr.text);
-        if (r->ids_field) {
-            json_t *arr = json_is_object(obj) ? json_object_get(obj, r->ids_field) : NULL;
-            if (!json_is_array(arr))
-                fatal("%s:%llu: no array field \"%s\"", path, (unsigned long long)r->line_no, r->ids_field);
-            size_t n_ids = json_array_size(arr);
-            uint32_t *ids = xmalloc((n_ids ? n_ids : 1) * sizeof *ids);
-            for (size_t i = 0; i < n_ids; i++) {
-                json_t *x = json_array_get(arr, i);
-                if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 0xFFFFFFFFLL)
-                    fatal("%s:%llu: \"%s\"[%zu] is not a token id", path, (unsigned long long)r->line_no, r->ids_field, i);
-                ids[i] = (uint32_t)json_integer_value(x);
-            }
-            json_decref(obj);
-            *d = (Doc){.text = NULL, .len = 0, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no,
-                       .given_ids = ids, .n_given = n_ids};
-            return 1;
-        }
-        json_t *v = json_is_object(obj) ? json_object_get(obj, r->field) : NULL;
-        if (!json_is_string(v))
-            fatal("%s:%llu: no string field \"%s\"", path, (unsigned long long)r->line_no, r->field);
-        size_t len = json_string_length(v);
-        char *t = xmalloc(len + 1);
-        memcpy(t, json_string_value(v), len);
-        json_decref(obj);
-        *d = (Doc){.text = t, .len = len, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no};
+        // JSONL: skip blank lines; the field must be a string (or the ids field an array of ids).
+        JsonlDoc jd;
+        Error e;
+        const char *field = r->ids_field ? r->ids_field : r->field;
+        int rc = jsonl_parse_line(r->line, (size_t)n, field, r->ids_field != NULL, &jd, &e);
+        if (rc < 0) fatal("%s:%llu: %s", path, (unsigned long long)r->line_no, e.msg);
+        if (rc == 0) continue;
+        *d = (Doc){.text = jd.text, .len = jd.len, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no,
+                   .given_ids = jd.ids, .n_given = jd.n_ids};
         return 1;
     }
 }
