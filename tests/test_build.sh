@@ -17,3 +17,7 @@ CC=${CC:-cc}
 if "$CC" -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -I"$ROOT/libcommon" -I"$ROOT/kernels" \
     -c "$ROOT/tests/test_smollm2.c" -o "$TMP/o1.o" 2>"$TMP/o1.err"; then ok build_O1_werror
 else fail build_O1_werror "$(head -3 "$TMP/o1.err")"; fi
+# no machine-specific absolute paths in the sources and docs (issue 10): a venv is .venv-ref/...
+hits=$(cd "$ROOT" && grep -rInE '/work/|/home/[a-z]|/Users/' --exclude-dir=.git --exclude-dir=build --exclude-dir=bin \
+  --exclude-dir=build-san --exclude-dir=bin-san --exclude-dir=.venv-ref --exclude-dir=demo-out --exclude=.git --exclude=test_build.sh . | head -3)
+[ -z "$hits" ] && ok build_no_absolute_paths || fail build_no_absolute_paths "$hits"

@@ -438,6 +438,8 @@ int main(int argc, char **argv) {
     double dt = now_seconds() - t0;
     if (o.eval) {
         double loss = loss_count ? loss_sum / (double)loss_count : 0;
+        if (!isfinite(loss))  // JSON has no NaN; and a NaN loss is never an answer
+            fatal("%s: the loss is %g: the model computes non-finite logits", o.model_dir, loss);
         printf("{\"model\": \"%s\", \"contexts\": %llu, \"predicted_tokens\": %llu, \"loss\": %.6f, \"perplexity\": %.4f, \"tokens_per_s\": %.1f}\n",
                o.model_dir, (unsigned long long)(processed / (uint64_t)T), (unsigned long long)loss_count, loss,
                exp(loss), dt > 0 ? (double)processed / dt : 0);
