@@ -152,9 +152,12 @@ fuzz-smoke: fuzz
 # and bin-san/: the first report stops the process (halt_on_error, -fno-sanitize-recover) and
 # fails the run. Reports go to build-san/logs (not stderr, which the CLI tests check line by line);
 # leaks are listed but do not fail: error exits (fatal) free nothing by design.
+# clang where there is one: its UBSan also checks pointer arithmetic (overflow, NULL + 0), which gcc's
+# does not.
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_CC := $(if $(shell command -v clang 2>/dev/null),clang,$(CC))
 sanitize:
-	$(MAKE) NO_CUDA=1 NO_MPI=1 BUILD=build-san BIN=bin-san CFLAGS="$(SAN_FLAGS)" tools tests
+	$(MAKE) NO_CUDA=1 NO_MPI=1 BUILD=build-san BIN=bin-san CC=$(SAN_CC) CFLAGS="$(SAN_FLAGS)" tools tests
 	bash tests/sanitize.sh build-san bin-san
 
 deps:
