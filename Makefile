@@ -4,7 +4,11 @@
 
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon -Ikernels -MMD -MP
+# The flags the code needs (language, warnings, include paths, dependency files) live apart from
+# CFLAGS, the user's optimisation/debug choice, and are appended with `override` so that
+# `make CFLAGS=-O1` (or any CFLAGS on the command line) keeps them.
+REQUIRED_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon -Ikernels -MMD -MP
+override CFLAGS += $(REQUIRED_CFLAGS)
 LDLIBS   := -lzstd -ljansson -lm -pthread
 NVCC     ?= nvcc
 CUDA_ARCH ?= sm_90
@@ -53,7 +57,7 @@ else
 endif
 
 ifneq ($(USE_BLAS),)
-  CFLAGS += -DUSE_BLAS $(BLAS_CFLAGS)
+  override CFLAGS += -DUSE_BLAS $(BLAS_CFLAGS)
   LDLIBS += $(BLAS_LDLIBS)
 endif
 
@@ -78,7 +82,7 @@ LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
 .SECONDARY:
-.PHONY: all tools tests test check test-gpu test-data fuzz bench bench-bins clean deps demo
+.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)
@@ -89,9 +93,9 @@ $(BUILD)/%.o: %.c
 
 # The activation (de)quantisers are the inner loop of every shard reader: -O3 vectorises them
 # (int8/int4 -> fp32 conversions, byte-plane gathers), which -O2's cheap cost model skips.
-$(BUILD)/kernels/actquant.o: CFLAGS += -O3
+$(BUILD)/kernels/actquant.o: override CFLAGS += -O3
 # The same for the CLT trainer's sparse decoder rows (dot products and axpys of (L−l)·d floats).
-$(BUILD)/libcommon/clt.o: CFLAGS += -O3
+$(BUILD)/libcommon/clt.o: override CFLAGS += -O3
 
 $(BUILD)/gen/graph_html_assets.c: $(VIEWER_SRC) scripts/embed.sh
 	@mkdir -p $(dir $@)
@@ -135,13 +139,39 @@ test-gpu: all
 	@if [ -z "$(USE_CUDA)" ]; then echo "test-gpu: nvcc not found, nothing to run"; exit 1; fi
 	@CLTKIT_GPU_ONLY=1 bash tests/run.sh $(GPU_TESTS)
 
-# libFuzzer targets (clang): `make fuzz` builds build/fuzz/*; see fuzz/README.md.
+# libFuzzer targets (clang): `make fuzz` builds build/fuzz/*; see fuzz/README.md. Every UBSan
+# finding aborts (-fno-sanitize-recover), so it counts as a crash like an ASan report.
+# The library is compiled once (instrumented, fuzzer-no-link) and linked into every target.
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_OBJ := $(COMMON_SRC:%.c=$(BUILD)/fuzzobj/%.o) $(KERNEL_SRC:%.c=$(BUILD)/fuzzobj/%.o) \
+    $(BUILD)/fuzzobj/gen/graph_html_assets.o
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-sanitize-recover=all -Ilibcommon -Ikernels -MMD -MP
 fuzz: $(FUZZ_BIN)
-$(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC) $(KERNEL_SRC) $(BUILD)/gen/graph_html_assets.c
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Ikernels $^ -o $@ $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+$(BUILD)/fuzzobj/gen/graph_html_assets.o: $(BUILD)/gen/graph_html_assets.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
+# Each target for FUZZ_SECONDS (default 20) from its seeds: what CI can afford on every change.
+fuzz-smoke: fuzz
+	bash fuzz/smoke.sh $(or $(FUZZ_SECONDS),20) $(BUILD)/fuzz
+
+# The whole test suite built with AddressSanitizer + UndefinedBehaviorSanitizer into build-san/
+# and bin-san/: the first report stops the process (halt_on_error, -fno-sanitize-recover) and
+# fails the run. Reports go to build-san/logs (not stderr, which the CLI tests check line by line);
+# leaks are listed but do not fail: error exits (fatal) free nothing by design.
+# clang where there is one: its UBSan also checks pointer arithmetic (overflow, NULL + 0), which gcc's
+# does not.
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_CC := $(if $(shell command -v clang 2>/dev/null),clang,$(CC))
+sanitize:
+	$(MAKE) NO_CUDA=1 NO_MPI=1 BUILD=build-san BIN=bin-san CC=$(SAN_CC) CFLAGS="$(SAN_FLAGS)" tools tests
+	bash tests/sanitize.sh build-san bin-san
 
 deps:
 	bash scripts/setup.sh
@@ -168,7 +198,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCOMMON)
 # on the GPU machine).
 CUDA_BENCH := bench_forward bench_clt_gpu
 ifneq ($(USE_CUDA),)
-$(CUDA_BENCH:%=$(BUILD)/bench/%.o): CFLAGS += -DUSE_CUDA
+$(CUDA_BENCH:%=$(BUILD)/bench/%.o): override CFLAGS += -DUSE_CUDA
 $(CUDA_BENCH:%=$(BUILD)/bench/%): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCUDA) $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
 endif
@@ -180,9 +210,9 @@ CUDA_TOOLS := fwd-acts clt-fit
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))
-$(CUDA_ON:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_CUDA
-$(MPI_ON:%=$(BUILD)/tools/%.o): CFLAGS += -DUSE_MPI
-$(BUILD)/libcommon/comm_mpi.o: CFLAGS += $(MPI_CFLAGS)
+$(CUDA_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_CUDA
+$(MPI_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_MPI
+$(BUILD)/libcommon/comm_mpi.o: override CFLAGS += $(MPI_CFLAGS)
 ifneq ($(CUDA_ON)$(MPI_ON),)
 $(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.o \
     $(if $(MPI_ON),$(BUILD)/libcommon/comm_mpi.o) $(if $(CUDA_ON),$(LIBCUDA)) $(LIBCOMMON)

@@ -2,7 +2,7 @@
 """PyTorch reference of one JumpReLU CLT training step with a DENSE decoder, as CircuitLab/CLT-Forge
 train (the baseline bench/bench_clt_step.c is compared against; bench/bench_clt_step.sh runs both).
 
-    /work/refvenv/bin/python bench/clt_step_torch.py [-L 8] [-d 512] [-F 8192] [-B 1024] [-n 3]
+    .venv-ref/bin/python bench/clt_step_torch.py [-L 8] [-d 512] [-F 8192] [-B 1024] [-n 3]
         [--l0 32] [--threads N]
     (venv: torch==2.9.1 CPU, the pin of tests/ref/requirements-models.txt)
 

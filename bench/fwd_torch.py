@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Hugging Face transformers forward throughput on CPU (the baseline for the C forward pass).
 
-    /work/refvenv/bin/python bench/make_bench_model.py       # once: /tmp/cltkit-bench/llama-mid
-    /work/refvenv/bin/python bench/fwd_torch.py [--model DIR] [--threads 1|all|both]
+    .venv-ref/bin/python bench/make_bench_model.py       # once: /tmp/cltkit-bench/llama-mid
+    .venv-ref/bin/python bench/fwd_torch.py [--model DIR] [--threads 1|all|both]
         [--attn eager|sdpa|both] [--batch 4] [--ctx 256] [--repeat 3]
 
 Loads DIR with from_pretrained(dtype=float32, attn_implementation=ATTN), eval(), no_grad(),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Random mid-size Llama checkpoint for forward-pass benchmarks (not committed).
 
-    /work/refvenv/bin/python bench/make_bench_model.py [--out /tmp/cltkit-bench/llama-mid]
+    .venv-ref/bin/python bench/make_bench_model.py [--out /tmp/cltkit-bench/llama-mid]
 
 LlamaForCausalLM: hidden 768, 12 heads, 4 kv heads (head_dim 64), intermediate 2048, 8 layers,
 vocab 32000, untied lm_head, rope_theta 500000, rms_norm_eps 1e-5, bos 1 / eos 2; ~99.5M parameters,

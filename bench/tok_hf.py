@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Hugging Face `tokenizers` encode throughput on the benchmark corpus (the baseline for bin/tok).
 
-    /work/refvenv/bin/python bench/make_bench_corpus.py          # once: /tmp/cltkit-bench/corpus.jsonl
-    /work/refvenv/bin/python bench/tok_hf.py gpt2 llama3 gemma3 [--threads 1|all|both] [--corpus F]
+    .venv-ref/bin/python bench/make_bench_corpus.py          # once: /tmp/cltkit-bench/corpus.jsonl
+    .venv-ref/bin/python bench/tok_hf.py gpt2 llama3 gemma3 [--threads 1|all|both] [--corpus F]
         [--counts-out DIR] [--repeat N]
 
 Each argument is a name under $CLTKIT_SHARED/tokenizers (default ../shared), or a tokenizer.json

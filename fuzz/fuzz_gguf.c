@@ -27,8 +27,9 @@ static uint64_t walk(const GgufValue *v, const uint8_t *lo, const uint8_t *hi) {
     } else if (v->type == GGUF_ARRAY) {
         if (v->arr.items) {
             for (uint64_t i = 0; i < v->arr.n; i++) acc += walk(&v->arr.items[i], lo, hi);
-        } else {
-            for (uint64_t i = 0; i < v->arr.n; i++) acc += (uint64_t)gguf_array_int(v, i) + (uint64_t)gguf_array_float(v, i);
+        } else {  // (a negative float has no uint64_t: compare, don't convert)
+            for (uint64_t i = 0; i < v->arr.n; i++)
+                acc += (uint64_t)gguf_array_int(v, i) + (gguf_array_float(v, i) > 0);
         }
     }
     return acc;

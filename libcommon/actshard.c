@@ -12,6 +12,7 @@
 // (de)serialised byte by byte; activation values are copied as little-endian words (the host is
 // little-endian, as kernels/convert.h already assumes). The numbers of each encoding (quantising a
 // row, decoding rows) live in kernels/actquant.c; this file lays them out and checks them.
+#include "cli.h"
 #include "fileio.h"
 #include "shard_io.h"
 #include "actshard.h"
@@ -104,10 +105,8 @@ int act_encoding_parse(const char *spec, ActDtype *dt, uint32_t *param, Error *e
         return err_set(e, "unknown encoding '%s' (f32, bf16, f16, int8[:QMAX], fp8, int4[:GROUP])", spec);
     *param = 0;
     if (colon) {
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(colon + 1, &end, 10);
-        if (end == colon + 1 || *end || errno || v == 0 || v > UINT32_MAX || colon[1] == '-')
+        long long v;
+        if (parse_int_strict(colon + 1, 1, UINT32_MAX, &v))
             return err_set(e, "encoding '%s': parameter is not a positive integer", spec);
         if (*dt != ACT_INT8 && *dt != ACT_INT4)
             return err_set(e, "encoding '%s': %s takes no parameter", spec, DTYPE_NAMES[*dt]);
@@ -199,6 +198,7 @@ static int write_bytes(ActShardWriter *w, const void *p, size_t n, Error *e) {
 static void writer_free(ActShardWriter *w) {
     ZSTD_freeCCtx(w->cctx);
     free(w->path);
+    temp_output_end(w->tmp_path);  // renamed or removed by now (or, on exit, removed by the registry)
     free(w->tmp_path);
     free(w->raw);
     free(w->comp);
@@ -288,7 +288,12 @@ static ActShardWriter *writer_open(const char *path, FILE *f, const ActShardWrit
     } else {
         size_t n = strlen(path) + 32;
         w->tmp_path = xmalloc(n);
-        snprintf(w->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+        if (temp_output_begin(w->tmp_path, n, path, e)) {
+            free(w->tmp_path);
+            w->tmp_path = NULL;
+            writer_free(w);
+            return NULL;
+        }
         w->f = fopen(w->tmp_path, "wb");
         if (!w->f) {
             err_set(e, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));

@@ -139,9 +139,9 @@ static int cmd_synth(int argc, char **argv) {
             case 'd': c.d = (int)cli_parse_int("--d", optarg, 1, 65536); break;
             case 'F': c.F = (int)cli_parse_int("--features", optarg, 1, 1 << 24); break;
             case 'n': c.n_tokens = (uint64_t)cli_parse_int("--tokens", optarg, 1, INT64_MAX); break;
-            case 'k': c.l0 = cli_parse_double("--l0", optarg); break;
-            case 'z': c.zipf = cli_parse_double("--zipf", optarg); break;
-            case 's': c.noise = cli_parse_double("--noise", optarg); break;
+            case 'k': c.l0 = cli_parse_double("--l0", optarg, 0, 1e9); break;
+            case 'z': c.zipf = cli_parse_double("--zipf", optarg, 0, 1e3); break;
+            case 's': c.noise = cli_parse_double("--noise", optarg, 0, 1e30); break;
             case 'S': c.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
             case 'D': c.data_seed = (uint64_t)cli_parse_int("--data-seed", optarg, 0, INT64_MAX); data_seed_set = 1; break;
             case 'T': truth = optarg; break;
@@ -295,6 +295,7 @@ static int cmd_report(int argc, char **argv) {
         out = def;
     }
     if (watch && !strcmp(out, "-")) cli_usage_error("clt-fit report", "--watch writes a file, not stdout");
+    cli_check_not_input(out, &in, 1);
     Error e;
     for (int running = 1; running;) {
         if (clt_report_write((const char *const *)argv + optind, argc - optind, out, watch, &running, &e))

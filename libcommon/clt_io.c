@@ -277,6 +277,14 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
         if (access(path, R_OK)) break;
     }
     if (!L) return err_set(e, "%s: no W_enc_0.safetensors (not a CLT checkpoint)", dir);
+    // A gap is a missing layer, not a shorter CLT: name the missing file rather than misreport the
+    // decoders' shapes for the shorter count.
+    for (int l = L + 1; l < L + 64; l++) {
+        snprintf(path, sizeof path, "%s/W_enc_%d.safetensors", dir, l);
+        if (!access(path, F_OK)) return err_set(e, "%s/W_enc_%d.safetensors: missing (W_enc_%d is there)", dir, L, l);
+    }
+    snprintf(path, sizeof path, "%s/W_dec_%d.safetensors", dir, L);
+    if (!access(path, F_OK)) return err_set(e, "%s/W_enc_%d.safetensors: missing (W_dec_%d is there)", dir, L, L);
     SafeTensors st;
     snprintf(path, sizeof path, "%s/W_enc_0.safetensors", dir);
     if (safetensors_open(&st, path, e)) return -1;
@@ -284,6 +292,11 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
     if (!t || t->ndim != 2) {
         safetensors_close(&st);
         return err_set(e, "%s: missing or malformed W_enc_0", path);
+    }
+    if (t->shape[0] < 1 || t->shape[0] > (1 << 26) || t->shape[1] < 1 || t->shape[1] > (1 << 20)) {
+        safetensors_close(&st);
+        return err_set(e, "%s: W_enc_0 has an absurd shape [%lld, %lld]", path, (long long)t->shape[0],
+                       (long long)t->shape[1]);
     }
     int F = (int)t->shape[0], d = (int)t->shape[1];
     safetensors_close(&st);
@@ -304,8 +317,8 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
         if (!rc) rc = safetensors_load_f32(&st, name, s_f, 1, thr, e);
         safetensors_close(&st);
         for (int i = 0; !rc && i < F; i++) {
-            if (!(thr[i] > 0)) {
-                rc = err_set(e, "%s: threshold_%d[%d] = %g is not positive", path, l, i, thr[i]);
+            if (!(thr[i] > 0) || !isfinite(thr[i])) {
+                rc = err_set(e, "%s: threshold_%d[%d] = %g is not positive and finite", path, l, i, thr[i]);
                 break;
             }
             p->log_theta[l][i] = logf(thr[i]);
@@ -317,6 +330,16 @@ int clt_load(const char *dir, CltParams *p, Error *e) {
         snprintf(name, sizeof name, "W_dec_%d", l);
         rc = safetensors_load_f32(&st, name, s_dec, 3, p->W_dec[l], e);
         safetensors_close(&st);
+        // one NaN/inf parameter makes every reconstruction NaN: refuse it here, naming the layer
+        const float *arrays[4] = {p->W_enc[l], p->b_enc[l], p->b_dec[l], p->W_dec[l]};
+        const char *names[4] = {"W_enc", "b_enc", "b_dec", "W_dec"};
+        size_t counts[4] = {(size_t)F * d, (size_t)F, (size_t)d, (size_t)F * (L - l) * d};
+        for (int a = 0; a < 4 && !rc; a++)
+            for (size_t i = 0; i < counts[a]; i++)
+                if (!isfinite(arrays[a][i])) {
+                    rc = err_set(e, "%s: %s_%d element %zu is %g (not finite)", dir, names[a], l, i, arrays[a][i]);
+                    break;
+                }
     }
     free(thr);
     if (rc) clt_params_free(p);

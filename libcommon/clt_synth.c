@@ -1,6 +1,7 @@
 // clt_synth.c — see clt_synth.h. Sampling is per batch of tokens with its own seed
 // (data_seed, batch), and each feature's firings are drawn by geometric skipping (the gap to the
 // next firing), so the cost is proportional to the firings, not to tokens × features.
+#include "cli.h"
 #include "clt.h"
 #include "clt_synth.h"
 
@@ -208,9 +209,8 @@ int synth_save_truth(const char *dir, const SynthModel *m, const SynthConfig *c,
 
 static int meta_int(json_t *meta, const char *key, const char *path, int *out, Error *e) {
     const char *v = json_string_value(json_object_get(meta, key));
-    char *end = NULL;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || *end || x < 1 || x > (1 << 24)) return err_set(e, "%s: metadata \"%s\" is missing or bad", path, key);
+    long long x;
+    if (parse_int_strict(v, 1, 1 << 24, &x)) return err_set(e, "%s: metadata \"%s\" is missing or bad", path, key);
     *out = (int)x;
     return 0;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+
 void comm_init_single(Comm *c) { *c = (Comm){.rank = 0, .size = 1}; }
 
 void comm_free(Comm *c) {
@@ -17,8 +19,8 @@ int comm_launcher_size(void) {
     // Open MPI, PMIx (Open MPI 5, Slurm), MPICH/Hydra and Intel MPI (PMI) respectively
     static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
-        const char *v = getenv(vars[i]);
-        if (v && atoi(v) > 0) return atoi(v);
+        long long n = cli_env_int(vars[i], 0, 0, 1 << 24);
+        if (n > 0) return (int)n;
     }
     return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,12 @@ int err_prefix(Error *e, const char *fmt, ...) {
 }
 
 void fatal(const char *fmt, ...) {
-    fflush(stdout);
+    // What stdout still holds goes out before the message; if it cannot (a full disk), this message
+    // is the one the user sees: drop the rest so the exit-time check (cli.h) does not add a second.
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        __fpurge(stdout);
+        clearerr(stdout);
+    }
     fprintf(stderr, "%s: ", program_invocation_short_name);
     va_list ap;
     va_start(ap, fmt);

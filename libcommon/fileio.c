@@ -5,17 +5,88 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+// The registry is process-wide state by necessity: a signal handler has no other way to find the
+// files. Slots are filled under the lock and published by `used` last; the handler only reads
+// used slots and calls unlink (async-signal-safe), never malloc or stdio.
+#define MAX_TEMPS 64
+static char temp_paths[MAX_TEMPS][4200];
+static volatile sig_atomic_t temp_used[MAX_TEMPS];
+static pthread_mutex_t temp_lock = PTHREAD_MUTEX_INITIALIZER;
+static int temp_handlers_installed;
+
+static void temp_unlink_all(void) {
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (temp_used[i]) unlink(temp_paths[i]);
+}
+
+static void temp_on_signal(int sig) {
+    temp_unlink_all();
+    signal(sig, SIG_DFL);  // then die of the signal as if there were no handler (exit status 128 + sig)
+    raise(sig);
+}
+
+static void temp_install_handlers(void) {
+    atexit(temp_unlink_all);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old, sa = {0};
+        sa.sa_handler = temp_on_signal;
+        sigemptyset(&sa.sa_mask);
+        // a signal the caller ignores (nohup, a background job's SIGINT) stays ignored
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+int temp_output_begin(char *buf, size_t n, const char *path, Error *e) {
+    int len = snprintf(buf, n, "%s.tmp.%ld", path, (long)getpid());
+    if (len < 0 || (size_t)len >= n || (size_t)len >= sizeof temp_paths[0])
+        return err_set(e, "%s: path too long for a temporary file name", path);
+    pthread_mutex_lock(&temp_lock);
+    if (!temp_handlers_installed) {
+        temp_install_handlers();
+        temp_handlers_installed = 1;
+    }
+    int slot = -1;
+    for (int i = 0; i < MAX_TEMPS && slot < 0; i++)
+        if (!temp_used[i]) slot = i;
+    if (slot >= 0) {
+        memcpy(temp_paths[slot], buf, (size_t)len + 1);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the path is complete before the handler can see the slot
+        temp_used[slot] = 1;
+    }
+    pthread_mutex_unlock(&temp_lock);
+    return slot < 0 ? err_set(e, "%s: more than %d temporary outputs open at once", path, MAX_TEMPS) : 0;
+}
+
+void temp_output_end(const char *tmp) {
+    if (!tmp) return;
+    pthread_mutex_lock(&temp_lock);
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (temp_used[i] && !strcmp(temp_paths[i], tmp)) {
+            temp_used[i] = 0;
+            break;
+        }
+    pthread_mutex_unlock(&temp_lock);
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len, Error *e) {
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (temp_output_begin(tmp, sizeof tmp, path, e)) return -1;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    if (fd < 0) {
+        temp_output_end(tmp);
+        return err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+    }
     const char *p = data;
     size_t done = 0;
     int bad = 0;
@@ -29,6 +100,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, Error *e) 
     if (close(fd) != 0 && !bad) bad = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
     if (!bad && rename(tmp, path) != 0) bad = err_set(e, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
     if (bad) unlink(tmp);
+    temp_output_end(tmp);
     return bad ? -1 : 0;
 }
 

@@ -6,6 +6,15 @@
 
 #include "err.h"
 
+// Temporary outputs. Every "<path>.tmp.<pid>" a writer creates is registered while it exists, so
+// that no exit leaves it behind: exit() on any error path (fatal) and SIGINT/SIGTERM/SIGHUP (a
+// handler that only unlinks, then dies of the signal) remove the registered files. The first call
+// installs the atexit and signal handlers. temp_output_begin formats the name into buf (n bytes)
+// and registers it; returns -1 (naming path) if the name does not fit or too many are open.
+int temp_output_begin(char *buf, size_t n, const char *path, Error *e);
+// Forgets a registered temp path (after its rename or unlink); unknown paths are ignored.
+void temp_output_end(const char *tmp);
+
 // Writes data to "<path>.tmp.<pid>", fsyncs and renames it to path, so readers see either the
 // old file or the whole new one. Errors name the file.
 int write_file_atomic(const char *path, const void *data, size_t len, Error *e);

@@ -257,6 +257,7 @@ static int place_tensors(Gguf *g, const uint8_t *buf, size_t len, Error *e) {
                          "data section is %llu bytes from offset %llu)", g->path, t->name,
                          (unsigned long long)t->offset, (unsigned long long)t->nbytes,
                          (unsigned long long)data_size, (unsigned long long)data);
+        if (rc) break;  // the pointer below is only formed for an offset inside the file
         t->data = buf + data + t->offset;
         spans[i] = (Span){t->offset, t->offset + t->nbytes, i};
     }
@@ -323,8 +324,8 @@ static int rd_tensor_infos(Gguf *g, Cursor *c, uint64_t n_tensors) {
 
 int gguf_parse(Gguf *g, const void *buf, size_t len, const char *name, Error *e) {
     memset(g, 0, sizeof *g);
+    if (len == 0) return err_set(e, "%s: empty file (not a GGUF file)", name);  // (buf may be NULL: no buf + 0)
     Cursor c = {buf, buf, (const uint8_t *)buf + len, name, e};
-    if (len == 0) return err_set(e, "%s: empty file (not a GGUF file)", name);
     if (len < 4 || memcmp(buf, GGUF_MAGIC, 4))
         return err_set(e, "%s: not a GGUF file (bad magic; expected \"GGUF\")", name);
     c.p += 4;

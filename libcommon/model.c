@@ -2,9 +2,11 @@
 #include "model.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "safetensors.h"
@@ -151,6 +153,9 @@ static int check_keys(ModelArch arch, json_t *root, const char *path, Error *e) 
 // ---------------------------------------------------------------------------------------------
 // config.json
 
+#define MAX_CFG_INT (1 << 24)
+#define MAX_WIDTH (1 << 24)  // the widest activation row (heads × head_dim) the int indexing allows
+
 static int cfg_int(json_t *root, const char *key, int def, int *out, const char *path, Error *e) {
     json_t *v = json_object_get(root, key);
     if (!v || json_is_null(v)) {
@@ -158,8 +163,9 @@ static int cfg_int(json_t *root, const char *key, int def, int *out, const char 
         *out = def;
         return 0;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1 << 30)
-        return err_set(e, "%s: \"%s\" must be a non-negative integer", path, key);
+    // The cap keeps every product of two config values below 2^48 and 4·x below INT_MAX.
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > MAX_CFG_INT)
+        return err_set(e, "%s: \"%s\" must be an integer in [0, %d]", path, key, MAX_CFG_INT);
     *out = (int)json_integer_value(v);
     return 0;
 }
@@ -170,7 +176,8 @@ static int cfg_float(json_t *root, const char *key, float def, float *out, const
         *out = def;
         return 0;
     }
-    if (!json_is_number(v)) return err_set(e, "%s: \"%s\" must be a number", path, key);
+    if (!json_is_number(v) || !isfinite((float)json_number_value(v)))
+        return err_set(e, "%s: \"%s\" must be a finite number", path, key);
     *out = (float)json_number_value(v);
     return 0;
 }
@@ -197,13 +204,17 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
     if (!type) return err_set(e, "%s: missing \"model_type\"", path);
     snprintf(c->model_type, sizeof c->model_type, "%s", type);
     c->bos_id = c->eos_id = -1;
-    int bos = -1, eos = -1;
     json_t *jb = json_object_get(root, "bos_token_id"), *je = json_object_get(root, "eos_token_id");
-    if (json_is_integer(jb)) bos = (int)json_integer_value(jb);
-    if (json_is_integer(je)) eos = (int)json_integer_value(je);
-    if (json_is_array(je) && json_array_size(je)) eos = (int)json_integer_value(json_array_get(je, 0));
-    c->bos_id = bos;
-    c->eos_id = eos;
+    if (json_is_array(je)) je = json_array_get(je, 0);  // (NULL for an empty list)
+    json_t *ids[2] = {jb, je};
+    const char *id_keys[2] = {"bos_token_id", "eos_token_id"};
+    int *id_out[2] = {&c->bos_id, &c->eos_id};
+    for (int i = 0; i < 2; i++) {  // checked against vocab_size below
+        if (!ids[i] || json_is_null(ids[i])) continue;
+        if (!json_is_integer(ids[i]) || json_integer_value(ids[i]) < 0 || json_integer_value(ids[i]) > INT_MAX)
+            return err_set(e, "%s: \"%s\" is not a token id", path, id_keys[i]);
+        *id_out[i] = (int)json_integer_value(ids[i]);
+    }
 
     if (!strcmp(type, "llama") || !strcmp(type, "gemma2")) {
         int gemma = !strcmp(type, "gemma2");
@@ -253,6 +264,7 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
                 cfg_float(root, "final_logit_softcapping", 0.0f, &c->final_softcap, path, e) ||
                 cfg_int(root, "sliding_window", 4096, &c->sliding_window, path, e))
                 return -1;
+            if (!(qpas > 0)) return err_set(e, "%s: \"query_pre_attn_scalar\" %g must be > 0", path, qpas);
             c->query_scale = 1.0f / sqrtf(qpas);
         }
     } else if (!strcmp(type, "gpt2")) {
@@ -280,6 +292,24 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
     if (c->n_layers < 1 || c->d_model < 1 || c->n_heads < 1 || c->vocab_size < 1 || c->head_dim < 2 || c->head_dim % 2)
         return err_set(e, "%s: invalid dimensions (layers %d, hidden %d, heads %d, head_dim %d, vocab %d)", path,
                        c->n_layers, c->d_model, c->n_heads, c->head_dim, c->vocab_size);
+    // values that turn every activation into NaN/inf (a negative epsilon under the square root, a
+    // zero RoPE base or scaling factor, an empty llama3 smoothing band)
+    if (c->norm_eps < 0) return err_set(e, "%s: the norm epsilon %g must be >= 0", path, c->norm_eps);
+    if (c->arch != ARCH_GPT2 && !(c->rope_theta > 0))
+        return err_set(e, "%s: \"rope_theta\" %g must be > 0", path, c->rope_theta);
+    if (c->rope_llama3 && !(c->rope_factor > 0 && c->rope_low_freq_factor > 0 &&
+                            c->rope_high_freq_factor > c->rope_low_freq_factor && c->rope_original_max_pos > 0))
+        return err_set(e, "%s: rope_scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                       "original_max_position_embeddings > 0 (got %g, %g, %g, %d)", path, c->rope_factor,
+                       c->rope_low_freq_factor, c->rope_high_freq_factor, c->rope_original_max_pos);
+    if (c->attn_softcap < 0 || c->final_softcap < 0)
+        return err_set(e, "%s: logit softcapping must be >= 0 (got %g, %g)", path, c->attn_softcap, c->final_softcap);
+    if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
+        return err_set(e, "%s: bos_token_id %d / eos_token_id %d outside the vocabulary (%d)", path, c->bos_id, c->eos_id,
+                       c->vocab_size);
+    if ((int64_t)c->n_heads * c->head_dim > MAX_WIDTH || (int64_t)c->n_kv_heads * c->head_dim > MAX_WIDTH)
+        return err_set(e, "%s: attention heads × head_dim (%d × %d) is absurd (more than %d)", path, c->n_heads,
+                       c->head_dim, MAX_WIDTH);
     if (c->n_heads % c->n_kv_heads)
         return err_set(e, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path, c->n_heads, c->n_kv_heads);
     if (!c->query_scale) c->query_scale = 1.0f / sqrtf((float)c->head_dim);
@@ -348,8 +378,15 @@ static int load_tensor(Model *m, const Shards *sh, const char *name, int64_t row
             return err_set(e, "%s: tensor \"%s\" has shape [%s], config implies [%lld, %lld]", file->path, name, got, (long long)rows, (long long)cols);
         return err_set(e, "%s: tensor \"%s\" has shape [%s], config implies [%lld]", file->path, name, got, (long long)rows);
     }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64 && t->dtype != ST_F8_E4M3)
+        return err_set(e, "%s: tensor \"%s\" has dtype %s: weights must be floating point", file->path, name,
+                       st_dtype_name(t->dtype));
     float *buf = model_alloc(m, (size_t)t->numel);
     if (safetensors_to_f32(file, t, buf, t->numel, e)) return -1;
+    for (uint64_t i = 0; i < t->numel; i++)  // one NaN/inf weight makes every later activation NaN
+        if (!isfinite(buf[i]))
+            return err_set(e, "%s: tensor \"%s\" element %llu is %g: weights must be finite", file->path, name,
+                           (unsigned long long)i, buf[i]);
     *out = buf;
     return 0;
 }
@@ -537,6 +574,11 @@ int model_load(Model *m, const char *dir, Error *e) {
     json_t *index = json_load_file(path, 0, &jerr);
     char **files = NULL;
     int n_files = 0;
+    if (!index && access(path, F_OK) == 0) {  // an index that is there but unreadable is an error, not absent
+        err_set(e, "%s: %s", path, jerr.text);
+        model_free(m);
+        return -1;
+    }
     if (index) {
         json_t *wm = json_object_get(index, "weight_map");
         if (!json_is_object(wm)) {
@@ -549,11 +591,12 @@ int model_load(Model *m, const char *dir, Error *e) {
         json_object_foreach(wm, key, val) {
             const char *fname = json_string_value(val);
             if (!fname || strchr(fname, '/')) {
+                err_set(e, "%s: weight_map[\"%s\"] is not a file name", path, key);  // before key is freed
                 json_decref(index);
                 for (int i = 0; i < n_files; i++) free(files[i]);
                 free(files);
                 model_free(m);
-                return err_set(e, "%s: weight_map[\"%s\"] is not a file name", path, key);
+                return -1;
             }
             int seen = 0;
             for (int i = 0; i < n_files; i++) seen |= !strcmp(files[i], fname);
@@ -576,6 +619,13 @@ int model_load(Model *m, const char *dir, Error *e) {
             sh.n_files = i + 1;
             m->weights_hash = hash_safetensors(m->weights_hash, &sh.files[i]);
         }
+    }
+    if (!rc) {  // each layer has several tensors: a layer count beyond the tensor count is a broken config
+        int64_t n_tensors = 0;
+        for (int i = 0; i < sh.n_files; i++) n_tensors += sh.files[i].n_tensors;
+        if (m->cfg.n_layers > n_tensors)
+            rc = err_set(e, "%s/config.json: the layer count %d is absurd: the weights hold %lld tensors", dir,
+                         m->cfg.n_layers, (long long)n_tensors);
     }
     if (!rc) {
         m->layers = xcalloc((size_t)m->cfg.n_layers, sizeof *m->layers);

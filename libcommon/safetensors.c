@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "convert.h"
+#include "fileio.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c assumes a little-endian host (the file format is little-endian)"
@@ -486,11 +487,16 @@ int safetensors_write(const char *path, const StWriteTensor *tensors, int n, con
         return -1;
     }
 
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    char tmp[4200];
+    if (temp_output_begin(tmp, sizeof tmp, path, e)) {
+        free(hdr);
+        free(items);
+        return -1;
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         err_set(e, "%s: cannot create: %s", tmp, strerror(errno));
+        temp_output_end(tmp);
         free(hdr);
         free(items);
         return -1;
@@ -505,6 +511,7 @@ int safetensors_write(const char *path, const StWriteTensor *tensors, int n, con
     if (close(fd) != 0 && !bad) bad = err_set(e, "%s: close failed: %s", tmp, strerror(errno));
     if (!bad && rename(tmp, path) != 0) bad = err_set(e, "%s: cannot rename %s: %s", path, tmp, strerror(errno));
     if (bad) unlink(tmp);
+    temp_output_end(tmp);
     free(hdr);
     free(items);
     return bad ? -1 : 0;

@@ -36,6 +36,10 @@ int shard_meta_is_object(const char *text, size_t len, char *why, size_t why_len
 }
 
 int shard_open_file(const char *path, int *fd, uint64_t *size, Error *e) {
+    *fd = -1;
+    if (!strcmp(path, "-"))  // not a file named "-": stdin, which a shard reader cannot seek in
+        return err_set(e, "-: a shard cannot be read from stdin (it is read by random access, from its end); "
+                       "give a file");
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) return err_set(e, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;

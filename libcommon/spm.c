@@ -3,10 +3,12 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fileio.h"
 #include "hashmap.h"
+#include "tokenizer.h"
 #include "unicode.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -103,11 +105,17 @@ int spm_parse(SpmModel *m, const void *buf, size_t len, const char *name, Error 
                     pc.type = (int)n2;
                 }
             }
-            if (!have_piece) { free(pc.piece); spm_free(m); return err_set(e, "%s: piece %d has no text", name, m->n_pieces); }
+            // (the message is formatted before spm_free, which zeroes n_pieces)
+            if (!have_piece) {
+                err_set(e, "%s: piece %d has no text", name, m->n_pieces);
+                spm_free(m);
+                return -1;
+            }
             if (utf8_valid_prefix((const unsigned char *)pc.piece, pc.len) != pc.len) {
+                err_set(e, "%s: piece %d is not valid UTF-8", name, m->n_pieces);
                 free(pc.piece);
                 spm_free(m);
-                return err_set(e, "%s: piece %d is not valid UTF-8", name, m->n_pieces);
+                return -1;
             }
             if (m->n_pieces == cap) {
                 cap = cap ? cap * 2 : 256;
@@ -283,25 +291,30 @@ int spm_to_tokenizer_json(const SpmModel *m, const char *name, char **json_out, 
     return 0;
 }
 
+int spm_load(SpmModel *m, const char *path, Error *e) {
+    void *map;
+    size_t n;
+    if (map_file(path, &map, &n, e)) return -1;  // (refuses a directory, whose size is no size)
+    int rc = spm_parse(m, map, n, path, e);
+    if (map) munmap(map, n);
+    return rc;
+}
+
 int spm_convert_file(const char *model_path, const char *out_path, Error *e) {
-    FILE *f = fopen(model_path, "rb");
-    if (!f) return err_set(e, "%s: cannot open", model_path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (n < 0) { fclose(f); return err_set(e, "%s: cannot determine size", model_path); }
-    uint8_t *buf = xmalloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    fclose(f);
-    if (got != (size_t)n) { free(buf); return err_set(e, "%s: read error", model_path); }
     SpmModel m;
-    int rc = spm_parse(&m, buf, (size_t)n, model_path, e);
-    free(buf);
-    if (rc) return -1;
+    if (spm_load(&m, model_path, e)) return -1;
+    int rc;
     char *json;
     rc = spm_to_tokenizer_json(&m, model_path, &json, e);
     spm_free(&m);
     if (rc) return -1;
+    // What we write must load: a model our converter handles wrongly fails here, not in a later `tok`.
+    Tokenizer *check = tokenizer_load_json(json, strlen(json), model_path, e);
+    if (!check) {
+        free(json);
+        return err_prefix(e, "%s: the converted tokenizer.json does not load", model_path);
+    }
+    tokenizer_free(check);
     if (!strcmp(out_path, "-")) {
         fputs(json, stdout);
         fputc('\n', stdout);

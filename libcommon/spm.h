@@ -26,6 +26,8 @@ typedef struct {
 } SpmModel;
 
 int spm_parse(SpmModel *m, const void *buf, size_t len, const char *name, Error *e);
+// spm_parse of the file at path (a regular file).
+int spm_load(SpmModel *m, const char *path, Error *e);
 void spm_free(SpmModel *m);
 // Builds tokenizer.json text (malloc'd, NUL-terminated).
 int spm_to_tokenizer_json(const SpmModel *m, const char *name, char **json_out, Error *e);

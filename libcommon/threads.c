@@ -4,11 +4,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "err.h"
 
 int parallel_threads(void) {
-    const char *env = getenv("CLTKIT_THREADS");
-    if (env && atoi(env) > 0) return atoi(env);
+    long long env = cli_env_int("CLTKIT_THREADS", 0, 0, 4096);  // 0: one per CPU
+    if (env > 0) return (int)env;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }

@@ -3,6 +3,7 @@
 // goes through the BPE model; then the post-processor adds BOS/EOS.
 #include "tokenizer.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -542,7 +543,7 @@ static int parse_added(Tokenizer *t, json_t *list, Error *e) {
     return 0;
 }
 
-static int parse_model(Tokenizer *t, json_t *m, Error *e) {
+static int parse_model(Tokenizer *t, json_t *m, size_t text_len, Error *e) {
     if (!json_is_object(m)) return err_set(e, "%s: missing \"model\" object", t->name);
     const char *type = json_string_value(json_object_get(m, "type"));
     json_t *vocab = json_object_get(m, "vocab"), *merges = json_object_get(m, "merges");
@@ -574,6 +575,11 @@ static int parse_model(Tokenizer *t, json_t *m, Error *e) {
     }
     for (int i = 0; i < t->n_added; i++)
         if (t->added[i].id > max_id) max_id = t->added[i].id;
+    // The id table has max_id + 1 slots; each id takes several bytes of the file, so an id beyond the file's size
+    // is a corrupt file, not a reason to allocate gigabytes.
+    if (max_id >= text_len)
+        return err_set(e, "%s: token id %u is absurd for a %zu-byte file (ids are at most one per byte)", t->name,
+                       max_id, text_len);
     t->vocab_size = max_id + 1;
     t->id_token = xcalloc(t->vocab_size, sizeof *t->id_token);
     t->id_token_len = xcalloc(t->vocab_size, sizeof *t->id_token_len);
@@ -648,7 +654,7 @@ Tokenizer *tokenizer_load_json(const char *text, size_t len, const char *name, E
     int rc = -1;
     if (!json_is_object(root)) { err_set(e, "%s: top level is not a JSON object", name); goto done; }
     if (parse_added(t, json_object_get(root, "added_tokens"), e)) goto done;
-    if (parse_model(t, json_object_get(root, "model"), e)) goto done;
+    if (parse_model(t, json_object_get(root, "model"), len, e)) goto done;
     if (parse_normalizer(t, json_object_get(root, "normalizer"), e)) goto done;
     if (parse_pretok(t, json_object_get(root, "pre_tokenizer"), e)) goto done;
     if (parse_decoder(t, json_object_get(root, "decoder"), e)) goto done;
@@ -683,13 +689,19 @@ done:
 Tokenizer *tokenizer_load(const char *path, Error *e) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        err_set(e, "%s: cannot open tokenizer", path);
+        err_set(e, "%s: cannot open tokenizer: %s", path, strerror(errno));
         return NULL;
     }
     Buf b = {0};
     char chunk[1 << 16];
     size_t got;
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) buf_append(&b, chunk, got);
+    if (ferror(f)) {  // e.g. a directory: fopen succeeds, reading fails with EISDIR
+        err_set(e, "%s: cannot read tokenizer: %s", path, strerror(errno));
+        fclose(f);
+        free(b.p);
+        return NULL;
+    }
     fclose(f);
     Tokenizer *t = tokenizer_load_json(b.p ? b.p : "", b.n, path, e);
     free(b.p);
@@ -1084,7 +1096,7 @@ static void bpe_cached(const Tokenizer *t, TokScratch *s, const char *piece, siz
         ce->len = (uint8_t)len;
         memcpy(ce->bytes, piece, len);
         ce->n_ids = (uint8_t)produced;
-        memcpy(ce->ids, out->ids + before, produced * sizeof *out->ids);
+        if (produced) memcpy(ce->ids, out->ids + before, produced * sizeof *out->ids);  // ids is NULL until a push
     }
 }
 
@@ -1204,6 +1216,7 @@ int tokenizer_encode(const Tokenizer *t, TokScratch *s, const char *text, size_t
 typedef struct { Buf b; Spans sp; } StrList;
 static void sl_push(StrList *l, const char *p, size_t len) {
     size_t off = l->b.n;
+    buf_reserve(&l->b, 1);  // b.p is never NULL once a span exists: b.p + off is always defined
     buf_append(&l->b, p, len);
     spans_push(&l->sp, off, len, 0);
 }

@@ -80,6 +80,7 @@ static int write_bytes(TokShardWriter *w, const void *p, size_t n, Error *e) {
 static void writer_free(TokShardWriter *w) {
     ZSTD_freeCCtx(w->cctx);
     free(w->path);
+    temp_output_end(w->tmp_path);  // renamed or removed by now (or, on exit, removed by the registry)
     free(w->tmp_path);
     free(w->ids);
     free(w->docs);
@@ -116,7 +117,12 @@ TokShardWriter *tokshard_writer_open(const char *path, const TokShardWriterOptio
     } else {
         size_t n = strlen(path) + 32;
         w->tmp_path = xmalloc(n);
-        snprintf(w->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+        if (temp_output_begin(w->tmp_path, n, path, e)) {
+            free(w->tmp_path);
+            w->tmp_path = NULL;
+            writer_free(w);
+            return NULL;
+        }
         w->f = fopen(w->tmp_path, "wb");
         if (!w->f) {
             err_set(e, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));

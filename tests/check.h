@@ -67,6 +67,12 @@ static inline const char *test_shared_dir(void) {
     return cache;
 }
 
+// Where the tools are: $CLTKIT_BIN (make sanitize: bin-san), else bin/ (tests run from the root).
+static inline const char *bin_dir(void) {
+    const char *env = getenv("CLTKIT_BIN");
+    return env && *env ? env : "bin";
+}
+
 // Test data outside the repository (../shared, or what `make test-data` fetches): fills path with
 // <shared>/<rel> and returns 1 if it exists; otherwise marks the running test skipped, naming the
 // missing file and how to get it, and returns 0 (the caller returns).

@@ -6,7 +6,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -n "${CLTKIT_SHARED:-}" ]; then SHARED=$CLTKIT_SHARED
 elif [ -d "$ROOT/../shared" ]; then SHARED=$ROOT/../shared
 else SHARED=${CLTKIT_CACHE:-$HOME/.cache/cltkit}/shared; fi
-BIN=$ROOT/bin
+BIN=${CLTKIT_BIN:-$ROOT/bin}  # make sanitize points this at bin-san
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 ok()   { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; }

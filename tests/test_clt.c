@@ -414,7 +414,7 @@ static void test_clt_names(void) {
               !strcmp(clt_shard_hook("ln2.hook_normalized"), "mlp_in") &&
               !strcmp(clt_shard_hook("hook_resid_mid"), "resid_mid") && !clt_shard_hook("hook_resid_pre"),
           "shard hooks");
-    const char *ids[][2] = {{"/home/u/demo-out/model", "model"}, {"models/stories260K/", "stories260K"},
+    const char *ids[][2] = {{"/srv/runs/demo-out/model", "model"}, {"models/stories260K/", "stories260K"},
                             {"smollm2", "smollm2"}, {"", ""}, {"/", ""}};
     for (int i = 0; i < 5; i++) {
         char name[64];

@@ -50,7 +50,7 @@ mkdir -p "$TMP/st2"; cp "$TMP/st/"* "$TMP/st2/"; echo >> "$TMP/st2/config.json" 
 expect_error clt_fit_other_model "other.acts: made with another model than .*a.acts \(model hash" \
   "$BIN/clt-fit" -o "$TMP/x" "$TMP/a.acts" "$TMP/other.acts"
 "$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/few.acts" --ctx 64 --max-tokens 10 "$TMP/c.tok" 2>/dev/null
-expect_error clt_fit_batch_larger_than_data "--batch 128: no shuffle pool holds that many tokens" \
+expect_error clt_fit_batch_larger_than_data "--batch 128 is more than the 10 tokens a pool" \
   timeout 60 "$BIN/clt-fit" -o "$TMP/x" --features 64 --batch 128 --steps 5 "$TMP/few.acts"
 expect_error clt_fit_resume_missing "train_state.safetensors" "$BIN/clt-fit" -o "$TMP/fresh" --resume "$TMP/a.acts"
 "$BIN/clt-fit" --help | grep -q "usage: clt-fit" && ok clt_fit_help || fail clt_fit_help "--help"

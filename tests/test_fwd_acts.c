@@ -51,8 +51,10 @@ static void check_model(const char *name, const char *in_hook, const char *dtype
     int B = 0, T = 0;
     CHECK(!write_prompts(&g, tok_path, &B, &T), "writing %s", tok_path);
     // the prompts already start with BOS: no BOS prepended, and BOS rows kept, so every golden row is compared
-    snprintf(cmd, sizeof cmd, "bin/fwd-acts -m %s -o %s --ctx %d --batch 2 --no-bos --keep-bos --in %s --dtype %s --chunk-tokens 10 %s 2>/dev/null",
-             dir, acts_path, T, in_hook, dtype, tok_path);
+    snprintf(cmd, sizeof cmd,
+             "%s/fwd-acts -m %s -o %s --ctx %d --batch 2 --no-bos --keep-bos --in %s --dtype %s --chunk-tokens 10 %s "
+             "2>/dev/null",
+             bin_dir(), dir, acts_path, T, in_hook, dtype, tok_path);
     CHECK(system(cmd) == 0, "failed: %s", cmd);
     ActShard s;
     CHECK(!actshard_open(&s, acts_path, &e), "%s", e.msg);
@@ -98,7 +100,7 @@ static void check_model(const char *name, const char *in_hook, const char *dtype
     actshard_close(&s);
 
     // --eval: the mean loss over all prompts equals the mean of HF's per-prompt losses (same T)
-    snprintf(cmd, sizeof cmd, "bin/fwd-acts -m %s --eval --ctx %d --no-bos %s 2>/dev/null", dir, T, tok_path);
+    snprintf(cmd, sizeof cmd, "%s/fwd-acts -m %s --eval --ctx %d --no-bos %s 2>/dev/null", bin_dir(), dir, T, tok_path);
     FILE *p = popen(cmd, "r");
     char line[1024] = "";
     if (p) { if (!fgets(line, sizeof line, p)) line[0] = 0; pclose(p); }

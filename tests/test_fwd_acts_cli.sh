@@ -79,5 +79,5 @@ ids=$("$FWD" -m "$TMP/st" --generate 20 --prompt-ids "$(seq -s ' ' 3 500)" 2>"$T
 [ "$ids" = 15 ] && grep -q "stopped after 15 of 20 ids at the model's 512 positions" "$TMP/gen.err" \
   && ok fwd_generate_stops_at_positions || fail fwd_generate_stops_at_positions "$ids ids: $(cat "$TMP/gen.err")"
 expect_error fwd_generate_prompt_too_long "--prompt-ids: 513 tokens, more than the model's 512" \
-  "$FWD" -m "$TMP/st" --generate 5 --prompt-ids "$(seq -s ' ' 1 513)"
+  "$FWD" -m "$TMP/st" --generate 5 --prompt-ids "$(for i in $(seq 1 513); do printf '%d ' $((i % 500)); done)"
 "$FWD" --help | grep -q "usage: fwd-acts" && ok fwd_help || fail fwd_help "--help"

@@ -211,8 +211,8 @@ static void test_accepts(void) {
         "{\"__metadata__\":null}",
         "{\"__metadata__\":{}}",
         "{\"x\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2],\"extra\":1}}",  // unknown fields ignored
-        "{\"e1\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
-        "\"e2\":{\"dtype\":\"I64\",\"shape\":[3,0],\"data_offsets\":[0,0]}}",  // empties share an offset
+        ("{\"e1\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"  // (one element, two lines)
+         "\"e2\":{\"dtype\":\"I64\",\"shape\":[3,0],\"data_offsets\":[0,0]}}"),  // empties share an offset
     };
     size_t ndata[] = {0, 0, 0, 0, 2, 0};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {

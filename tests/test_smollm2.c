@@ -51,7 +51,8 @@ static const char *find_gguf(char *buf, size_t cap, char *why, size_t why_cap) {
     int st = pclose(p);
     buf[strcspn(buf, "\n")] = 0;
     if (st != 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(why, why_cap, "%s", buf[0] ? buf : "scripts/fetch_smollm2.sh failed");
+        // (an explicit precision: the message may be cut to why_cap, which -O1's -Wformat-truncation wants said)
+        snprintf(why, why_cap, "%.*s", (int)why_cap - 1, buf[0] ? buf : "scripts/fetch_smollm2.sh failed");
         return NULL;
     }
     return buf;

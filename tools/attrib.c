@@ -206,11 +206,11 @@ static void parse_args(int argc, char **argv, Options *o, int intervene) {
         case O_CLT: o->clt = optarg; break;
         case O_IDS: o->ids = optarg; break;
         case O_MAXL: o->max_logits = (int)cli_parse_int("--max-logits", optarg, 1, 1 << 20); break;
-        case O_LPROB: o->logit_prob = cli_parse_double("--logit-prob", optarg); break;
+        case O_LPROB: o->logit_prob = cli_parse_double("--logit-prob", optarg, 0, 1); break;
         case O_TARGET: o->targets[o->n_targets++] = optarg; break;
         case O_MFN: o->max_feature_nodes = (int)cli_parse_int("--max-feature-nodes", optarg, 1, 1 << 30); break;
-        case O_NTH: o->node_threshold = cli_parse_double("--node-threshold", optarg); break;
-        case O_ETH: o->edge_threshold = cli_parse_double("--edge-threshold", optarg); break;
+        case O_NTH: o->node_threshold = cli_parse_double("--node-threshold", optarg, 0, 1); break;
+        case O_ETH: o->edge_threshold = cli_parse_double("--edge-threshold", optarg, 0, 1); break;
         case O_BATCH: o->batch = (int)cli_parse_int("--batch", optarg, 1, 1 << 16); break;
         case O_UPD: o->update_interval = (int)cli_parse_int("--update-interval", optarg, 1, 1 << 16); break;
         case O_THREADS: o->threads = (int)cli_parse_int("--threads", optarg, 1, 4096); break;

@@ -1,6 +1,8 @@
 // clt-fit — train a JumpReLU cross-layer transcoder on activation shards (CPU backend).
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stddef.h>
@@ -264,6 +266,22 @@ static int data_load_pool(Data *D, int64_t epoch, int64_t pool) {
 }
 
 typedef struct { int64_t epoch, pool, batch; } Cursor;
+
+static int cmp_u64_desc(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+// The most tokens any pool can hold: the largest pool_chunks chunks together. A batch larger than
+// that never fits, and data_next_batch would look for one forever.
+static uint64_t data_max_pool_tokens(const Data *D) {
+    uint64_t *n = xmalloc(D->n_chunks * sizeof *n), total = 0;
+    for (uint64_t k = 0; k < D->n_chunks; k++) n[k] = D->shards[D->chunk_shard[k]].index[D->chunk_index[k]].n_tokens;
+    qsort(n, D->n_chunks, sizeof *n, cmp_u64_desc);
+    for (uint64_t k = 0; k < D->n_chunks && k < (uint64_t)D->pool_chunks; k++) total += n[k];
+    free(n);
+    return total;
+}
 
 // Fills x/y (B rows per layer) with the batch at the cursor and advances it. A pool's last
 // partial batch is skipped (its tokens come back in later epochs in another order).
@@ -998,12 +1016,12 @@ int main(int argc, char **argv) {
             case 'F': o.features = (int)cli_parse_int("--features", optarg, 1, 1 << 26); break;
             case 'b': o.batch = (int)cli_parse_int("--batch", optarg, 1, 1 << 24); break;
             case 'n': o.steps = cli_parse_int("--steps", optarg, 1, INT64_MAX / 4); break;
-            case 'l': o.lr = (float)cli_parse_double("--lr", optarg); break;
-            case 'L': o.lam = (float)cli_parse_double("--lambda", optarg); break;
-            case 'c': o.c = (float)cli_parse_double("--c", optarg); break;
-            case 'P': o.lam_p = (float)cli_parse_double("--lambda-p", optarg); break;
-            case 'w': o.eps = (float)cli_parse_double("--bandwidth", optarg); break;
-            case 't': o.theta0 = (float)cli_parse_double("--theta0", optarg); break;
+            case 'l': o.lr = (float)cli_parse_double("--lr", optarg, 0, FLT_MAX); break;
+            case 'L': o.lam = (float)cli_parse_double("--lambda", optarg, 0, FLT_MAX); break;
+            case 'c': o.c = (float)cli_parse_double("--c", optarg, 0, FLT_MAX); break;
+            case 'P': o.lam_p = (float)cli_parse_double("--lambda-p", optarg, 0, FLT_MAX); break;
+            case 'w': o.eps = (float)cli_parse_double("--bandwidth", optarg, 0, FLT_MAX); break;
+            case 't': o.theta0 = (float)cli_parse_double("--theta0", optarg, 0, FLT_MAX); break;
             case 'W': o.warmup = cli_parse_int("--warmup", optarg, 0, INT64_MAX / 4); break;
             case 'k': o.pool_chunks = (int)cli_parse_int("--pool-chunks", optarg, 1, 1 << 20); break;
             case 's': o.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
@@ -1011,7 +1029,7 @@ int main(int argc, char **argv) {
             case 'm': o.metrics_path = optarg; break;
             case 'S': o.save_every = cli_parse_int("--save-every", optarg, 1, INT64_MAX / 4); break;
             case 'I':
-                o.save_interval = cli_parse_double("--save-interval", optarg);
+                o.save_interval = cli_parse_double("--save-interval", optarg, 0, 1e9);
                 if (!(o.save_interval >= 0) || !isfinite(o.save_interval))
                     cli_usage_error("clt-fit", "--save-interval must be >= 0 seconds");
                 break;
@@ -1084,6 +1102,7 @@ int main(int argc, char **argv) {
     if (!n_shards) cli_usage_error("clt-fit", "no activation shards given");
     if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
+    // (usage errors first: they hold whether or not this build has CUDA)
     if (o.bf16 && !o.cuda)
         cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
     if (o.cuda && o.act != CLT_JUMPRELU)
@@ -1107,6 +1126,10 @@ int main(int argc, char **argv) {
     if (run && argc - optind > 0 && check_run_shards(run, &D, &o, run_path, &e)) fatal_err(&e);
     int L = D.L, d = D.d, F = o.features ? o.features : 8 * d, B = o.batch;
     char *run_json = run_config_text(&o, &D, F);
+    uint64_t max_pool = data_max_pool_tokens(&D);
+    if ((uint64_t)B > max_pool)
+        fatal("--batch %d is more than the %llu tokens a pool of --pool-chunks %d chunks holds at most: lower --batch "
+              "or raise --pool-chunks", B, (unsigned long long)max_pool, o.pool_chunks);
     CltShard sh;
     if (clt_shard_init(&sh, &comm, L, d, F, &e)) fatal_ranks(&comm, &e);
     int Fl = sh.F_local;  // this rank's features per layer (F with one rank)
@@ -1134,6 +1157,7 @@ int main(int argc, char **argv) {
     char metrics_default[4200];
     snprintf(metrics_default, sizeof metrics_default, "%s/metrics.jsonl", o.out_dir);
     const char *metrics_path = o.metrics_path ? o.metrics_path : metrics_default;
+    cli_check_not_input(metrics_path, (const char *const *)argv + optind, argc - optind);  // "w" would truncate it
     FILE *mf = NULL;  // rank 0 logs; a resume first drops the rows logged after the checkpoint
     if (comm.rank == 0 && o.resume && clt_metrics_truncate(metrics_path, step, &e)) fatal_err(&e);
     if (comm.rank == 0 && !(mf = fopen(metrics_path, o.resume ? "a" : "w")))
@@ -1168,7 +1192,9 @@ int main(int argc, char **argv) {
             const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
             if (!lr) lr = getenv("MPI_LOCALRANKID");
             if (!lr) lr = getenv("SLURM_LOCALID");
-            int device = (lr ? atoi(lr) : comm.rank) % n_dev;
+            long long local_rank;
+            if (lr && parse_int_strict(lr, 0, INT_MAX, &local_rank)) fatal("local rank '%s' is not a number", lr);
+            int device = (int)((lr ? local_rank : comm.rank) % n_dev);
             if (comm_init_nccl(&nccl, &comm, device, &e)) fatal_ranks(&comm, &e);
             have_nccl = 1;
             T.gcomm = &nccl;

@@ -1,6 +1,8 @@
 // fwd-acts — run a transformer over token shards and cache per-layer CLT inputs and targets
 // (activation shards, formats/acts.md); or evaluate its loss; or greedy-generate to check it.
+#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -120,49 +122,47 @@ static int parse_layers(const char *spec, int n_layers, int *layers) {
     char *sel = xcalloc((size_t)n_layers, 1);
     const char *p = spec;
     while (*p) {
-        char *end;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
-        if (*end == '-') {
-            const char *q = end + 1;
-            b = strtol(q, &end, 10);
-            if (end == q) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
-        }
-        if (a < 0 || b >= n_layers || a > b) fatal("--layers: %ld-%ld is outside the model's layers 0-%d", a, b, n_layers - 1);
-        for (long l = a; l <= b; l++) sel[l] = 1;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
+        char item[64], *dash;
+        size_t len = strcspn(p, ",");
+        if (len >= sizeof item) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
+        memcpy(item, p, len);
+        item[len] = 0;
+        long long a, b;
+        if ((dash = strchr(item + 1, '-'))) *dash = 0;  // (item + 1: a leading '-' is a sign, refused below)
+        if (parse_int_strict(item, 0, INT_MAX, &a) || parse_int_strict(dash ? dash + 1 : item, 0, INT_MAX, &b))
+            fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
+        if (b >= n_layers || a > b) fatal("--layers: %lld-%lld is outside the model's layers 0-%d", a, b, n_layers - 1);
+        for (long long l = a; l <= b; l++) sel[l] = 1;
+        p += len;
+        if (*p == ',' && !*++p) fatal("--layers: '%s' ends with a comma", spec);
     }
     int n = 0;
     for (int l = 0; l < n_layers; l++)
         if (sel[l]) layers[n++] = l;
     free(sel);
+    if (!n) fatal("--layers: '%s' selects no layer", spec);
     return n;
 }
 
 static void print_id(void *ctx, uint32_t id) {
     (void)ctx;
     printf("%u\n", id);
-    fflush(stdout);
+    if (fflush(stdout) != 0) fatal("standard output: write error: %s", strerror(errno));
 }
 
 static int run_generate(const Model *m, const Options *o) {
     Error e;
-    // at most one id per two characters: room for all of them (no silent cut)
-    uint32_t *seq = xmalloc((strlen(o->prompt_ids ? o->prompt_ids : "") / 2 + 2) * sizeof *seq);
+    uint32_t *seq = NULL;
     int n = 0;
     if (o->prompt_ids) {
-        const char *p = o->prompt_ids;
-        while (*p) {
-            char *end;
-            long v = strtol(p, &end, 10);
-            if (end == p) { p++; continue; }
-            seq[n++] = (uint32_t)v;
-            p = end;
-        }
+        long long *v;
+        size_t nv = cli_parse_int_list("--prompt-ids", o->prompt_ids, 0, m->cfg.vocab_size - 1, &v);
+        seq = xmalloc((nv ? nv : 1) * sizeof *seq);
+        for (size_t i = 0; i < nv; i++) seq[n++] = (uint32_t)v[i];
+        free(v);
     } else {
         if (m->cfg.bos_id < 0) fatal("%s: no bos_token_id in config.json; give --prompt-ids", m->dir);
+        seq = xmalloc(sizeof *seq);
         seq[n++] = (uint32_t)m->cfg.bos_id;
     }
     if (!n) fatal("--prompt-ids: no ids");
@@ -289,6 +289,7 @@ int main(int argc, char **argv) {
         cli_usage_error("fwd-acts", "--dtype: %s", pe.msg);
     if (!o.generate && !o.eval && !o.out_path) cli_usage_error("fwd-acts", "missing -o/--output (or --eval / --generate)");
     if (!o.generate && optind >= argc) cli_usage_error("fwd-acts", "no token shards given");
+    if (o.out_path) cli_check_not_input(o.out_path, (const char *const *)argv + optind, argc - optind);
 
     Model m;
     Error e;
@@ -453,6 +454,8 @@ int main(int argc, char **argv) {
     double dt = now_seconds() - t0;
     if (o.eval) {
         double loss = loss_count ? loss_sum / (double)loss_count : 0;
+        if (!isfinite(loss))  // JSON has no NaN; and a NaN loss is never an answer
+            fatal("%s: the loss is %g: the model computes non-finite logits", o.model_dir, loss);
         printf("{\"model\": \"%s\", \"contexts\": %llu, \"predicted_tokens\": %llu, \"loss\": %.6f, \"perplexity\": %.4f, \"tokens_per_s\": %.1f}\n",
                o.model_dir, (unsigned long long)(processed / (uint64_t)T), (unsigned long long)loss_count, loss,
                exp(loss), dt > 0 ? (double)processed / dt : 0);

@@ -3,6 +3,7 @@
 // offline explainer behind auto-interpretation (SmolLM2-135M-Instruct, converted by gguf-convert).
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,9 +182,9 @@ int main(int argc, char **argv) {
             case 'r': o.raw = 1; break;
             case 's': o.system = optarg; break;
             case 'n': o.max_tokens = (int)cli_parse_int("--max-tokens", optarg, 1, 1 << 24); break;
-            case 't': o.so.temperature = (float)cli_parse_double("--temperature", optarg); break;
+            case 't': o.so.temperature = (float)cli_parse_double("--temperature", optarg, 0, FLT_MAX); break;
             case 'k': o.so.top_k = (int)cli_parse_int("--top-k", optarg, 0, 1 << 30); break;
-            case 'p': o.so.top_p = (float)cli_parse_double("--top-p", optarg); break;
+            case 'p': o.so.top_p = (float)cli_parse_double("--top-p", optarg, 0, FLT_MAX); break;
             case 'S': o.so.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
             case 'x':
                 if (!*optarg) cli_usage_error("generate", "--stop: empty string");

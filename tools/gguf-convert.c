@@ -107,6 +107,9 @@ int main(int argc, char **argv) {
     if (optind != argc - 1) cli_usage_error("gguf-convert", "give exactly one GGUF file");
     if (!info && !out_dir) cli_usage_error("gguf-convert", "missing -o OUTDIR");
     const char *path = argv[optind];
+    static const char *const outputs[] = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
+                                          "tokenizer_config.json", NULL};
+    if (out_dir) cli_check_dir_not_input(out_dir, outputs, &path, 1);
 
     Gguf g;
     Error e;

@@ -30,18 +30,9 @@ static const char USAGE[] =
 // Parses the tokenizer once before anything is written, so a bad .model (or one whose vocab
 // does not fit the checkpoint) leaves no half-converted directory.
 static void check_tokenizer(const char *path, int vocab_size) {
-    FILE *f = fopenCheck(path, "rb");
-    if (fseek(f, 0, SEEK_END) != 0) fatal("%s: cannot seek", path);
-    long n = ftell(f);
-    if (n < 0) fatal("%s: cannot determine size", path);
-    rewind(f);
-    void *buf = xmalloc((size_t)n);
-    freadCheck(buf, 1, (size_t)n, f, path);
-    fcloseCheck(f, path);
     SpmModel sp;
     Error e;
-    if (spm_parse(&sp, buf, (size_t)n, path, &e)) fatal_err(&e);
-    free(buf);
+    if (spm_load(&sp, path, &e)) fatal_err(&e);
     if (sp.n_pieces != vocab_size)
         fatal("%s: tokenizer has %d pieces but the checkpoint's vocab_size is %d", path, sp.n_pieces, vocab_size);
     spm_free(&sp);
@@ -64,6 +55,10 @@ int main(int argc, char **argv) {
     if (!out_dir) cli_usage_error("llama2c-convert", "missing -o OUTDIR");
     const char *ckpt = argv[optind];
 
+    static const char *const outputs[] = {"model.safetensors", "config.json", "generation_config.json",
+                                          "tokenizer.json", NULL};
+    const char *inputs[2] = {ckpt, tok_path};
+    cli_check_dir_not_input(out_dir, outputs, inputs, 2);
     Llama2cModel m;
     Error e;
     if (llama2c_open(&m, ckpt, &e)) fatal_err(&e);

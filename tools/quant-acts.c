@@ -110,9 +110,13 @@ static int run_convert(const char *in_path, const Options *o) {
     ActChunk c = {0};
     double t0 = now_seconds();
     for (uint64_t i = 0; i < s.n_chunks; i++) {
-        if (actshard_read_chunk(&s, i, &c, &e) ||
-            actshard_write(w, c.n, c.token_ids, c.doc_ids, c.positions, c.in, c.out, &e)) {
+        if (actshard_read_chunk(&s, i, &c, &e)) {
             actshard_writer_abort(w);
+            fatal_err(&e);
+        }
+        if (actshard_write(w, c.n, c.token_ids, c.doc_ids, c.positions, c.in, c.out, &e)) {
+            actshard_writer_abort(w);  // the value is the input's: name it first, the output second
+            err_prefix(&e, "%s: chunk %llu holds a value %s cannot store", in_path, (unsigned long long)i, name);
             fatal_err(&e);
         }
         progress_update(&prog, c.first_token + c.n);
@@ -574,5 +578,6 @@ int main(int argc, char **argv) {
     if (!o.out_path) cli_usage_error("quant-acts", "missing -o/--output");
     if (!o.dtype) cli_usage_error("quant-acts", "missing --dtype");
     if (argc - optind != 1) cli_usage_error("quant-acts", "convert takes one input shard, got %d", argc - optind);
+    cli_check_not_input(o.out_path, (const char *const *)argv + optind, 1);
     return run_convert(argv[optind], &o);
 }

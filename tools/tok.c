@@ -1,5 +1,6 @@
 // tok — text/JSONL -> token shards with a Hugging Face tokenizer.json, and back.
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "jsonl.h"
 #include "progress.h"
 #include "spm.h"
 #include "tokenizer.h"
@@ -136,38 +138,15 @@ static int reader_next(DocReader *r, Doc *d) {
             *d = (Doc){.text = t, .len = len, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no};
             return 1;
         }
-        // JSONL: skip blank lines; the field must be a string.
-        size_t k = 0;
-        while (k < (size_t)n && (r->line[k] == ' ' || r->line[k] == '\t' || r->line[k] == '\n' || r->line[k] == '\r')) k++;
-        if (k == (size_t)n) continue;
-        json_error_t jerr;
-        json_t *obj = json_loadb(r->line, (size_t)n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-        if (!obj) fatal("%s:%llu: invalid JSON: %s", path, (unsigned long long)r->line_no, jerr.text);
-        if (r->ids_field) {
-            json_t *arr = json_is_object(obj) ? json_object_get(obj, r->ids_field) : NULL;
-            if (!json_is_array(arr))
-                fatal("%s:%llu: no array field \"%s\"", path, (unsigned long long)r->line_no, r->ids_field);
-            size_t n_ids = json_array_size(arr);
-            uint32_t *ids = xmalloc((n_ids ? n_ids : 1) * sizeof *ids);
-            for (size_t i = 0; i < n_ids; i++) {
-                json_t *x = json_array_get(arr, i);
-                if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 0xFFFFFFFFLL)
-                    fatal("%s:%llu: \"%s\"[%zu] is not a token id", path, (unsigned long long)r->line_no, r->ids_field, i);
-                ids[i] = (uint32_t)json_integer_value(x);
-            }
-            json_decref(obj);
-            *d = (Doc){.text = NULL, .len = 0, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no,
-                       .given_ids = ids, .n_given = n_ids};
-            return 1;
-        }
-        json_t *v = json_is_object(obj) ? json_object_get(obj, r->field) : NULL;
-        if (!json_is_string(v))
-            fatal("%s:%llu: no string field \"%s\"", path, (unsigned long long)r->line_no, r->field);
-        size_t len = json_string_length(v);
-        char *t = xmalloc(len + 1);
-        memcpy(t, json_string_value(v), len);
-        json_decref(obj);
-        *d = (Doc){.text = t, .len = len, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no};
+        // JSONL: skip blank lines; the field must be a string (or the ids field an array of ids).
+        JsonlDoc jd;
+        Error e;
+        const char *field = r->ids_field ? r->ids_field : r->field;
+        int rc = jsonl_parse_line(r->line, (size_t)n, field, r->ids_field != NULL, &jd, &e);
+        if (rc < 0) fatal("%s:%llu: %s", path, (unsigned long long)r->line_no, e.msg);
+        if (rc == 0) continue;
+        *d = (Doc){.text = jd.text, .len = jd.len, .doc_id = r->doc_index++, .path = path, .line_no = r->line_no,
+                   .given_ids = jd.ids, .n_given = jd.n_ids};
         return 1;
     }
 }
@@ -243,9 +222,8 @@ static void encode_batch(EncodeJob *job, int threads) {
 }
 
 static int64_t parse_token_arg(const Tokenizer *t, const char *opt, const char *v) {
-    char *end;
-    long long id = strtoll(v, &end, 10);
-    if (*v && !*end) {
+    long long id;
+    if (!parse_int_strict(v, LLONG_MIN, LLONG_MAX, &id)) {
         if (id < 0 || id >= tokenizer_vocab_size(t)) fatal("%s: id %lld is outside the vocabulary", opt, id);
         return id;
     }
@@ -321,6 +299,8 @@ static int cmd_encode(int argc, char **argv) {
     if (optind >= argc) cli_usage_error("tok encode", "no input files");
     r.paths = argv + optind;
     r.n_paths = argc - optind;
+    cli_check_not_input(out_path, (const char *const *)r.paths, r.n_paths);
+    cli_check_not_input(out_path, &tok_path, 1);
 
     uint64_t tok_hash = 0;
     Tokenizer *tok = NULL;
@@ -443,15 +423,10 @@ static void print_json_string(FILE *out, const char *s, size_t len) {
 
 // Parses whitespace/comma separated ids, optionally wrapped in [ ].
 static void parse_id_list(const char *text, TokIds *ids) {
-    const char *p = text;
-    while (*p) {
-        if (*p == '[' || *p == ']' || *p == ',' || *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') { p++; continue; }
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || v > 0xFFFFFFFFLL) fatal("--ids: '%.20s' is not a token id", p);
-        tokids_push(ids, (uint32_t)v);
-        p = end;
-    }
+    long long *v;
+    size_t n = cli_parse_int_list("--ids", text, 0, 0xFFFFFFFFLL, &v);
+    for (size_t i = 0; i < n; i++) tokids_push(ids, (uint32_t)v[i]);
+    free(v);
 }
 
 static char *read_all(FILE *f, const char *path, size_t *len) {
@@ -488,6 +463,8 @@ static int cmd_decode(int argc, char **argv) {
         }
     }
     Tokenizer *tok = load_tokenizer_or_die(tok_path, NULL);
+    const char *inputs[2] = {tok_path, optind < argc ? argv[optind] : NULL};
+    cli_check_not_input(out_path, inputs, 2);
     FILE *out = cli_open_out(out_path);
     Error e;
     char *text;
@@ -536,6 +513,7 @@ static int cmd_decode(int argc, char **argv) {
         tokdoc_iter_free(&it);
         tokshard_close(&sh);
     }
+    if (ferror(out)) fatal("%s: write error", out_path);
     if (out != stdout) fcloseCheck(out, out_path);
     tokenizer_free(tok);
     return 0;
@@ -640,17 +618,17 @@ static int cmd_convert_spm(int argc, char **argv) {
         else cli_usage_error("tok convert-spm", "bad option");
     }
     if (optind != argc - 1) cli_usage_error("tok convert-spm", "give one SentencePiece .model file");
+    cli_check_not_input(out_path, (const char *const *)argv + optind, 1);
     Error e;
     if (spm_convert_file(argv[optind], out_path, &e)) fatal_err(&e);
     return 0;
 }
 
 int main(int argc, char **argv) {
+    cli_standard(argc, argv, "tok", USAGE);
     if (argc < 2) cli_usage_error("tok", "missing command");
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) { fputs(USAGE, stdout); return 0; }
-    if (!strcmp(cmd, "--version")) { cli_version("tok"); return 0; }
-    cli_standard(argc, argv, "tok", USAGE);
+    if (!strcmp(cmd, "help")) { fputs(USAGE, stdout); return 0; }
     if (!strcmp(cmd, "encode")) return cmd_encode(argc - 1, argv + 1);
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "ids")) return cmd_ids(argc - 1, argv + 1);

@@ -3,7 +3,7 @@
 
     make tools && bin/llama2c-convert ../shared/models/stories260K/stories260K.bin \
         --tokenizer ../shared/models/stories260K/tok512.model -o /tmp/stories260K-hf
-    /work/refvenv/bin/python tests/ref/check_llama2c_hf.py /tmp/stories260K-hf     # from the repo root
+    .venv-ref/bin/python tests/ref/check_llama2c_hf.py /tmp/stories260K-hf     # from the repo root
     (venv: python3 -m venv V && V/bin/pip install -r tests/ref/requirements-models.txt)
 
 Loads DIR with LlamaForCausalLM.from_pretrained(DIR, torch_dtype=torch.float32) (its own

@@ -2,7 +2,7 @@
 """CLT training oracle: forward values, losses, gradients and Adam steps of a JumpReLU cross-layer
 transcoder, computed in float64 with PyTorch autograd, for the C trainer (libcommon/clt*.c).
 
-    /work/refvenv/bin/python tests/ref/make_clt_goldens.py          # from the repo root
+    .venv-ref/bin/python tests/ref/make_clt_goldens.py          # from the repo root
     (venv: python3 -m venv V && V/bin/pip install torch==2.9.1 safetensors==0.6.2 numpy; CPU torch is
      enough; the pins of tests/ref/requirements-models.txt also work)
 

@@ -3,7 +3,7 @@
 torch.topk (the selection EleutherAI's sparsify and crosslayer-coding train with), for the C trainer
 (libcommon/clt.c with clt_work_set_activation).
 
-    /work/refvenv/bin/python tests/ref/make_clt_topk_goldens.py          # from the repo root
+    .venv-ref/bin/python tests/ref/make_clt_topk_goldens.py          # from the repo root
     (venv: torch==2.9.1 safetensors==0.6.2 numpy, as tests/ref/make_clt_goldens.py)
 
 Writes tests/golden/clt/topk{0,1,2}.safetensors (F64, config I32). The model (formats/clt.md):

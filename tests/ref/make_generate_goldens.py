@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Text-generation oracle: greedy continuations and chat prompts from Hugging Face transformers.
 
-    /work/refvenv/bin/python tests/ref/make_generate_goldens.py [--gguf PATH] [tiny|smollm2 ...]
+    .venv-ref/bin/python tests/ref/make_generate_goldens.py [--gguf PATH] [tiny|smollm2 ...]
     (from the repo root; venv: tests/ref/requirements-generate.txt; default: both sets)
 
 tiny    -> tests/golden/generate/tiny.json: for each tiny random checkpoint of tests/golden/models

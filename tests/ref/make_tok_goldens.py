@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent oracle for the C tokenizer: Hugging Face `tokenizers` goldens.
 
-    /work/refvenv/bin/python tests/ref/make_tok_goldens.py      # from the repo root
+    .venv-ref/bin/python tests/ref/make_tok_goldens.py      # from the repo root
     (venv: python3 -m venv V && V/bin/pip install -r tests/ref/requirements-tok.txt)
 
 Reads tests/data/tok_corpus.jsonl and writes tests/golden/tok/<name>.jsonl for name in
@@ -147,7 +147,7 @@ def write_readme(inputs):
         "Generated, not hand-edited. Regenerate from the repo root with:",
         "",
         "    python3 tests/ref/make_tok_corpus.py                      # tests/data/tok_corpus.jsonl",
-        "    /work/refvenv/bin/python tests/ref/make_tok_goldens.py     # this folder",
+        "    .venv-ref/bin/python tests/ref/make_tok_goldens.py     # this folder",
         "",
         "(any venv made with `pip install -r tests/ref/requirements-tok.txt` will do; shared data is",
         "found at `$CLTKIT_SHARED` or `../shared`.)",
