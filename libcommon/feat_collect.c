@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "matmul.h"
 #include "threads.h"
 #include "unicode.h"
 
@@ -688,9 +689,20 @@ int feat_collector_merge_store(FeatCollector *c, const FeatStore *s, Error *e) {
 
 static json_t *token_str(const Tokenizer *tok, uint32_t id) {
     char *s = NULL;
-    size_t n;
+    size_t n, pn = 0;
     Error e;
     if (tok && id < tokenizer_vocab_size(tok) && tokenizer_decode(tok, &id, 1, 0, &s, &n, &e) == 0) {
+        // SentencePiece-style decoders strip the leading space of a sequence's first token; a
+        // token shown alone keeps it ("▁the" is " the")
+        const char *piece = tokenizer_id_to_token(tok, id, &pn);
+        if (piece && pn >= 3 && !memcmp(piece, "\xe2\x96\x81", 3) && (n == 0 || s[0] != ' ')) {
+            char *t = xmalloc(n + 2);
+            t[0] = ' ';
+            memcpy(t + 1, s, n + 1);
+            free(s);
+            s = t;
+            n++;
+        }
         // a single byte-level token can be part of a UTF-8 sequence: shown with U+FFFD, as HF does
         char *fixed = xmalloc(3 * n + 1);
         size_t m = utf8_lossy((const unsigned char *)s, n, fixed);
@@ -787,4 +799,80 @@ json_t *feat_export_json(const json_t *record, const Tokenizer *tok, const char 
     }
     json_object_set_new(o, "next_tokens", nt);
     return o;
+}
+
+// ---- the CLT side -------------------------------------------------------------------------------
+
+void feat_clt_activations(const CltParams *p, int l, const float *x, int N, float *a) {
+    int F = p->F;
+    matmul_cpu(a, x, p->W_enc[l], p->b_enc[l], N, p->d, F);  // (N, F)
+    float *theta = xmalloc((size_t)F * sizeof(float));
+    for (int i = 0; i < F; i++) theta[i] = expf(p->log_theta[l][i]);
+    for (size_t r = 0; r < (size_t)N; r++) {
+        float *row = a + r * F;
+        for (int i = 0; i < F; i++) row[i] = row[i] > theta[i] ? row[i] : 0.0f;
+    }
+    free(theta);
+}
+
+typedef struct {
+    FeatCollector *c;
+    int li, n, V;
+    const float *logits;  // (rows, V)
+    int f0;
+} LogitSelect;
+
+// The n highest (sign 1) or lowest (sign -1) of row v (V,), best first; ties to the lower id.
+static void select_extreme(const float *v, int V, int n, float sign, uint32_t *ids, float *vals) {
+    int k = 0;
+    for (int t = 0; t < V; t++) {
+        float s = sign * v[t];
+        if (k == n && !(s > sign * vals[k - 1])) continue;
+        int j = k < n ? k++ : n - 1;
+        while (j > 0 && s > sign * vals[j - 1]) {
+            ids[j] = ids[j - 1];
+            vals[j] = vals[j - 1];
+            j--;
+        }
+        ids[j] = (uint32_t)t;
+        vals[j] = v[t];
+    }
+}
+
+static void select_rows(void *arg, size_t r0, size_t r1) {
+    const LogitSelect *x = arg;
+    int n = x->n;
+    uint32_t *ids = xmalloc(2 * (size_t)n * sizeof(uint32_t));
+    float *vals = xmalloc(2 * (size_t)n * sizeof(float));
+    for (size_t r = r0; r < r1; r++) {
+        const float *v = x->logits + r * x->V;
+        select_extreme(v, x->V, n, 1.0f, ids, vals);
+        select_extreme(v, x->V, n, -1.0f, ids + n, vals + n);
+        feat_set_logits(x->c, x->li, x->f0 + (int)r, ids, vals, ids + n, vals + n);
+    }
+    free(ids); free(vals);
+}
+
+void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m) {
+    int d = p->d, F = p->F, V = m->cfg.vocab_size, L = p->L, n = c->o.n_logits;
+    if (n < 1 || n > V) return;
+    enum { BLK = 64 };
+    float *g = xmalloc((size_t)d * sizeof(float)), *dec = xmalloc((size_t)BLK * d * sizeof(float));
+    float *logits = xmalloc((size_t)BLK * V * sizeof(float));
+    for (int j = 0; j < d; j++) g[j] = m->final_norm_w[j] + (m->cfg.arch == ARCH_GEMMA2 ? 1.0f : 0.0f);
+    for (int f0 = 0; f0 < F; f0 += BLK) {
+        int nb = F - f0 < BLK ? F - f0 : BLK;
+        for (int i = 0; i < nb; i++) {
+            const float *w = p->W_dec[l] + (size_t)(f0 + i) * (L - l) * d;  // (L−l, d)
+            float *o = dec + (size_t)i * d;
+            for (int j = 0; j < d; j++) o[j] = 0;
+            for (int k = 0; k < L - l; k++)
+                for (int j = 0; j < d; j++) o[j] += w[(size_t)k * d + j];
+            for (int j = 0; j < d; j++) o[j] *= g[j];
+        }
+        matmul_cpu(logits, dec, m->lm_head, NULL, nb, d, V);  // (nb, V)
+        LogitSelect x = {c, li, n, V, logits, f0};
+        parallel_for_n((size_t)nb, 1, c->threads, select_rows, &x);
+    }
+    free(g); free(dec); free(logits);
 }

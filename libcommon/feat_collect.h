@@ -24,8 +24,10 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "clt.h"
 #include "err.h"
 #include "featstore.h"
+#include "model.h"
 #include "tokenizer.h"
 
 typedef struct {
@@ -99,3 +101,14 @@ FeatCollector *feat_collector_from_store(const FeatStore *s, int threads, Error 
 json_t *feat_export_json(const json_t *record, const Tokenizer *tok, const char *transcoder_id);
 // Reads and parses the record of (model layer, feature): a new reference, or NULL with e.
 json_t *feat_store_record(const FeatStore *s, int layer, int feature, Error *e);
+
+// ---- the CLT side ---------------------------------------------------------------------------------
+
+// The JumpReLU activations of CLT layer l over N input rows x (N, d): a (N, F) = h·[h > θ],
+// h = x W_encᵀ + b_enc.
+void feat_clt_activations(const CltParams *p, int l, const float *x, int N, float *a);
+// Each feature's decoder through the unembedding, as circuit-tracer's feature pages: the sum of
+// CLT layer l's decoders over its target layers, times the final norm's weight (Gemma: 1 + w),
+// through lm_head (V, d); the n_logits highest and lowest logits of every feature of layer l go to
+// stored layer li of c. Cost: F·V·d multiply-adds per layer (GEMMs of 64 features at a time).
+void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m);
