@@ -17,9 +17,9 @@
 // Records (formats/features.md, "Record") are JSON; they hold the whole state, so merging reads
 // records back (feat_collector_merge_store).
 //
-// Memory bound: per feature with activity, (k + 2·bins·per_bin) examples of V = window + 2·extra
-// tokens (8·V + 48 bytes each), 2·random windows of W tokens (4·W + 48 bytes), a 256-bucket
-// histogram (1 KiB) and 64 bytes; dead features 200 bytes. Nothing grows with the corpus.
+// Memory bound: every feature 2·random windows of W tokens (4·W + 48 bytes each) and ~200 bytes;
+// a feature that fires also (k + 2·bins·per_bin) examples of V = window + 2·extra tokens
+// (8·V + 48 bytes each) and a 256-bucket histogram (1 KiB). Nothing grows with the corpus.
 #pragma once
 #include <jansson.h>
 #include <stdint.h>

@@ -327,17 +327,37 @@ static void batch_free(Batch *b) {
     free(b->x); free(b->tok); free(b->pos); free(b->doc); free(b->ctx); free(b->nv);
 }
 
+// Seconds spent in each part of the pass (the summary line and bench/RESULTS.md).
+typedef struct {
+    double forward, encode, collect;
+} Timing;
+
 // Encodes the batch's rows with every selected CLT layer and collects them.
-static void batch_collect(Batch *b, FeatCollector *c, const CltParams *p, const int *sel, float *acts) {
+static void batch_collect(Batch *b, FeatCollector *c, const CltParams *p, const int *sel, float *acts, Timing *tm) {
     if (!b->B) return;
     FeatBatch fb = {b->B, b->tok, b->doc, b->pos, b->ctx, b->nv};
     feat_count_batch(c, &fb);
     size_t rows = (size_t)b->Bmax * b->T;
     for (int li = 0; li < b->n_sel; li++) {
+        double t0 = now_seconds();
         feat_clt_activations(p, sel[li], b->x + (size_t)li * rows * b->d, b->B * b->T, acts);
+        double t1 = now_seconds();
         feat_collect(c, li, &fb, acts);
+        tm->encode += t1 - t0;
+        tm->collect += now_seconds() - t1;
     }
     b->B = 0;
+}
+
+// Peak resident memory in MiB (Linux VmHWM), or -1.
+static double peak_rss_mib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb < 0 ? -1 : kb / 1024;
 }
 
 static json_t *run_meta(const Options *o, char **inputs, int n_in, const Model *m, const char *hook, int T) {
@@ -366,7 +386,7 @@ static json_t *run_meta(const Options *o, char **inputs, int n_in, const Model *
 
 // Model mode: contexts from token shards through the model; the CLT reads the hook rows.
 static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Model *m, const CltParams *p, const int *sel,
-                           int n_sel, const char *hook, FeatCollector *c, int64_t bos, Progress *prog) {
+                           int n_sel, const char *hook, FeatCollector *c, int64_t bos, Progress *prog, Timing *tm) {
     const ModelConfig *cfg = &m->cfg;
     int T = o->ctx, Tc = T - (bos >= 0), D = cfg->d_model, L = cfg->n_layers, Bmax = o->batch;
     Error e;
@@ -399,7 +419,9 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
         // its activations (GEMM blocking depends on the batch) and the merge are exact
         if (!B) break;
         if (batch_index % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;
+        double t0 = now_seconds();
         if (engine_forward(&en, tokens, B, T, &fo, &e)) fatal_err(&e);
+        tm->forward += now_seconds() - t0;
         for (int bi = 0; bi < B; bi++) {  // the non-BOS rows
             size_t src = (size_t)bi * T + (size_t)(T - Tc), dst = (size_t)bi * Tc;
             memcpy(b.tok + dst, tokens + src, (size_t)Tc * sizeof(uint32_t));
@@ -420,7 +442,7 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
                        (size_t)Tc * D * sizeof(float));
         b.B = B;
         for (int bi = 0; bi < B; bi++) done_tokens += (uint64_t)b.nv[bi];
-        batch_collect(&b, c, p, sel, acts);
+        batch_collect(&b, c, p, sel, acts, tm);
         progress_update(prog, done_tokens);
     }
     context_reader_close(&cr);
@@ -442,7 +464,7 @@ static int acts_ctx_tokens(const ActShard *s) {
 }
 
 static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model *m, const CltParams *p, const int *sel,
-                          int n_sel, const char *hook, FeatCollector *c, int Tc, Progress *prog) {
+                          int n_sel, const char *hook, FeatCollector *c, int Tc, Progress *prog, Timing *tm) {
     Error e;
     int d = p->d;
     Batch b;
@@ -469,7 +491,7 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
                 if (o->max_tokens > 0 && done_tokens >= (uint64_t)o->max_tokens) break;
                 if (ci != cur) {  // a new context: the batch's next row block, or a new batch
                     if (cur != UINT64_MAX) b.B++;
-                    if (cur != UINT64_MAX && cur / (uint64_t)b.Bmax != group) batch_collect(&b, c, p, sel, acts);
+                    if (cur != UINT64_MAX && cur / (uint64_t)b.Bmax != group) batch_collect(&b, c, p, sel, acts, tm);
                     cur = ci;
                     b.ctx[b.B] = ci;
                     b.nv[b.B] = 0;
@@ -492,7 +514,7 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
         actshard_close(&s);
     }
     if (cur != UINT64_MAX) b.B++;
-    batch_collect(&b, c, p, sel, acts);
+    batch_collect(&b, c, p, sel, acts, tm);
     actchunk_free(&ch);
     batch_free(&b);
     free(acts);
@@ -597,16 +619,18 @@ int main(int argc, char **argv) {
     Progress prog;
     progress_init(&prog, "feat-topk", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
     double t0 = now_seconds();
-    uint64_t n = o.acts ? pass_acts(&o, argv + optind, argc - optind, mp, &p, sel, n_sel, hook, fc, Tc, &prog)
-                        : pass_model(&o, argv + optind, argc - optind, mp, &p, sel, n_sel, hook, fc, bos, &prog);
+    Timing tm = {0};
+    uint64_t n = o.acts ? pass_acts(&o, argv + optind, argc - optind, mp, &p, sel, n_sel, hook, fc, Tc, &prog, &tm)
+                        : pass_model(&o, argv + optind, argc - optind, mp, &p, sel, n_sel, hook, fc, bos, &prog, &tm);
     progress_finish(&prog);
     double dt = now_seconds() - t0;
     if (mp && o.fo.n_logits > 0)
         for (int li = 0; li < n_sel; li++) feat_collect_logits(fc, li, &p, sel[li], mp);
     json_t *meta = run_meta(&o, argv + optind, argc - optind, mp, hook, Tc);
     if (feat_collector_write(fc, o.out, meta, &e)) fatal_err(&e);
-    fprintf(stderr, "feat-topk: %llu tokens, %d layers x %d features in %.2f s: %.0f tokens/s (%.2f s in all)\n",
-            (unsigned long long)n, n_sel, p.F, dt, dt > 0 ? (double)n / dt : 0, now_seconds() - t0);
+    fprintf(stderr, "feat-topk: %llu tokens, %d layers x %d features in %.2f s: %.0f tokens/s (forward %.2f s, encoder "
+            "%.2f s, collection %.2f s; logits and store %.2f s; peak RSS %.0f MiB)\n", (unsigned long long)n, n_sel, p.F, dt,
+            dt > 0 ? (double)n / dt : 0, tm.forward, tm.encode, tm.collect, now_seconds() - t0 - dt, peak_rss_mib());
     json_decref(meta);
     feat_collector_free(fc);
     free(sel);
