@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -480,6 +481,22 @@ static json_t *options_json(const FeatOptions *o) {
     return j;
 }
 
+typedef struct {
+    const FeatCollector *c;
+    size_t first;  // record index (li·F + f) of txt[0]
+    char **txt;
+} RecordCtx;
+
+static void records_range(void *arg, size_t i0, size_t i1) {
+    const RecordCtx *x = arg;
+    for (size_t i = i0; i < i1; i++) {
+        size_t k = x->first + i;
+        json_t *r = record_json(x->c, (int)(k / x->c->F), (int)(k % x->c->F));
+        x->txt[i] = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        json_decref(r);
+    }
+}
+
 int feat_collector_write(FeatCollector *c, const char *dir, json_t *meta, Error *e) {
     json_t *m = meta ? json_deep_copy(meta) : json_object();
     json_object_set_new(m, "options", options_json(&c->o));
@@ -496,18 +513,27 @@ int feat_collector_write(FeatCollector *c, const char *dir, json_t *meta, Error 
     FeatStoreWriter *w = featstore_writer_open(dir, c->n_layers, c->layers, c->F, mt, 0, e);
     free(mt);
     if (!w) return -1;
-    for (int li = 0; li < c->n_layers; li++)
-        for (int f = 0; f < c->F; f++) {
-            json_t *r = record_json(c, li, f);
-            char *txt = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(9));
-            json_decref(r);
-            int rc = featstore_put(w, li, f, txt, strlen(txt), e);
-            free(txt);
+    // records are built on all threads a block at a time (JSON text is most of the cost), then
+    // appended in order
+    size_t n = (size_t)c->n_layers * c->F, blk = 1024;
+    char **txt = xcalloc(blk, sizeof(char *));
+    for (size_t at = 0; at < n; at += blk) {
+        size_t nb = n - at < blk ? n - at : blk;
+        RecordCtx x = {c, at, txt};
+        parallel_for_n(nb, 8, c->threads, records_range, &x);
+        for (size_t i = 0; i < nb; i++) {
+            int rc = featstore_put(w, (int)((at + i) / c->F), (int)((at + i) % c->F), txt[i], strlen(txt[i]), e);
+            free(txt[i]);
+            txt[i] = NULL;
             if (rc) {
+                for (size_t j = i + 1; j < nb; j++) free(txt[j]);
+                free(txt);
                 featstore_writer_abort(w);
                 return -1;
             }
         }
+    }
+    free(txt);
     return featstore_writer_close(w, e);
 }
 
@@ -658,6 +684,35 @@ FeatCollector *feat_collector_from_store(const FeatStore *s, int threads, Error 
     return feat_collector_new(&o, s->n_layers, s->layers, s->n_features, (int)T, threads);
 }
 
+typedef struct {
+    FeatCollector *c;
+    const FeatStore *s;
+    int failed;
+    Error err;  // the first failure
+    pthread_mutex_t lock;
+} MergeCtx;
+
+// Records [k0, k1) of the store into c: each feature's state belongs to one thread.
+static void merge_range(void *arg, size_t k0, size_t k1) {
+    MergeCtx *x = arg;
+    FeatCollector *c = x->c;
+    for (size_t k = k0; k < k1; k++) {
+        int li = (int)(k / c->F), f = (int)(k % c->F), rc = 0;
+        Error e;
+        json_t *r = feat_store_record(x->s, c->layers[li], f, &e);
+        if (r && (rc = merge_record(c, li, f, r)))
+            err_set(&e, "%s: record %d:%d is malformed", x->s->path, c->layers[li], f);
+        if (!r || rc) {
+            pthread_mutex_lock(&x->lock);
+            if (!x->failed) x->err = e;
+            x->failed = 1;
+            pthread_mutex_unlock(&x->lock);
+        }
+        json_decref(r);
+        if (!r) return;
+    }
+}
+
 int feat_collector_merge_store(FeatCollector *c, const FeatStore *s, Error *e) {
     FeatCollector *ref = feat_collector_from_store(s, 1, e);
     if (!ref) return -1;
@@ -674,15 +729,12 @@ int feat_collector_merge_store(FeatCollector *c, const FeatStore *s, Error *e) {
     json_decref(m);
     c->n_tokens += nt;
     c->n_contexts += nc;
-    for (int li = 0; li < c->n_layers; li++)
-        for (int f = 0; f < c->F; f++) {
-            json_t *r = feat_store_record(s, c->layers[li], f, e);
-            if (!r) return -1;
-            int rc = merge_record(c, li, f, r);
-            json_decref(r);
-            if (rc) return err_set(e, "%s: record %d:%d is malformed", s->path, c->layers[li], f);
-        }
-    return 0;
+    MergeCtx x = {.c = c, .s = s};
+    pthread_mutex_init(&x.lock, NULL);
+    parallel_for_n((size_t)c->n_layers * c->F, 8, c->threads, merge_range, &x);
+    pthread_mutex_destroy(&x.lock);
+    if (x.failed) *e = x.err;
+    return x.failed ? -1 : 0;
 }
 
 // ---- export (circuit-tracer's feature-detail format) ----------------------------------------------
