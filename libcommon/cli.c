@@ -163,5 +163,35 @@ void cli_check_dir_not_input(const char *dir, const char *const *names, const ch
     }
 }
 
+int cli_parse_layers(const char *option, const char *spec, int n_layers, int *layers) {
+    if (!strcmp(spec, "all")) {
+        for (int l = 0; l < n_layers; l++) layers[l] = l;
+        return n_layers;
+    }
+    char *sel = xcalloc((size_t)n_layers, 1);
+    const char *p = spec;
+    while (*p) {
+        char item[64], *dash;
+        size_t len = strcspn(p, ",");
+        if (len >= sizeof item) fatal("%s: '%s' is not a layer list like 0,2,5-7", option, spec);
+        memcpy(item, p, len);
+        item[len] = 0;
+        long long a, b;
+        if ((dash = strchr(item + 1, '-'))) *dash = 0;  // (item + 1: a leading '-' is a sign, refused below)
+        if (parse_int_strict(item, 0, INT_MAX, &a) || parse_int_strict(dash ? dash + 1 : item, 0, INT_MAX, &b))
+            fatal("%s: '%s' is not a layer list like 0,2,5-7", option, spec);
+        if (b >= n_layers || a > b) fatal("%s: %lld-%lld is outside the model's layers 0-%d", option, a, b, n_layers - 1);
+        for (long long l = a; l <= b; l++) sel[l] = 1;
+        p += len;
+        if (*p == ',' && !*++p) fatal("%s: '%s' ends with a comma", option, spec);
+    }
+    int n = 0;
+    for (int l = 0; l < n_layers; l++)
+        if (sel[l]) layers[n++] = l;
+    free(sel);
+    if (!n) fatal("%s: '%s' selects no layer", option, spec);
+    return n;
+}
+
 FILE *cli_open_in(const char *path) { return strcmp(path, "-") ? fopenCheck(path, "rb") : stdin; }
 FILE *cli_open_out(const char *path) { return strcmp(path, "-") ? fopenCheck(path, "wb") : stdout; }

@@ -40,6 +40,9 @@ long long cli_env_int(const char *name, long long def, long long min, long long 
 void cli_check_not_input(const char *out_path, const char *const *inputs, int n_inputs);
 // The same for each dir/name of the NULL-terminated names a converter writes into dir.
 void cli_check_dir_not_input(const char *dir, const char *const *names, const char *const *inputs, int n_inputs);
+// "all" or a comma list of layers and ranges "0,2,5-7" below n_layers: fills layers (ascending,
+// unique) and returns how many. A bad list is fatal and names the option.
+int cli_parse_layers(const char *option, const char *spec, int n_layers, int *layers);
 
 // Opens path for reading or writing; "-" is stdin/stdout. Failure is fatal and names the path.
 FILE *cli_open_in(const char *path);
