@@ -304,6 +304,15 @@ int main(int argc, char **argv) {
     }
     if (!stream) progress_finish(&prog);
     fflush(stdout);
+    if (o.stats) {  // of the last answer
+        int decoded = r.n > 1 ? r.n - 1 : 0;  // the first new token comes from the prefill
+        fprintf(stderr,
+                "{\"prompt_tokens\": %d, \"new_tokens\": %d, \"stop\": \"%s\", \"prefill_s\": %.4f, "
+                "\"prefill_tok_s\": %.1f, \"decode_s\": %.4f, \"decode_tok_s\": %.2f}\n",
+                r.n_prompt, r.n, generate_stop_name(r.stop), r.prefill_s,
+                r.prefill_s > 0 ? r.n_prompt / r.prefill_s : 0, r.decode_s,
+                r.decode_s > 0 && decoded ? decoded / r.decode_s : 0);
+    }
     generate_result_free(&r);
     kv_decoder_free(d);
     model_free(&m);
