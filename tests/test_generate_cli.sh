@@ -56,3 +56,14 @@ got=$(wc -l < "$TMP/w.out")
   && ok gen_stops_at_positions_with_warning || fail gen_stops_at_positions_with_warning "prompt $n, $got ids: $(cat "$TMP/w.err")"
 "$GEN" --help | grep -q "usage: generate" && ok gen_help || fail gen_help "--help"
 "$GEN" --version | grep -q "generate" && ok gen_version || fail gen_version "--version"
+# --samples N --jsonl: N answers in one run, the k-th exactly the single run with seed + k
+"$GEN" -m "$TMP/st" --raw --temperature 0.8 --seed 7 --max-tokens 30 --samples 3 --jsonl "Once upon a time" > "$TMP/s.jsonl"
+good=1
+for k in 0 1 2; do
+  one=$("$GEN" -m "$TMP/st" --raw --temperature 0.8 --seed $((7 + k)) --max-tokens 30 "Once upon a time")
+  got=$(sed -n "$((k + 1))p" "$TMP/s.jsonl" | python3 -c "import json,sys; d=json.load(sys.stdin); \
+assert d['seed'] == $((7 + k)) and d['text'] == d['prompt'] + d['answer']; print(d['answer'])")
+  [ "$got" = "$one" ] || { good=0; echo "  sample $k: '$got' vs '$one'"; }
+done
+[ $good = 1 ] && [ "$(wc -l < "$TMP/s.jsonl")" = 3 ] && ok gen_samples_jsonl_equal_single_runs || fail gen_samples_jsonl_equal_single_runs "see above"
+expect_error gen_samples_need_jsonl "needs --jsonl" "$GEN" -m "$TMP/st" --samples 2 hi

@@ -16,6 +16,7 @@
 #include "gguf.h"
 #include "gguf_llama.h"
 #include "model.h"
+#include "progress.h"
 #include "tokenizer.h"
 
 static const char USAGE[] =
@@ -43,6 +44,10 @@ static const char USAGE[] =
     "  --seed S              random seed for sampling (default 0)\n"
     "  --stop STR            stop when the answer contains STR (repeatable)\n"
     "  --ignore-eos          do not stop at EOS ids (benchmarks: always --max-tokens tokens)\n"
+    "  --samples N           N answers to the same prompt in one run (one model load), the k-th\n"
+    "                        sampled with seed --seed + k; progress on stderr (default 1)\n"
+    "  --jsonl               one JSON object per answer: {\"seed\", \"prompt\", \"answer\", \"text\"}\n"
+    "                        (text = prompt + answer), instead of the streamed text\n"
     "  --ids                 print the generated ids, one a line (the stopping EOS included)\n"
     "  --prompt-only         print the prompt (its ids with --ids) and exit\n"
     "  --stats               print token counts and prefill/decode tokens/s as JSON on stderr\n"
@@ -50,7 +55,7 @@ static const char USAGE[] =
 
 typedef struct {
     const char *model, *system;
-    int chat, raw, ids, prompt_only, stats, ignore_eos, max_tokens;
+    int chat, raw, ids, prompt_only, stats, ignore_eos, max_tokens, samples, jsonl;
     SamplerOptions so;
     const char **stop;
     int n_stop;
@@ -171,8 +176,9 @@ int main(int argc, char **argv) {
         {"top-p", required_argument, 0, 'p'}, {"seed", required_argument, 0, 'S'},
         {"stop", required_argument, 0, 'x'}, {"ids", no_argument, 0, 'i'},
         {"prompt-only", no_argument, 0, 'P'}, {"stats", no_argument, 0, 'T'},
-        {"ignore-eos", no_argument, 0, 'E'}, {0, 0, 0, 0}};
-    Options o = {.max_tokens = 256, .so = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
+        {"ignore-eos", no_argument, 0, 'E'}, {"samples", required_argument, 0, 'N'},
+        {"jsonl", no_argument, 0, 'J'}, {0, 0, 0, 0}};
+    Options o = {.max_tokens = 256, .samples = 1, .so = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
     o.stop = xcalloc((size_t)argc, sizeof *o.stop);
     int c;
     while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
@@ -194,6 +200,8 @@ int main(int argc, char **argv) {
             case 'P': o.prompt_only = 1; break;
             case 'T': o.stats = 1; break;
             case 'E': o.ignore_eos = 1; break;
+            case 'N': o.samples = (int)cli_parse_int("--samples", optarg, 1, 1 << 24); break;
+            case 'J': o.jsonl = 1; break;
             default: cli_usage_error("generate", "bad option");
         }
     }
@@ -202,6 +210,8 @@ int main(int argc, char **argv) {
     if (o.raw && o.system) cli_usage_error("generate", "--system needs the chat template (not --raw)");
     if (o.so.temperature < 0) cli_usage_error("generate", "--temperature must be >= 0");
     if (!(o.so.top_p > 0 && o.so.top_p <= 1)) cli_usage_error("generate", "--top-p must be in (0, 1]");
+    if (o.jsonl && o.ids) cli_usage_error("generate", "--jsonl and --ids exclude each other");
+    if (o.samples > 1 && !o.jsonl && !o.ids) cli_usage_error("generate", "--samples N > 1 needs --jsonl or --ids");
 
     // the prompt: arguments, else stdin
     char *prompt;
@@ -261,20 +271,45 @@ int main(int argc, char **argv) {
     uint32_t eos[16];
     int n_eos = o.ignore_eos ? 0 : collect_eos(&m, tok, chat, eos);
     size_t printed = 0;
+    int stream = o.samples == 1 && !o.jsonl;  // one answer streamed as it is generated
     GenerateOptions go = {.max_tokens = o.max_tokens, .sampling = o.so, .eos_ids = eos, .n_eos = n_eos,
                           .stop = o.stop, .n_stop = o.n_stop, .tok = tok,
-                          .on_token = o.ids ? print_id : NULL, .on_text = o.ids ? NULL : print_text,
-                          .ctx = &printed};
+                          .on_token = stream && o.ids ? print_id : NULL,
+                          .on_text = stream && !o.ids ? print_text : NULL, .ctx = &printed};
     if (model_check_positions(&m.cfg, (int64_t)ids.n, "the prompt", &e)) fatal("%s", e.msg);
     KVDecoder *d = kv_decoder_new(&m);
-    GenerateResult r;
-    if (generate(d, ids.ids, (int)ids.n, &go, &r, &e)) fatal_err(&e);
-    if (r.stop == GEN_STOP_CONTEXT)
-        fprintf(stderr, "generate: warning: stopped after %d new tokens at the model's %d positions\n", r.n,
-                m.cfg.max_pos);
-    if (!o.ids && (printed == 0 || r.text[r.len - 1] != '\n')) putchar('\n');
+    GenerateResult r = {0};
+    Progress prog;
+    if (!stream) progress_init(&prog, "generate", "answers", 1, (uint64_t)o.samples);
+    for (int k = 0; k < o.samples; k++) {
+        if (k) generate_result_free(&r);
+        go.sampling.seed = o.so.seed + (uint64_t)k;
+        if (generate(d, ids.ids, (int)ids.n, &go, &r, &e)) fatal_err(&e);
+        if (r.stop == GEN_STOP_CONTEXT)
+            fprintf(stderr, "generate: warning: stopped after %d new tokens at the model's %d positions\n", r.n,
+                    m.cfg.max_pos);
+        if (stream) {
+            if (!o.ids && (printed == 0 || r.text[r.len - 1] != '\n')) putchar('\n');
+        } else if (o.ids) {
+            for (int i = 0; i < r.n; i++) printf(i ? " %u" : "%u", r.ids[i]);
+            putchar('\n');
+        } else {  // JSONL: the answer and, as text, prompt + answer (a corpus line)
+            size_t plen = strlen(prompt);
+            char *full = xmalloc(plen + r.len + 1);
+            memcpy(full, prompt, plen);
+            memcpy(full + plen, r.text, r.len);
+            json_t *obj = json_pack("{s:I, s:s, s:s%, s:s%}", "seed", (json_int_t)go.sampling.seed, "prompt", prompt,
+                                    "answer", r.text, r.len, "text", full, plen + r.len);
+            char *line = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+            if (!line) fatal("answer %d: not valid UTF-8 text", k);
+            puts(line);
+            free(line); json_decref(obj); free(full);
+        }
+        if (!stream) progress_update(&prog, (uint64_t)k + 1);
+    }
+    if (!stream) progress_finish(&prog);
     fflush(stdout);
-    if (o.stats) {
+    if (o.stats) {  // of the last answer
         int decoded = r.n > 1 ? r.n - 1 : 0;  // the first new token comes from the prefill
         fprintf(stderr,
                 "{\"prompt_tokens\": %d, \"new_tokens\": %d, \"stop\": \"%s\", \"prefill_s\": %.4f, "
