@@ -195,3 +195,14 @@ int cli_parse_layers(const char *option, const char *spec, int n_layers, int *la
 
 FILE *cli_open_in(const char *path) { return strcmp(path, "-") ? fopenCheck(path, "rb") : stdin; }
 FILE *cli_open_out(const char *path) { return strcmp(path, "-") ? fopenCheck(path, "wb") : stdout; }
+
+char *cli_default_path(const char *env_name, const char *rel) {
+    const char *v = getenv(env_name);
+    if (v && *v) return xstrdup(v);
+    const char *cache = getenv("CLTKIT_CACHE"), *home = getenv("HOME");
+    char path[4096];
+    if (cache && *cache) snprintf(path, sizeof path, "%s/%s", cache, rel);
+    else if (home && *home) snprintf(path, sizeof path, "%s/.cache/cltkit/%s", home, rel);
+    else return NULL;
+    return access(path, F_OK) == 0 ? xstrdup(path) : NULL;
+}

@@ -47,3 +47,8 @@ int cli_parse_layers(const char *option, const char *spec, int n_layers, int *la
 // Opens path for reading or writing; "-" is stdin/stdout. Failure is fatal and names the path.
 FILE *cli_open_in(const char *path);
 FILE *cli_open_out(const char *path);
+
+// The path a tool uses for an option the user did not give: $env_name when set and non-empty, else
+// <cache>/<rel> when it exists (cache: $CLTKIT_CACHE, default ~/.cache/cltkit; `make demo` links its
+// outputs at <cache>/demo). NULL when neither. malloc'd; the caller says on stderr which it used.
+char *cli_default_path(const char *env_name, const char *rel);

@@ -93,7 +93,18 @@ mkclt "$TMP/nocfg" 3 64 8 mlp.hook_in; rm "$TMP/nocfg/config.yaml"
 expect_error attrib_cli_clt_missing_config "config.yaml" "$A" -m "$M" --clt "$TMP/nocfg" --ids "$IDS"
 expect_error attrib_cli_clt_dir "W_enc_0" "$A" -m "$M" --clt "$TMP/none" --ids "$IDS"
 expect_error attrib_cli_no_tokenizer "tokenizer.json" "$A" -m "$M" --clt "$C" /dev/null
-expect_error attrib_cli_needs_clt "--clt" "$A" -m "$M" --ids "$IDS"
+expect_error attrib_cli_needs_clt "--clt" env CLTKIT_CACHE="$TMP/nocache" CLTKIT_CLT= "$A" -m "$M" --ids "$IDS"
+# defaults without -m/--clt: the environment, else the demo's links in the cache; stderr says which
+"$A" -m "$M" --clt "$C" --ids "$IDS" -o "$TMP/explicit.json" 2>/dev/null
+CLTKIT_MODEL="$M" CLTKIT_CLT="$C" CLTKIT_CACHE="$TMP/nocache" "$A" --ids "$IDS" -o "$TMP/env.json" 2>"$TMP/env.err"
+mkdir -p "$TMP/cache/demo" && ln -s "$M" "$TMP/cache/demo/model" && ln -s "$C" "$TMP/cache/demo/clt"
+CLTKIT_MODEL= CLTKIT_CLT= CLTKIT_CACHE="$TMP/cache" "$A" --ids "$IDS" -o "$TMP/cache.json" 2>"$TMP/cache.err"
+same_graph() { python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); sys.exit(a['nodes']!=b['nodes'] or a['links']!=b['links'])" "$1" "$2"; }
+if cmp -s "$TMP/explicit.json" "$TMP/env.json" && same_graph "$TMP/explicit.json" "$TMP/cache.json" \
+   && grep -q "attrib: model $M (the default" "$TMP/env.err" && grep -q "attrib: CLT $TMP/cache/demo/clt" "$TMP/cache.err"; then
+  ok attrib_cli_defaults
+else fail attrib_cli_defaults "$(cat "$TMP/env.err" "$TMP/cache.err" | head -4)"; fi
+expect_error attrib_cli_no_default_model "-m MODEL_DIR is required" env CLTKIT_CACHE="$TMP/nocache" CLTKIT_MODEL= "$A" --clt "$C" --ids "$IDS"
 expect_error attrib_cli_device "cuda" "$A" -m "$M" --clt "$C" --ids "$IDS" --device cuda
 expect_error attrib_cli_target "out of range" "$A" -m "$M" --clt "$C" --ids "$IDS" --target id:999999
 expect_error attrib_cli_set_spec "LAYER:FEATURE:POS" "$A" intervene -m "$M" --clt "$C" --ids "$IDS" --set 0:3=1

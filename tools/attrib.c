@@ -29,8 +29,10 @@ static const char USAGE[] =
     "features and errors zeroed, as circuit-tracer does. Progress on stderr (a terminal only).\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR          model directory (config.json, safetensors, tokenizer.json)\n"
-    "  --clt DIR                CLT in circuit-tracer's layout (formats/clt.md); its config.yaml's\n"
+    "  -m, --model DIR          model directory (config.json, safetensors, tokenizer.json); default\n"
+    "                           $CLTKIT_MODEL, else $CLTKIT_CACHE/demo/model (left by make demo)\n"
+    "  --clt DIR                CLT in circuit-tracer's layout (formats/clt.md; default $CLTKIT_CLT,\n"
+    "                           else $CLTKIT_CACHE/demo/clt); its config.yaml's\n"
     "                           feature_input_hook picks the input: mlp.hook_in or ln2.hook_normalized\n"
     "                           (the normalized MLP input) or hook_resid_mid\n"
     "  --ids \"1 2 3\"            the prompt as token ids, used exactly as given (no BOS added)\n"
@@ -233,8 +235,13 @@ static void parse_args(int argc, char **argv, Options *o, int intervene) {
     }
     if (optind < argc) o->prompt_path = argv[optind++];
     if (optind < argc) cli_usage_error("attrib", "one prompt file at most (got \"%s\" too)", argv[optind]);
-    if (!o->model) cli_usage_error("attrib", "-m MODEL_DIR is required");
-    if (!o->clt) cli_usage_error("attrib", "--clt CLT_DIR is required");
+    // defaults: $CLTKIT_MODEL / $CLTKIT_CLT, else the demo's model and CLT (make demo links them)
+    if (!o->model && (o->model = cli_default_path("CLTKIT_MODEL", "demo/model")))
+        fprintf(stderr, "attrib: model %s (the default: $CLTKIT_MODEL, else $CLTKIT_CACHE/demo/model)\n", o->model);
+    if (!o->clt && (o->clt = cli_default_path("CLTKIT_CLT", "demo/clt")))
+        fprintf(stderr, "attrib: CLT %s (the default: $CLTKIT_CLT, else $CLTKIT_CACHE/demo/clt)\n", o->clt);
+    if (!o->model) cli_usage_error("attrib", "-m MODEL_DIR is required (no $CLTKIT_MODEL, no demo model: make demo)");
+    if (!o->clt) cli_usage_error("attrib", "--clt CLT_DIR is required (no $CLTKIT_CLT, no demo CLT: make demo)");
     if (o->ids && o->prompt_path) cli_usage_error("attrib", "give the prompt as --ids or as a file, not both");
     if (!(o->logit_prob > 0 && o->logit_prob <= 1)) cli_usage_error("attrib", "--logit-prob must be in (0, 1]");
     if (!(o->node_threshold >= 0 && o->node_threshold <= 1))
