@@ -26,7 +26,7 @@ CLT_STEPS   ?= 300
 EXPLAINER   ?= tokens
 PROMPTS     := $(wildcard $(ROOT)/pipelines/prompts/demo/*.txt)
 GRAPHS      := $(PROMPTS:$(ROOT)/pipelines/prompts/demo/%.txt=$(OUT)/graphs/%.html)
-DEFAULTS    := $(HOME)/.cache/cltkit/demo
+DEFAULTS    := $(or $(CLTKIT_CACHE),$(HOME)/.cache/cltkit)/demo
 
 STORIES_SHA256 := b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696
 TOK512_SHA256  := fec6aa960a1fb3ebf71d26f9b0e486afcbd76c34cf0fbfb93e21126ca9f778d3
