@@ -312,7 +312,7 @@ static int check_number_array(json_t *a) {
 // at most max_examples examples per quantile group.
 static json_t *read_feature_file(const char *path, int max_examples, Error *e) {
     json_error_t je;
-    json_t *f = json_load_file(path, 0, &je);
+    json_t *f = json_load_file(path, JSON_ALLOW_NUL, &je);
     if (!f) return err_set(e, "%s: not JSON: %s (line %d)", path, je.text, je.line), NULL;
     if (!json_is_object(f)) return json_decref(f), err_set(e, "%s: not a JSON object", path), NULL;
     json_t *out = json_object();
@@ -340,6 +340,19 @@ static json_t *read_feature_file(const char *path, int max_examples, Error *e) {
         }
         if (!bad && max_examples > 0)
             while (json_array_size(ex) > (size_t)max_examples) json_array_remove(ex, json_array_size(ex) - 1);
+    }
+    // next_tokens: strings, or feat-topk's [{"token", "count"}] (split into next_tokens + next_token_counts)
+    json_t *nt = json_object_get(out, "next_tokens");
+    if (!bad && json_is_array(nt) && json_array_size(nt) && json_is_object(json_array_get(nt, 0))) {
+        json_t *toks = json_array(), *counts = json_array();
+        for (size_t i = 0; i < json_array_size(nt); i++) {
+            json_t *o = json_array_get(nt, i), *t = json_object_get(o, "token"), *c = json_object_get(o, "count");
+            if (!json_is_string(t) || !json_is_number(c)) { bad = "next_tokens"; break; }
+            json_array_append(toks, t);
+            json_array_append(counts, c);
+        }
+        json_object_set_new(out, "next_tokens", toks);
+        json_object_set_new(out, "next_token_counts", counts);
     }
     const char *str_arrays[] = {"top_logits", "bottom_logits", "next_tokens"};
     const char *num_arrays[] = {"top_logit_values", "bottom_logit_values", "quantile_values", "histogram"};
@@ -395,7 +408,7 @@ static int read_explanations(const char *path, json_t *wanted, json_t *out, Grap
         while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') s++;
         if (!*s) continue;
         json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &je);
         long long l, i;
         if (!j) {
             rc = err_set(e, "%s:%d: not JSON: %s", path, lineno, je.text);
@@ -563,7 +576,7 @@ int graph_html_build(const char *text, size_t len, const char *name, const Graph
     if (!stats) stats = &local;
     *html = NULL;
     json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &je);
     if (!root) {
         if (len == 0) return err_set(e, "%s: empty input (not a graph JSON)", name);
         return err_set(e, "%s: not JSON: %s (line %d, column %d)", name, je.text, je.line, je.column);

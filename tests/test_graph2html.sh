@@ -96,6 +96,17 @@ mkdir -p "$TMP/ctfeat" && cp "$D/graph_hostile_features/1_7.json" "$TMP/ctfeat/4
   grep -q "2 features (1 with files" "$TMP/ctfeat.log" && grep -q '"features":{"1_7":{' "$TMP/ctfeat.html" \
   && ok graph2html_features_cantor_names || fail graph2html_features_cantor_names "$(cat "$TMP/ctfeat.log")"
 
+# feat-topk export's form: next_tokens as [{"token", "count"}] and a NUL byte token ("\u0000", a valid
+# JSON string): loaded, the counts kept beside the tokens
+mkdir -p "$TMP/ftfeat"
+python3 -c "
+import json, sys
+f = json.load(open(sys.argv[1])); f['next_tokens'] = [{'token': '\x00', 'count': 8}, {'token': ' p', 'count': 5}]
+json.dump(f, open(sys.argv[2], 'w'))" "$D/graph_hostile_features/1_7.json" "$TMP/ftfeat/1_7.json"
+"$G2H" "$D/graph_hostile.json" --features "$TMP/ftfeat" -o "$TMP/ftfeat.html" 2>"$TMP/ftfeat.log" &&
+  grep -q '"next_tokens":\["\\u0000"," p"\],"next_token_counts":\[8,5\]' "$TMP/ftfeat.html" \
+  && ok graph2html_feat_topk_next_tokens || fail graph2html_feat_topk_next_tokens "$(cat "$TMP/ftfeat.log")"
+
 # circuit-tracer 0.5 names error nodes "0_{layer}_{pos}", which can repeat a layer-0 feature's id:
 # the page is still written, the summary counts the duplicates
 "$PY" - "$D/graph_hostile.json" "$TMP/dup.json" <<'PYEOF'

@@ -461,7 +461,7 @@
       P.append(el("div", { class: "logits" },
         el("div", null, el("h3", null, "Promotes"), chips("up", F.top_logits || [], F.top_logit_values)),
         el("div", null, el("h3", null, "Suppresses"), chips("down", F.bottom_logits || [], F.bottom_logit_values))));
-    if (Array.isArray(F.next_tokens) && F.next_tokens.length) P.append(el("h3", null, "Next tokens after the max"), el("div", { class: "logits" }, chips("up", F.next_tokens)));
+    if (Array.isArray(F.next_tokens) && F.next_tokens.length) P.append(el("h3", null, "Next tokens after the max"), el("div", { class: "logits" }, chips("up", F.next_tokens, F.next_token_counts)));
     const amaxF = typeof F.act_max === "number" && F.act_max > 0 ? F.act_max : null;
     for (const grp of F.examples_quantiles || []) {
       P.append(el("h3", null, grp.quantile_name || "examples"));
