@@ -30,6 +30,8 @@ scores. The script checks the goldens before writing them (AssertionError otherw
   - the active set is {h > theta} off BOS, with every active/inactive pre-activation at least
     `margin` away from its threshold (recorded as metadata `min_margin`);
   - the logit targets' cumulative probabilities are not within 1e-4 of desired_logit_prob;
+  - the node cut of pruning is not a tie (every influence >= 1e-4 of the threshold away from it);
+    edges within 1e-3 of the edge cut are listed (edge_near_cut), the test lets them differ;
   - in the greedy run every round's cut (the last chosen vs the first unchosen partial influence)
     is a gap of at least 2e-4 of the round's largest influence, so the chosen set is not a tie.
 """
@@ -253,7 +255,12 @@ def check_cuts(cut_log, n_active, max_feature_nodes, batch):
 
 
 def prune_and_score(graph):
-    from circuit_tracer.graph import compute_graph_scores, compute_node_influence, prune_graph
+    """prune_graph and compute_graph_scores, plus the cuts' margins: the node cut (every node
+    influence off the threshold by >= 1e-4 of it, asserted) and the edges whose score lies within
+    1e-3 of the edge cut (returned: an engine may keep them or not; every other edge must match).
+    The cuts are recomputed with prune_graph's own functions in its order."""
+    from circuit_tracer.graph import (compute_edge_influence, compute_graph_scores, compute_node_influence,
+                                      find_threshold, prune_graph)
     n_logits = len(graph.logit_targets)
     A = graph.adjacency_matrix
     w = torch.zeros(A.shape[0])
@@ -261,7 +268,21 @@ def prune_and_score(graph):
     influence = compute_node_influence(A, w)
     pr = prune_graph(graph, node_threshold=NODE_THRESHOLD, edge_threshold=EDGE_THRESHOLD)
     rep, comp = compute_graph_scores(graph)
-    return influence, pr, rep, comp
+
+    node_thr = find_threshold(influence, NODE_THRESHOLD)
+    off = (influence - node_thr).abs()
+    off = off[off > 0]
+    node_gap = float(off.min() / node_thr) if len(off) else 1.0
+    check(node_gap >= 1e-4, f"a node influence is {node_gap:.2e} (relative) from the node cut")
+    node_mask = influence >= node_thr
+    node_mask[-n_logits - len(graph.input_tokens):] = True
+    pruned = A.clone()
+    pruned[~node_mask] = 0
+    pruned[:, ~node_mask] = 0
+    scores = compute_edge_influence(pruned, w)
+    edge_thr = find_threshold(scores.flatten(), EDGE_THRESHOLD)
+    near = ((scores - edge_thr).abs() <= 1e-3 * edge_thr) & (scores != 0)
+    return influence, pr, rep, comp, node_gap, near
 
 
 def graph_rows(graph):
@@ -357,7 +378,7 @@ def make_golden(model_dir, clt_dir, hook, ids, out_path, greedy_fracs=(3, 4, 5, 
     err = ctx.error_vectors.detach().float().numpy()  # (L, T, d), BOS zeroed
     check(err.shape == (L, T, d), f"error vectors shape {err.shape}")
 
-    influence, pr, rep, comp = prune_and_score(full)
+    influence, pr, rep, comp, node_gap, near = prune_and_score(full)
     rows = graph_rows(full)
     n_nodes = full.adjacency_matrix.shape[0]
 
@@ -382,7 +403,7 @@ def make_golden(model_dir, clt_dir, hook, ids, out_path, greedy_fracs=(3, 4, 5, 
             break
     check(greedy is not None, "no greedy (batch, max_feature_nodes) without ties")
     gb, mfn, g, gap, n_rounds = greedy
-    g_infl, g_pr, g_rep, g_comp = prune_and_score(g)
+    g_infl, g_pr, g_rep, g_comp, g_node_gap, g_near = prune_and_score(g)
     g_rows = graph_rows(g)
     g_nsel = len(g.selected_features)
 
@@ -398,7 +419,8 @@ def make_golden(model_dir, clt_dir, hook, ids, out_path, greedy_fracs=(3, 4, 5, 
         "node_threshold": str(NODE_THRESHOLD), "edge_threshold": str(EDGE_THRESHOLD),
         "replacement_score": repr(float(rep)), "completeness_score": repr(float(comp)),
         "greedy_batch_size": str(gb), "greedy_max_feature_nodes": str(mfn), "greedy_rounds": str(n_rounds),
-        "greedy_min_cut_gap": f"{gap:.4g}",
+        "greedy_min_cut_gap": f"{gap:.4g}", "node_cut_gap": f"{node_gap:.4g}",
+        "greedy_node_cut_gap": f"{g_node_gap:.4g}",
         "greedy_replacement_score": repr(float(g_rep)), "greedy_completeness_score": repr(float(g_comp)),
         "versions": f"circuit-tracer {circuit_tracer.__version__}, "
                     f"nnsight {nnsight.__version__}, torch {torch.__version__}, "
@@ -417,12 +439,14 @@ def make_golden(model_dir, clt_dir, hook, ids, out_path, greedy_fracs=(3, 4, 5, 
         "cumulative": pr.cumulative_scores.float().numpy(),
         "node_mask": pr.node_mask.numpy().astype(np.uint8),
         "edge_kept": kept_edges(pr.edge_mask, n_feat, K),
+        "edge_near_cut": kept_edges(near, n_feat, K),
         "greedy_selected": g.selected_features.numpy().astype(np.int32),
         "greedy_adj": g_rows.float().numpy(),
         "greedy_influence": g_infl.float().numpy(),
         "greedy_cumulative": g_pr.cumulative_scores.float().numpy(),
         "greedy_node_mask": g_pr.node_mask.numpy().astype(np.uint8),
         "greedy_edge_kept": kept_edges(g_pr.edge_mask, g_nsel, K),
+        "greedy_edge_near_cut": kept_edges(g_near, g_nsel, K),
     }
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
 
@@ -430,7 +454,8 @@ def make_golden(model_dir, clt_dir, hook, ids, out_path, greedy_fracs=(3, 4, 5, 
     meta["row_sum_worst_of_bound"] = f"{worst:.3g}"
     save_file(tensors, out_path, metadata=meta)
     print(f"{os.path.relpath(out_path, ROOT)}: T={T} n_active={n_active} ({100 * act_frac:.0f}%) K={K} "
-          f"n_nodes={n_nodes} kept {int(pr.node_mask.sum())} nodes / {len(tensors['edge_kept'])} edges; "
+          f"n_nodes={n_nodes} kept {int(pr.node_mask.sum())} nodes / {len(tensors['edge_kept'])} edges "
+          f"({len(tensors['edge_near_cut'])} near the cut; node cut gap {node_gap:.2g}); "
           f"greedy {mfn} (batch {gb}) in {n_rounds} rounds (min cut gap {gap:.2g}); scores {rep:.4f} {comp:.4f}; "
           f"min margin {min_margin:.2g}; row sums within {worst:.2g} of the bound")
 
