@@ -65,4 +65,5 @@ print("%-6s %8s %9s %10s %9s %9s %10s %10s %8s %8s  %s" % (
     f(cs / os_ if cs and os_ else None, "%.2fx"), f(cm / om if cm and om else None, "%.2fx"), ct.get("error", "")))
 PYEOF
 done
-echo "threads $THREADS, batch $BATCH, max-feature-nodes $MFN, CLT $(basename "$CLT"); circuit-tracer capped at $CT_MEM_GB GB address space, $CT_TIMEOUT s"
+echo "threads $THREADS, batch $BATCH, max-feature-nodes $MFN, CLT $(basename "$CLT");" \
+  "circuit-tracer capped at $CT_MEM_GB GB address space, $CT_TIMEOUT s"
