@@ -146,7 +146,9 @@ def main():
                 "node sets differ" if nk_r is not None else "no node_kept in the raw file"):
         ek = r("edge_kept", "edge_mask")
         if ek is not None:
-            if len(ek) == n_rows * n_nodes:
+            if rmeta.get("edge_kept_all") == "1":  # formats/graph.md: every entry kept (the cut was 0)
+                kept_r = set(range(n_rows * n_nodes))
+            elif len(ek) == n_rows * n_nodes:
                 kept_r = {i for i, x in enumerate(ek) if x}
             elif len(ek) == len(vals):  # aligned with the CSR values
                 kept_r = {i * n_nodes + col_idx[k] for i in range(n_rows) for k in range(row_ptr[i], row_ptr[i + 1])
