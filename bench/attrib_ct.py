@@ -24,6 +24,19 @@ import sys
 import time
 
 
+def describe(e):
+    """One line for an exception; nnsight wraps the real one (its own str() can fail) as __context__."""
+    for x in (e, e.__cause__, e.__context__):
+        if x is None:
+            continue
+        try:
+            line = str(x).splitlines()[0] if str(x) else ""
+        except Exception:
+            continue
+        return f"{type(x).__name__}: {line[:200]}"
+    return type(e).__name__
+
+
 def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -94,8 +107,8 @@ def main():
             create_graph_files(graph, "bench", output_path=out, scan=clt.scan, node_threshold=a.node_threshold,
                                edge_threshold=a.edge_threshold)
         res["graph_s"] = round(time.perf_counter() - t2, 3)
-    except (RuntimeError, MemoryError) as e:  # torch reports allocation failures as RuntimeError
-        res["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    except Exception as e:  # torch reports allocation failures as RuntimeError, nnsight wraps them
+        res["error"] = describe(e)
     res["peak_rss_mb"] = round(rss_mb())
     res["versions"] = f"circuit-tracer {circuit_tracer.__version__}, torch {torch.__version__}"
     print(json.dumps(res))

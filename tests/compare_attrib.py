@@ -45,9 +45,10 @@ class Checker:
         self.name = name
         self.failed = 0
 
-    def result(self, what, ok, why=""):
+    def result(self, what, ok, why="", show=False):
+        """why says what was found: printed after FAIL, and with show also after ok (a measurement)."""
         if ok:
-            print(f"ok {self.name}_{what}")
+            print(f"ok {self.name}_{what}" + (f" ({why})" if show else ""))
         else:
             self.failed += 1
             print(f"FAIL {self.name}_{what}: {why}")
@@ -90,11 +91,11 @@ def main():
                 continue
             scale = max(abs(a_g[i]) for i in idx)
             worst = max(worst, max(abs(a_r[i] - a_g[i]) for i in idx) / scale)
-        c.result("activations", worst <= 1e-4, f"max |da| = {worst:.2e} of the layer's largest activation")
+        c.result("activations", worst <= 1e-4, f"max |da| = {worst:.2e} of the layer's largest activation", True)
     lt_g, lt_r = list(g("logit_token")), list(r("logit_token") or [])
     if c.result("logit_targets", lt_r == lt_g, f"targets {lt_r} vs circuit-tracer's {lt_g}"):
         dp = max(abs(x - y) for x, y in zip(r("logit_prob"), g("logit_prob")))
-        c.result("logit_probs", dp <= 1e-5, f"max |dp| = {dp:.2e}")
+        c.result("logit_probs", dp <= 1e-5, f"max |dp| = {dp:.2e}", True)
     ev = r("error_vectors")
     if c.result("error_vectors_present", ev is not None, "the raw file has no error_vectors"):
         e_g = g("error_vectors")
@@ -106,7 +107,7 @@ def main():
                 scale = max(max(abs(x) for x in e_g[sl]), 1e-30)
                 worst = max(worst, max(abs(x - y) for x, y in zip(ev[sl], e_g[sl])) / scale)
         c.result("error_vectors", len(ev) == len(e_g) and worst <= 1e-4,
-                 f"{len(ev)} values vs {len(e_g)}; max |de| = {worst:.2e} of the layer's largest")
+                 f"{len(ev)} values vs {len(e_g)}; max |de| = {worst:.2e} of the layer's largest", True)
     if c.failed:
         return  # the node sets differ: the rows cannot be compared
 
@@ -138,7 +139,8 @@ def main():
         rel = diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
         if rel > worst:
             worst, worst_row = rel, i
-    c.result("adjacency_rows", worst <= 1e-4, f"row {worst_row}: max |dA| = {worst:.2e} of the row's largest |A|")
+    c.result("adjacency_rows", worst <= 1e-4, f"row {worst_row}: max |dA| = {worst:.2e} of the row's largest |A|",
+             True)
 
     # pruning
     nk_g, nk_r = list(g(pre + "node_mask")), r("node_kept", "node_mask")
@@ -161,7 +163,7 @@ def main():
                     "no edge_kept in the raw file (dense over the rows or aligned with values)"):
             bad = (kept_r ^ kept_g) - near
             c.result("pruned_edges", not bad, f"{len(bad)} kept edges differ away from the edge cut "
-                                              f"(of {len(kept_g)}; {len(near)} near the cut may)")
+                                              f"(of {len(kept_g)}; {len(near)} near the cut may)", True)
     for key, want in (("cumulative", g(pre + "cumulative")), ("influence", g(pre + "influence"))):
         got = r(key)
         if got is None:
@@ -169,11 +171,11 @@ def main():
             continue
         total = max(abs(x) for x in want) if key == "influence" else 1.0
         diff = max(abs(x - y) for x, y in zip(got, want)) / total if len(got) == len(want) else float("inf")
-        c.result(key, diff <= 1e-4, f"max difference {diff:.2e}")
+        c.result(key, diff <= 1e-4, f"max difference {diff:.2e}", True)
     for key in ("replacement_score", "completeness_score"):
         want = float(gmeta[pre + key])
         got = rmeta.get(key)
-        c.result(key, got is not None and abs(float(got) - want) <= 1e-4, f"{got} vs circuit-tracer's {want}")
+        c.result(key, got is not None and abs(float(got) - want) <= 1e-4, f"{got} vs circuit-tracer's {want}", True)
 
 
 if __name__ == "__main__":

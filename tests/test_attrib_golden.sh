@@ -34,14 +34,16 @@ PYEOF
 
 # check NAME MODEL_DIR CLT_DIR GOLDEN: the full graph and the greedy one against the golden
 check() {
-  local name=$1 model=$2 clt=$3 golden=$4 ids_ batch mfn
+  local name=$1 model=$2 clt=$3 golden=$4 ids_ batch mfn upd
   ids_=$(ids "$golden")
   batch=$(meta "$golden" greedy_batch_size); mfn=$(meta "$golden" greedy_max_feature_nodes)
+  upd=$(meta "$golden" update_interval)
   if "$BIN/attrib" -m "$model" --clt "$clt" --ids "$ids_" --batch 8 --threads 1 \
        -o "$TMP/$name.json" --raw "$TMP/$name.full.st" 2>"$TMP/$name.err"; then
     "$PY" "$ROOT/tests/compare_attrib.py" "attrib_golden_$name" "$golden" "$TMP/$name.full.st" full
   else fail "attrib_golden_${name}_full_runs" "$(tail -1 "$TMP/$name.err")"; fi
-  if "$BIN/attrib" -m "$model" --clt "$clt" --ids "$ids_" --batch "$batch" --max-feature-nodes "$mfn" --threads 1 \
+  if "$BIN/attrib" -m "$model" --clt "$clt" --ids "$ids_" --batch "$batch" --max-feature-nodes "$mfn" \
+       --update-interval "$upd" --threads 1 \
        -o "$TMP/$name.g.json" --raw "$TMP/$name.greedy.st" 2>"$TMP/$name.err"; then
     "$PY" "$ROOT/tests/compare_attrib.py" "attrib_golden_$name" "$golden" "$TMP/$name.greedy.st" greedy
   else fail "attrib_golden_${name}_greedy_runs" "$(tail -1 "$TMP/$name.err")"; fi
