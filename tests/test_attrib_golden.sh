@@ -3,8 +3,9 @@
 # models, CLTs and prompts (tests/golden/attrib/README.md; made by tests/ref/make_attrib_goldens.py)
 # must give the same active features, logit targets, error vectors, adjacency rows (1e-4 relative
 # per row), selected feature rows of a greedy run, pruned node set, kept edges (off the edge cut)
-# and scores: tests/compare_attrib.py. The tiny Llama's cases need nothing outside the repository;
-# stories260K's needs ../shared (SKIP without).
+# and scores: tests/compare_attrib.py. The stories prompt is also given as text (tokenizer + BOS).
+# The tiny Llama's cases need nothing outside the repository; stories260K's needs ../shared (SKIP
+# without).
 source "$(dirname "$0")/lib.sh"
 PY=$(command -v python3)
 GOLD=$ROOT/tests/golden/attrib
@@ -53,3 +54,9 @@ check tiny_mlp_in "$GOLD/tiny/model" "$GOLD/tiny/clt_mlp_in" "$GOLD/tiny/golden_
 check tiny_resid_mid "$GOLD/tiny/model" "$GOLD/tiny/clt_resid_mid" "$GOLD/tiny/golden_resid_mid.safetensors"
 stories_model  # SKIPs (exit 0) without ../shared
 check stories "$TMP/st" "$GOLD/stories/clt" "$GOLD/stories/golden.safetensors"
+# the same prompt as text: attrib's tokenizer and BOS give circuit-tracer's ids (and so its graph)
+if "$BIN/attrib" -m "$TMP/st" --clt "$GOLD/stories/clt" --batch 8 --threads 1 -o "$TMP/text.json" \
+     --raw "$TMP/text.st" "$GOLD/stories/prompt.txt" 2>"$TMP/text.err"; then
+  "$PY" "$ROOT/tests/compare_attrib.py" attrib_golden_stories_text "$GOLD/stories/golden.safetensors" \
+    "$TMP/text.st" full
+else fail attrib_golden_stories_text_runs "$(tail -1 "$TMP/text.err")"; fi
