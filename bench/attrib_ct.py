@@ -9,7 +9,8 @@
 The same job `attrib -m DIR --clt DIR --ids ... -o g.json` does: attribute() (nnsight backend, fp32,
 CPU, torch.set_num_threads(--threads)), then prune_graph + create_graph_files (circuit-tracer's graph
 JSON; it prunes inside). The ids are used as given (they start with BOS, so circuit-tracer prepends nothing). Prints one
-JSON line: load_s (imports + model + CLT), attribute_s, graph_s (pruning + JSON), n_active,
+JSON line: load_s (imports + model + CLT), attribute_s, graph_s (pruning + JSON) and their CPU times
+(attribute_cpu_s, graph_cpu_s: user + system of all threads, the fair measure on a busy machine), n_active,
 n_feature_nodes, n_nodes, rss_loaded_mb (peak RSS before attribute()), peak_rss_mb (whole process),
 versions. On failure (e.g. out of memory): {"error": "..."} and exit 1.
 
@@ -95,18 +96,20 @@ def main():
     res = {"impl": "circuit-tracer", "tokens": len(ids), "threads": a.threads, "batch": a.batch,
            "max_feature_nodes": a.max_feature_nodes, "load_s": round(load_s, 3), "rss_loaded_mb": round(rss_loaded)}
     try:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         graph = attribute(ids, model, batch_size=a.batch, max_feature_nodes=a.max_feature_nodes)
         res["attribute_s"] = round(time.perf_counter() - t1, 3)
+        res["attribute_cpu_s"] = round(time.process_time() - c1, 3)
         res["n_active"] = len(graph.active_features)
         res["n_feature_nodes"] = len(graph.selected_features)
         res["n_nodes"] = graph.adjacency_matrix.shape[0]
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         with tempfile.TemporaryDirectory() as tmp:
             out = a.out or tmp
             create_graph_files(graph, "bench", output_path=out, scan=clt.scan, node_threshold=a.node_threshold,
                                edge_threshold=a.edge_threshold)
         res["graph_s"] = round(time.perf_counter() - t2, 3)
+        res["graph_cpu_s"] = round(time.process_time() - c2, 3)
     except Exception as e:  # torch reports allocation failures as RuntimeError, nnsight wraps them
         res["error"] = describe(e)
     res["peak_rss_mb"] = round(rss_mb())
