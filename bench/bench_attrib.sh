@@ -12,7 +12,7 @@
 # cost is what is measured); CLT tests/golden/attrib/stories/clt (clt-fit, 64 features per layer,
 # mlp_in). MODEL=smollm2: SmolLM2-135M-Instruct from its GGUF (scripts/fetch_smollm2.sh +
 # gguf-convert, fp32) with a CLT from a short clt-fit run for timing only (256 features per layer,
-# 60 steps on the activations of tests/data/*.jsonl; cached in /tmp/cltkit-bench/attrib). CLT=DIR
+# 60 steps on the activations of tests/data/*.jsonl; cached in /tmp/cltkit-bench/attrib/). CLT=DIR
 # for another CLT, HOOK=its circuit-tracer hook name. Prompt: BOS + the model's own greedy
 # continuation (bin/fwd-acts --generate), the first N ids at length N; both sides get the ids as given.
 # attrib: `bin/attrib --ids ... --threads N --batch B --max-feature-nodes M -o g.json` (graph JSON
@@ -23,16 +23,18 @@
 # reported apart as "ct load s"); attrib's time is its whole process. "cpu s": user + system CPU
 # seconds of the same spans (the fair measure when other jobs share the cores; "cpu x" is their
 # ratio, circuit-tracer / attrib). Peak RSS: the whole process on both sides (circuit-tracer's
-# includes ~750 MB of torch + model before attribute(): rss_loaded_mb in $W/ct_N.json).
+# includes ~750 MB of torch + model before attribute(): rss_loaded_mb in attrib_ct.py's JSON).
 # Needs the reference venv (tests/ref/requirements-attrib.txt; CLTKIT_REFVENV or .venv-ref).
 source "$(dirname "$0")/lib.sh"
 LENGTHS=${LENGTHS:-32 128 512 2048}
 THREADS=${THREADS:-1} BATCH=${BATCH:-32} MFN=${MFN:-1024}
 CT_MEM_GB=${CT_MEM_GB:-12} CT_TIMEOUT=${CT_TIMEOUT:-1800}
 MODEL=${MODEL:-stories} HOOK=${HOOK:-mlp.hook_in}
-W=/tmp/cltkit-bench/attrib
+CACHE=/tmp/cltkit-bench/attrib  # the SmolLM2 CLT, kept between runs
+mkdir -p "$CACHE"
+W=$(mktemp -d "$CACHE/run.XXXXXX")  # this run's files: concurrent runs must not share them
+trap 'rm -rf "$W"' EXIT
 SHARED=${CLTKIT_SHARED:-$ROOT/../shared}
-mkdir -p "$W"
 make -s tools >/dev/null
 case $MODEL in
   stories)
@@ -44,7 +46,7 @@ case $MODEL in
     M=/tmp/cltkit-bench/smollm2  # as bench_smollm2.sh
     [ -f "$M/config.json" ] || bin/gguf-convert "${CLTKIT_SMOLLM2_GGUF:-$(bash scripts/fetch_smollm2.sh)}" -o "$M"
     if [ -z "${CLT:-}" ]; then
-      CLT=$W/smollm2_clt
+      CLT=$CACHE/smollm2_clt
       if [ ! -f "$CLT/config.yaml" ]; then
         cat tests/data/*.jsonl > "$W/corpus.jsonl"
         bin/tok encode -t "$M/tokenizer.json" -o "$W/c.tok" "$W/corpus.jsonl" 2>/dev/null
@@ -63,6 +65,7 @@ printf '%-6s %8s %9s %9s %9s %9s %9s %10s %10s %9s %8s  %s\n' tokens n_active "a
   "ct s" "cpu s" "ct load s" "ct MB" "cpu x" "RSS x" "circuit-tracer error"
 for n in $LENGTHS; do
   ids=$(cut -d' ' -f1-"$n" "$W/ids.txt")
+  [ "$(wc -w <<< "$ids")" -eq "$n" ] || { echo "bench_attrib: only $(wc -w <<< "$ids") prompt ids, want $n" >&2; exit 1; }
   ours="n/a n/a n/a"
   if [ -x bin/attrib ]; then
     if /usr/bin/time -f '%e %U %S %M' -o "$W/time.txt" bin/attrib -m "$M" --clt "$CLT" --ids "$ids" \
@@ -94,4 +97,4 @@ print("%-6s %8s %9s %9s %9s %9s %9s %10s %10s %9s %8s  %s" % (
 PYEOF
 done
 echo "$MODEL; threads $THREADS, batch $BATCH, max-feature-nodes $MFN, CLT $(basename "$CLT"); circuit-tracer" \
-  "capped at $CT_MEM_GB GB address space and $CT_TIMEOUT s; its base RSS (torch + model): see $W/ct_N.json"
+  "capped at $CT_MEM_GB GB address space and $CT_TIMEOUT s"
