@@ -21,14 +21,14 @@ prompt (10-40% of the (position, feature) pairs fire, none within 2e-3 of its th
 engine whose activations differ from circuit-tracer's by float rounding finds the same features.
 
 Each golden holds the full run (max_feature_nodes=None: every active feature is a node) and one
-greedy run (max_feature_nodes < n_active, batch_size 8, update_interval 4: rows chosen by partial
-influence), their pruning (prune_graph at node_threshold 0.8, edge_threshold 0.98) and graph
+greedy run (max_feature_nodes a fraction of n_active, update_interval 4, batch_size the first of
+8, 6, 5, 7, 4 whose rounds cut without ties: rows chosen by partial influence), their pruning (prune_graph at node_threshold 0.8, edge_threshold 0.98) and graph
 scores. The script checks the goldens before writing them (AssertionError otherwise):
   - row sums: with b_dec zeroed and BOS kept (zero_positions emptied), every feature row of the
     adjacency sums to h - b_enc and every logit row to the demeaned logit, within the float32
     rounding bound of the sum; this shows the rows are complete direct effects;
-  - the active set is {h > theta} off BOS, with every active/inactive pre-activation at least
-    `margin` away from its threshold (recorded as metadata `min_margin`);
+  - the active set is {h > theta} off BOS, with every pre-activation at least 1e-4 max(theta, 1)
+    away from its threshold (the smallest distance is metadata `min_margin`);
   - the logit targets' cumulative probabilities are not within 1e-4 of desired_logit_prob;
   - the node cut of pruning is not a tie (every influence >= 1e-4 of the threshold away from it);
     edges within 1e-3 of the edge cut are listed (edge_near_cut), the test lets them differ;
