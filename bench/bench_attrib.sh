@@ -12,7 +12,8 @@
 # cost is what is measured); CLT tests/golden/attrib/stories/clt (clt-fit, 64 features per layer,
 # mlp_in). MODEL=smollm2: SmolLM2-135M-Instruct from its GGUF (scripts/fetch_smollm2.sh +
 # gguf-convert, fp32) with a CLT from a short clt-fit run for timing only (256 features per layer,
-# 60 steps on the activations of tests/data/*.jsonl; cached in /tmp/cltkit-bench/attrib/). CLT=DIR
+# 60 steps on the activations of tests/data/*.jsonl; cached in $CLTKIT_BENCH_CACHE, default
+# /tmp/cltkit-bench/attrib/). CLT=DIR
 # for another CLT, HOOK=its circuit-tracer hook name. Prompt: BOS + the model's own greedy
 # continuation (bin/fwd-acts --generate), the first N ids at length N; both sides get the ids as given.
 # attrib: `bin/attrib --ids ... --threads N --batch B --max-feature-nodes M -o g.json` (graph JSON
@@ -30,7 +31,7 @@ LENGTHS=${LENGTHS:-32 128 512 2048}
 THREADS=${THREADS:-1} BATCH=${BATCH:-32} MFN=${MFN:-1024}
 CT_MEM_GB=${CT_MEM_GB:-12} CT_TIMEOUT=${CT_TIMEOUT:-1800}
 MODEL=${MODEL:-stories} HOOK=${HOOK:-mlp.hook_in}
-CACHE=/tmp/cltkit-bench/attrib  # the SmolLM2 CLT, kept between runs
+CACHE=${CLTKIT_BENCH_CACHE:-/tmp/cltkit-bench/attrib}  # the SmolLM2 CLT, kept between runs
 mkdir -p "$CACHE"
 W=$(mktemp -d "$CACHE/run.XXXXXX")  # this run's files: concurrent runs must not share them
 trap 'rm -rf "$W"' EXIT
