@@ -65,54 +65,45 @@ void attrib_gemm_cpu(int trans_b, int M, int N, int K, const float *a, int lda, 
 }
 
 typedef struct {
-    float *g_v;
-    const float *g_att, *probs;
-    int B, Te, T, H, KVH, hd;
+    float *y;
+    const float *x, *p;
+    int Te, T, cols;
+    float beta;
 } PatternCtx;
 
-// Items are (b, kv head) pairs: each owns its slice of g_v.
-static void pattern_items(void *arg, size_t begin, size_t end) {
+// Output rows [begin, end): y[j] = beta·y[j] + Σ_{i ≥ begin} P[i, j] x[i] (P[i, j] = 0 for i < j).
+static void pattern_rows(void *arg, size_t begin, size_t end) {
     const PatternCtx *c = arg;
-    int group = c->H / c->KVH, qd = c->H * c->hd, kvd = c->KVH * c->hd;
-    for (size_t it = begin; it < end; it++) {
-        int b = (int)(it / (size_t)c->KVH), g = (int)(it % (size_t)c->KVH);
-        float *gv = c->g_v + (size_t)b * c->Te * kvd + (size_t)g * c->hd;
-        for (int k = 0; k < group; k++) {
-            int h = g * group + k;
-            const float *p = c->probs + (size_t)h * c->T * c->T;
-            const float *ga = c->g_att + (size_t)b * c->Te * qd + (size_t)h * c->hd;
+    int j0 = (int)begin, m = (int)(end - begin), k = c->Te - j0;
 #ifdef USE_BLAS
-            // g_v (Te, hd) (+)= Pᵀ (Te, Te) · g_att (Te, hd)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c->Te, c->hd, c->Te, 1.0f, p, c->T, ga, qd,
-                        k ? 1.0f : 0.0f, gv, kvd);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, c->cols, k, 1.0f, c->p + (size_t)j0 * c->T + j0, c->T,
+                c->x + (size_t)j0 * c->cols, c->cols, c->beta, c->y + (size_t)j0 * c->cols, c->cols);
 #else
-            for (int j = 0; j < c->Te; j++) {
-                float *o = gv + (size_t)j * kvd;
-                if (!k) memset(o, 0, (size_t)c->hd * sizeof(float));
-                for (int i = j; i < c->Te; i++) {  // causal: probs[i, j] = 0 for j > i
-                    float w = p[(size_t)i * c->T + j];
-                    if (w == 0) continue;
-                    const float *gi = ga + (size_t)i * qd;
-                    for (int d = 0; d < c->hd; d++) o[d] += w * gi[d];
-                }
-            }
-#endif
+    for (int j = j0; j < j0 + m; j++) {
+        float *o = c->y + (size_t)j * c->cols;
+        for (int d = 0; d < c->cols; d++) o[d] = c->beta != 0 ? c->beta * o[d] : 0.0f;
+        for (int i = j; i < c->Te; i++) {
+            float w = c->p[(size_t)i * c->T + j];
+            if (w == 0) continue;
+            const float *xi = c->x + (size_t)i * c->cols;
+            for (int d = 0; d < c->cols; d++) o[d] += w * xi[d];
         }
     }
+#endif
 }
 
-void attrib_pattern_vjp_cpu(float *g_v, const float *g_att, const float *probs, int B, int Te, int T, int H, int KVH,
-                            int hd) {
+void attrib_pattern_t_cpu(float *y, const float *x, const float *probs, int Te, int T, int cols, float beta) {
     matmul_blas_init();
-    PatternCtx c = {g_v, g_att, probs, B, Te, T, H, KVH, hd};
-    parallel_for((size_t)B * KVH, 1, pattern_items, &c);
+    PatternCtx c = {y, x, probs, Te, T, cols, beta};
+    // early output rows read the most input rows: blocks of 8 rows keep the threads balanced
+    parallel_for((size_t)Te, (size_t)Te * cols * (size_t)Te < ((size_t)1 << 20) ? (size_t)Te : 8, pattern_rows, &c);
 }
 
 typedef struct {
     float *out;
     const float *g, *w, *rstd;
     float w_off;
-    int centered, Te, D, accumulate;
+    int centered, B, D, accumulate;
 } NormCtx;
 
 static void norm_rows(void *arg, size_t begin, size_t end) {
@@ -120,7 +111,7 @@ static void norm_rows(void *arg, size_t begin, size_t end) {
     for (size_t r = begin; r < end; r++) {
         const float *g = c->g + r * (size_t)c->D;
         float *o = c->out + r * (size_t)c->D;
-        float s = c->rstd[r % (size_t)c->Te];
+        float s = c->rstd[r / (size_t)c->B];  // row r is (position r / B, batch element r % B)
         float mean = 0;
         if (c->centered) {
             double sum = 0;
@@ -136,7 +127,7 @@ static void norm_rows(void *arg, size_t begin, size_t end) {
 
 void attrib_norm_vjp_cpu(float *out, const float *g, const float *w, float w_off, int centered, const float *rstd,
                          int B, int Te, int D, int accumulate) {
-    NormCtx c = {out, g, w, rstd, w_off, centered, Te, D, accumulate};
+    NormCtx c = {out, g, w, rstd, w_off, centered, B, D, accumulate};
     parallel_for((size_t)B * Te, 64, norm_rows, &c);
 }
 
@@ -161,8 +152,8 @@ static void decoder_positions(void *arg, size_t begin, size_t end) {
             free(scratch);
             scratch = xmalloc(cap * sizeof(float));
         }
-        // scratch (B, n) = g[:, p, :] (B, D; row stride Te·D) · vecs[s0:s0+n]ᵀ
-        gemm_block(1, c->B, (int)n, c->D, c->g + p * (size_t)c->D, c->Te * c->D, c->vecs + (size_t)s0 * c->D, c->D,
+        // scratch (B, n) = g[p] (B, D) · vecs[s0:s0+n]ᵀ
+        gemm_block(1, c->B, (int)n, c->D, c->g + p * (size_t)c->B * c->D, c->D, c->vecs + (size_t)s0 * c->D, c->D,
                    0.0f, scratch, (int)n);
         for (int b = 0; b < c->B; b++) {
             float *row = c->rows + (size_t)b * c->ld;
@@ -184,7 +175,8 @@ typedef struct {
     float *rows;
     int64_t ld, col0;
     const float *vecs, *g;
-    int Te, T, D;
+    float scale;
+    int B, Te, T, D;
 } PosDotsCtx;
 
 static void position_items(void *arg, size_t begin, size_t end) {
@@ -196,16 +188,16 @@ static void position_items(void *arg, size_t begin, size_t end) {
                 row[p] = 0;
                 continue;
             }
-            const float *g = c->g + (b * (size_t)c->Te + p) * c->D, *v = c->vecs + (size_t)p * c->D;
+            const float *g = c->g + ((size_t)p * c->B + b) * c->D, *v = c->vecs + (size_t)p * c->D;
             float s = 0;
-            for (int d = 0; d < c->D; d++) s += g[d] * v[d];
+            for (int d = 0; d < c->D; d++) s += g[d] * (v[d] * c->scale);
             row[p] = s;
         }
     }
 }
 
-void attrib_position_dots_cpu(float *rows, int64_t ld_rows, int64_t col0, const float *vecs, const float *g, int B,
-                              int Te, int T, int D) {
-    PosDotsCtx c = {rows, ld_rows, col0, vecs, g, Te, T, D};
+void attrib_position_dots_cpu(float *rows, int64_t ld_rows, int64_t col0, const float *vecs, float vec_scale,
+                              const float *g, int B, int Te, int T, int D) {
+    PosDotsCtx c = {rows, ld_rows, col0, vecs, g, vec_scale, B, Te, T, D};
     parallel_for((size_t)B, 1, position_items, &c);
 }

@@ -44,7 +44,8 @@ static int tensor_check(const SafeTensors *st, const char *name, int ndim, const
     if (!ok) {
         char want[96] = "";
         size_t n = 0;
-        for (int i = 0; i < ndim; i++) n += (size_t)snprintf(want + n, sizeof want - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        for (int i = 0; i < ndim; i++)
+            n += (size_t)snprintf(want + n, sizeof want - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
         return err_set(e, "%s: tensor \"%s\" must have shape [%s]", st->path, name, want);
     }
     *out = t;
@@ -71,6 +72,8 @@ int attrib_clt_open(AttribClt *c, const char *dir, Error *e) {
         if (access(path, F_OK)) break;
     }
     if (!L) return err_set(e, "%s: no W_enc_0.safetensors (not a CLT directory)", dir);
+    snprintf(path, sizeof path, "%s/W_dec_%d.safetensors", dir, L);  // a decoder past the last encoder
+    if (!access(path, F_OK)) return err_set(e, "%s/W_enc_%d.safetensors: missing (W_dec_%d is there)", dir, L, L);
     // config.yaml: which hook the CLT reads and writes
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     void *map;
@@ -87,7 +90,8 @@ int attrib_clt_open(AttribClt *c, const char *dir, Error *e) {
     yaml_value(text, "scan", scan, sizeof scan);
     yaml_value(text, "model_name", model_name, sizeof model_name);
     free(text);
-    if (!strcmp(c->input_hook, "mlp.hook_in") || !strcmp(c->input_hook, "ln2.hook_normalized")) c->input = ATTRIB_IN_MLP_IN;
+    if (!strcmp(c->input_hook, "mlp.hook_in") || !strcmp(c->input_hook, "ln2.hook_normalized"))
+        c->input = ATTRIB_IN_MLP_IN;
     else if (!strcmp(c->input_hook, "hook_resid_mid")) c->input = ATTRIB_IN_RESID_MID;
     else
         return err_set(e, "%s: feature_input_hook \"%s\" is not supported (mlp.hook_in, ln2.hook_normalized, "
@@ -221,6 +225,7 @@ static void free_layers(float **p, int L) {
 void attrib_state_free(AttribState *s) {
     int L = s->L;
     free(s->tokens);
+    free(s->tok_vec);
     free_layers(s->x_in, L); free_layers(s->mlp_out, L); free_layers(s->probs, L);
     free_layers(s->attn_rstd, L); free_layers(s->mlp_rstd, L); free_layers(s->post_attn_rstd, L);
     free(s->final_rstd); free(s->logits);
@@ -359,6 +364,9 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
     s->tokens = xmalloc((size_t)T * sizeof(uint32_t));
     memcpy(s->tokens, tokens, (size_t)T * sizeof(uint32_t));
     size_t TD = (size_t)T * D;
+    s->tok_vec = xmalloc(TD * sizeof(float));
+    for (int p = 0; p < T; p++)
+        memcpy(s->tok_vec + (size_t)p * D, m->embed + (size_t)tokens[p] * D, (size_t)D * sizeof(float));
     s->x_in = alloc_layers(L, TD);
     s->mlp_out = alloc_layers(L, TD);
     s->probs = alloc_layers(L, (size_t)s->H * T * T);
@@ -475,42 +483,51 @@ int attrib_logit_targets(AttribState *s, const Model *m, const int32_t *targets,
 
 struct AttribWork {
     int B;
-    float *g;     // (B, T, D) gradient at the residual stream
-    float *tmp;   // (B, T, max(D, H·hd)) the post-attention norm's and the value path's gradients
-    float *g_att; // (B, T, H·hd)
-    float *g_v;   // (B, T, KVH·hd)
+    float *g;    // (T, B, D) gradient at the residual stream, position-major
+    float *tmp;  // (T, B, D) the post-attention norm's gradient
+    float *g_n;  // (T, B, D) the value path's gradient at the attention-input norm's output
+    float *x;    // (T, B, hd) one head's gradient at the attention output
+    float *y;    // (T, B, hd) one kv head's gradient at the values
 };
 
 AttribWork *attrib_work_new(const AttribState *s, int B) {
     AttribWork *w = xcalloc(1, sizeof *w);
-    size_t BT = (size_t)B * s->T, qd = (size_t)s->H * s->hd, kvd = (size_t)s->KVH * s->hd;
+    size_t BT = (size_t)B * s->T;
     w->B = B;
     w->g = xmalloc(BT * s->D * sizeof(float));
-    w->tmp = xmalloc(BT * (qd > (size_t)s->D ? qd : (size_t)s->D) * sizeof(float));
-    w->g_att = xmalloc(BT * qd * sizeof(float));
-    w->g_v = xmalloc(BT * kvd * sizeof(float));
+    w->tmp = xmalloc(BT * s->D * sizeof(float));
+    w->g_n = xmalloc(BT * s->D * sizeof(float));
+    w->x = xmalloc(BT * s->hd * sizeof(float));
+    w->y = xmalloc(BT * s->hd * sizeof(float));
     return w;
 }
 
 void attrib_work_free(AttribWork *w) {
     if (!w) return;
-    free(w->g); free(w->tmp); free(w->g_att); free(w->g_v);
+    free(w->g); free(w->tmp); free(w->g_n); free(w->x); free(w->y);
     free(w);
 }
 
-// g += the frozen attention block's vector–Jacobian product (value/output path) of layer l.
+// g += the frozen attention block's vector–Jacobian product (value/output path) of layer l, one
+// (kv) head at a time over the whole batch: x = g_o · W_o[:, head] (Te·n, hd), y = Σ_head Pᵀ x,
+// g_n += y · W_v[kv head] (Te·n, D); then back through the attention-input norm.
 static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l, int n, int Te) {
     const LayerWeights *Lw = &m->layers[l];
-    int D = s->D, qd = s->H * s->hd, kvd = s->KVH * s->hd, rows = n * Te;
+    int D = s->D, hd = s->hd, qd = s->H * hd, group = s->H / s->KVH, rows = n * Te;
     const float *go = w->g;
     if (Lw->post_attn_norm_w) {  // Gemma 2: the attention output's norm, its scale frozen
         attrib_norm_vjp_cpu(w->tmp, w->g, Lw->post_attn_norm_w, 1.0f, 0, s->post_attn_rstd[l], n, Te, D, 0);
         go = w->tmp;
     }
-    attrib_gemm_cpu(0, rows, qd, D, go, D, Lw->wo, qd, 0.0f, w->g_att, qd);           // (rows, qd) = go · W_o
-    attrib_pattern_vjp_cpu(w->g_v, w->g_att, s->probs[l], n, Te, s->T, s->H, s->KVH, s->hd);
-    attrib_gemm_cpu(0, rows, D, kvd, w->g_v, kvd, Lw->wv, D, 0.0f, w->tmp, D);       // (rows, D) = g_v · W_v
-    attrib_norm_vjp_cpu(w->g, w->tmp, Lw->attn_norm_w, norm_offset(m), is_gpt2(m), s->attn_rstd[l], n, Te, D, 1);
+    for (int g = 0; g < s->KVH; g++) {
+        for (int k = 0; k < group; k++) {
+            int h = g * group + k;
+            attrib_gemm_cpu(0, rows, hd, D, go, D, Lw->wo + (size_t)h * hd, qd, 0.0f, w->x, hd);
+            attrib_pattern_t_cpu(w->y, w->x, s->probs[l] + (size_t)h * s->T * s->T, Te, s->T, n * hd, k ? 1.0f : 0.0f);
+        }
+        attrib_gemm_cpu(0, rows, D, hd, w->y, hd, Lw->wv + (size_t)g * hd * D, D, g ? 1.0f : 0.0f, w->g_n, D);
+    }
+    attrib_norm_vjp_cpu(w->g, w->g_n, Lw->attn_norm_w, norm_offset(m), is_gpt2(m), s->attn_rstd[l], n, Te, D, 1);
 }
 
 int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, const int *layer, const int *pos,
@@ -521,7 +538,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     int Te = 0, top = 0;
     for (int b = 0; b < n; b++) {
         if (layer[b] < 0 || layer[b] > L || pos[b] < 0 || pos[b] >= T)
-            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b], pos[b]);
+            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b],
+                           pos[b]);
         Te = pos[b] + 1 > Te ? pos[b] + 1 : Te;
         top = layer[b] > top ? layer[b] : top;
     }
@@ -530,18 +548,18 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     memset(w->g, 0, (size_t)n * Te * D * sizeof(float));
     for (int b = 0; b < n; b++)
         if (layer[b] == L)  // a logit: the direction after the final norm
-            attrib_norm_vjp_cpu(w->g + ((size_t)b * Te + pos[b]) * D, vecs + (size_t)b * D, m->final_norm_w,
+            attrib_norm_vjp_cpu(w->g + ((size_t)pos[b] * n + b) * D, vecs + (size_t)b * D, m->final_norm_w,
                                 norm_offset(m), is_gpt2(m), s->final_rstd + pos[b], 1, 1, D, 1);
     for (int l = top < L ? top : L - 1; l >= 0; l--) {
         // g is the gradient at the residual after layer l: what layer l's MLP sources write into
         if (l < top) {
             attrib_decoder_dots_cpu(rows, ld, s->dec_off[l], s->dec_src[l], s->dec_vec[l], w->g, n, Te, D);
-            attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)l * T, s->error + (size_t)l * T * D, w->g, n, Te,
-                                     T, D);
+            attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)l * T, s->error + (size_t)l * T * D, 1.0f, w->g,
+                                     n, Te, T, D);
         }
         for (int b = 0; b < n; b++) {
             if (layer[b] != l) continue;
-            float *gp = w->g + ((size_t)b * Te + pos[b]) * D;
+            float *gp = w->g + ((size_t)pos[b] * n + b) * D;
             const float *v = vecs + (size_t)b * D;
             if (s->input == ATTRIB_IN_RESID_MID)
                 for (int i = 0; i < D; i++) gp[i] += v[i];
@@ -552,16 +570,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
         attn_vjp(m, s, w, l, n, Te);  // g becomes the gradient at the residual entering layer l
     }
     // token sources: ⟨g at the embeddings, emb_scale · W_E[token]⟩
-    float emb_scale = is_gemma(m) ? sqrtf((float)D) : 1.0f;
-    for (int b = 0; b < n; b++) {
-        float *row = rows + (size_t)b * ld + s->n_active + (int64_t)L * T;
-        for (int p = 0; p < Te; p++) {
-            const float *g = w->g + ((size_t)b * Te + p) * D, *emb = m->embed + (size_t)s->tokens[p] * D;
-            float acc = 0;
-            for (int i = 0; i < D; i++) acc += g[i] * (emb[i] * emb_scale);
-            row[p] = acc;
-        }
-    }
+    attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)L * T, s->tok_vec, is_gemma(m) ? sqrtf((float)D) : 1.0f,
+                             w->g, n, Te, T, D);
     return 0;
 }
 
@@ -596,8 +606,8 @@ int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *ml
     float emb_scale = is_gemma(m) ? sqrtf((float)D) : 1.0f;
     for (int p = 0; p < T; p++) {
         const float *emb = m->embed + (size_t)s->tokens[p] * D;
-        for (int i = 0; i < D; i++)
-            x[(size_t)p * D + i] = linear ? 0.0f : emb[i] * emb_scale + (m->pos_embed ? m->pos_embed[(size_t)p * D + i] : 0.0f);
+        const float *pe = m->pos_embed ? m->pos_embed + (size_t)p * D : NULL;
+        for (int i = 0; i < D; i++) x[(size_t)p * D + i] = linear ? 0.0f : emb[i] * emb_scale + (pe ? pe[i] : 0.0f);
     }
     if (add_resid)
         for (size_t i = 0; i < TD; i++) x[i] += add_resid[i];

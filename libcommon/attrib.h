@@ -56,6 +56,7 @@ typedef struct {
     int L, T, D, V, H, KVH, hd;
     AttribInput input;
     uint32_t *tokens;      // (T,)
+    float *tok_vec;        // (T, D) W_E[tokens] (the token sources before Gemma's √D scale)
     // the frozen forward pass (per layer, T rows)
     float **x_in;          // [L] (T, D) the CLT's input
     float **mlp_out;       // [L] (T, D) the true MLP output

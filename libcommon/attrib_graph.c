@@ -62,12 +62,15 @@ static void step_range(void *arg, size_t begin, size_t end) {
         double v = c->v[r];
         if (v == 0) continue;
         const float *row = c->rows + r * c->n_cols;
-        float den = c->denom[r];
+        // v·(|a| / den) as (v / den)·|a| in double: one multiply per entry (the loop vectorises);
+        // it differs from torch's float division by less than torch's own summation error.
+        double wgt = v / (double)c->denom[r];
+        double *next = c->next;
         if (c->keep) {
-            for (size_t s = begin; s < end; s++)
-                if (c->keep[s]) c->next[s] += v * (double)(fabsf(row[s]) / den);
+            const uint8_t *keep = c->keep;
+            for (size_t s = begin; s < end; s++) next[s] += keep[s] ? wgt * fabsf(row[s]) : 0.0;
         } else {
-            for (size_t s = begin; s < end; s++) c->next[s] += v * (double)(fabsf(row[s]) / den);
+            for (size_t s = begin; s < end; s++) next[s] += wgt * fabsf(row[s]);
         }
     }
 }
@@ -160,7 +163,8 @@ static int graph_influence(const AttribGraph *g, const int64_t *row_node, const 
             rc = err_set(e, "influence did not converge after %d iterations (the adjacency has a cycle)", it);
             break;
         }
-        for (int64_t r = 0; r < R; r++) v[r] = cur[row_node[r]];
+        // a dropped node's row is zero in the pruned matrix (its column already is)
+        for (int64_t r = 0; r < R; r++) v[r] = keep && !keep[row_node[r]] ? 0 : cur[row_node[r]];
         influence_step(&c);
         for (int64_t s = 0; s < N; s++) influence[s] += cur[s];
     }
@@ -286,7 +290,8 @@ static void edge_row(void *arg, int64_t r, float *out) {
 // ---- prune_graph + compute_graph_scores --------------------------------------------------------
 
 static int check_graph(const AttribGraph *g, Error *e) {
-    if (g->n_layers < 1 || g->n_pos < 1) return err_set(e, "attribution graph: %d layers, %d positions", g->n_layers, g->n_pos);
+    if (g->n_layers < 1 || g->n_pos < 1)
+        return err_set(e, "attribution graph: %d layers, %d positions", g->n_layers, g->n_pos);
     if (g->n_logits < 1) return err_set(e, "attribution graph: no logit targets");
     if (g->n_feat < 0 || g->n_feat > g->n_active)
         return err_set(e, "attribution graph: %d feature nodes of %d active features", g->n_feat, g->n_active);
@@ -312,8 +317,10 @@ static int rank_desc(const void *a, const void *b) {
 
 int attrib_prune(const AttribGraph *g, double node_threshold, double edge_threshold, AttribPruned *out, Error *e) {
     memset(out, 0, sizeof *out);
-    if (!(node_threshold >= 0 && node_threshold <= 1)) return err_set(e, "node threshold %g is not in [0, 1]", node_threshold);
-    if (!(edge_threshold >= 0 && edge_threshold <= 1)) return err_set(e, "edge threshold %g is not in [0, 1]", edge_threshold);
+    if (!(node_threshold >= 0 && node_threshold <= 1))
+        return err_set(e, "node threshold %g is not in [0, 1]", node_threshold);
+    if (!(edge_threshold >= 0 && edge_threshold <= 1))
+        return err_set(e, "edge threshold %g is not in [0, 1]", edge_threshold);
     if (check_graph(g, e)) return -1;
     const int64_t N = attrib_n_nodes(g), R = n_rows_of(g), K = g->n_logits, T = g->n_pos, F = g->n_feat;
     const int64_t err_begin = F, err_end = F + (int64_t)g->n_layers * T, tok_end = err_end + T;
@@ -541,8 +548,11 @@ static void put_node(FILE *f, const AttribGraph *g, const AttribPruned *p, const
         const char *s = m->logit_strings ? m->logit_strings[k] : tok;
         snprintf(clerp, sizeof clerp, "Output \"%s\" (p=%.3f)", s, token_prob);
     }
-    fprintf(f, "    {\"node_id\": \"%s\", \"feature\": %lld, \"layer\": \"%s\", \"ctx_idx\": %lld, \"feature_type\": \"%s\", "
-               "\"token_prob\": ", id, feature, layer, ctx, type);
+    fprintf(
+        f,
+        "    {\"node_id\": \"%s\", \"feature\": %lld, \"layer\": \"%s\", \"ctx_idx\": %lld, \"feature_type\": \"%s\", "
+        "\"token_prob\": ",
+        id, feature, layer, ctx, type);
     put_json_float(f, token_prob);
     fprintf(f, ", \"is_target_logit\": %s, \"run_idx\": 0, \"reverse_ctx_idx\": 0, \"jsNodeId\": \"%s\", \"clerp\": ",
             target ? "true" : "false", js);
@@ -597,7 +607,9 @@ static void put_metadata(FILE *f, const AttribGraph *g, const AttribPruned *p, c
 int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const AttribPruned *p, const AttribMeta *meta,
                       Error *e) {
     const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
-    if (p->n_nodes != N) return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", name, (long long)p->n_nodes, (long long)N);
+    if (p->n_nodes != N)
+        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", name, (long long)p->n_nodes,
+                       (long long)N);
     int64_t *row_node = xmalloc((size_t)(R ? R : 1) * sizeof *row_node);
     graph_row_nodes(g, row_node);
     // create_used_nodes_and_edges: the links are the kept edges between kept nodes (target order,
@@ -652,7 +664,8 @@ int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const Att
 int attrib_write_raw(const char *path, const AttribGraph *g, const AttribPruned *p, Error *e) {
     const int64_t N = attrib_n_nodes(g), R = n_rows_of(g);
     if (p && p->n_nodes != N)
-        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", path, (long long)p->n_nodes, (long long)N);
+        return err_set(e, "%s: pruning result has %lld nodes, the graph %lld", path, (long long)p->n_nodes,
+                       (long long)N);
     // CSR of the stored rows: exact zeros (no path) are left out.
     int64_t *row_ptr = xmalloc((size_t)(R + 1) * sizeof *row_ptr), nnz = 0;
     for (int64_t i = 0; i < R * N; i++) nnz += g->adj[i] != 0;
@@ -707,11 +720,13 @@ int attrib_write_raw(const char *path, const AttribGraph *g, const AttribPruned 
         t[n++] = (StWriteTensor){"edge_kept", ST_U8, 1, {nnz}, kept};
     }
     char meta[1024];
-    int len = snprintf(meta, sizeof meta,
-                       "{\"format\": \"" RAW_FORMAT "\", \"version\": \"%d\", \"n_layers\": \"%d\", \"n_pos\": \"%d\", "
-                       "\"d_model\": \"%d\", \"vocab_size\": \"%d\", \"n_active\": \"%d\", \"n_feat\": \"%d\", "
-                       "\"n_logits\": \"%d\"",
-                       RAW_VERSION, g->n_layers, g->n_pos, g->d_model, g->vocab_size, g->n_active, g->n_feat, g->n_logits);
+    int len =
+        snprintf(meta, sizeof meta,
+                 "{\"format\": \"" RAW_FORMAT
+                 "\", \"version\": \"%d\", \"n_layers\": \"%d\", \"n_pos\": \"%d\", "
+                 "\"d_model\": \"%d\", \"vocab_size\": \"%d\", \"n_active\": \"%d\", \"n_feat\": \"%d\", "
+                 "\"n_logits\": \"%d\"",
+                 RAW_VERSION, g->n_layers, g->n_pos, g->d_model, g->vocab_size, g->n_active, g->n_feat, g->n_logits);
     if (p)
         snprintf(meta + len, sizeof meta - (size_t)len,
                  ", \"replacement_score\": \"%.17g\", \"completeness_score\": \"%.17g\", \"edge_kept_all\": \"%d\"}",
@@ -733,7 +748,8 @@ static int meta_int(const char *path, json_t *meta, const char *key, int64_t max
     char *end;
     if (!s) return err_set(e, "%s: metadata has no \"%s\"", path, key);
     long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < 0 || v > max) return err_set(e, "%s: metadata \"%s\" = \"%s\" is not in [0, %lld]", path, key, s, (long long)max);
+    if (!*s || *end || v < 0 || v > max)
+        return err_set(e, "%s: metadata \"%s\" = \"%s\" is not in [0, %lld]", path, key, s, (long long)max);
     *out = (int)v;
     return 0;
 }
@@ -759,10 +775,17 @@ static const void *raw_tensor(const SafeTensors *st, const char *name, StDtype d
     for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
     if (!ok) {
         char want[128] = "", have[128] = "";
-        for (int d = 0; d < ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)shape[d]);
-        for (int d = 0; d < t->ndim; d++) snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        for (int d = 0; d < ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)shape[d]);
+        for (int d = 0; d < t->ndim; d++)
+            snprintf(have + strlen(have), sizeof have - strlen(have), "%s%lld", d ? "," : "", (long long)t->shape[d]);
         err_set(e, "%s: tensor \"%s\" is %s [%s], expected %s [%s]", st->path, name, st_dtype_name(t->dtype), have,
                 st_dtype_name(dt), want);
+        return NULL;
+    }
+    if (t->data && (uintptr_t)t->data % st_dtype_size(dt)) {  // attrib's writer aligns every tensor
+        err_set(e, "%s: tensor \"%s\" is not aligned to %zu bytes (not written by attrib)", st->path, name,
+                st_dtype_size(dt));
         return NULL;
     }
     return t->data ? t->data : (const void *)"";  // a zero-size tensor has no data pointer
@@ -774,11 +797,12 @@ static void *copy_of(const void *src, size_t n) {
     return d;
 }
 
-int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e) {
+// The raw file's contents from a parsed safetensors file (path = its name in messages).
+static int raw_from_st(const SafeTensors *stp, AttribGraph *g, AttribPruned *p, Error *e) {
+    const SafeTensors st = *stp;
+    const char *path = st.path;
     memset(g, 0, sizeof *g);
     if (p) memset(p, 0, sizeof *p);
-    SafeTensors st;
-    if (safetensors_open(&st, path, e)) return -1;
     int rc = -1;
     json_t *meta = st.metadata_json ? json_loads(st.metadata_json, 0, NULL) : NULL;
     const char *format = json_string_value(json_object_get(meta, "format"));
@@ -793,10 +817,12 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
         goto done;
     }
     // Bounds keep every product below 2^62.
-    if (meta_int(path, meta, "n_layers", 1 << 16, &g->n_layers, e) || meta_int(path, meta, "n_pos", 1 << 24, &g->n_pos, e) ||
+    if (meta_int(path, meta, "n_layers", 1 << 16, &g->n_layers, e) ||
+        meta_int(path, meta, "n_pos", 1 << 24, &g->n_pos, e) ||
         meta_int(path, meta, "d_model", 1 << 24, &g->d_model, e) ||
         meta_int(path, meta, "vocab_size", INT32_MAX, &g->vocab_size, e) ||
-        meta_int(path, meta, "n_active", 1 << 30, &g->n_active, e) || meta_int(path, meta, "n_feat", 1 << 30, &g->n_feat, e) ||
+        meta_int(path, meta, "n_active", 1 << 30, &g->n_active, e) ||
+        meta_int(path, meta, "n_feat", 1 << 30, &g->n_feat, e) ||
         meta_int(path, meta, "n_logits", 1 << 20, &g->n_logits, e))
         goto done;
     if (g->n_layers < 1 || g->n_pos < 1 || g->n_logits < 1 || g->n_feat > g->n_active) {
@@ -815,8 +841,8 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
     if (!row_ptr) goto done;
     int64_t nnz = row_ptr[R];
     if (row_ptr[0] != 0 || nnz < 0 || nnz > R * N) {
-        err_set(e, "%s: row_ptr starts at %lld and ends at %lld (expected 0 and at most %lld)", path, (long long)row_ptr[0],
-                (long long)nnz, (long long)(R * N));
+        err_set(e, "%s: row_ptr starts at %lld and ends at %lld (expected 0 and at most %lld)", path,
+                (long long)row_ptr[0], (long long)nnz, (long long)(R * N));
         goto done;
     }
     sh[0] = nnz;
@@ -849,7 +875,8 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
     for (int i = 0; i < g->n_active; i++) {
         const int32_t *a = active + 3 * i;
         if (a[0] < 0 || a[0] >= g->n_layers || a[1] < 0 || a[1] >= g->n_pos || a[2] < 0) {
-            err_set(e, "%s: active feature %d = (layer %d, pos %d, index %d) is out of range", path, i, a[0], a[1], a[2]);
+            err_set(e, "%s: active feature %d = (layer %d, pos %d, index %d) is out of range", path, i, a[0], a[1],
+                    a[2]);
             goto done;
         }
     }
@@ -875,12 +902,14 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
             goto done;
         }
         sh[0] = N;
-        if (!(infl = raw_tensor(&st, "influence", ST_F32, 1, sh, e)) || !(cum = raw_tensor(&st, "cumulative", ST_F32, 1, sh, e)) ||
+        if (!(infl = raw_tensor(&st, "influence", ST_F32, 1, sh, e)) ||
+            !(cum = raw_tensor(&st, "cumulative", ST_F32, 1, sh, e)) ||
             !(node_kept = raw_tensor(&st, "node_kept", ST_U8, 1, sh, e)))
             goto done;
         sh[0] = nnz;
         if (!(edge_kept = raw_tensor(&st, "edge_kept", ST_U8, 1, sh, e))) goto done;
-        if (meta_double(path, meta, "replacement_score", &rs, e) || meta_double(path, meta, "completeness_score", &cs, e) ||
+        if (meta_double(path, meta, "replacement_score", &rs, e) ||
+            meta_double(path, meta, "completeness_score", &cs, e) ||
             meta_int(path, meta, "edge_kept_all", 1, &kept_all, e))
             goto done;
     }
@@ -895,7 +924,8 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
     g->feat_active = copy_of(feat_active, (size_t)g->n_feat * sizeof *feat_active);
     g->logit_token = copy_of(logit_token, (size_t)g->n_logits * sizeof *logit_token);
     g->logit_prob = copy_of(logit_prob, (size_t)g->n_logits * sizeof *logit_prob);
-    if (errv) g->error_vectors = copy_of(errv, (size_t)g->n_layers * (size_t)g->n_pos * (size_t)g->d_model * sizeof *errv);
+    if (errv)
+        g->error_vectors = copy_of(errv, (size_t)g->n_layers * (size_t)g->n_pos * (size_t)g->d_model * sizeof *errv);
     if (p) {
         p->n_nodes = N;
         p->influence = copy_of(infl, (size_t)N * sizeof *infl);
@@ -911,7 +941,26 @@ int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e)
     rc = 0;
 done:
     json_decref(meta);
-    safetensors_close(&st);
     if (rc) attrib_graph_free(g);
+    return rc;
+}
+
+int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e) {
+    memset(g, 0, sizeof *g);
+    if (p) memset(p, 0, sizeof *p);
+    SafeTensors st;
+    if (safetensors_open(&st, path, e)) return -1;
+    int rc = raw_from_st(&st, g, p, e);
+    safetensors_close(&st);
+    return rc;
+}
+
+int attrib_parse_raw(const void *buf, size_t len, const char *name, AttribGraph *g, AttribPruned *p, Error *e) {
+    memset(g, 0, sizeof *g);
+    if (p) memset(p, 0, sizeof *p);
+    SafeTensors st;
+    if (safetensors_parse(&st, buf, len, name, e)) return -1;
+    int rc = raw_from_st(&st, g, p, e);
+    safetensors_close(&st);
     return rc;
 }

@@ -11,6 +11,7 @@
 // linearized replacement model. Error and token nodes have no inputs, so only the rows of feature
 // and logit nodes are stored: memory is (n_feat + K) · n_nodes floats, never n_nodes².
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -90,3 +91,5 @@ int attrib_write_json(FILE *f, const char *name, const AttribGraph *g, const Att
 // and scores; written atomically. attrib_read_raw loads it back (adj dense) for tools and tests.
 int attrib_write_raw(const char *path, const AttribGraph *g, const AttribPruned *p, Error *e);
 int attrib_read_raw(const char *path, AttribGraph *g, AttribPruned *p, Error *e);
+// The same from a buffer (name: the input's name in messages; used by the fuzzer). p may be NULL.
+int attrib_parse_raw(const void *buf, size_t len, const char *name, AttribGraph *g, AttribPruned *p, Error *e);

@@ -18,6 +18,16 @@ static int by_influence(const void *a, const void *b) {
     return (x->i > y->i) - (x->i < y->i);
 }
 
+// Orders a queue of feature targets by position (then layer): a batch's backward covers positions
+// up to its last target's and layers up to its highest, so neighbours in position share a cheap
+// batch. Rows do not depend on the batch they are computed in.
+static int by_position(const void *a, const void *b, void *state) {
+    const int32_t *s = ((const AttribState *)state)->active, x = *(const int32_t *)a, y = *(const int32_t *)b;
+    if (s[3 * x + 1] != s[3 * y + 1]) return s[3 * x + 1] - s[3 * y + 1];
+    if (s[3 * x] != s[3 * y]) return s[3 * x] - s[3 * y];
+    return (x > y) - (x < y);
+}
+
 // Rows for n targets (all logits or all features) at rows + st·n_cols.
 static int run_batch(const Model *m, const AttribState *s, AttribWork *w, int n, const int32_t *idx, int logits,
                      float *rows, int64_t n_cols, int *layer, int *pos, float *vecs, Error *e) {
@@ -84,6 +94,7 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
             for (int r = 0; r < n_act && n_pending < queue; r++)
                 if (!visited[rank[r].i]) idx[n_pending++] = rank[r].i;
         }
+        qsort_r(idx, (size_t)n_pending, sizeof *idx, by_position, (void *)s);
         for (int q = 0; q < n_pending && !rc; q += B) {
             int n = n_pending - q < B ? n_pending - q : B;
             rc = run_batch(m, s, w, n, idx + q, 0, rows + (size_t)st * n_cols, n_cols, layer, pos, vecs, e);
@@ -125,17 +136,39 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
         memcpy(g->logit_token, s->logit_token, (size_t)K * sizeof(int32_t));
         g->logit_prob = xmalloc((size_t)K * sizeof(float));
         memcpy(g->logit_prob, s->logit_prob, (size_t)K * sizeof(float));
+        // in place, so the peak stays one copy of the rows: compact each row's columns (a column
+        // only moves left), order the rows (cycles of the permutation, one row of scratch), then
+        // close the gaps between rows (n_nodes ≤ n_cols: each row moves left, in ascending order)
         int64_t n_nodes = attrib_n_nodes(g);
-        g->adj = xcalloc((size_t)n_rows * n_nodes, sizeof(float));
+        int64_t *src_of = xmalloc((size_t)n_rows * sizeof(int64_t));  // packed row → computed row
         for (int64_t r = 0; r < n_rows; r++) {
             int64_t node = row_node[r];
-            int64_t out_row = node >= logit_off ? max_feat + (node - logit_off) : col_of[node];
-            const float *src = rows + (size_t)r * n_cols;
-            float *dst = g->adj + (size_t)out_row * n_nodes;
+            src_of[node >= logit_off ? max_feat + (node - logit_off) : col_of[node]] = r;
+            float *row = rows + (size_t)r * n_cols;
             for (int i = 0; i < n_act; i++)
-                if (col_of[i] >= 0) dst[col_of[i]] = src[i];
-            memcpy(dst + max_feat, src + n_act, (size_t)(n_src - n_act) * sizeof(float));
+                if (col_of[i] >= 0) row[col_of[i]] = row[i];
+            memmove(row + max_feat, row + n_act, (size_t)(n_src - n_act) * sizeof(float));
+            memset(row + (n_nodes - K), 0, (size_t)K * sizeof(float));
         }
+        float *tmp = xmalloc((size_t)n_nodes * sizeof(float));
+        uint8_t *placed = xcalloc((size_t)n_rows, 1);
+        for (int64_t start = 0; start < n_rows; start++) {
+            if (placed[start]) continue;
+            memcpy(tmp, rows + (size_t)start * n_cols, (size_t)n_nodes * sizeof(float));
+            int64_t cur = start;
+            while (src_of[cur] != start) {
+                memcpy(rows + (size_t)cur * n_cols, rows + (size_t)src_of[cur] * n_cols, (size_t)n_nodes * sizeof(float));
+                placed[cur] = 1;
+                cur = src_of[cur];
+            }
+            memcpy(rows + (size_t)cur * n_cols, tmp, (size_t)n_nodes * sizeof(float));
+            placed[cur] = 1;
+        }
+        free(tmp); free(placed); free(src_of);
+        for (int64_t r = 1; r < n_rows; r++)
+            memmove(rows + (size_t)r * n_nodes, rows + (size_t)r * n_cols, (size_t)n_nodes * sizeof(float));
+        g->adj = xrealloc(rows, (size_t)(n_rows > 0 ? n_rows : 1) * n_nodes * sizeof(float));
+        rows = NULL;
         free(col_of);
         size_t LTD = (size_t)L * T * D;
         g->error_vectors = xmalloc(LTD * sizeof(float));

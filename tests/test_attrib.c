@@ -335,7 +335,8 @@ static void test_bad_input(void) {
     char path[600];
     snprintf(path, sizeof path, "%s/config.yaml", g.dir.dir);
     FILE *cf = fopen(path, "w");
-    fprintf(cf, "model_kind: cross_layer_transcoder\nfeature_input_hook: hook_resid_pre\nfeature_output_hook: hook_mlp_out\n");
+    fprintf(cf, "model_kind: cross_layer_transcoder\nfeature_input_hook: hook_resid_pre\n"
+                "feature_output_hook: hook_mlp_out\n");
     fclose(cf);
     CHECK(attrib_clt_open(&c, g.dir.dir, &e) == -1 && strstr(e.msg, "hook_resid_pre"), "bad hook: %s", e.msg);
     cf = fopen(path, "w");

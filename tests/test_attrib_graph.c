@@ -125,7 +125,8 @@ static void test_prune_golden(void) {
             double mine = p.cumulative[i];
             bad_cum += !(fabs(mine - theirs) <= 2 * tol * fmax(fabs(mine), fabs(theirs)));
         }
-        CHECK(!bad_infl, "case%d: %d of %lld influences off by more than %.3g relative", idx, bad_infl, (long long)N, tol);
+        CHECK(!bad_infl, "case%d: %d of %lld influences off by more than %.3g relative", idx, bad_infl, (long long)N,
+              tol);
         CHECK(!bad_node, "case%d: node mask differs at %d nodes", idx, bad_node);
         CHECK(!bad_edge, "case%d: edge mask differs at %d entries", idx, bad_edge);
         CHECK(!bad_cum, "case%d: %d cumulative influences differ", idx, bad_cum);
@@ -160,8 +161,9 @@ static void test_partial_influence_golden(void) {
         CHECK(!bad, "%d of %llu partial influences off by more than %.3g", bad, (unsigned long long)n_cols, tol);
         // a bad row index is an error, not a crash
         int64_t bad_node[1] = {(int64_t)n_cols};
-        CHECK(attrib_partial_influence(rows, 1, (int64_t)n_cols, bad_node, w, got, &e) == -1 && strstr(e.msg, "outside"),
-              "row index out of range accepted");
+        CHECK(
+            attrib_partial_influence(rows, 1, (int64_t)n_cols, bad_node, w, got, &e) == -1 && strstr(e.msg, "outside"),
+            "row index out of range accepted");
         free(got);
     }
     safetensors_close(&st);
@@ -454,9 +456,18 @@ static void test_json_golden(void) {
         char *toks[64], *logits[8];
         for (int t = 0; t < g.n_pos; t++) toks[t] = t == 1 ? "a \"quoted\"\n\\ token \xff" : "tok";
         for (int k = 0; k < g.n_logits; k++) logits[k] = k == 0 ? "\xe2\x80" : "x";
-        AttribMeta m = {.slug = "case", .scan = "test-scan", .prompt = "a prompt", .token_strings = toks,
-                        .logit_strings = logits, .model_name = "m", .clt_name = "c", .max_n_logits = 10,
-                        .desired_logit_prob = 0.95, .batch_size = 8, .node_threshold = thr[0], .edge_threshold = thr[1]};
+        AttribMeta m = {.slug = "case",
+                        .scan = "test-scan",
+                        .prompt = "a prompt",
+                        .token_strings = toks,
+                        .logit_strings = logits,
+                        .model_name = "m",
+                        .clt_name = "c",
+                        .max_n_logits = 10,
+                        .desired_logit_prob = 0.95,
+                        .batch_size = 8,
+                        .node_threshold = thr[0],
+                        .edge_threshold = thr[1]};
         json_t *root = write_and_parse(&g, &p, &m);
         uint64_t n_nodes = golden_numel(&st, "json_nodes"), n_links = golden_numel(&st, "json_weights");
         const int64_t *jn = golden(&st, "json_nodes", ST_I64, n_nodes);
@@ -491,7 +502,8 @@ static void test_json_golden(void) {
             CHECK(!strcmp(json_string_value(json_array_get(json_object_get(md, "prompt_tokens"), 1)),
                           "a \"quoted\"\n\\ token \xef\xbf\xbd"), "prompt token escaping");
             json_t *info = json_object_get(md, "info");
-            CHECK(json_real_value(json_object_get(info, "replacement_score")) == p.replacement_score, "scores in metadata.info");
+            CHECK(json_real_value(json_object_get(info, "replacement_score")) == p.replacement_score,
+                  "scores in metadata.info");
             // feature nodes: Cantor id, activation; logit nodes: clerp and the first is the target
             size_t i;
             json_t *v;
@@ -501,7 +513,8 @@ static void test_json_golden(void) {
                 if (!strcmp(type, "cross layer transcoder") && !checked++) {
                     int l, fi, pos;
                     sscanf(json_string_value(json_object_get(v, "node_id")), "%d_%d_%d", &l, &fi, &pos);
-                    CHECK(json_integer_value(json_object_get(v, "feature")) == (l + fi) * (l + fi + 1) / 2 + fi, "cantor id");
+                    CHECK(json_integer_value(json_object_get(v, "feature")) == (l + fi) * (l + fi + 1) / 2 + fi,
+                          "cantor id");
                     CHECK(json_is_number(json_object_get(v, "activation")), "feature activation");
                 }
                 if (!strcmp(type, "logit") && json_is_true(json_object_get(v, "is_target_logit"))) {
@@ -517,6 +530,102 @@ static void test_json_golden(void) {
         attrib_graph_free(&g);
         safetensors_close(&st);
     }
+}
+
+
+// Our JSON against the JSON circuit-tracer itself writes for case 0 (tests/golden/attrib_prune/
+// case0.json): every metadata key and node field it has, the links in order. Differences by
+// design: error node ids (formats/graph.md), numbers compared as numbers (float32 values as float32).
+static int same_number(json_t *a, json_t *b) {
+    return json_is_number(a) && json_is_number(b) && (float)json_number_value(a) == (float)json_number_value(b);
+}
+
+static void test_json_matches_circuit_tracer(void) {
+    SafeTensors st;
+    AttribGraph g;
+    double thr[2];
+    if (load_case(0, &st, &g, thr)) {
+        safetensors_close(&st);
+        return;
+    }
+    json_error_t je;
+    json_t *theirs = json_load_file("tests/golden/attrib_prune/case0.json", 0, &je);
+    CHECK(theirs != NULL, "case0.json: %s", je.text);
+    AttribPruned p;
+    Error e;
+    CHECK(attrib_prune(&g, thr[0], thr[1], &p, &e) == 0, "%s", e.msg);
+    char tok_buf[64][16], logit_buf[8][16];
+    char *toks[64], *logits[8];
+    for (int t = 0; t < g.n_pos; t++) snprintf(toks[t] = tok_buf[t], 16, "tok%d", g.tokens[t]);
+    for (int k = 0; k < g.n_logits; k++) snprintf(logits[k] = logit_buf[k], 16, "tok%d", g.logit_token[k]);
+    AttribMeta m = {.slug = "case", .scan = "test-scan", .prompt = "a prompt", .token_strings = toks,
+                    .logit_strings = logits, .node_threshold = 0.8, .edge_threshold = thr[1]};
+    json_t *ours = write_and_parse(&g, &p, &m);
+    if (theirs && ours) {
+        const char *key;
+        json_t *v;
+        json_t *md = json_object_get(ours, "metadata");
+        json_object_foreach(json_object_get(theirs, "metadata"), key, v) {
+            json_t *o = json_object_get(md, key);
+            CHECK(json_equal(o, v) || same_number(o, v), "metadata.%s differs", key);
+        }
+        CHECK(json_equal(json_object_get(ours, "qParams"), json_object_get(theirs, "qParams")), "qParams differ");
+        json_t *on = json_object_get(ours, "nodes"), *tn = json_object_get(theirs, "nodes");
+        json_t *ids = json_object();  // circuit-tracer's error ids -> ours
+        CHECK(json_array_size(on) == json_array_size(tn), "%zu nodes, circuit-tracer %zu", json_array_size(on),
+              json_array_size(tn));
+        size_t i;
+        json_t *tnode;
+        double tol = influence_tol(attrib_n_nodes(&g));
+        int bad = 0;
+        json_array_foreach(tn, i, tnode) {
+            json_t *onode = json_array_get(on, i);
+            if (!onode) break;
+            int is_err = !strcmp(json_string_value(json_object_get(tnode, "feature_type")), "mlp reconstruction error");
+            if (is_err) {
+                json_object_set(ids, json_string_value(json_object_get(tnode, "node_id")),
+                                json_object_get(onode, "node_id"));
+                char want[64];
+                snprintf(want, sizeof want, "-1_%s_%lld", json_string_value(json_object_get(tnode, "layer")),
+                         json_integer_value(json_object_get(tnode, "ctx_idx")));
+                bad += strcmp(json_string_value(json_object_get(onode, "node_id")), want) != 0;
+            }
+            json_object_foreach(tnode, key, v) {
+                json_t *o = json_object_get(onode, key);
+                if (is_err && (!strcmp(key, "node_id") || !strcmp(key, "jsNodeId"))) continue;
+                int ok;
+                if (!strcmp(key, "influence") && json_is_number(v))
+                    ok = json_is_number(o) &&
+                         fabs(json_number_value(o) - json_number_value(v)) <= 2 * tol * json_number_value(v);
+                else
+                    ok = json_equal(o, v) || same_number(o, v);
+                if (!ok && bad++ < 5) printf("  node %zu field %s differs\n", i, key);
+            }
+        }
+        CHECK(!bad, "%d node fields differ from circuit-tracer's", bad);
+        json_t *ol = json_object_get(ours, "links"), *tl = json_object_get(theirs, "links");
+        CHECK(json_array_size(ol) == json_array_size(tl), "%zu links, circuit-tracer %zu", json_array_size(ol),
+              json_array_size(tl));
+        bad = 0;
+        json_t *tlink;
+        json_array_foreach(tl, i, tlink) {
+            json_t *olink = json_array_get(ol, i);
+            if (!olink) break;
+            const char *ends[2] = {"source", "target"};
+            for (int k = 0; k < 2; k++) {
+                json_t *want = json_object_get(tlink, ends[k]), *mapped = json_object_get(ids, json_string_value(want));
+                bad += !json_equal(json_object_get(olink, ends[k]), mapped ? mapped : want);
+            }
+            bad += !same_number(json_object_get(olink, "weight"), json_object_get(tlink, "weight"));
+        }
+        CHECK(!bad, "%d link fields differ from circuit-tracer's", bad);
+        json_decref(ids);
+    }
+    json_decref(ours);
+    json_decref(theirs);
+    attrib_pruned_free(&p);
+    attrib_graph_free(&g);
+    safetensors_close(&st);
 }
 
 // An error node and a layer-0 feature whose index equals the error's layer, at the same position:
@@ -593,25 +702,32 @@ static void test_raw_roundtrip(void) {
             CHECK(0, "case%d: %s", idx, e.msg);
         } else {
             int64_t N = attrib_n_nodes(&g), R = g.n_feat + g.n_logits;
-            CHECK(h.n_layers == g.n_layers && h.n_pos == g.n_pos && h.d_model == g.d_model && h.vocab_size == g.vocab_size &&
-                      h.n_active == g.n_active && h.n_feat == g.n_feat && h.n_logits == g.n_logits, "case%d: sizes", idx);
+            CHECK(h.n_layers == g.n_layers && h.n_pos == g.n_pos && h.d_model == g.d_model &&
+                      h.vocab_size == g.vocab_size && h.n_active == g.n_active && h.n_feat == g.n_feat &&
+                      h.n_logits == g.n_logits,
+                  "case%d: sizes", idx);
             CHECK(!memcmp(h.adj, g.adj, (size_t)(R * N) * sizeof(float)), "case%d: adjacency", idx);
-            CHECK(!memcmp(h.tokens, g.tokens, (size_t)g.n_pos * 4) && !memcmp(h.active, g.active, (size_t)g.n_active * 12) &&
+            CHECK(!memcmp(h.tokens, g.tokens, (size_t)g.n_pos * 4) &&
+                      !memcmp(h.active, g.active, (size_t)g.n_active * 12) &&
                       !memcmp(h.activation, g.activation, (size_t)g.n_active * 4) &&
                       !memcmp(h.feat_active, g.feat_active, (size_t)g.n_feat * 4) &&
                       !memcmp(h.logit_token, g.logit_token, (size_t)g.n_logits * 4) &&
-                      !memcmp(h.logit_prob, g.logit_prob, (size_t)g.n_logits * 4), "case%d: node tables", idx);
+                      !memcmp(h.logit_prob, g.logit_prob, (size_t)g.n_logits * 4),
+                  "case%d: node tables", idx);
             CHECK(idx == 1 ? h.error_vectors && !memcmp(h.error_vectors, g.error_vectors, ne * 4) : !h.error_vectors,
                   "case%d: error vectors", idx);
             CHECK(q.n_nodes == N && !memcmp(q.influence, p.influence, (size_t)N * 4) &&
-                      !memcmp(q.cumulative, p.cumulative, (size_t)N * 4) && !memcmp(q.node_kept, p.node_kept, (size_t)N) &&
-                      !memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)), "case%d: pruning result", idx);
+                      !memcmp(q.cumulative, p.cumulative, (size_t)N * 4) &&
+                      !memcmp(q.node_kept, p.node_kept, (size_t)N) &&
+                      !memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)),
+                  "case%d: pruning result", idx);
             CHECK(q.replacement_score == p.replacement_score && q.completeness_score == p.completeness_score,
                   "case%d: scores", idx);
             // the graph read back prunes the same
             AttribPruned again;
             CHECK(attrib_prune(&h, thr[0], thr[1], &again, &e) == 0 &&
-                      !memcmp(again.edge_kept, p.edge_kept, (size_t)(R * N)), "case%d: read graph prunes differently", idx);
+                      !memcmp(again.edge_kept, p.edge_kept, (size_t)(R * N)),
+                  "case%d: read graph prunes differently", idx);
             attrib_pruned_free(&again);
             attrib_pruned_free(&q);
             attrib_graph_free(&h);
@@ -620,7 +736,8 @@ static void test_raw_roundtrip(void) {
         CHECK(attrib_write_raw(path, &g, NULL, &e) == 0, "%s", e.msg);
         CHECK(attrib_read_raw(path, &h, NULL, &e) == 0, "%s", e.msg);
         attrib_graph_free(&h);
-        CHECK(attrib_read_raw(path, &h, &q, &e) == -1 && strstr(e.msg, "no pruning result"), "missing pruning: %s", e.msg);
+        CHECK(attrib_read_raw(path, &h, &q, &e) == -1 && strstr(e.msg, "no pruning result"), "missing pruning: %s",
+              e.msg);
         attrib_pruned_free(&p);
         attrib_graph_free(&g);
         safetensors_close(&st);
@@ -634,8 +751,8 @@ static void expect_raw_error(const char *path, const char *what) {
     AttribPruned p;
     Error e = {{0}};
     int rc = attrib_read_raw(path, &g, &p, &e);
-    CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, what), "%s: expected an error with \"%s\", got rc %d: %s", path,
-          what, rc, e.msg);
+    CHECK(rc == -1 && strstr(e.msg, path) && strstr(e.msg, what), "%s: expected an error with \"%s\", got rc %d: %s",
+          path, what, rc, e.msg);
     if (!rc) {
         attrib_graph_free(&g);
         attrib_pruned_free(&p);
@@ -677,6 +794,18 @@ static void test_raw_bad_files(void) {
     CHECK(attrib_write_raw(path, &g, &p, &e) == 0, "%s", e.msg);
     size_t len = 0;
     char *buf = test_read_file(path, &len);
+    // the same bytes at an odd address: every tensor misaligned
+    char *odd = xmalloc(len + 1);
+    memcpy(odd + 1, buf, len);
+    AttribGraph h;
+    CHECK(
+        attrib_parse_raw(odd + 1, len, "odd", &h, NULL, &e) == -1 && strstr(e.msg, "odd: ") && strstr(e.msg, "aligned"),
+        "misaligned tensors: %s", e.msg);
+    // and aligned, from the buffer
+    memcpy(odd, buf, len);
+    CHECK(attrib_parse_raw(odd, len, "mem", &h, NULL, &e) == 0, "%s", e.msg);
+    attrib_graph_free(&h);
+    free(odd);
     snprintf(path, sizeof path, "%s/truncated.safetensors", td.dir);
     f = fopen(path, "wb");
     fwrite(buf, 1, len - 5, f);
@@ -735,6 +864,89 @@ static void test_raw_bad_files(void) {
     tmp_close(&td);
 }
 
+
+// 11 stored rows and N = 200,011 nodes: an N² buffer (160 GB of floats) cannot exist, so this
+// finishing shows that pruning's memory grows with the rows only. The graph: tokens -> feature ->
+// logits, and tokens -> logits directly.
+static void test_prune_rows_only_memory(void) {
+    AttribGraph g = {0};
+    g.n_layers = 1;
+    g.n_pos = 100000;
+    g.n_feat = g.n_active = 1;
+    g.n_logits = 10;
+    int64_t N = attrib_n_nodes(&g), R = 11, tok0 = 1 + 100000;
+    g.adj = xcalloc((size_t)(R * N), sizeof *g.adj);
+    g.logit_prob = xmalloc(10 * sizeof(float));
+    for (int k = 0; k < 10; k++) g.logit_prob[k] = 0.05f;
+    for (int64_t p = 0; p < g.n_pos; p += 7) g.adj[tok0 + p] = (float)(1 + p % 5);  // feature row
+    for (int64_t r = 1; r < R; r++) {
+        g.adj[r * N + 0] = 3;  // logit <- feature
+        for (int64_t p = 0; p < g.n_pos; p += 1000) g.adj[r * N + tok0 + p] = 0.5f;
+    }
+    AttribPruned p;
+    Error e;
+    CHECK(attrib_prune(&g, 0.8, 0.98, &p, &e) == 0, "%s", e.msg);
+    if (p.node_kept) {
+        CHECK(p.node_kept[0], "the feature carries most of the influence and must stay");
+        CHECK(p.influence[N - 1] == 0 && p.influence[0] > 0, "logits have no influence, the feature has");
+        attrib_pruned_free(&p);
+    }
+    attrib_graph_free(&g);
+}
+
+
+// All logit probabilities zero: every influence and edge score is 0, so both cuts are 0 and
+// circuit-tracer keeps every node and every entry (edge_mask all true, also at A = 0). The raw file
+// stands for that with its edge_kept_all flag.
+static void test_zero_cut(void) {
+    AttribGraph g = {0};
+    g.n_layers = 2;
+    g.n_pos = 3;
+    g.n_feat = g.n_active = 2;
+    g.n_logits = 2;
+    int64_t N = attrib_n_nodes(&g), R = 4;
+    g.adj = xcalloc((size_t)(R * N), sizeof *g.adj);
+    g.adj[0 * N + 2 + 6 + 1] = 1;
+    g.adj[1 * N + 0] = -1;
+    g.adj[2 * N + 1] = 2;
+    g.adj[3 * N + 2 + 6 + 2] = 1;
+    g.logit_prob = xcalloc(2, sizeof(float));
+    g.tokens = xcalloc(3, sizeof(int32_t));
+    g.active = xcalloc(6, sizeof(int32_t));
+    g.activation = xcalloc(2, sizeof(float));
+    g.feat_active = xmalloc(2 * sizeof(int32_t));
+    g.feat_active[0] = 0;
+    g.feat_active[1] = 1;
+    g.logit_token = xcalloc(2, sizeof(int32_t));
+    AttribPruned p, q;
+    Error e;
+    if (attrib_prune(&g, 0.8, 0.98, &p, &e)) {
+        CHECK(0, "%s", e.msg);
+        attrib_graph_free(&g);
+        return;
+    }
+    int all_nodes = 1, all_edges = 1;
+    for (int64_t i = 0; i < N; i++) all_nodes &= p.node_kept[i];
+    for (int64_t i = 0; i < R * N; i++) all_edges &= p.edge_kept[i];
+    CHECK(all_nodes && all_edges, "zero cut: nodes all kept %d, edges all kept %d", all_nodes, all_edges);
+    TmpDir td;
+    tmp_open(&td, "attribzero");
+    char path[128];
+    snprintf(path, sizeof path, "%s/z.safetensors", td.dir);
+    AttribGraph h;
+    CHECK(attrib_write_raw(path, &g, &p, &e) == 0, "%s", e.msg);
+    if (attrib_read_raw(path, &h, &q, &e) == 0) {
+        CHECK(!memcmp(q.edge_kept, p.edge_kept, (size_t)(R * N)), "edge_kept_all lost in the raw file");
+        attrib_pruned_free(&q);
+        attrib_graph_free(&h);
+    } else {
+        CHECK(0, "%s", e.msg);
+    }
+    tmp_close(&td);
+    attrib_pruned_free(&p);
+    attrib_graph_free(&g);
+}
+
 static void test_prune_bad_input(void) {
     AttribGraph g = {0};
     g.n_layers = 1;
@@ -762,9 +974,12 @@ int main(void) {
     RUN_TEST(test_partial_influence_golden);
     RUN_TEST(test_cut_ties_vs_sort);
     RUN_TEST(test_json_golden);
+    RUN_TEST(test_json_matches_circuit_tracer);
     RUN_TEST(test_json_no_id_collision);
     RUN_TEST(test_raw_roundtrip);
     RUN_TEST(test_raw_bad_files);
+    RUN_TEST(test_prune_rows_only_memory);
+    RUN_TEST(test_zero_cut);
     RUN_TEST(test_prune_bad_input);
     return test_summary();
 }

@@ -93,7 +93,7 @@ static void parse_ids(const char *s, TokIds *out) {
         if (!*p) break;
         char *end;
         long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0 || v > 0xffffffffLL || (*end && *end != ' ' && *end != ',' && *end != '\t' && *end != '\n'))
+        if (end == p || v < 0 || v > 0xffffffffLL || (*end && !strchr(" ,\t\n", *end)))
             fatal("--ids: \"%s\" is not a list of non-negative token ids", s);
         tokids_push(out, (uint32_t)v);
         p = end;
@@ -237,8 +237,10 @@ static void parse_args(int argc, char **argv, Options *o, int intervene) {
     if (!o->clt) cli_usage_error("attrib", "--clt CLT_DIR is required");
     if (o->ids && o->prompt_path) cli_usage_error("attrib", "give the prompt as --ids or as a file, not both");
     if (!(o->logit_prob > 0 && o->logit_prob <= 1)) cli_usage_error("attrib", "--logit-prob must be in (0, 1]");
-    if (!(o->node_threshold >= 0 && o->node_threshold <= 1)) cli_usage_error("attrib", "--node-threshold must be in [0, 1]");
-    if (!(o->edge_threshold >= 0 && o->edge_threshold <= 1)) cli_usage_error("attrib", "--edge-threshold must be in [0, 1]");
+    if (!(o->node_threshold >= 0 && o->node_threshold <= 1))
+        cli_usage_error("attrib", "--node-threshold must be in [0, 1]");
+    if (!(o->edge_threshold >= 0 && o->edge_threshold <= 1))
+        cli_usage_error("attrib", "--edge-threshold must be in [0, 1]");
     if (strcmp(o->device, "cpu")) {
         if (!strcmp(o->device, "cuda")) fatal("--device cuda: attrib runs on the CPU only so far");
         cli_usage_error("attrib", "--device must be cpu or cuda (got \"%s\")", o->device);
@@ -299,7 +301,8 @@ static void last_logits(const Model *m, const float *final_row, float *logits) {
     }
 }
 
-static int run_intervene(const Options *o, const Model *m, const AttribClt *clt, const AttribState *s, const Tokenizer *tok) {
+static int run_intervene(const Options *o, const Model *m, const AttribClt *clt, const AttribState *s,
+                         const Tokenizer *tok) {
     int L = s->L, T = s->T, D = s->D, V = s->V;
     size_t TD = (size_t)T * D;
     float **delta = xcalloc((size_t)L, sizeof(float *));
@@ -318,7 +321,8 @@ static int run_intervene(const Options *o, const Model *m, const AttribClt *clt,
                   o->sets[k][0] == 's' ? "set" : "scale", spec, L, clt->F, T);
         float cur = 0;  // the current activation (0 if not active)
         for (int a = 0; a < s->n_active; a++)
-            if (s->active[3 * a] == l && s->active[3 * a + 1] == p && s->active[3 * a + 2] == fi) cur = s->activation[a];
+            if (s->active[3 * a] == l && s->active[3 * a + 1] == p && s->active[3 * a + 2] == fi)
+                cur = s->activation[a];
         float d = o->sets[k][0] == 's' ? (float)v - cur : (float)(v - 1) * cur;
         if (attrib_clt_decoder_row(clt, l, fi, row, &e)) fatal_err(&e);
         for (int t = l; t < L; t++)
@@ -386,7 +390,8 @@ int main(int argc, char **argv) {
     prompt_ids(&o, &m, tok, &ids, &prompt_text);
     if (!ids.n) fatal("attrib: the prompt is empty (no tokens)");
     if (ids.n > (size_t)m.cfg.max_pos)
-        fatal("attrib: the prompt has %zu tokens, more than the model's context of %d (%s)", ids.n, m.cfg.max_pos, o.model);
+        fatal("attrib: the prompt has %zu tokens, more than the model's context of %d (%s)", ids.n, m.cfg.max_pos,
+              o.model);
 
     ProgressState ps = {0};
     progress_init(&ps.bar, "forward", "steps", 1, 1);
@@ -424,7 +429,8 @@ int main(int argc, char **argv) {
     if (o.raw && attrib_write_raw(o.raw, &g, &pr, &e)) fatal_err(&e);
 
     // token strings as the tokenizer decodes single ids (circuit-tracer's prompt_tokens)
-    char **tok_str = xmalloc((size_t)g.n_pos * sizeof(char *)), **logit_str = xmalloc((size_t)g.n_logits * sizeof(char *));
+    char **tok_str = xmalloc((size_t)g.n_pos * sizeof(char *));
+    char **logit_str = xmalloc((size_t)g.n_logits * sizeof(char *));
     for (int p = 0; p < g.n_pos; p++) tok_str[p] = decode_one(tok, (uint32_t)g.tokens[p]);
     for (int k = 0; k < g.n_logits; k++) logit_str[k] = decode_one(tok, (uint32_t)g.logit_token[k]);
     char *full_prompt = NULL;

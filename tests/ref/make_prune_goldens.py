@@ -7,7 +7,9 @@ attribution graphs, for libcommon/attrib_graph.c (tests/test_attrib_graph.c).
     .venv-ref/bin/python tests/ref/make_prune_goldens.py        # from the repo root
     (venv: python3.11 -m venv .venv-ref && .venv-ref/bin/pip install -r tests/ref/requirements-prune.txt)
 
-Writes tests/golden/attrib_prune/case{0..4}.safetensors (names in tests/golden/attrib_prune/README.md).
+Writes tests/golden/attrib_prune/case{0..4}.safetensors (names in tests/golden/attrib_prune/README.md)
+and case0.json, the graph JSON circuit-tracer writes for case 0 (node_threshold 0.8 in its metadata,
+token id v decoded as "tok{v}").
 Deterministic (numpy default_rng per case, one torch thread, float32 as circuit-tracer runs).
 
 Cases (node order [features | errors (layer-major) | tokens | logits], rows = targets):
@@ -37,7 +39,7 @@ from safetensors.numpy import save_file
 
 from circuit_tracer.graph import (compute_graph_scores, compute_node_influence, compute_partial_influences,
                                   prune_graph)
-from circuit_tracer.utils.create_graph_files import create_nodes, create_used_nodes_and_edges
+from circuit_tracer.utils.create_graph_files import build_model, create_nodes, create_used_nodes_and_edges
 from circuit_tracer.attribution.targets import LogitTarget
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -126,8 +128,9 @@ def graph_ns(A, feats, n_layers, n_pos, probs, dtype):
     vocab = [int(v) for v in rng.choice(1000, len(probs), replace=False)]
     return types.SimpleNamespace(
         adjacency_matrix=torch.tensor(A, dtype=dtype),
+        input_string="a prompt",
         input_tokens=torch.tensor(tokens),
-        logit_targets=[LogitTarget(f"tok{v}", v) for v in vocab],
+        logit_targets=[LogitTarget(f"tok{v}", v) for v in vocab],  # token strings as TokTokenizer
         logit_probabilities=torch.tensor(probs, dtype=dtype),
         selected_features=torch.arange(n_feat),
         active_features=torch.tensor(feats, dtype=torch.long),
@@ -154,12 +157,25 @@ def run_ct(g, node_thr, edge_thr):
     return influence, node_mask, edge_mask, cumulative, scores
 
 
-def json_golden(g, node_mask, edge_mask, cumulative):
-    """Which nodes (by index) and links (target, source) create_graph_files would write."""
+class TokTokenizer:
+    """Stands in for the model's tokenizer: token id v decodes to "tok{v}"."""
+
+    def decode(self, t):
+        return f"tok{int(t)}"
+
+
+def json_golden(g, node_mask, edge_mask, cumulative, json_path=None):
+    """Which nodes (by index) and links (target, source) create_graph_files would write; with
+    json_path also the JSON itself (create_graph_files' steps without its tokenizer download)."""
     g32 = types.SimpleNamespace(**vars(g))
     g32.adjacency_matrix = g.adjacency_matrix.float()
     nodes = create_nodes(g32, node_mask, None, cumulative)
     used_nodes, used_edges = create_used_nodes_and_edges(g32, nodes, edge_mask)
+    if json_path:
+        g32.input_string = "a prompt"
+        model = build_model(g32, used_nodes, used_edges, "case", "test-scan", 0.8, TokTokenizer())
+        with open(json_path, "w") as f:
+            f.write(model.model_dump_json(indent=2))
     ids = [nd.node_id for nd in nodes.values()]
     assert len(ids) == len(set(ids)), "node id collision in the golden (pick another seed)"
     index_of = {nd.node_id: i for i, nd in nodes.items()}
@@ -223,7 +239,8 @@ def make_case(idx, kind, n_feat, n_layers, n_pos, probs, node_thr, edge_thr, see
     else:
         raise AssertionError(f"case{idx}: no robust graph in 50 attempts")
     influence, node_mask, edge_mask, cumulative, scores = res32
-    nodes, links, weights = json_golden(g32, node_mask, edge_mask, cumulative)
+    json_path = os.path.join(OUT, f"case{idx}.json") if idx == 0 else None
+    nodes, links, weights = json_golden(g32, node_mask, edge_mask, cumulative, json_path)
     n_logits = len(probs)
     zero_rows = check_unstored_rows(edge_mask.numpy(), n_feat, n_logits)
     t = {
