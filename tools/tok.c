@@ -442,6 +442,47 @@ static char *read_all(FILE *f, const char *path, size_t *len) {
     return buf;
 }
 
+// Calls fn for every document of the shard, in order; a read error is fatal (names the file).
+typedef void (*DocFn)(void *ctx, uint64_t doc_id, const uint32_t *ids, size_t n);
+static void for_each_doc(TokShard *sh, DocFn fn, void *ctx) {
+    TokDocIter it;
+    tokdoc_iter_init(&it, sh);
+    uint64_t doc_id;
+    const uint32_t *ids;
+    size_t n;
+    int rc;
+    Error e;
+    while ((rc = tokdoc_iter_next(&it, &doc_id, &ids, &n, &e)) == 1) fn(ctx, doc_id, ids, n);
+    if (rc < 0) fatal_err(&e);  // (the message names the shard)
+    tokdoc_iter_free(&it);
+}
+
+typedef struct {
+    const Tokenizer *tok;
+    int skip, jsonl;
+    const char *sep;
+    FILE *out;
+    const char *path;
+} DecodeCtx;
+
+static void decode_doc(void *ctx, uint64_t doc_id, const uint32_t *ids, size_t n) {
+    DecodeCtx *c = ctx;
+    char *text;
+    size_t len;
+    Error e;
+    if (tokenizer_decode(c->tok, ids, n, c->skip, &text, &len, &e))
+        fatal("%s: document %llu: %s", c->path, (unsigned long long)doc_id, e.msg);
+    if (c->jsonl) {
+        fprintf(c->out, "{\"doc_id\":%llu,\"text\":", (unsigned long long)doc_id);
+        print_json_string(c->out, text, len);
+        fputs("}\n", c->out);
+    } else {
+        fwrite(text, 1, len, c->out);
+        fputs(c->sep, c->out);
+    }
+    free(text);
+}
+
 static int cmd_decode(int argc, char **argv) {
     static const struct option opts[] = {
         {"tokenizer", required_argument, 0, 't'}, {"skip-special", no_argument, 0, 'k'},
@@ -491,26 +532,8 @@ static int cmd_decode(int argc, char **argv) {
         if (sh.vocab_size > tokenizer_vocab_size(tok))
             fatal("%s: shard vocab size %u exceeds the tokenizer's %u (wrong tokenizer?)", path, sh.vocab_size,
                   tokenizer_vocab_size(tok));
-        TokDocIter it;
-        tokdoc_iter_init(&it, &sh);
-        uint64_t doc_id;
-        const uint32_t *ids;
-        size_t n;
-        int rc;
-        while ((rc = tokdoc_iter_next(&it, &doc_id, &ids, &n, &e)) == 1) {
-            if (tokenizer_decode(tok, ids, n, skip, &text, &len, &e)) fatal("%s: document %llu: %s", path, (unsigned long long)doc_id, e.msg);
-            if (jsonl) {
-                fprintf(out, "{\"doc_id\":%llu,\"text\":", (unsigned long long)doc_id);
-                print_json_string(out, text, len);
-                fputs("}\n", out);
-            } else {
-                fwrite(text, 1, len, out);
-                fputs(sep, out);
-            }
-            free(text);
-        }
-        if (rc < 0) fatal_err(&e);
-        tokdoc_iter_free(&it);
+        DecodeCtx dc = {tok, skip, jsonl, sep, out, path};
+        for_each_doc(&sh, decode_doc, &dc);
         tokshard_close(&sh);
     }
     if (ferror(out)) fatal("%s: write error", out_path);
@@ -568,25 +591,19 @@ static int cmd_ids(int argc, char **argv) {
     return 0;
 }
 
+static void dump_doc(void *ctx, uint64_t doc_id, const uint32_t *ids, size_t n) {
+    (void)ctx;
+    printf("{\"doc_id\":%llu,\"ids\":[", (unsigned long long)doc_id);
+    for (size_t i = 0; i < n; i++) printf(i ? ",%u" : "%u", ids[i]);
+    fputs("]}\n", stdout);
+}
+
 static int cmd_dump(int argc, char **argv) {
     if (argc != 2) cli_usage_error("tok dump", "give one shard");
-    const char *path = argv[1];
     TokShard sh;
     Error e;
-    if (tokshard_open(&sh, path, &e)) fatal_err(&e);
-    TokDocIter it;
-    tokdoc_iter_init(&it, &sh);
-    uint64_t doc_id;
-    const uint32_t *ids;
-    size_t n;
-    int rc;
-    while ((rc = tokdoc_iter_next(&it, &doc_id, &ids, &n, &e)) == 1) {
-        printf("{\"doc_id\":%llu,\"ids\":[", (unsigned long long)doc_id);
-        for (size_t i = 0; i < n; i++) printf(i ? ",%u" : "%u", ids[i]);
-        fputs("]}\n", stdout);
-    }
-    if (rc < 0) fatal_err(&e);
-    tokdoc_iter_free(&it);
+    if (tokshard_open(&sh, argv[1], &e)) fatal_err(&e);
+    for_each_doc(&sh, dump_doc, NULL);
     tokshard_close(&sh);
     if (fflush(stdout) || ferror(stdout)) fatal("stdout: write failed");
     return 0;
