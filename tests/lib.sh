@@ -46,3 +46,13 @@ stories_acts() {
   "$BIN/tok" encode -t "$TMP/st/tokenizer.json" -o "$TMP/c.tok" "$ROOT/tests/data/tok_corpus.jsonl" 2>/dev/null
   "$BIN/fwd-acts" -m "$TMP/st" -o "$TMP/a.acts" --ctx 64 --chunk-tokens 2048 "$TMP/c.tok" 2>/dev/null
 }
+# numpy_python: prints a Python 3 that imports numpy (python3 on PATH, else Debian's
+# /usr/bin/python3, where scripts/setup.sh installs python3-numpy), or SKIPs the whole script.
+numpy_python() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c "import numpy" 2>/dev/null; then command -v "$py"; return; fi
+  done
+  echo "SKIP $(basename "$0" .sh): needs python3 with numpy (scripts/setup.sh installs python3-numpy)" >&2
+  return 1
+}

@@ -5,17 +5,20 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include "actquant.h"
 #include "actshard.h"
 #include "cli.h"
 #include "err.h"
+#include "fileio.h"
 #include "progress.h"
 
 static const char USAGE[] =
     "usage: quant-acts IN.acts -o OUT.acts --dtype ENC [options]\n"
     "       quant-acts --report SRC.acts [ENC.acts...] [--json] [options]\n"
+    "       quant-acts npy SRC.acts --layer L [--hook in|out] -o OUT.npy\n"
     "\n"
     "Converts an activation shard to another encoding (formats/acts.md), each followed by zstd:\n"
     "  f32, bf16, f16   one word per value\n"
@@ -43,7 +46,13 @@ static const char USAGE[] =
     "  --max-tokens N        report: only the first chunks holding N tokens\n"
     "  --json                report: one JSON object instead of tables\n"
     "  --repeat N            report: time each chunk's decoding N times, keep the fastest (default 1)\n"
-    "  -h, --help, --version\n";
+    "  -h, --help, --version\n"
+    "\n"
+    "npy writes one stored model layer's activations (--layer L, the model's block index; --hook\n"
+    "in = the CLT input, out = the target) as a NumPy .npy array (n_tokens, d_model) float32, in\n"
+    "token order (python/cltkit_io.py reads whole shards without this step).\n"
+    "  --layer L             model layer to export (required)\n"
+    "  --hook in|out         which hook (default in)\n";
 
 #define DEFAULT_REPORT "f32,bf16,f16,int8,int8:31,fp8,int4"
 #define WINDOW_VALUES (64u << 20)  // report: source values encoded in memory at a time (256 MB fp32)
@@ -469,8 +478,67 @@ static int run_report(char **paths, int n_paths, const Options *o) {
     return 0;
 }
 
+// ---- npy -------------------------------------------------------------------------------------
+// Writes the NumPy format version 1.0 header: magic, version, little-endian u16 header length,
+// a Python dict literal padded with spaces and a newline so the data starts 64-byte aligned.
+static void write_npy_header(FILE *f, uint64_t rows, uint32_t cols, const char *path) {
+    char dict[128];
+    int n = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu, %u), }",
+                     (unsigned long long)rows, cols);
+    int total = (10 + n + 1 + 63) / 64 * 64;  // 10 bytes of preamble, the dict, '\n'
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)((total - 10) & 0xFF),
+                             (unsigned char)((total - 10) >> 8)};
+    fwriteCheck(pre, 1, sizeof pre, f, path);
+    fwriteCheck(dict, 1, (size_t)n, f, path);
+    for (int i = 10 + n; i < total - 1; i++) fputc(' ', f);
+    fputc('\n', f);
+}
+
+static int run_npy(int argc, char **argv) {
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"layer", required_argument, 0, 'l'},
+                                         {"hook", required_argument, 0, 'k'},   {0, 0, 0, 0}};
+    const char *out_path = NULL, *hook = "in";
+    long long layer = -1;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+            case 'o': out_path = optarg; break;
+            case 'l': layer = cli_parse_int("--layer", optarg, 0, INT32_MAX); break;
+            case 'k': hook = optarg; break;
+            default: cli_usage_error("quant-acts npy", "bad option");
+        }
+    }
+    if (optind != argc - 1) cli_usage_error("quant-acts npy", "give one input shard");
+    if (!out_path) cli_usage_error("quant-acts npy", "missing -o/--output");
+    if (layer < 0) cli_usage_error("quant-acts npy", "missing --layer");
+    if (strcmp(hook, "in") && strcmp(hook, "out")) cli_usage_error("quant-acts npy", "--hook is in or out");
+    const char *path = argv[optind];
+    Error e;
+    ActShard s;
+    if (actshard_open(&s, path, &e)) fatal_err(&e);
+    int li = actshard_layer_index(&s, (int)layer);
+    if (li < 0) fatal("%s: layer %lld is not stored in this shard", path, layer);
+    size_t d = (size_t)s.d_model;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", out_path, (int)getpid());
+    FILE *f = fopenCheck(tmp, "wb");
+    write_npy_header(f, s.n_tokens, s.d_model, tmp);
+    ActChunk ch = {0};
+    for (uint64_t i = 0; i < s.n_chunks; i++) {
+        if (actshard_read_chunk(&s, i, &ch, &e)) { fclose(f); unlink(tmp); fatal_err(&e); }
+        const float *rows = (hook[0] == 'i' ? ch.in : ch.out) + (size_t)li * ch.n * d;  // (n, d)
+        fwriteCheck(rows, sizeof(float), (size_t)ch.n * d, f, tmp);
+    }
+    actchunk_free(&ch);
+    actshard_close(&s);
+    if (finish_output(&f, tmp, out_path, &e)) fatal_err(&e);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     cli_standard(argc, argv, "quant-acts", USAGE);
+    if (argc > 1 && !strcmp(argv[1], "npy")) return run_npy(argc - 1, argv + 1);
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},      {"dtype", required_argument, 0, 'd'},
         {"zstd-level", required_argument, 0, 'z'},  {"shuffle", no_argument, 0, 'S'},

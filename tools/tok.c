@@ -42,6 +42,8 @@ static const char USAGE[] =
     "      {\"doc_id\":..,\"text\":..}) or a list of ids ('-' reads ids from stdin).\n"
     "  ids -t tokenizer.json [--special] [--add-special] [--tokens] TEXT\n"
     "      Print the ids of TEXT ('-' for stdin) as a JSON array ([[id, token], ...] with --tokens).\n"
+    "  dump SHARD\n"
+    "      Print every document's ids as JSONL {\"doc_id\":..,\"ids\":[..]} (no tokenizer needed).\n"
     "  info SHARD\n"
     "      Print a shard's header, counts and metadata as JSON.\n"
     "  convert-spm MODEL.model -o tokenizer.json\n"
@@ -588,6 +590,30 @@ static int cmd_ids(int argc, char **argv) {
     return 0;
 }
 
+static int cmd_dump(int argc, char **argv) {
+    if (argc != 2) cli_usage_error("tok dump", "give one shard");
+    const char *path = argv[1];
+    TokShard sh;
+    Error e;
+    if (tokshard_open(&sh, path, &e)) fatal_err(&e);
+    TokDocIter it;
+    tokdoc_iter_init(&it, &sh);
+    uint64_t doc_id;
+    const uint32_t *ids;
+    size_t n;
+    int rc;
+    while ((rc = tokdoc_iter_next(&it, &doc_id, &ids, &n, &e)) == 1) {
+        printf("{\"doc_id\":%llu,\"ids\":[", (unsigned long long)doc_id);
+        for (size_t i = 0; i < n; i++) printf(i ? ",%u" : "%u", ids[i]);
+        fputs("]}\n", stdout);
+    }
+    if (rc < 0) fatal_err(&e);
+    tokdoc_iter_free(&it);
+    tokshard_close(&sh);
+    if (fflush(stdout) || ferror(stdout)) fatal("stdout: write failed");
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv) {
     if (argc != 2) cli_usage_error("tok info", "give one shard");
     TokShard sh;
@@ -629,6 +655,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "decode")) return cmd_decode(argc - 1, argv + 1);
     if (!strcmp(cmd, "ids")) return cmd_ids(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert-spm")) return cmd_convert_spm(argc - 1, argv + 1);
     cli_usage_error("tok", "unknown command '%s'", cmd);
 }
