@@ -144,11 +144,12 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
     tokscratch_free(ts);
     free(full);
     if (rc) return -1;
-    if ((int)ids.n + x->o.max_tokens > x->m.cfg.max_pos && x->m.cfg.max_pos > 0) {
+    int max_new = p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens;
+    if (x->m.cfg.max_pos > 0 && (int)ids.n + max_new > x->m.cfg.max_pos) {
         tokids_free(&ids);
         return err_set(e, "the prompt (%zu tokens) does not fit the model's context (%d)", ids.n, x->m.cfg.max_pos);
     }
-    GenerateOptions go = {.max_tokens = x->o.max_tokens, .sampling = {.temperature = 0, .top_p = 1},
+    GenerateOptions go = {.max_tokens = max_new, .sampling = {.temperature = 0, .top_p = 1},
                           .eos_ids = x->eos, .n_eos = x->n_eos, .tok = x->tok};
     GenerateResult r;
     rc = generate(x->dec, ids.ids, (int)ids.n, &go, &r, e);
@@ -297,7 +298,7 @@ static char *chat_request_body(const Explainer *x, const Prompt *p) {
     if (p->system && *p->system) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", p->user));
     json_t *req = json_pack("{s:s, s:o, s:i, s:f}", "model", x->o.model, "messages", msgs, "max_tokens",
-                            x->o.max_tokens, "temperature", x->o.temperature);
+                            p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "temperature", x->o.temperature);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     return body;
@@ -397,8 +398,9 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
 // The cache file of a prompt: DIR/<hash>.json holding the key fields and the answer. The full
 // key is stored and compared on reading, so a hash collision is a miss, never a wrong answer.
 static json_t *cache_key(const Explainer *x, const char *tag, const Prompt *p) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "template", tag ? tag : "", "backend", x->id, "model",
-                     x->model_id ? x->model_id : "", "system", p->system ? p->system : "", "user", p->user);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
+                     x->model_id ? x->model_id : "", "system", p->system ? p->system : "", "user", p->user,
+                     "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens);
 }
 
 static void cache_path(const Explainer *x, json_t *key, char *path, size_t cap) {

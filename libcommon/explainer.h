@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
     const char *system;  // may be NULL or ""
     const char *user;
+    int max_tokens;      // answer length bound for this prompt; 0: the explainer's
 } Prompt;
 
 typedef struct {
