@@ -237,8 +237,12 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
 
 static json_t *real4(double x) { return json_real(round(x * 1e4) / 1e4); }
 
+// n = 0 (every answer failed, or no test windows): the numbers are null, not zeros.
 static json_t *metrics_json(const Confusion *c) {
     ScoreMetrics m = confusion_metrics(c);
+    if (m.n == 0)
+        return json_pack("{s:n, s:n, s:n, s:n, s:i, s:i}", "balanced_accuracy", "precision", "recall", "f1", "n", 0,
+                         "failed", m.failed);
     return json_pack("{s:o, s:o, s:o, s:o, s:i, s:i}", "balanced_accuracy", real4(m.balanced_accuracy), "precision",
                      real4(m.precision), "recall", real4(m.recall), "f1", real4(m.f1), "n", m.n, "failed", m.failed);
 }
@@ -277,7 +281,7 @@ static void report_add(LayerSums *r, const Item *it) {
     for (int t = 0; t < 2; t++) {
         if (!it->sets[t].n) continue;
         for (int v = 0; v < N_VARIANTS; v++) {
-            if (!it->scored[v]) continue;
+            if (!it->scored[v] || confusion_metrics(&it->conf[v][t]).n == 0) continue;
             r->sum[v][t] += confusion_metrics(&it->conf[v][t]).balanced_accuracy;
             r->n[v][t]++;
         }
