@@ -395,6 +395,11 @@ int main(int argc, char **argv) {
     } else if (interp_template_load(&tmpl, o.template, &e)) {
         fatal_err(&e);
     }
+    ExplainerOptions xo = {.spec = o.explainer, .model = o.model, .api_key_env = o.api_key_env, .cache_dir = o.cache,
+                           .concurrency = o.concurrency, .retries = o.retries, .timeout_s = o.timeout,
+                           .backoff_s = o.backoff, .max_tokens = o.max_tokens, .temperature = o.temperature};
+    Explainer *x = NULL;  // made before any work, so a bad spec fails at once
+    if (!tokens_explainer && !o.dry_run && !(x = explainer_new(&xo, &e))) fatal_err(&e);
     InterpOptions io = {.tok = tok, .max_examples = o.max_examples, .score_examples = o.score_examples,
                         .score_batch = o.score_batch, .seed = o.seed};
 
@@ -423,10 +428,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "interp-prompt: %d live features selected (%d dead skipped)\n", n, dead);
 
     // explanations
-    ExplainerOptions xo = {.spec = o.explainer, .model = o.model, .api_key_env = o.api_key_env, .cache_dir = o.cache,
-                           .concurrency = o.concurrency, .retries = o.retries, .timeout_s = o.timeout,
-                           .backoff_s = o.backoff, .max_tokens = o.max_tokens, .temperature = o.temperature};
-    Explainer *x = NULL;
     if (tokens_explainer) {
         for (int i = 0; i < n; i++) {
             items[i].label = xstrdup(items[i].base_label);
@@ -451,8 +452,6 @@ int main(int argc, char **argv) {
                        prompts[i].system, prompts[i].user);
             return 0;
         }
-        x = explainer_new(&xo, &e);
-        if (!x) fatal_err(&e);
         Answer *answers = answer_all(x, tmpl.name, prompts, n, "explain");
         for (int i = 0; i < n; i++) {
             if (answers[i].text) items[i].parse = interp_parse_answer(answers[i].text, &items[i].label, &items[i].explanation);
