@@ -123,6 +123,44 @@ static char *defuse_specials(const char *s) {
     return out;
 }
 
+// The reply "[d,d,...,d]" of a scorer prompt, each d the more likely of "1" and "0" after what
+// came before: a 135M model rarely writes a well-formed list on its own, but its preference
+// between the two digits still carries the judgement, and every window gets an answer.
+static int builtin_list(Explainer *x, const uint32_t *ids, int n_ids, int items, char **text, Error *e) {
+    int64_t one = tokenizer_token_to_id(x->tok, "1", 1), zero = tokenizer_token_to_id(x->tok, "0", 1),
+            comma = tokenizer_token_to_id(x->tok, ",", 1);
+    if (one < 0 || zero < 0 || comma < 0) return err_set(e, "builtin: the tokenizer has no \"1\", \"0\" or \",\" token");
+    float *logits = xmalloc((size_t)x->m.cfg.vocab_size * sizeof *logits);
+    char *out = xmalloc((size_t)items * 2 + 2);
+    int k = 0;
+    out[k++] = '[';
+    kv_decoder_reset(x->dec);
+    double t0 = now_seconds();
+    int rc = kv_decoder_forward(x->dec, ids, n_ids, logits, e);
+    x->prefill_s += now_seconds() - t0;
+    x->prompt_tokens += n_ids;
+    t0 = now_seconds();
+    for (int i = 0; i < items && !rc; i++) {
+        int yes = logits[one] > logits[zero];
+        out[k++] = yes ? '1' : '0';
+        out[k++] = i + 1 < items ? ',' : ']';
+        if (i + 1 < items) {
+            uint32_t next[2] = {(uint32_t)(yes ? one : zero), (uint32_t)comma};
+            rc = kv_decoder_forward(x->dec, next, 2, logits, e);
+            x->new_tokens += 2;
+        }
+    }
+    x->decode_s += now_seconds() - t0;
+    out[k] = 0;
+    free(logits);
+    if (rc) {
+        free(out);
+        return -1;
+    }
+    *text = out;
+    return 0;
+}
+
 static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) {
     char *sys = p->system && *p->system ? defuse_specials(p->system) : NULL, *user = defuse_specials(p->user);
     char *full;
@@ -133,7 +171,12 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
         msgs[n++] = (ChatMessage){"user", user};
         full = chat_format(&x->ct, msgs, n, 1);
     } else {
-        full = fmt_alloc("%s\n\n%s", sys ? sys : "", user);
+        full = fmt_alloc("%s\n\n%s\n", sys ? sys : "", user);
+    }
+    if (p->list_items > 0) {  // the answer is opened for the model
+        char *opened = fmt_alloc("%s%s[", full, NULL);
+        free(full);
+        full = opened;
     }
     free(sys);
     free(user);
@@ -148,6 +191,11 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
     if (x->m.cfg.max_pos > 0 && (int)ids.n + max_new > x->m.cfg.max_pos) {
         tokids_free(&ids);
         return err_set(e, "the prompt (%zu tokens) does not fit the model's context (%d)", ids.n, x->m.cfg.max_pos);
+    }
+    if (p->list_items > 0) {
+        rc = builtin_list(x, ids.ids, (int)ids.n, p->list_items, text, e);
+        tokids_free(&ids);
+        return rc;
     }
     GenerateOptions go = {.max_tokens = max_new, .sampling = {.temperature = 0, .top_p = 1},
                           .eos_ids = x->eos, .n_eos = x->n_eos, .tok = x->tok};
@@ -398,9 +446,10 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
 // The cache file of a prompt: DIR/<hash>.json holding the key fields and the answer. The full
 // key is stored and compared on reading, so a hash collision is a miss, never a wrong answer.
 static json_t *cache_key(const Explainer *x, const char *tag, const Prompt *p) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
                      x->model_id ? x->model_id : "", "system", p->system ? p->system : "", "user", p->user,
-                     "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens);
+                     "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "list_items",
+                     x->kind == EXPLAINER_BUILTIN ? p->list_items : 0);
 }
 
 static void cache_path(const Explainer *x, json_t *key, char *path, size_t cap) {

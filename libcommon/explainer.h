@@ -35,6 +35,9 @@ typedef struct {
     const char *system;  // may be NULL or ""
     const char *user;
     int max_tokens;      // answer length bound for this prompt; 0: the explainer's
+    int list_items;      // > 0: the reply is a list of this many 0/1 values (a scorer prompt); the
+                         // builtin backend then decodes it constrained: "[", and per item the more
+                         // likely of the tokens "1" and "0", then ","; others generate freely
 } Prompt;
 
 typedef struct {

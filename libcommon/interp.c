@@ -546,7 +546,7 @@ static char *first_words(const char *s, int max_words) {
     }
     char *r = str_take(&b);
     size_t n = strlen(r);
-    while (n && (r[n - 1] == '.' || r[n - 1] == ',')) r[--n] = 0;
+    while (n && strchr(".,\"'*", r[n - 1])) r[--n] = 0;
     return r;
 }
 
@@ -650,7 +650,7 @@ int score_set_build(ScoreSet *s, const FeatureEvidence *f, ScoreTask task, const
         int *mark = xcalloc((size_t)x->n, sizeof *mark);
         marked_total += mark_active(x, mark);
         all[n++] = (Scored){marked_text(pieces, task == TASK_FUZZING ? mark : NULL, x->n), 1,
-                            mix(o->seed, (uint64_t)x->window, 2 * (uint64_t)f->feature + task)};
+                            mix(o->seed, (uint64_t)x->window, (uint64_t)f->feature)};
         free(mark);
         free_pieces(pieces, x->n);
     }
@@ -665,7 +665,7 @@ int score_set_build(ScoreSet *s, const FeatureEvidence *f, ScoreTask task, const
             if (!mark[at]) mark[at] = 1, m++;
         }
         all[n++] = (Scored){marked_text(pieces, task == TASK_FUZZING ? mark : NULL, x->n), 0,
-                            mix(o->seed, (uint64_t)x->window ^ (1ull << 62), 2 * (uint64_t)f->feature + task)};
+                            mix(o->seed, (uint64_t)x->window ^ (1ull << 62), (uint64_t)f->feature)};
         free(mark);
         free_pieces(pieces, x->n);
     }

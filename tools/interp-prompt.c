@@ -214,7 +214,7 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
             Item *it = &items[jb->item];
             char *sys, *user;
             score_prompt(&it->sets[jb->task], jb->begin, jb->end, jb->task, variant_text(it, jb->variant), &sys, &user);
-            prompts[j] = (Prompt){sys, user, 8 + 4 * (jb->end - jb->begin)};
+            prompts[j] = (Prompt){sys, user, 8 + 4 * (jb->end - jb->begin), jb->end - jb->begin};
         }
         Answer *answers = answer_all(sx, "score", prompts, nj, "score");
         for (int j = 0; j < nj; j++) {
@@ -444,7 +444,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             char *user = interp_render(&tmpl, &items[i].ev, &io, &e);
             if (!user) fatal_err(&e);
-            prompts[i] = (Prompt){tmpl.system, user, 0};
+            prompts[i] = (Prompt){tmpl.system, user, 0, 0};
         }
         if (o.dry_run) {
             for (int i = 0; i < n; i++)
