@@ -31,8 +31,8 @@
 struct Explainer {
     ExplainerOptions o;
     ExplainerKind kind;
-    char *arg;   // command, URL or model name
-    char *id;    // explainer_id
+    char *arg;       // command, URL or model name
+    char *id;        // explainer_id
     char *model_id;  // part of the cache key: the http model, the builtin model's weights hash
     // builtin
     Model m;
@@ -129,7 +129,8 @@ static char *defuse_specials(const char *s) {
 static int builtin_list(Explainer *x, const uint32_t *ids, int n_ids, int items, char **text, Error *e) {
     int64_t one = tokenizer_token_to_id(x->tok, "1", 1), zero = tokenizer_token_to_id(x->tok, "0", 1),
             comma = tokenizer_token_to_id(x->tok, ",", 1);
-    if (one < 0 || zero < 0 || comma < 0) return err_set(e, "builtin: the tokenizer has no \"1\", \"0\" or \",\" token");
+    if (one < 0 || zero < 0 || comma < 0)
+        return err_set(e, "builtin: the tokenizer has no \"1\", \"0\" or \",\" token");
     float *logits = xmalloc((size_t)x->m.cfg.vocab_size * sizeof *logits);
     char *out = xmalloc((size_t)items * 2 + 2);
     int k = 0;
@@ -197,8 +198,11 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
         tokids_free(&ids);
         return rc;
     }
-    GenerateOptions go = {.max_tokens = max_new, .sampling = {.temperature = 0, .top_p = 1},
-                          .eos_ids = x->eos, .n_eos = x->n_eos, .tok = x->tok};
+    GenerateOptions go = {.max_tokens = max_new,
+                          .sampling = {.temperature = 0, .top_p = 1},
+                          .eos_ids = x->eos,
+                          .n_eos = x->n_eos,
+                          .tok = x->tok};
     GenerateResult r;
     rc = generate(x->dec, ids.ids, (int)ids.n, &go, &r, e);
     tokids_free(&ids);
@@ -215,8 +219,8 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
 
 // ---- cmd ---------------------------------------------------------------------------------------
 
-int run_command(const char *command, const char *input, size_t input_len, double timeout_s, char **out,
-                size_t *out_len, Error *e) {
+int run_command(const char *command, const char *input, size_t input_len, double timeout_s, char **out, size_t *out_len,
+                Error *e) {
     *out = NULL;
     *out_len = 0;
     int in[2], op[2];
@@ -293,8 +297,7 @@ int run_command(const char *command, const char *input, size_t input_len, double
     if (rfd >= 0) close(rfd);
     if (failed) kill(-pid, SIGKILL), kill(pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (!failed && WIFSIGNALED(status)) failed = 1, err_set(e, "cmd: killed by signal %d", WTERMSIG(status));
     if (!failed && WIFEXITED(status) && WEXITSTATUS(status) != 0)
         failed = 1, err_set(e, "cmd: exit status %d", WEXITSTATUS(status));
@@ -343,7 +346,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx) {
 
 static char *chat_request_body(const Explainer *x, const Prompt *p) {
     json_t *msgs = json_array();
-    if (p->system && *p->system) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
+    if (p->system && *p->system)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", p->user));
     json_t *req = json_pack("{s:s, s:o, s:i, s:f}", "model", x->o.model, "messages", msgs, "max_tokens",
                             p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "temperature", x->o.temperature);
@@ -360,8 +364,8 @@ static char *chat_reply_content(const char *body, size_t len, Error *e) {
         err_set(e, "malformed JSON in the reply (%s)", je.text);
         return NULL;
     }
-    json_t *content = json_object_get(json_object_get(json_array_get(json_object_get(root, "choices"), 0), "message"),
-                                      "content");
+    json_t *content =
+        json_object_get(json_object_get(json_array_get(json_object_get(root, "choices"), 0), "message"), "content");
     char *s = json_is_string(content) ? xstrdup(json_string_value(content)) : NULL;
     if (!s) err_set(e, "the reply has no choices[0].message.content string");
     json_decref(root);
@@ -371,8 +375,7 @@ static char *chat_reply_content(const char *body, size_t len, Error *e) {
 static void sleep_s(double s) {
     if (s <= 0) return;
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
 static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts, Error *e) {
@@ -420,8 +423,10 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
             retryable = 0;
         } else {
             *text = chat_reply_content(b.buf ? b.buf : "", b.n, e);
-            if (*text) rc = 0;
-            else err_prefix(e, "http: %s", x->arg);
+            if (*text)
+                rc = 0;
+            else
+                err_prefix(e, "http: %s", x->arg);
             retryable = 1;  // a truncated or garbled reply may be transient
         }
         free(b.buf);
@@ -553,8 +558,8 @@ int explainer_answer(Explainer *x, const char *cache_tag, const Prompt *prompts,
     if (x->kind == EXPLAINER_TOKENS) return err_set(e, "the tokens explainer answers no prompts");
     if (x->o.cache_dir && mkdir(x->o.cache_dir, 0755) && errno != EEXIST)
         return err_set(e, "%s: cannot create the cache directory: %s", x->o.cache_dir, strerror(errno));
-    Batch b = {.x = x, .tag = cache_tag, .prompts = prompts, .answers = answers, .n = n, .on_done = on_done,
-               .ctx = ctx};
+    Batch b = {
+        .x = x, .tag = cache_tag, .prompts = prompts, .answers = answers, .n = n, .on_done = on_done, .ctx = ctx};
     pthread_mutex_init(&b.lock, NULL);
     pthread_mutex_init(&b.done_lock, NULL);
     pthread_mutex_init(&b.builtin_lock, NULL);

@@ -64,7 +64,8 @@ static int parse_examples(json_t *arr, InterpExample **out, int *n_out, int with
         x->tokens = xcalloc((size_t)x->n + 1, sizeof *x->tokens);
         for (int j = 0; j < x->n; j++) {
             json_t *t = json_array_get(toks, (size_t)j);
-            if (!json_is_integer(t) || json_integer_value(t) < 0) return err_set(e, "record: %s[%zu]: bad token", what, i);
+            if (!json_is_integer(t) || json_integer_value(t) < 0)
+                return err_set(e, "record: %s[%zu]: bad token", what, i);
             x->tokens[j] = (uint32_t)json_integer_value(t);
         }
         if (with_acts) {
@@ -288,8 +289,10 @@ int interp_template_load(InterpTemplate *t, const char *path, Error *e) {
         return err_set(e, "%s: the template has no {{placeholder}}: it would show the model no feature", path);
     }
     char *sep = NULL;
-    if (!strncmp(text, "---\n", 4)) sep = text;
-    else if ((sep = strstr(text, "\n---\n"))) sep++;
+    if (!strncmp(text, "---\n", 4))
+        sep = text;
+    else if ((sep = strstr(text, "\n---\n")))
+        sep++;
     t->name = xstrdup(path);
     if (sep) {
         *sep = 0;
@@ -422,8 +425,13 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
     snprintf(layer, sizeof layer, "%d", f->layer);
     snprintf(feature, sizeof feature, "%d", f->feature);
     const char *names[] = {"examples", "texts", "max_tokens", "next_tokens", "top_logits", "layer", "feature"};
-    const char *values[] = {examples.s ? examples.s : "", texts.s ? texts.s : "", maxtok.s ? maxtok.s : "",
-                            next.s ? next.s : "(none)", logits.s ? logits.s : "(none)", layer, feature};
+    const char *values[] = {examples.s ? examples.s : "",
+                            texts.s ? texts.s : "",
+                            maxtok.s ? maxtok.s : "",
+                            next.s ? next.s : "(none)",
+                            logits.s ? logits.s : "(none)",
+                            layer,
+                            feature};
     Str out = {0};
     for (const char *p = t->user; *p;) {
         const char *open = strstr(p, "{{");
@@ -441,8 +449,10 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
                 matched = 1;
             }
         }
-        if (matched) p = close + 2;
-        else str_addn(&out, open, 2), p = open + 2;  // not a placeholder: the text as is
+        if (matched)
+            p = close + 2;
+        else
+            str_addn(&out, open, 2), p = open + 2;  // not a placeholder: the text as is
     }
     free(examples.s), free(texts.s), free(maxtok.s), free(next.s), free(logits.s);
     return str_take(&out);
@@ -730,8 +740,10 @@ int score_parse_reply(const char *reply, int n, int *pred) {
         while (ok) {
             while (*q == ' ' || *q == ',' || *q == '\n' || *q == '\t' || *q == '\r') q++;
             if (*q == ']') break;
-            if ((*q == '0' || *q == '1') && !isdigit((unsigned char)q[1]) && k < n) pred[k++] = *q++ - '0';
-            else ok = 0;
+            if ((*q == '0' || *q == '1') && !isdigit((unsigned char)q[1]) && k < n)
+                pred[k++] = *q++ - '0';
+            else
+                ok = 0;
         }
         if (ok && k == n) return 0;
     }
@@ -741,22 +753,28 @@ int score_parse_reply(const char *reply, int n, int *pred) {
 void confusion_add(Confusion *c, const ScoreSet *s, int begin, const int *pred, int n) {
     for (int i = 0; i < n; i++) {
         int t = s->truth[begin + i];
-        if (!pred) c->failed++;
-        else if (t && pred[i]) c->tp++;
-        else if (t) c->fn++;
-        else if (pred[i]) c->fp++;
-        else c->tn++;
+        if (!pred)
+            c->failed++;
+        else if (t && pred[i])
+            c->tp++;
+        else if (t)
+            c->fn++;
+        else if (pred[i])
+            c->fp++;
+        else
+            c->tn++;
     }
 }
 
 // ---- the lexical scorer ------------------------------------------------------------------------
 
 static const char *const STOP_WORDS[] = {
-    "the", "and", "for", "with", "that", "this", "are", "was", "were", "words", "word", "token", "tokens",
-    "text", "texts", "related", "feature", "neuron", "latent", "activates", "fires", "about", "from", "such",
-    "like", "its", "which", "when", "into", "also", "other", "often", "usually", "mostly", "especially",
-    "phrases", "phrase", "pattern", "patterns", "concept", "concepts", "context", "contexts", "mentions",
-    "references", "reference", "use", "uses", "usage", "promotes", "sentence", "sentences", "examples", "example"};
+    "the",       "and",       "for",      "with",    "that",     "this",     "are",       "was",        "were",
+    "words",     "word",      "token",    "tokens",  "text",     "texts",    "related",   "feature",    "neuron",
+    "latent",    "activates", "fires",    "about",   "from",     "such",     "like",      "its",        "which",
+    "when",      "into",      "also",     "other",   "often",    "usually",  "mostly",    "especially", "phrases",
+    "phrase",    "pattern",   "patterns", "concept", "concepts", "context",  "contexts",  "mentions",   "references",
+    "reference", "use",       "uses",     "usage",   "promotes", "sentence", "sentences", "examples",   "example"};
 
 static int is_stop(const char *w) {
     for (size_t i = 0; i < sizeof STOP_WORDS / sizeof *STOP_WORDS; i++)
@@ -789,8 +807,10 @@ static int lexical_keys(const char *expl, char **keys, int max) {
             char *s = xmalloc((size_t)(q - p) + 1);
             for (long i = 0; i < q - p; i++) s[i] = (char)tolower((unsigned char)p[i]);
             s[q - p] = 0;
-            if (is_stop(s)) free(s);
-            else keys[k++] = s;
+            if (is_stop(s))
+                free(s);
+            else
+                keys[k++] = s;
         }
         p = q;
     }

@@ -58,7 +58,7 @@ void feature_evidence_free(FeatureEvidence *f);
 // (Neuronpedia's max-activation + logits lists, a 1-6 word label). A template file holds the
 // system text, a line `---`, and the user text (no `---`: all of it is the user text).
 typedef struct {
-    char *name;    // "delphi", "np" or the file's path: part of the cache key
+    char *name;  // "delphi", "np" or the file's path: part of the cache key
     char *system;
     char *user;
 } InterpTemplate;
@@ -69,10 +69,10 @@ void interp_template_free(InterpTemplate *t);
 
 typedef struct {
     const Tokenizer *tok;
-    int max_examples;      // explain windows shown (default 12)
-    int score_examples;    // test windows per class per task (default 10)
-    int score_batch;       // windows per scorer prompt (default 5)
-    uint64_t seed;         // fuzzing's random marks, the shuffled control
+    int max_examples;    // explain windows shown (default 12)
+    int score_examples;  // test windows per class per task (default 10)
+    int score_batch;     // windows per scorer prompt (default 5)
+    uint64_t seed;       // fuzzing's random marks, the shuffled control
 } InterpOptions;
 
 // The user message for feature f (malloc'd).

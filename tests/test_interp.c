@@ -12,7 +12,8 @@
 
 static void test_parse_answer(void) {
     char *l, *x;
-    ParseStatus st = interp_parse_answer("Thinking...\n[LABEL]: \"say the\".\n[EXPLANATION]: Predicts the word the. More.", &l, &x);
+    ParseStatus st =
+        interp_parse_answer("Thinking...\n[LABEL]: \"say the\".\n[EXPLANATION]: Predicts the word the. More.", &l, &x);
     CHK(st == PARSE_OK);
     CHK(!strcmp(l, "say the"));
     CHK(!strcmp(x, "Predicts the word the."));
@@ -41,11 +42,11 @@ static void test_score_reply(void) {
     CHK(score_parse_reply("[1, 0, 1]", 3, p) == 0 && p[0] == 1 && p[1] == 0 && p[2] == 1);
     CHK(score_parse_reply("Sure: [0,0,1,1,0] done", 5, p) == 0 && p[2] == 1 && p[4] == 0);
     CHK(score_parse_reply("[LABEL] then [1, 1]", 2, p) == 0 && p[0] == 1);  // the first list that fits
-    CHK(score_parse_reply("[1, 0]", 3, p) == -1);                            // too short
-    CHK(score_parse_reply("[1, 2, 0]", 3, p) == -1);                         // not 0/1
+    CHK(score_parse_reply("[1, 0]", 3, p) == -1);                           // too short
+    CHK(score_parse_reply("[1, 2, 0]", 3, p) == -1);                        // not 0/1
     CHK(score_parse_reply("[10, 0]", 2, p) == -1);
     CHK(score_parse_reply("no list", 1, p) == -1);
-    CHK(score_parse_reply("[1, 0, 1, 1]", 3, p) == -1);                      // too long
+    CHK(score_parse_reply("[1, 0, 1, 1]", 3, p) == -1);  // too long
 }
 
 static void test_metrics(void) {
@@ -92,13 +93,15 @@ static const char RECORD[] =
     " \"top\": [{\"act\": 4.0, \"window\": 1, \"split\": \"explain\", \"max_idx\": 1, \"tokens\": [10, 11, 12],"
     "   \"acts\": [0, 4.0, 0]}, {\"act\": 3.0, \"window\": 2, \"split\": \"test\", \"max_idx\": 0,"
     "   \"tokens\": [11, 13], \"acts\": [3.0, 0]}],"
-    " \"samples\": [{\"act\": 3.0, \"window\": 2, \"split\": \"test\", \"bin\": 0, \"max_idx\": 0, \"tokens\": [11, 13],"
+    " \"samples\": [{\"act\": 3.0, \"window\": 2, \"split\": \"test\", \"bin\": 0, \"max_idx\": 0, \"tokens\": [11, "
+    "13],"
     "   \"acts\": [3.0, 0]}, {\"act\": 2.0, \"window\": 3, \"split\": \"test\", \"bin\": 1, \"max_idx\": 2,"
     "   \"tokens\": [14, 15, 11], \"acts\": [1.0, 0.1, 2.0]}, {\"act\": 1.0, \"window\": 4, \"split\": \"test\","
     "   \"bin\": 2, \"max_idx\": 0, \"tokens\": [11], \"acts\": [1.0]}, {\"act\": 1.5, \"window\": 5,"
     "   \"split\": \"explain\", \"bin\": 1, \"max_idx\": 0, \"tokens\": [11, 16], \"acts\": [1.5, 0]}],"
     " \"random\": [{\"window\": 8, \"split\": \"test\", \"tokens\": [20, 21, 22, 23]},"
-    "   {\"window\": 9, \"split\": \"test\", \"tokens\": [24, 25]}, {\"window\": 10, \"split\": \"explain\", \"tokens\": [1]}],"
+    "   {\"window\": 9, \"split\": \"test\", \"tokens\": [24, 25]}, {\"window\": 10, \"split\": \"explain\", "
+    "\"tokens\": [1]}],"
     " \"top_logits\": [[30, 1.5], [31, 1.0]], \"next_tokens\": [[12, 1]]}";
 
 static void test_sets(void) {
@@ -113,8 +116,8 @@ static void test_sets(void) {
     int pos = 0, marked_neg = 0;
     for (int i = 0; i < d.n; i++) {
         pos += d.truth[i];
-        CHK(!strstr(d.texts[i], "<<"));                  // detection: plain text
-        CHK(d.truth[i] == z.truth[i]);                   // the same windows in the same order
+        CHK(!strstr(d.texts[i], "<<"));  // detection: plain text
+        CHK(d.truth[i] == z.truth[i]);   // the same windows in the same order
         if (!z.truth[i]) marked_neg += strstr(z.texts[i], "<<") != NULL;
     }
     CHK(pos == 3);
