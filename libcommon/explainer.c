@@ -190,8 +190,10 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
     if (rc) return -1;
     int max_new = p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens;
     if (x->m.cfg.max_pos > 0 && (int)ids.n + max_new > x->m.cfg.max_pos) {
+        size_t n = ids.n;
         tokids_free(&ids);
-        return err_set(e, "the prompt (%zu tokens) does not fit the model's context (%d)", ids.n, x->m.cfg.max_pos);
+        return err_set(e, "builtin: the prompt (%zu tokens) and %d answer tokens do not fit the model's context (%d)",
+                       n, max_new, x->m.cfg.max_pos);
     }
     if (p->list_items > 0) {
         rc = builtin_list(x, ids.ids, (int)ids.n, p->list_items, text, e);

@@ -614,7 +614,7 @@ ScoreMetrics confusion_metrics(const Confusion *c) {
     ScoreMetrics m = {0};
     int pos = c->tp + c->fn, neg = c->tn + c->fp;
     double tpr = pos ? (double)c->tp / pos : 0, tnr = neg ? (double)c->tn / neg : 0;
-    m.balanced_accuracy = (pos && neg) ? (tpr + tnr) / 2 : pos ? tpr : tnr;
+    m.balanced_accuracy = (pos && neg) ? (tpr + tnr) / 2 : NAN;  // one class alone says nothing of the other
     m.precision = c->tp + c->fp ? (double)c->tp / (c->tp + c->fp) : 0;
     m.recall = tpr;
     m.f1 = m.precision + m.recall > 0 ? 2 * m.precision * m.recall / (m.precision + m.recall) : 0;

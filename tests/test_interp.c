@@ -60,7 +60,9 @@ static void test_metrics(void) {
     CHK(m.n == 20 && m.failed == 3);
     Confusion none = {0};
     m = confusion_metrics(&none);
-    CHK(m.n == 0 && m.f1 == 0 && m.precision == 0);
+    CHK(m.n == 0 && m.f1 == 0 && m.precision == 0 && isnan(m.balanced_accuracy));
+    Confusion neg_only = {.tn = 3};
+    CHK(isnan(confusion_metrics(&neg_only).balanced_accuracy));
 }
 
 static void test_lexical(void) {

@@ -175,6 +175,23 @@ check interp_cmd_failure "$TMP/cmdfail.jsonl" 'len(rows) == 1 and "exit status 3
   2>/dev/null
 check interp_cmd_timeout "$TMP/cmdslow.jsonl" 'len(rows) == 1 and "timed out" in rows[0]["error"]'
 
+# ---- builtin: our engine in-process, here with stories260K itself as the model (no chat
+# template: raw text; a 512-token context, so a short template and one window per scorer prompt;
+# fuzzing prompts do not fit and are counted as failed). The scorer decodes its 0/1 list
+# constrained, so every detection window whose prompt fits gets an answer; greedy + the cache: a rerun
+# is identical. (The SmolLM2 end-to-end numbers are in bench/RESULTS.md.)
+printf 'Say what the marked words share.\n---\n{{texts}}\n' >"$TMP/short.tmpl"
+for run in 1 2; do
+  "$IP" "$TMP/store" --explainer "builtin:$TMP/st" --template "$TMP/short.tmpl" --features 0:1-2 --max-examples 2 \
+    --score-examples 2 --score-batch 1 --max-tokens 16 --cache "$TMP/bcache" -o "$TMP/builtin$run.jsonl" 2>"$TMP/b.err"
+done
+check interp_builtin "$TMP/builtin1.jsonl" \
+  'len(rows) == 2 and all(r["explainer"] == "builtin:" + sys.argv[1].rsplit("/", 1)[0] + "/st" and r["explanation"]
+    and r["scores"]["detection"]["n"] + r["scores"]["detection"]["failed"] == 4 for r in rows)
+   and sum(r["scores"]["detection"]["n"] for r in rows) >= 4'
+if cmp -s "$TMP/builtin1.jsonl" "$TMP/builtin2.jsonl" && grep -q "from the cache" "$TMP/b.err"; then ok interp_builtin_cached
+else fail interp_builtin_cached "the cached rerun differs: $(cat "$TMP/b.err")"; fi
+
 # ---- bad input: one line, non-zero, no crash ----
 expect_error interp_no_store "nope" "$IP" "$TMP/nope" --explainer tokens -o "$TMP/x.jsonl"
 expect_error interp_bad_features "features" "$IP" "$TMP/store" --explainer tokens --features 0:9-2 -o "$TMP/x.jsonl"

@@ -235,7 +235,7 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
 
 // ---- output ------------------------------------------------------------------------------------
 
-static json_t *real4(double x) { return json_real(round(x * 1e4) / 1e4); }
+static json_t *real4(double x) { return isnan(x) ? json_null() : json_real(round(x * 1e4) / 1e4); }
 
 // n = 0 (every answer failed, or no test windows): the numbers are null, not zeros.
 static json_t *metrics_json(const Confusion *c) {
@@ -284,7 +284,7 @@ static void report_add(LayerSums *r, const Item *it) {
     for (int t = 0; t < 2; t++) {
         if (!it->sets[t].n) continue;
         for (int v = 0; v < N_VARIANTS; v++) {
-            if (!it->scored[v] || confusion_metrics(&it->conf[v][t]).n == 0) continue;
+            if (!it->scored[v] || isnan(confusion_metrics(&it->conf[v][t]).balanced_accuracy)) continue;
             r->sum[v][t] += confusion_metrics(&it->conf[v][t]).balanced_accuracy;
             r->n[v][t]++;
         }
