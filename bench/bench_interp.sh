@@ -6,6 +6,7 @@
 #  2. the http explainer against tests/interp_stub_server.py answering after a 0.5 s delay, with
 #     --concurrency 1 and 8: the ratio shows the requests overlap.
 # Usage: bash bench/bench_interp.sh [N_FEATURES (default 6)] [THREADS (default 2)]
+# (SKIP_BUILTIN=1: only the http part)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -26,14 +27,15 @@ per_min() { python3 -c "import sys; print(round(60 * float(sys.argv[1]) / float(
 
 echo "| run | features | prompts | wall s | explanations/min | prefill tok/s |"
 echo "|---|---|---|---|---|---|"
-for scorer in none builtin; do
+for scorer in $([ -n "${SKIP_BUILTIN:-}" ] || echo none builtin); do
   t0=$(date +%s.%N)
   bin/interp-prompt "$W/store" --features "$FEATS" --scorer $scorer --score-examples 6 -o "$W/b.jsonl" 2>"$W/b.err"
   t1=$(date +%s.%N)
   s=$(elapsed "$t0" "$t1")
   tok_s=$(grep -oE '\(([0-9]+) tok/s\)' "$W/b.err" | grep -oE '[0-9]+')
   prompts=$(grep -oE '^interp-prompt: [a-z]+: [0-9]+ prompts' "$W/b.err" | grep -oE '[0-9]+' | paste -sd+ | bc)
-  echo "| builtin smollm2, scorer $scorer, $CLTKIT_THREADS threads | $N | $prompts | $(printf %.1f "$s") | $(per_min "$N" "$s") | $tok_s |"
+  printf '| builtin smollm2, scorer %s, %s threads | %s | %s | %.1f | %s | %s |\n' "$scorer" "$CLTKIT_THREADS" "$N" \
+    "$prompts" "$s" "$(per_min "$N" "$s")" "$tok_s"
 done
 
 python3 tests/interp_stub_server.py --log "$W/stub.log" --delay 0.5 >"$W/port" &

@@ -353,7 +353,7 @@ static char *chat_request_body(const Explainer *x, const Prompt *p) {
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", p->user));
     json_t *req = json_pack("{s:s, s:o, s:i, s:f}", "model", x->o.model, "messages", msgs, "max_tokens",
                             p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "temperature", x->o.temperature);
-    char *body = json_dumps(req, JSON_COMPACT);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;  // NULL: the prompt is not UTF-8
     json_decref(req);
     return body;
 }
@@ -384,6 +384,10 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
     CURL *c = curl_easy_init();
     if (!c) return err_set(e, "http: curl_easy_init failed");
     char *body = chat_request_body(x, p);
+    if (!body) {
+        curl_easy_cleanup(c);
+        return err_set(e, "http: the prompt is not valid UTF-8");
+    }
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     const char *key_env = x->o.api_key_env ? x->o.api_key_env : "OPENAI_API_KEY";
     const char *key = getenv(key_env);
@@ -509,8 +513,7 @@ static void answer_one(Batch *b, int i) {
     Answer *a = &b->answers[i];
     json_t *key = NULL;
     char path[4400];
-    if (x->o.cache_dir) {
-        key = cache_key(x, b->tag, p);
+    if (x->o.cache_dir && (key = cache_key(x, b->tag, p))) {  // a key that is not UTF-8 is not cached
         cache_path(x, key, path, sizeof path);
         a->text = cache_get(x, key, path);
         if (a->text) a->cached = 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hashmap.h"
+#include "unicode.h"
 
 // ---- a growable string -------------------------------------------------------------------------
 
@@ -134,6 +135,15 @@ void feature_evidence_free(FeatureEvidence *f) {
 
 // ---- token text --------------------------------------------------------------------------------
 
+// A copy of s[0..len) as valid UTF-8 (each ill-formed subpart becomes U+FFFD): prompts, cache keys
+// and JSON output need it, and a token can end in the middle of a character. malloc'd.
+static char *utf8_clean(const char *s, size_t len) {
+    char *out = xmalloc(3 * len + 1);
+    size_t n = utf8_lossy((const unsigned char *)s, len, out);
+    out[n] = 0;
+    return out;
+}
+
 // Control characters (newlines included) become spaces: one window is one line, and nothing in
 // the data can forge the prompt's structure or a terminal escape.
 static void defuse_controls(char *s) {
@@ -162,7 +172,7 @@ static char **token_pieces(const Tokenizer *tok, const uint32_t *ids, int n) {
         while (prev[k] && prev[k] == cur[k]) k++;
         // back up to a UTF-8 character boundary so a character split over tokens stays whole
         while (k > 0 && ((unsigned char)cur[k] & 0xC0) == 0x80) k--;
-        pieces[i] = xstrdup(cur + k);
+        pieces[i] = utf8_clean(cur + k, strlen(cur + k));
         defuse_controls(pieces[i]);
         free(prev);
         prev = cur;
@@ -578,9 +588,10 @@ static char *first_sentence(const char *s) {
     return r;
 }
 
-ParseStatus interp_parse_answer(const char *answer, char **label, char **explanation) {
+ParseStatus interp_parse_answer(const char *raw, char **label, char **explanation) {
     static const char *const LABEL[] = {"[LABEL]:", "[DESCRIPTION]:", "LABEL:"};
     static const char *const EXPL[] = {"[EXPLANATION]:", "EXPLANATION:"};
+    char *answer = utf8_clean(raw, strlen(raw));
     char *l = field_after(answer, LABEL, 3), *x = field_after(answer, EXPL, 2);
     ParseStatus st = PARSE_OK;
     if (!x && !l) {
@@ -603,6 +614,7 @@ ParseStatus interp_parse_answer(const char *answer, char **label, char **explana
     if (!l) l = xstrdup(sentence);
     char *short_label = first_words(l, 8);
     free(l);
+    free(answer);
     *label = short_label;
     *explanation = sentence;
     return st;
