@@ -32,6 +32,10 @@ static void test_parse_answer(void) {
     CHK(!strcmp(l, "bold thing"));
     CHK(!strchr(x, 0x1b));
     free(l), free(x);
+    // invalid UTF-8 (a token cut mid-character) comes out valid: U+FFFD in its place
+    st = interp_parse_answer("[LABEL]: caf\xc3\n[EXPLANATION]: bad \xff byte.", &l, &x);
+    CHK(st == PARSE_OK && !strcmp(l, "caf\xef\xbf\xbd") && !strcmp(x, "bad \xef\xbf\xbd byte."));
+    free(l), free(x);
     st = interp_parse_answer("", &l, &x);
     CHK(st == PARSE_FAILED);
     free(l), free(x);
