@@ -593,6 +593,9 @@ ParseStatus interp_parse_answer(const char *raw, char **label, char **explanatio
     static const char *const EXPL[] = {"[EXPLANATION]:", "EXPLANATION:"};
     char *answer = utf8_clean(raw, strlen(raw));
     char *l = field_after(answer, LABEL, 3), *x = field_after(answer, EXPL, 2);
+    // a small model may echo the format's placeholders: that is no answer
+    if (l && !strcmp(l, "<a label of 1 to 6 words>")) free(l), l = NULL;
+    if (x && !strcmp(x, "<one sentence>")) free(x), x = NULL;
     ParseStatus st = PARSE_OK;
     if (!x && !l) {
         st = PARSE_FAILED;

@@ -36,6 +36,9 @@ static void test_parse_answer(void) {
     st = interp_parse_answer("[LABEL]: caf\xc3\n[EXPLANATION]: bad \xff byte.", &l, &x);
     CHK(st == PARSE_OK && !strcmp(l, "caf\xef\xbf\xbd") && !strcmp(x, "bad \xef\xbf\xbd byte."));
     free(l), free(x);
+    st = interp_parse_answer("[LABEL]: <a label of 1 to 6 words>\n[EXPLANATION]: Fires on dogs.", &l, &x);
+    CHK(st == PARSE_NO_LABEL && !strcmp(l, "Fires on dogs"));
+    free(l), free(x);
     st = interp_parse_answer("", &l, &x);
     CHK(st == PARSE_FAILED);
     free(l), free(x);

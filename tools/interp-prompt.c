@@ -476,7 +476,7 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n; i++)
                 printf("== layer %d feature %d\n[LABEL]: %s\n[EXPLANATION]: %s\n", items[i].ev.layer,
                        items[i].ev.feature, items[i].label, items[i].explanation);
-            return 0;
+            goto done;
         }
     } else {
         Prompt *prompts = xcalloc((size_t)n + 1, sizeof *prompts);
@@ -489,7 +489,9 @@ int main(int argc, char **argv) {
             for (int i = 0; i < n; i++)
                 printf("== layer %d feature %d\n-- system\n%s\n-- user\n%s\n", items[i].ev.layer, items[i].ev.feature,
                        prompts[i].system, prompts[i].user);
-            return 0;
+            for (int i = 0; i < n; i++) free((char *)prompts[i].user);
+            free(prompts);
+            goto done;
         }
         Answer *answers = answer_all(x, tmpl.name, prompts, n, "explain");
         for (int i = 0; i < n; i++) {
@@ -592,6 +594,7 @@ int main(int argc, char **argv) {
             print_report(strcmp(o.output, "-") ? stdout : stderr, items, n, &s, explainer_name, scorer_name);
     }
 
+done:
     for (int i = 0; i < n; i++) {
         Item *it = &items[i];
         feature_evidence_free(&it->ev);
