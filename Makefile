@@ -222,6 +222,9 @@ $(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.
 	    $(if $(filter $*,$(MPI_ON)),$(MPI_LDLIBS)) $(if $(filter $*,$(CUDA_ON)),$(CUDA_LDLIBS) -lstdc++)
 endif
 
+# interp-prompt's http: explainer (libcommon/explainer.c) is the only user of libcurl.
+$(BIN)/interp-prompt: LDLIBS += -lcurl
+
 bench: tools bench-bins
 	bash bench/bench_tok.sh
 	bash bench/bench_fwd.sh
