@@ -66,7 +66,8 @@ printf '%-6s %8s %9s %9s %9s %9s %9s %10s %10s %9s %8s  %s\n' tokens n_active "a
   "ct s" "cpu s" "ct load s" "ct MB" "cpu x" "RSS x" "circuit-tracer error"
 for n in $LENGTHS; do
   ids=$(cut -d' ' -f1-"$n" "$W/ids.txt")
-  [ "$(wc -w <<< "$ids")" -eq "$n" ] || { echo "bench_attrib: only $(wc -w <<< "$ids") prompt ids, want $n" >&2; exit 1; }
+  got=$(wc -w <<< "$ids")
+  [ "$got" -eq "$n" ] || { echo "bench_attrib: only $got prompt ids, want $n" >&2; exit 1; }
   ours="n/a n/a n/a"
   if [ -x bin/attrib ]; then
     if /usr/bin/time -f '%e %U %S %M' -o "$W/time.txt" bin/attrib -m "$M" --clt "$CLT" --ids "$ids" \

@@ -22,7 +22,8 @@ engine whose activations differ from circuit-tracer's by float rounding finds th
 
 Each golden holds the full run (max_feature_nodes=None: every active feature is a node) and one
 greedy run (max_feature_nodes a fraction of n_active, update_interval 4, batch_size the first of
-8, 6, 5, 7, 4 whose rounds cut without ties: rows chosen by partial influence), their pruning (prune_graph at node_threshold 0.8, edge_threshold 0.98) and graph
+8, 6, 5, 7, 4 whose rounds cut without ties: rows chosen by partial influence), their pruning
+(prune_graph at node_threshold 0.8, edge_threshold 0.98) and graph
 scores. The script checks the goldens before writing them (AssertionError otherwise):
   - row sums: with b_dec zeroed and BOS kept (zero_positions emptied), every feature row of the
     adjacency sums to h - b_enc and every logit row to the demeaned logit, within the float32
