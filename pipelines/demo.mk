@@ -33,6 +33,7 @@ TOK512_SHA256  := fec6aa960a1fb3ebf71d26f9b0e486afcbd76c34cf0fbfb93e21126ca9f778
 CACHE          := $(HOME)/.cache/cltkit/stories260K
 
 .PHONY: demo build clean
+.SECONDARY:  # keep the graph JSON files (intermediate to the pages) for attrib users
 demo: $(OUT)/clt/eval.json $(OUT)/report.html $(GRAPHS) $(DEFAULTS)
 	@echo "== model";        cat $(OUT)/model/config.json | tr -d '\n' | cut -c1-200; echo
 	@echo "== ids of 'Once upon a time'"; $(BIN)/tok ids -t $(OUT)/model/tokenizer.json --add-special --tokens "Once upon a time"
