@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "matmul.h"
 #include "threads.h"
@@ -994,4 +995,26 @@ void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, co
         parallel_for_n((size_t)nb, 1, c->threads, select_rows, &x);
     }
     free(g); free(dec); free(logits);
+}
+
+const char *feat_store_transcoder_id(const FeatStore *s, char *buf, size_t n) {
+    json_t *m = json_loads(s->meta_json, 0, NULL);
+    const char *c = json_string_value(json_object_get(m, "clt_dir"));
+    snprintf(buf, n, "%s", c ? c : "");
+    json_decref(m);
+    return buf;
+}
+
+Tokenizer *feat_store_tokenizer(const FeatStore *s, const char *path, Error *e) {
+    char buf[4096];
+    if (e) e->msg[0] = 0;
+    if (!path) {
+        json_t *m = json_loads(s->meta_json, 0, NULL);
+        const char *tp = json_string_value(json_object_get(m, "tokenizer"));
+        if (tp) snprintf(buf, sizeof buf, "%s", tp);
+        json_decref(m);
+        if (!tp || access(buf, R_OK)) return NULL;
+        path = buf;
+    }
+    return tokenizer_load(path, e);
 }

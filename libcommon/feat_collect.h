@@ -101,6 +101,11 @@ FeatCollector *feat_collector_from_store(const FeatStore *s, int threads, Error 
 json_t *feat_export_json(const json_t *record, const Tokenizer *tok, const char *transcoder_id);
 // Reads and parses the record of (model layer, feature): a new reference, or NULL with e.
 json_t *feat_store_record(const FeatStore *s, int layer, int feature, Error *e);
+// The store's CLT as its meta names it ("clt_dir"; "" if none): the export's transcoder_id.
+const char *feat_store_transcoder_id(const FeatStore *s, char *buf, size_t n);
+// The tokenizer at path, else the one the store's meta names ("tokenizer") when it still exists;
+// NULL (tokens print as "<id>") when path is NULL and there is none; NULL with e when path fails to load.
+Tokenizer *feat_store_tokenizer(const FeatStore *s, const char *path, Error *e);
 
 // ---- the CLT side ---------------------------------------------------------------------------------
 

@@ -12,8 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "feat_collect.h"
+#include "featstore.h"
 #include "fileio.h"
 #include "hashmap.h"
+#include "tokenizer.h"
 
 extern const unsigned char graph_html_viewer_html[], graph_html_viewer_css[], graph_html_viewer_js[];
 #define VIEWER_HTML ((const char *)graph_html_viewer_html)
@@ -310,10 +313,17 @@ static int check_number_array(json_t *a) {
 
 // The fields the page shows, checked (a wrong type is an error naming the file and field), with
 // at most max_examples examples per quantile group.
+static json_t *feature_fields(json_t *f, const char *path, int max_examples, Error *e);
+
 static json_t *read_feature_file(const char *path, int max_examples, Error *e) {
     json_error_t je;
     json_t *f = json_load_file(path, JSON_ALLOW_NUL, &je);
     if (!f) return err_set(e, "%s: not JSON: %s (line %d)", path, je.text, je.line), NULL;
+    return feature_fields(f, path, max_examples, e);
+}
+
+// The fields of a feature JSON object f (consumed) the page shows, checked; path names it in errors.
+static json_t *feature_fields(json_t *f, const char *path, int max_examples, Error *e) {
     if (!json_is_object(f)) return json_decref(f), err_set(e, "%s: not a JSON object", path), NULL;
     json_t *out = json_object();
     for (size_t k = 0; k < sizeof FEATURE_KEYS / sizeof *FEATURE_KEYS; k++) {
@@ -369,9 +379,39 @@ static json_t *read_feature_file(const char *path, int max_examples, Error *e) {
     return out;
 }
 
+// A feat-topk store given as --features (DIR/features.bin): records exported on the fly with the
+// store's tokenizer (meta "tokenizer"; "<id>" tokens when it is gone).
+typedef struct {
+    FeatStore s;
+    Tokenizer *tok;
+    char clt[1024];  // transcoder_id, as feat-topk export writes it
+    int open;
+} StoreSource;
+
+static int store_source_open(StoreSource *ss, const char *dir, Error *e) {
+    memset(ss, 0, sizeof *ss);
+    if (featstore_open(&ss->s, dir, e)) return -1;
+    ss->open = 1;
+    ss->tok = feat_store_tokenizer(&ss->s, NULL, NULL);  // NULL: tokens shown as "<id>"
+    feat_store_transcoder_id(&ss->s, ss->clt, sizeof ss->clt);
+    return 0;
+}
+
+static void store_source_close(StoreSource *ss) {
+    if (ss->tok) tokenizer_free(ss->tok);
+    if (ss->open) featstore_close(&ss->s);
+}
+
 static int add_features(const Packed *p, const GraphHtmlOptions *o, json_t *features, json_t *wanted,
                         GraphHtmlStats *st, Error *e) {
-    for (int i = 0; i < p->n_nodes; i++) {
+    StoreSource ss = {0};
+    char probe[4200];
+    if (o && o->features_dir) {
+        snprintf(probe, sizeof probe, "%s/%s", o->features_dir, FEATSTORE_FILE);
+        if (access(probe, F_OK) == 0 && store_source_open(&ss, o->features_dir, e)) return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < p->n_nodes && !rc; i++) {
         const int32_t *r = p->node_i32 + 6 * (size_t)i;
         if (r[0] != GH_FEATURE || r[4] < 0) continue;
         char key[48];
@@ -380,19 +420,31 @@ static int add_features(const Packed *p, const GraphHtmlOptions *o, json_t *feat
         json_object_set_new(wanted, key, json_true());
         st->n_features++;
         if (!o || !o->features_dir) continue;
-        // feat-topk's "{layer}_{index}.json", else circuit-tracer's frontend name "{cantor id}.json"
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s.json", o->features_dir, key);
-        if (access(path, F_OK) != 0) {
-            snprintf(path, sizeof path, "%s/%lld.json", o->features_dir, (long long)graph_html_cantor(r[3], r[4]));
-            if (access(path, F_OK) != 0) continue;
+        json_t *f = NULL;
+        if (ss.open) {  // the store: the record of (model layer, index), when the store holds it
+            if (featstore_layer_index(&ss.s, r[3]) < 0 || r[4] >= ss.s.n_features) continue;
+            json_t *rec = feat_store_record(&ss.s, r[3], r[4], e);
+            if (!rec) { rc = -1; break; }
+            int dead = json_is_true(json_object_get(rec, "dead"));
+            if (!dead) f = feature_fields(feat_export_json(rec, ss.tok, ss.clt), ss.s.path, o->max_examples, e);
+            json_decref(rec);
+            if (dead) continue;
+            if (!f) { rc = -1; break; }
+        } else {
+            // feat-topk export's "{layer}_{index}.json", else circuit-tracer's frontend name "{cantor id}.json"
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s.json", o->features_dir, key);
+            if (access(path, F_OK) != 0) {
+                snprintf(path, sizeof path, "%s/%lld.json", o->features_dir, (long long)graph_html_cantor(r[3], r[4]));
+                if (access(path, F_OK) != 0) continue;
+            }
+            if (!(f = read_feature_file(path, o->max_examples, e))) { rc = -1; break; }
         }
-        json_t *f = read_feature_file(path, o->max_examples, e);
-        if (!f) return -1;
         json_object_set_new(features, key, f);
         st->n_feature_files++;
     }
-    return 0;
+    store_source_close(&ss);
+    return rc;
 }
 
 static int read_explanations(const char *path, json_t *wanted, json_t *out, GraphHtmlStats *st, Error *e) {

@@ -22,7 +22,8 @@ enum { GH_FEATURE = 0, GH_ERROR = 1, GH_EMBEDDING = 2, GH_LOGIT = 3 };
 enum { GH_FLAG_TARGET_LOGIT = 1, GH_FLAG_DUPLICATE_ID = 2 };
 
 typedef struct {
-    const char *features_dir;       // DIR/{layer}_{index}.json (feat-topk) or DIR/{cantor id}.json (circuit-tracer); NULL: none
+    const char *features_dir;       // a feat-topk store (DIR/features.bin), DIR/{layer}_{index}.json (feat-topk
+                                    // export) or DIR/{cantor id}.json (circuit-tracer); NULL: none
     const char *explanations_path;  // interp-prompt JSONL ({"layer", "feature", "label", ...}); NULL: none
     const char *title;              // page title; NULL: the graph's slug
     int max_examples;               // examples kept per quantile group of a feature file (0: all)

@@ -92,6 +92,33 @@ assert live == len(files), (live, len(files))
 PYEOF
 then ok feat_export_contract; else fail feat_export_contract "see above"; fi
 
+# graph2html --features takes the store itself: the same feature data as through export
+"$PY" - "$TMP/g.json" <<'PYEOF'
+import json, sys
+feats = [(1, 3, 2), (2, 5, 3), (4, 15, 3)]
+nodes = [{"node_id": f"{l}_{f}_{p}", "feature": (l + f) * (l + f + 1) // 2 + f, "layer": str(l), "ctx_idx": p,
+          "feature_type": "cross layer transcoder", "jsNodeId": f"{l}_{f}-0", "clerp": "", "influence": 0.5,
+          "activation": 1.0} for l, f, p in feats]
+nodes += [{"node_id": "E_5_0", "feature": 0, "layer": "E", "ctx_idx": 0, "feature_type": "embedding",
+           "jsNodeId": "E_5-0", "clerp": ""},
+          {"node_id": "6_9_3", "feature": 9, "layer": "6", "ctx_idx": 3, "feature_type": "logit", "jsNodeId": "L_9-3",
+           "clerp": "Output \"x\" (p=0.5)", "token_prob": 0.5, "is_target_logit": True}]
+links = [{"source": "E_5_0", "target": n["node_id"], "weight": 0.5} for n in nodes[:3]]
+links += [{"source": n["node_id"], "target": "6_9_3", "weight": -0.25} for n in nodes[:3]]
+json.dump({"metadata": {"slug": "t", "scan": "t", "prompt_tokens": ["a", "b", "c", "d"], "prompt": "abcd",
+                        "schema_version": 1}, "qParams": {}, "nodes": nodes, "links": links}, open(sys.argv[1], "w"))
+PYEOF
+"$BIN/graph2html" -q "$TMP/g.json" --features "$TMP/one" -o "$TMP/g_store.html" &&
+  "$BIN/graph2html" -q "$TMP/g.json" --features "$TMP/exp" -o "$TMP/g_exp.html" &&
+  "$PY" - "$TMP/g_store.html" "$TMP/g_exp.html" <<'PYEOF' && ok feat_store_in_graph2html || fail feat_store_in_graph2html "see above"
+import json, sys
+def feats(p):
+    t = open(p).read(); i = t.index('"features":{')
+    return json.JSONDecoder().raw_decode(t[i + len('"features":'):])[0]
+a, b = feats(sys.argv[1]), feats(sys.argv[2])
+assert a == b and len(a) >= 1, (len(a), len(b))
+PYEOF
+
 # 5. the spec's Python reader (formats/features.md) where zstandard is installed
 VPY=$ROOT/.venv-ref/bin/python
 if [ -x "$VPY" ] && "$VPY" -c "import zstandard" 2>/dev/null; then

@@ -95,27 +95,10 @@ static const char *clt_config_hook(const char *dir) {
 
 // The tokenizer for show/export: -t, else the store's model directory's tokenizer.json, else NULL.
 static Tokenizer *store_tokenizer(const char *path, const FeatStore *s) {
-    char buf[4096];
-    if (!path) {
-        json_t *m = json_loads(s->meta_json, 0, NULL);
-        const char *tp = json_string_value(json_object_get(m, "tokenizer"));
-        if (tp) snprintf(buf, sizeof buf, "%s", tp);
-        json_decref(m);
-        if (!tp || access(buf, R_OK)) return NULL;
-        path = buf;
-    }
     Error e;
-    Tokenizer *t = tokenizer_load(path, &e);
-    if (!t) fatal_err(&e);
+    Tokenizer *t = feat_store_tokenizer(s, path, &e);
+    if (!t && e.msg[0]) fatal_err(&e);
     return t;
-}
-
-static const char *transcoder_id(const FeatStore *s, char *buf, size_t n) {
-    json_t *m = json_loads(s->meta_json, 0, NULL);
-    const char *c = json_string_value(json_object_get(m, "clt_dir"));
-    snprintf(buf, n, "%s", c ? c : "");
-    json_decref(m);
-    return buf;
 }
 
 // ---- merge --------------------------------------------------------------------------------------
@@ -246,7 +229,7 @@ static int run_show(const Options *o, char **args, int n) {
     } else {
         Tokenizer *tok = store_tokenizer(o->tokenizer, &s);
         char tid[1024];
-        json_t *x = feat_export_json(r, tok, transcoder_id(&s, tid, sizeof tid));
+        json_t *x = feat_export_json(r, tok, feat_store_transcoder_id(&s, tid, sizeof tid));
         if (o->text || (!o->json && isatty(1))) print_text(x);
         else {
             json_dumpf(x, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
@@ -268,7 +251,7 @@ static int run_export(const Options *o, char **args, int n) {
     if (featstore_open(&s, args[0], &e)) fatal_err(&e);
     Tokenizer *tok = store_tokenizer(o->tokenizer, &s);
     char tid[1024];
-    transcoder_id(&s, tid, sizeof tid);
+    feat_store_transcoder_id(&s, tid, sizeof tid);
     if (mkdir(o->out, 0755) && access(o->out, W_OK)) fatal("%s: cannot create the output directory", o->out);
     int max_layer = s.layers[s.n_layers - 1] + 1, *sel = xmalloc((size_t)max_layer * sizeof(int));
     int n_sel = cli_parse_layers("--layers", o->layers_spec, max_layer, sel);
