@@ -167,7 +167,7 @@ endif
 # Tools with a CUDA path (CUDA_TOOLS: --device cuda) are compiled with -DUSE_CUDA and linked with
 # the CUDA kernels where nvcc exists; tools that shard across processes (MPI_TOOLS) with -DUSE_MPI
 # and the MPI backend of libcommon/comm.h where mpicc exists. Elsewhere they build without.
-CUDA_TOOLS := fwd-acts clt-fit
+CUDA_TOOLS := fwd-acts clt-fit feat-topk
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))
@@ -182,6 +182,9 @@ $(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.
 	    $(if $(filter $*,$(CUDA_ON)),$(LIBCUDA)) $(LIBCOMMON) -o $@ $(LDLIBS) \
 	    $(if $(filter $*,$(MPI_ON)),$(MPI_LDLIBS)) $(if $(filter $*,$(CUDA_ON)),$(CUDA_LDLIBS) -lstdc++)
 endif
+
+# interp-prompt's http: explainer (libcommon/explainer.c) is the only user of libcurl.
+$(BIN)/interp-prompt: LDLIBS += -lcurl
 
 bench: tools bench-bins
 	bash bench/bench_tok.sh

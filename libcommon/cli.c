@@ -58,5 +58,34 @@ void cli_parse_shard(const char *option, const char *value, int *index, int *cou
     *count = n;
 }
 
+int cli_parse_layers(const char *option, const char *spec, int n_layers, int *layers) {
+    if (!strcmp(spec, "all")) {
+        for (int l = 0; l < n_layers; l++) layers[l] = l;
+        return n_layers;
+    }
+    char *sel = xcalloc((size_t)n_layers, 1);
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        long a = strtol(p, &end, 10), b = a;
+        if (end == p) fatal("%s: '%s' is not a layer list like 0,2,5-7", option, spec);
+        if (*end == '-') {
+            const char *q = end + 1;
+            b = strtol(q, &end, 10);
+            if (end == q) fatal("%s: '%s' is not a layer list like 0,2,5-7", option, spec);
+        }
+        if (a < 0 || b >= n_layers || a > b) fatal("%s: %ld-%ld is outside the model's layers 0-%d", option, a, b, n_layers - 1);
+        for (long l = a; l <= b; l++) sel[l] = 1;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) fatal("%s: '%s' is not a layer list like 0,2,5-7", option, spec);
+    }
+    int n = 0;
+    for (int l = 0; l < n_layers; l++)
+        if (sel[l]) layers[n++] = l;
+    free(sel);
+    return n;
+}
+
 FILE *cli_open_in(const char *path) { return strcmp(path, "-") ? fopenCheck(path, "rb") : stdin; }
 FILE *cli_open_out(const char *path) { return strcmp(path, "-") ? fopenCheck(path, "wb") : stdout; }

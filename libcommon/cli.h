@@ -19,6 +19,9 @@ long long cli_parse_int(const char *option, const char *value, long long min, lo
 double cli_parse_double(const char *option, const char *value);
 // "--shard i/N": 0 <= i < N.
 void cli_parse_shard(const char *option, const char *value, int *index, int *count);
+// "all" or a comma list of layers and ranges "0,2,5-7" below n_layers: fills layers (ascending,
+// unique) and returns how many. A bad list is fatal and names the option.
+int cli_parse_layers(const char *option, const char *spec, int n_layers, int *layers);
 
 // Opens path for reading or writing; "-" is stdin/stdout. Failure is fatal and names the path.
 FILE *cli_open_in(const char *path);

@@ -13,10 +13,7 @@
 #include "generate.h"
 #include "model.h"
 #include "progress.h"
-#ifdef USE_CUDA
-#include "cuda_common.h"
-#include "forward_cuda.h"
-#endif
+#include "engine.h"
 
 static const char USAGE[] =
     "usage: fwd-acts -m MODEL_DIR -o OUT.acts [options] TOKENS.tok...\n"
@@ -62,84 +59,6 @@ typedef struct {
     const char *prompt_ids;
     const char *device;
 } Options;
-
-// The forward pass on the chosen device; outputs are host buffers either way.
-typedef struct {
-    const Model *m;
-    ForwardState *cpu;
-#ifdef USE_CUDA
-    GpuCtx g;
-    ModelGpu mg;
-    ForwardStateGpu *gpu;
-#endif
-} Engine;
-
-static void engine_init(Engine *en, const Model *m, const char *device, int B, int T) {
-    memset(en, 0, sizeof *en);
-    en->m = m;
-    if (!strcmp(device, "cpu")) {
-        en->cpu = forward_state_new(m, B, T);
-        return;
-    }
-    if (strcmp(device, "cuda")) fatal("--device must be cpu or cuda, not '%s'", device);
-#ifdef USE_CUDA
-    Error e;
-    if (cuda_device_count() < 1) fatal("--device cuda: no CUDA device is visible");
-    if (gpu_ctx_init(&en->g, &e) || model_gpu_upload(&en->mg, m, &e)) fatal_err(&e);
-    en->gpu = forward_state_gpu_new(&en->mg, B, T, &e);
-    if (!en->gpu) fatal_err(&e);
-#else
-    fatal("--device cuda: this build has no CUDA backend (nvcc was not found at build time)");
-#endif
-}
-
-static int engine_forward(Engine *en, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e) {
-#ifdef USE_CUDA
-    if (en->gpu) return forward_cuda(&en->g, &en->mg, en->gpu, tokens, B, T, out, e);
-#endif
-    return model_forward(en->m, en->cpu, tokens, B, T, out, e);
-}
-
-static void engine_free(Engine *en) {
-    forward_state_free(en->cpu);
-#ifdef USE_CUDA
-    if (en->gpu) {
-        forward_state_gpu_free(en->gpu);
-        model_gpu_free(&en->mg);
-        gpu_ctx_free(&en->g);
-    }
-#endif
-}
-
-// "all" or a comma list of numbers and ranges "a-b"; fills layers (ascending, unique).
-static int parse_layers(const char *spec, int n_layers, int *layers) {
-    if (!strcmp(spec, "all")) {
-        for (int l = 0; l < n_layers; l++) layers[l] = l;
-        return n_layers;
-    }
-    char *sel = xcalloc((size_t)n_layers, 1);
-    const char *p = spec;
-    while (*p) {
-        char *end;
-        long a = strtol(p, &end, 10), b = a;
-        if (end == p) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
-        if (*end == '-') {
-            const char *q = end + 1;
-            b = strtol(q, &end, 10);
-            if (end == q) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
-        }
-        if (a < 0 || b >= n_layers || a > b) fatal("--layers: %ld-%ld is outside the model's layers 0-%d", a, b, n_layers - 1);
-        for (long l = a; l <= b; l++) sel[l] = 1;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) fatal("--layers: '%s' is not a layer list like 0,2,5-7", spec);
-    }
-    int n = 0;
-    for (int l = 0; l < n_layers; l++)
-        if (sel[l]) layers[n++] = l;
-    free(sel);
-    return n;
-}
 
 static void print_id(void *ctx, uint32_t id) {
     (void)ctx;
@@ -304,7 +223,7 @@ int main(int argc, char **argv) {
         fatal("--batch %d x --ctx %d: too many tokens per forward pass", o.batch, o.ctx);
 
     int *layers = xmalloc((size_t)cfg->n_layers * sizeof *layers);
-    int n_sel = parse_layers(o.layers_spec, cfg->n_layers, layers);
+    int n_sel = cli_parse_layers("--layers", o.layers_spec, cfg->n_layers, layers);
     int D = cfg->d_model, T = o.ctx, Bmax = o.batch, L = cfg->n_layers;
     size_t NT = (size_t)Bmax * T;
 

@@ -1,20 +1,16 @@
 // generate — text generation with the model engine: the prompt (stdin or arguments) goes through
 // the model's ChatML chat template unless --raw, and the answer is streamed to stdout. The
 // offline explainer behind auto-interpretation (SmolLM2-135M-Instruct, converted by gguf-convert).
-#include <dirent.h>
-#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "chat.h"
 #include "cli.h"
 #include "err.h"
 #include "generate.h"
-#include "gguf.h"
-#include "gguf_llama.h"
 #include "model.h"
+#include "model_resolve.h"
 #include "tokenizer.h"
 
 static const char USAGE[] =
@@ -55,59 +51,6 @@ typedef struct {
     int n_stop;
 } Options;
 
-static int is_model_dir(const char *dir) {
-    char p[4096];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    return stat(p, &st) == 0;
-}
-
-// The single *.gguf file in dir, malloc'd, or NULL.
-static char *find_gguf(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return NULL;
-    char *found = NULL;
-    int n = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        size_t len = strlen(de->d_name);
-        if (len > 5 && !strcmp(de->d_name + len - 5, ".gguf") && n++ == 0) {
-            found = xmalloc(strlen(dir) + len + 2);
-            sprintf(found, "%s/%s", dir, de->d_name);
-        }
-    }
-    closedir(d);
-    if (n > 1) fatal("%s: %d .gguf files; pass the converted model directory with -m", dir, n);
-    return found;
-}
-
-// A model directory, or a bare name in the cache ($CLTKIT_CACHE, default ~/.cache/cltkit):
-// NAME/ or NAME/hf/ holding config.json, else NAME/ holding one GGUF (scripts/fetch_smollm2.sh
-// puts SmolLM2's there), converted once into NAME/hf/ as gguf-convert does. malloc'd path.
-static char *resolve_model(const char *name) {
-    if (is_model_dir(name) || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
-        return xstrdup(name);
-    const char *env = getenv("CLTKIT_CACHE"), *home = getenv("HOME");
-    char cache[4000], p[4096];
-    if (env && *env) snprintf(cache, sizeof cache, "%s/%s", env, name);
-    else snprintf(cache, sizeof cache, "%s/.cache/cltkit/%s", home ? home : ".", name);
-    if (is_model_dir(cache)) return xstrdup(cache);
-    snprintf(p, sizeof p, "%s/hf", cache);
-    if (is_model_dir(p)) return xstrdup(p);
-    char *gguf = find_gguf(cache);
-    if (!gguf) {
-        if (!strcmp(name, "smollm2")) fatal("model 'smollm2' is not in %s: fetch it with scripts/fetch_smollm2.sh", cache);
-        fatal("%s: no such model directory (no config.json), and no model '%s' in %s", name, name, cache);
-    }
-    fprintf(stderr, "generate: converting %s to %s (once)\n", gguf, p);
-    Gguf g;
-    Error e;
-    if (mkdir(p, 0755) && errno != EEXIST) fatal("%s: cannot create: %s", p, strerror(errno));
-    if (gguf_open(&g, gguf, &e) || gguf_llama_write_hf(&g, p, 0, &e)) fatal_err(&e);
-    gguf_close(&g);
-    free(gguf);
-    return xstrdup(p);
-}
-
 static char *read_stdin(void) {
     size_t cap = 4096, n = 0;
     char *buf = xmalloc(cap);
@@ -120,32 +63,6 @@ static char *read_stdin(void) {
     if (n && buf[n - 1] == '\r') n--;
     buf[n] = 0;
     return buf;
-}
-
-static void add_eos(uint32_t *eos, int *n, int64_t id) {
-    if (id < 0) return;
-    for (int i = 0; i < *n; i++)
-        if (eos[i] == (uint32_t)id) return;
-    if (*n < 16) eos[(*n)++] = (uint32_t)id;
-}
-
-// EOS ids: config.json's, generation_config.json's (an id or a list), and ChatML's <|im_end|>.
-static int collect_eos(const Model *m, const Tokenizer *tok, int chat, uint32_t *eos) {
-    int n = 0;
-    add_eos(eos, &n, m->cfg.eos_id);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/generation_config.json", m->dir);
-    json_t *root = json_load_file(path, 0, NULL);
-    if (root) {
-        json_t *v = json_object_get(root, "eos_token_id");
-        if (json_is_integer(v)) add_eos(eos, &n, json_integer_value(v));
-        size_t i;
-        json_t *item;
-        if (json_is_array(v)) json_array_foreach(v, i, item) if (json_is_integer(item)) add_eos(eos, &n, json_integer_value(item));
-        json_decref(root);
-    }
-    if (chat) add_eos(eos, &n, tokenizer_token_to_id(tok, "<|im_end|>", 10));
-    return n;
 }
 
 static void print_text(void *ctx, const char *text, size_t len) {
@@ -218,7 +135,8 @@ int main(int argc, char **argv) {
     if (!*prompt) fatal("empty prompt (give it as arguments or on stdin)");
 
     Error e;
-    char *dir = resolve_model(o.model);
+    char *dir;
+    if (model_resolve(o.model, &dir, &e)) fatal_err(&e);
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     Tokenizer *tok = tokenizer_load(path, &e);
@@ -258,7 +176,7 @@ int main(int argc, char **argv) {
     Model m;
     if (model_load(&m, dir, &e)) fatal_err(&e);
     uint32_t eos[16];
-    int n_eos = o.ignore_eos ? 0 : collect_eos(&m, tok, chat, eos);
+    int n_eos = o.ignore_eos ? 0 : model_eos_ids(&m, tok, chat, eos);
     size_t printed = 0;
     GenerateOptions go = {.max_tokens = o.max_tokens, .sampling = o.so, .eos_ids = eos, .n_eos = n_eos,
                           .stop = o.stop, .n_stop = o.n_stop, .tok = tok,

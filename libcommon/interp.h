@@ -1,0 +1,127 @@
+// interp.h — auto-interpretation of CLT features from a feat-topk store (formats/features.md):
+// the evidence of one feature (its record), prompts built from templates with the examples
+// rendered through the model's tokenizer, the explainer's answer parsed into a short label and a
+// one-sentence explanation, and scores of an explanation on the store's held-out `test` windows.
+//
+// Scoring follows Delphi's classifier scorers (reference notes §1.6): the scorer sees an
+// explanation and a batch of test windows and answers a list of 0/1, one per window:
+//   detection  plain window text; positives are activating test windows (the bin-stratified
+//              `samples`), negatives non-activating ones (`random`)
+//   fuzzing    windows with tokens marked <<like this>>: positives mark the tokens above 0.3 of
+//              the window's max, negatives mark ceil(mean marked per positive) random tokens of a
+//              non-activating window; "yes" means every marked token fits the explanation
+// Metrics: balanced accuracy (TPR + TNR) / 2, precision, recall, F1; windows whose answer could
+// not be parsed are left out and counted. The lexical scorer needs no model: it says yes when a
+// key of the explanation (its "quoted" strings if it has any, else its words of 3+ letters that
+// are not stop words) occurs, case-insensitively, in the text (detection) or in every marked span
+// (fuzzing) — cheap, deterministic, and the scorer of the model-free `tokens` explainer.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "tokenizer.h"
+
+typedef struct {
+    uint32_t *tokens;
+    float *acts;  // (n,) NULL for a non-activating window
+    int n, max_idx, bin, test;
+    float act;
+    int64_t window;
+} InterpExample;
+
+typedef struct {
+    int layer, feature, dead;
+    double density, max_act;
+    InterpExample *top, *samples, *random;
+    int n_top, n_samples, n_random;
+    uint32_t *top_logits, *next_tokens;
+    int n_top_logits, n_next_tokens;
+} FeatureEvidence;
+
+// Parses one store record (JSON). Errors name what is missing.
+int feature_evidence_parse(FeatureEvidence *f, const char *json, size_t len, Error *e);
+void feature_evidence_free(FeatureEvidence *f);
+
+// ---- templates and prompts ---------------------------------------------------------------------
+
+// A template: system text and user text with placeholders, replaced per feature:
+//   {{examples}}     Delphi style: one explain window a line, activating tokens <<marked>> (above
+//                    0.3 of the window's max), each followed by `Activations: ("tok" : n), ...`
+//                    with n = ceil(10 act / the feature's max)
+//   {{texts}}        the same windows marked, without the activation lines
+//   {{max_tokens}}   the max-activating token of each window, comma-separated
+//   {{next_tokens}}  the tokens right after the max, most frequent first
+//   {{top_logits}}   the tokens the feature's decoder promotes most
+//   {{layer}}, {{feature}}
+// Built in: "delphi" (Delphi's explainer prompt, answer with a label line added) and "np"
+// (Neuronpedia's max-activation + logits lists, a 1-6 word label). A template file holds the
+// system text, a line `---`, and the user text (no `---`: all of it is the user text).
+typedef struct {
+    char *name;    // "delphi", "np" or the file's path: part of the cache key
+    char *system;
+    char *user;
+} InterpTemplate;
+
+int interp_template_builtin(InterpTemplate *t, const char *name, Error *e);
+int interp_template_load(InterpTemplate *t, const char *path, Error *e);
+void interp_template_free(InterpTemplate *t);
+
+typedef struct {
+    const Tokenizer *tok;
+    int max_examples;      // explain windows shown (default 12)
+    int score_examples;    // test windows per class per task (default 10)
+    int score_batch;       // windows per scorer prompt (default 5)
+    uint64_t seed;         // fuzzing's random marks, the shuffled control
+} InterpOptions;
+
+// The user message for feature f (malloc'd).
+char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const InterpOptions *o, Error *e);
+
+// The model-free explanation: the most frequent max-activating tokens of the explain windows
+// ("quoted", the lexical scorer's keys) and the top logits. malloc'd label and explanation.
+void interp_tokens_explain(const FeatureEvidence *f, const InterpOptions *o, char **label, char **explanation);
+
+typedef enum { PARSE_OK, PARSE_NO_LABEL, PARSE_FAILED } ParseStatus;
+// Reads `[LABEL]: ...` (or [DESCRIPTION]:, Label:) and `[EXPLANATION]: ...` (or Explanation:) from
+// an answer. A missing label is taken from the explanation's first words (PARSE_NO_LABEL); with
+// neither, the first line of the answer stands in (PARSE_FAILED). Control characters are dropped.
+ParseStatus interp_parse_answer(const char *answer, char **label, char **explanation);
+const char *parse_status_name(ParseStatus s);  // "ok", "no_label", "failed"
+
+// ---- scoring -----------------------------------------------------------------------------------
+
+typedef enum { TASK_DETECTION, TASK_FUZZING } ScoreTask;
+
+typedef struct {
+    int tp, fp, tn, fn, failed;  // failed: windows without a parsed answer
+} Confusion;
+
+typedef struct {
+    double balanced_accuracy, precision, recall, f1;
+    int n, failed;
+} ScoreMetrics;
+
+ScoreMetrics confusion_metrics(const Confusion *c);
+
+// The scoring windows of one feature for a task: texts (malloc'd, marked for fuzzing) with
+// their truth, interleaved deterministically. 0 windows when the store holds no test windows.
+typedef struct {
+    char **texts;
+    int *truth;  // 1: activating
+    int n;
+} ScoreSet;
+
+int score_set_build(ScoreSet *s, const FeatureEvidence *f, ScoreTask task, const InterpOptions *o, Error *e);
+void score_set_free(ScoreSet *s);
+
+// The scorer prompt for windows [begin, end) of s (Delphi's detection / fuzzing prompts).
+void score_prompt(const ScoreSet *s, int begin, int end, ScoreTask task, const char *explanation, char **system,
+                  char **user);
+// Parses the reply to a score_prompt of n windows: the first [...] list holding exactly n 0/1
+// values. 0 with pred filled, -1 when there is none.
+int score_parse_reply(const char *reply, int n, int *pred);
+// Adds predictions for windows [begin, end) of s (pred NULL: their answer failed).
+void confusion_add(Confusion *c, const ScoreSet *s, int begin, const int *pred, int n);
+// The lexical scorer's prediction for one window text.
+int lexical_predict(const char *explanation, const char *text, ScoreTask task);
