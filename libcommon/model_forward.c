@@ -105,7 +105,9 @@ int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B
                         c->layer_sliding[l] ? c->sliding_window : 0};
         attention_cpu(s->att, out->attn_probs ? out->attn_probs[l] : NULL, s->q, s->k, s->v, &as);
         matmul_cpu(s->tmp, s->att, L->wo, L->bo, N, qd, D);
-        if (L->post_attn_norm_w) rmsnorm_cpu(s->tmp, s->tmp, L->post_attn_norm_w, 1.0f, N, D, c->norm_eps, NULL);
+        if (L->post_attn_norm_w)
+            rmsnorm_cpu(s->tmp, s->tmp, L->post_attn_norm_w, 1.0f, N, D, c->norm_eps,
+                        out->post_attn_rstd ? out->post_attn_rstd[l] : NULL);
         for (size_t i = 0; i < ND; i++) s->x[i] += s->tmp[i];
         copy_hook(out->resid_mid, l, s->x, ND);
         // MLP block
@@ -122,6 +124,8 @@ int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B
             matmul_cpu(s->tmp, s->up, L->w_down, NULL, N, F, D);
         }
         if (L->post_mlp_norm_w) rmsnorm_cpu(s->tmp, s->tmp, L->post_mlp_norm_w, 1.0f, N, D, c->norm_eps, NULL);
+        if (out->mlp_add && out->mlp_add[l])
+            for (size_t i = 0; i < ND; i++) s->tmp[i] += out->mlp_add[l][i];
         copy_hook(out->mlp_out, l, s->tmp, ND);
         for (size_t i = 0; i < ND; i++) s->x[i] += s->tmp[i];
     }

@@ -1,0 +1,51 @@
+// attrib_vjp.h — the hot steps of `attrib`'s backward pass through the linearized model (frozen
+// attention patterns and norm scales): a batch of B targets at once, gradients laid out
+// position-major (Te, B, D) with Te ≤ T the positions that can carry gradient (causality: a
+// target at position p moves nothing after p). Position-major, a head's slice of the whole batch
+// is one (Te, B·hd) matrix, so the frozen pattern's transpose is one GEMM per head. CPU over
+// OpenBLAS (a blocked C loop without it); the CUDA twin is
+// kernels/attrib_vjp.cu over cuBLAS, device pointers.
+#pragma once
+#include <stdint.h>
+
+#include "gpu_ctx.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out (M, N) = beta·out + a (M, K) · op(b), op(b) = b (K, N) or, with trans_b, bᵀ for b (N, K).
+// Leading dimensions (row strides) lda, ldb, ldo. Threads over rows of out.
+void attrib_gemm_cpu(int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta,
+                     float *out, int ldo);
+
+// The frozen attention pattern's transpose: y (Te, cols) = beta·y + P[:Te, :Te]ᵀ x, x (Te, cols),
+// probs P (T, T) of one head (rows = queries i, columns = keys j). Causal (P[i, j] = 0 for j > i):
+// output row j reads x rows i ≥ j only, half a GEMM's work.
+void attrib_pattern_t_cpu(float *y, const float *x, const float *probs, int Te, int T, int cols, float beta);
+
+// The vector–Jacobian product of a norm with its scale frozen at the prompt's value:
+//   RMSNorm   out = x · rstd · (w_off + w)            →  g_x = g · (w_off + w) · rstd
+//   LayerNorm out = (x − mean x) · rstd · w + b       →  g_x = C(g · w) · rstd,  C(u) = u − mean(u)
+// (the centering is linear and stays). g (Te, B, D); rstd (T,) per position; out (Te, B, D)
+// receives g_x (accumulate: added to out, else overwritten).
+void attrib_norm_vjp_cpu(float *out, const float *g, const float *w, float w_off, int centered, const float *rstd,
+                         int B, int Te, int D, int accumulate);
+
+// The decoder sources writing into one layer, grouped by position: sources off[p] ≤ s < off[p+1]
+// sit at position p (off (T+1,)), vecs (n, D) their activation-scaled decoder vectors, col (n,)
+// their row columns. g (Te, B, D). For every batch element b and p < Te:
+//   rows[b·ld_rows + col[s]] += Σ_d g[b, p, d] · vecs[s, d]
+// A column appears at most once per call (one decoder vector per feature and layer).
+void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *vecs,
+                             const float *g, int B, int Te, int D);
+
+// One source per position: rows[b·ld_rows + col0 + p] = Σ_d g[p, b, d] · vecs[p, d] for p < Te and 0
+// for Te ≤ p < T. vecs (T, D): error vectors of one layer, or the token embeddings (scaled by
+// vec_scale: Gemma's √D embedding scale).
+void attrib_position_dots_cpu(float *rows, int64_t ld_rows, int64_t col0, const float *vecs, float vec_scale,
+                              const float *g, int B, int Te, int T, int D);
+
+#ifdef __cplusplus
+}
+#endif
