@@ -67,6 +67,9 @@ TEST_SRC   := $(wildcard tests/test_*.c)
 GPU_TEST_SRC := $(wildcard tests/gpu_test_*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(KERNEL_SRC:%.c=$(BUILD)/%.o)
+# graph2html's viewer (libcommon/graph_html/viewer.{html,css,js}) compiled in as C arrays
+VIEWER_SRC := $(wildcard libcommon/graph_html/viewer.html libcommon/graph_html/viewer.css libcommon/graph_html/viewer.js)
+COMMON_OBJ += $(BUILD)/gen/graph_html_assets.o
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOLS      := $(TOOL_SRC:tools/%.c=$(BIN)/%)
 TESTS      := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -89,6 +92,12 @@ $(BUILD)/%.o: %.c
 $(BUILD)/kernels/actquant.o: CFLAGS += -O3
 # The same for the CLT trainer's sparse decoder rows (dot products and axpys of (L−l)·d floats).
 $(BUILD)/libcommon/clt.o: CFLAGS += -O3
+
+$(BUILD)/gen/graph_html_assets.c: $(VIEWER_SRC) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	bash scripts/embed.sh $@ $(VIEWER_SRC)
+$(BUILD)/gen/graph_html_assets.o: $(BUILD)/gen/graph_html_assets.c
+	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -130,7 +139,7 @@ test-gpu: all
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 fuzz: $(FUZZ_BIN)
-$(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC) $(KERNEL_SRC)
+$(BUILD)/fuzz/%: fuzz/%.c $(COMMON_SRC) $(KERNEL_SRC) $(BUILD)/gen/graph_html_assets.c
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilibcommon -Ikernels $^ -o $@ $(LDLIBS)
 
