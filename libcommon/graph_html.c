@@ -310,11 +310,26 @@ static int check_number_array(json_t *a) {
     return 1;
 }
 
+// feat-topk export writes next_tokens as [{"token", "count"}] (formats/features.md also allows
+// [[token, count]]); the page shows the tokens alone, most frequent first. NULL: another shape.
+static json_t *next_token_strings(json_t *a) {
+    if (!json_is_array(a)) return NULL;
+    json_t *out = json_array();
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        json_t *t = json_is_string(v) ? v : json_is_object(v) ? json_object_get(v, "token") : json_array_get(v, 0);
+        if (!json_is_string(t)) return json_decref(out), NULL;
+        json_array_append(out, t);
+    }
+    return out;
+}
+
 // The fields the page shows, checked (a wrong type is an error naming the file and field), with
 // at most max_examples examples per quantile group.
 static json_t *read_feature_file(const char *path, int max_examples, Error *e) {
     json_error_t je;
-    json_t *f = json_load_file(path, 0, &je);
+    // JSON_ALLOW_NUL: a byte-fallback token (<0x00>) is "\u0000" in feat-topk's export, valid JSON
+    json_t *f = json_load_file(path, JSON_ALLOW_NUL, &je);
     if (!f) return err_set(e, "%s: not JSON: %s (line %d)", path, je.text, je.line), NULL;
     if (!json_is_object(f)) return json_decref(f), err_set(e, "%s: not a JSON object", path), NULL;
     json_t *out = json_object();
@@ -323,6 +338,12 @@ static json_t *read_feature_file(const char *path, int max_examples, Error *e) {
         if (v) json_object_set(out, FEATURE_KEYS[k], v);
     }
     const char *bad = NULL;
+    json_t *nt = json_object_get(out, "next_tokens");
+    if (nt) {
+        json_t *strs = next_token_strings(nt);
+        if (strs) json_object_set_new(out, "next_tokens", strs);
+        else bad = "next_tokens";
+    }
     json_t *q = json_object_get(out, "examples_quantiles");
     if (q && !json_is_array(q)) bad = "examples_quantiles";
     for (size_t g = 0; !bad && q && g < json_array_size(q); g++) {

@@ -71,7 +71,7 @@ static void make_clt(Fixture *f, const char *hook, int d_override) {
         for (int l = 0; l < L; l++) free(x[l]);
         free(x);
     }
-    CltSaveInfo info = {"tiny", hook, "hook_mlp_out", NULL};
+    CltSaveInfo info = {.model_name = "tiny", .input_hook = hook, .output_hook = "hook_mlp_out"};
     CHECK(!clt_save(f->dir.dir, &p, NULL, NULL, &info, &e), "%s", e.msg);
     clt_params_free(&p);
 }
