@@ -13,9 +13,11 @@
 # interrupted run resumes where it stopped: run make again. Independent jobs (token and activation
 # shards, feature-collection shards, prompts) run in parallel under `make -j`.
 #
-# Targets: all (default: clt-eval + graphs), tokens, acts, clt, clt-eval, features, export,
-# interp, graphs, eval (the model's loss on part0), and per shard (Slurm arrays, pipelines/slurm/):
-# acts-part-I, feat-part-J.
+# Targets: all (default: clt-eval + graphs), prepare (the model directory and the corpus: what
+# must exist before parallel jobs start), tokens, acts, clt, clt-eval, features, export, interp,
+# graphs, eval (the model's loss on part0), and per shard (Slurm arrays, pipelines/slurm/):
+# acts-part-I, feat-part-J. Device: ACTS_FLAGS/FEAT_FLAGS="--device cuda" run the forward passes
+# on a GPU, CLT_FLAGS="--device cuda" the training (clt-fit --help).
 
 PIPELINES := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 ROOT      := $(abspath $(PIPELINES)/..)
@@ -32,6 +34,7 @@ DTYPE     ?= bf16
 LAYERS    ?= all
 FIELD     ?= text
 IN        ?= mlp_in
+ACTS_FLAGS ?=
 # CLT (features per layer = EXPANSION x D_MODEL unless FEATURES is set)
 D_MODEL   ?= 2048
 EXPANSION ?= 32
@@ -96,9 +99,10 @@ INTERP_DEPS :=
 INTERP_SPEC := $(INTERP_FEATURES)
 endif
 
-.PHONY: all tokens acts clt clt-eval features export interp graphs eval
+.PHONY: all prepare tokens acts clt clt-eval features export interp graphs eval
 .DELETE_ON_ERROR:
 all: clt-eval graphs
+prepare: $(MODEL_DIR)/config.json $(CORPUS)
 tokens: $(TOKS)
 acts: $(ACTS)
 clt: $(OUT)/clt/done
@@ -117,7 +121,7 @@ $(OUT)/tokens/part%.tok: $(CORPUS) $(MODEL_DIR)/config.json
 $(OUT)/acts/part%.acts: $(OUT)/tokens/part%.tok
 	@mkdir -p $(dir $@)
 	$(BIN)/fwd-acts -m $(MODEL_DIR) -o $@ --ctx $(CTX) --batch $(BATCH) --dtype $(DTYPE) --layers $(LAYERS) \
-	    --in $(IN) $<
+	    --in $(IN) $(ACTS_FLAGS) $<
 
 # Resumable: an interrupted run continues from its last checkpoint (make clt again).
 # (config.yaml appears at the first checkpoint, so completion is marked by a separate file.)
