@@ -31,8 +31,8 @@
 struct Explainer {
     ExplainerOptions o;
     ExplainerKind kind;
-    char *arg;   // command, URL or model name
-    char *id;    // explainer_id
+    char *arg;       // command, URL or model name
+    char *id;        // explainer_id
     char *model_id;  // part of the cache key: the http model, the builtin model's weights hash
     // builtin
     Model m;
@@ -123,6 +123,45 @@ static char *defuse_specials(const char *s) {
     return out;
 }
 
+// The reply "[d,d,...,d]" of a scorer prompt, each d the more likely of "1" and "0" after what
+// came before: a 135M model rarely writes a well-formed list on its own, but its preference
+// between the two digits still carries the judgement, and every window gets an answer.
+static int builtin_list(Explainer *x, const uint32_t *ids, int n_ids, int items, char **text, Error *e) {
+    int64_t one = tokenizer_token_to_id(x->tok, "1", 1), zero = tokenizer_token_to_id(x->tok, "0", 1),
+            comma = tokenizer_token_to_id(x->tok, ",", 1);
+    if (one < 0 || zero < 0 || comma < 0)
+        return err_set(e, "builtin: the tokenizer has no \"1\", \"0\" or \",\" token");
+    float *logits = xmalloc((size_t)x->m.cfg.vocab_size * sizeof *logits);
+    char *out = xmalloc((size_t)items * 2 + 2);
+    int k = 0;
+    out[k++] = '[';
+    kv_decoder_reset(x->dec);
+    double t0 = now_seconds();
+    int rc = kv_decoder_forward(x->dec, ids, n_ids, logits, e);
+    x->prefill_s += now_seconds() - t0;
+    x->prompt_tokens += n_ids;
+    t0 = now_seconds();
+    for (int i = 0; i < items && !rc; i++) {
+        int yes = logits[one] > logits[zero];
+        out[k++] = yes ? '1' : '0';
+        out[k++] = i + 1 < items ? ',' : ']';
+        if (i + 1 < items) {
+            uint32_t next[2] = {(uint32_t)(yes ? one : zero), (uint32_t)comma};
+            rc = kv_decoder_forward(x->dec, next, 2, logits, e);
+            x->new_tokens += 2;
+        }
+    }
+    x->decode_s += now_seconds() - t0;
+    out[k] = 0;
+    free(logits);
+    if (rc) {
+        free(out);
+        return -1;
+    }
+    *text = out;
+    return 0;
+}
+
 static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) {
     char *sys = p->system && *p->system ? defuse_specials(p->system) : NULL, *user = defuse_specials(p->user);
     char *full;
@@ -133,7 +172,12 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
         msgs[n++] = (ChatMessage){"user", user};
         full = chat_format(&x->ct, msgs, n, 1);
     } else {
-        full = fmt_alloc("%s\n\n%s", sys ? sys : "", user);
+        full = fmt_alloc("%s\n\n%s\n", sys ? sys : "", user);
+    }
+    if (p->list_items > 0) {  // the answer is opened for the model
+        char *opened = fmt_alloc("%s%s[", full, NULL);
+        free(full);
+        full = opened;
     }
     free(sys);
     free(user);
@@ -146,11 +190,21 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
     if (rc) return -1;
     int max_new = p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens;
     if (x->m.cfg.max_pos > 0 && (int)ids.n + max_new > x->m.cfg.max_pos) {
+        size_t n = ids.n;
         tokids_free(&ids);
-        return err_set(e, "the prompt (%zu tokens) does not fit the model's context (%d)", ids.n, x->m.cfg.max_pos);
+        return err_set(e, "builtin: the prompt (%zu tokens) and %d answer tokens do not fit the model's context (%d)",
+                       n, max_new, x->m.cfg.max_pos);
     }
-    GenerateOptions go = {.max_tokens = max_new, .sampling = {.temperature = 0, .top_p = 1},
-                          .eos_ids = x->eos, .n_eos = x->n_eos, .tok = x->tok};
+    if (p->list_items > 0) {
+        rc = builtin_list(x, ids.ids, (int)ids.n, p->list_items, text, e);
+        tokids_free(&ids);
+        return rc;
+    }
+    GenerateOptions go = {.max_tokens = max_new,
+                          .sampling = {.temperature = 0, .top_p = 1},
+                          .eos_ids = x->eos,
+                          .n_eos = x->n_eos,
+                          .tok = x->tok};
     GenerateResult r;
     rc = generate(x->dec, ids.ids, (int)ids.n, &go, &r, e);
     tokids_free(&ids);
@@ -167,8 +221,8 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
 
 // ---- cmd ---------------------------------------------------------------------------------------
 
-int run_command(const char *command, const char *input, size_t input_len, double timeout_s, char **out,
-                size_t *out_len, Error *e) {
+int run_command(const char *command, const char *input, size_t input_len, double timeout_s, char **out, size_t *out_len,
+                Error *e) {
     *out = NULL;
     *out_len = 0;
     int in[2], op[2];
@@ -245,8 +299,7 @@ int run_command(const char *command, const char *input, size_t input_len, double
     if (rfd >= 0) close(rfd);
     if (failed) kill(-pid, SIGKILL), kill(pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (!failed && WIFSIGNALED(status)) failed = 1, err_set(e, "cmd: killed by signal %d", WTERMSIG(status));
     if (!failed && WIFEXITED(status) && WEXITSTATUS(status) != 0)
         failed = 1, err_set(e, "cmd: exit status %d", WEXITSTATUS(status));
@@ -295,11 +348,12 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx) {
 
 static char *chat_request_body(const Explainer *x, const Prompt *p) {
     json_t *msgs = json_array();
-    if (p->system && *p->system) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
+    if (p->system && *p->system)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", p->user));
     json_t *req = json_pack("{s:s, s:o, s:i, s:f}", "model", x->o.model, "messages", msgs, "max_tokens",
                             p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "temperature", x->o.temperature);
-    char *body = json_dumps(req, JSON_COMPACT);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;  // NULL: the prompt is not UTF-8
     json_decref(req);
     return body;
 }
@@ -312,8 +366,8 @@ static char *chat_reply_content(const char *body, size_t len, Error *e) {
         err_set(e, "malformed JSON in the reply (%s)", je.text);
         return NULL;
     }
-    json_t *content = json_object_get(json_object_get(json_array_get(json_object_get(root, "choices"), 0), "message"),
-                                      "content");
+    json_t *content =
+        json_object_get(json_object_get(json_array_get(json_object_get(root, "choices"), 0), "message"), "content");
     char *s = json_is_string(content) ? xstrdup(json_string_value(content)) : NULL;
     if (!s) err_set(e, "the reply has no choices[0].message.content string");
     json_decref(root);
@@ -323,14 +377,17 @@ static char *chat_reply_content(const char *body, size_t len, Error *e) {
 static void sleep_s(double s) {
     if (s <= 0) return;
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) && errno == EINTR) {
-    }
+    while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
 static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts, Error *e) {
     CURL *c = curl_easy_init();
     if (!c) return err_set(e, "http: curl_easy_init failed");
     char *body = chat_request_body(x, p);
+    if (!body) {
+        curl_easy_cleanup(c);
+        return err_set(e, "http: the prompt is not valid UTF-8");
+    }
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     const char *key_env = x->o.api_key_env ? x->o.api_key_env : "OPENAI_API_KEY";
     const char *key = getenv(key_env);
@@ -372,8 +429,10 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
             retryable = 0;
         } else {
             *text = chat_reply_content(b.buf ? b.buf : "", b.n, e);
-            if (*text) rc = 0;
-            else err_prefix(e, "http: %s", x->arg);
+            if (*text)
+                rc = 0;
+            else
+                err_prefix(e, "http: %s", x->arg);
             retryable = 1;  // a truncated or garbled reply may be transient
         }
         free(b.buf);
@@ -398,9 +457,10 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
 // The cache file of a prompt: DIR/<hash>.json holding the key fields and the answer. The full
 // key is stored and compared on reading, so a hash collision is a miss, never a wrong answer.
 static json_t *cache_key(const Explainer *x, const char *tag, const Prompt *p) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
                      x->model_id ? x->model_id : "", "system", p->system ? p->system : "", "user", p->user,
-                     "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens);
+                     "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "list_items",
+                     x->kind == EXPLAINER_BUILTIN ? p->list_items : 0);
 }
 
 static void cache_path(const Explainer *x, json_t *key, char *path, size_t cap) {
@@ -453,8 +513,7 @@ static void answer_one(Batch *b, int i) {
     Answer *a = &b->answers[i];
     json_t *key = NULL;
     char path[4400];
-    if (x->o.cache_dir) {
-        key = cache_key(x, b->tag, p);
+    if (x->o.cache_dir && (key = cache_key(x, b->tag, p))) {  // a key that is not UTF-8 is not cached
         cache_path(x, key, path, sizeof path);
         a->text = cache_get(x, key, path);
         if (a->text) a->cached = 1;
@@ -504,8 +563,8 @@ int explainer_answer(Explainer *x, const char *cache_tag, const Prompt *prompts,
     if (x->kind == EXPLAINER_TOKENS) return err_set(e, "the tokens explainer answers no prompts");
     if (x->o.cache_dir && mkdir(x->o.cache_dir, 0755) && errno != EEXIST)
         return err_set(e, "%s: cannot create the cache directory: %s", x->o.cache_dir, strerror(errno));
-    Batch b = {.x = x, .tag = cache_tag, .prompts = prompts, .answers = answers, .n = n, .on_done = on_done,
-               .ctx = ctx};
+    Batch b = {
+        .x = x, .tag = cache_tag, .prompts = prompts, .answers = answers, .n = n, .on_done = on_done, .ctx = ctx};
     pthread_mutex_init(&b.lock, NULL);
     pthread_mutex_init(&b.done_lock, NULL);
     pthread_mutex_init(&b.builtin_lock, NULL);

@@ -34,14 +34,17 @@ typedef struct {
 typedef struct {
     const char *system;  // may be NULL or ""
     const char *user;
-    int max_tokens;      // answer length bound for this prompt; 0: the explainer's
+    int max_tokens;  // answer length bound for this prompt; 0: the explainer's
+    int list_items;  // > 0: the reply is a list of this many 0/1 values (a scorer prompt); the
+                     // builtin backend then decodes it constrained: "[", and per item the more
+                     // likely of the tokens "1" and "0", then ","; others generate freely
 } Prompt;
 
 typedef struct {
-    char *text;      // the answer (malloc'd), NULL when the prompt failed
-    char *error;     // why it failed (malloc'd), NULL on success
-    int cached;      // 1: read from the disk cache
-    int attempts;    // calls made (0 when cached)
+    char *text;    // the answer (malloc'd), NULL when the prompt failed
+    char *error;   // why it failed (malloc'd), NULL on success
+    int cached;    // 1: read from the disk cache
+    int attempts;  // calls made (0 when cached)
 } Answer;
 
 typedef struct Explainer Explainer;
@@ -70,5 +73,5 @@ void explainer_builtin_stats(const Explainer *x, long *prompt_tokens, double *pr
 // Runs `/bin/sh -c command` with input on its stdin and returns its stdout (malloc'd, *out_len
 // bytes, NUL-terminated). The command is never built from the input. Killed after timeout_s
 // (0: none). -1 (with the exit status or signal in e) unless it exits 0.
-int run_command(const char *command, const char *input, size_t input_len, double timeout_s, char **out,
-                size_t *out_len, Error *e);
+int run_command(const char *command, const char *input, size_t input_len, double timeout_s, char **out, size_t *out_len,
+                Error *e);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hashmap.h"
+#include "unicode.h"
 
 // ---- a growable string -------------------------------------------------------------------------
 
@@ -64,7 +65,8 @@ static int parse_examples(json_t *arr, InterpExample **out, int *n_out, int with
         x->tokens = xcalloc((size_t)x->n + 1, sizeof *x->tokens);
         for (int j = 0; j < x->n; j++) {
             json_t *t = json_array_get(toks, (size_t)j);
-            if (!json_is_integer(t) || json_integer_value(t) < 0) return err_set(e, "record: %s[%zu]: bad token", what, i);
+            if (!json_is_integer(t) || json_integer_value(t) < 0)
+                return err_set(e, "record: %s[%zu]: bad token", what, i);
             x->tokens[j] = (uint32_t)json_integer_value(t);
         }
         if (with_acts) {
@@ -133,6 +135,15 @@ void feature_evidence_free(FeatureEvidence *f) {
 
 // ---- token text --------------------------------------------------------------------------------
 
+// A copy of s[0..len) as valid UTF-8 (each ill-formed subpart becomes U+FFFD): prompts, cache keys
+// and JSON output need it, and a token can end in the middle of a character. malloc'd.
+static char *utf8_clean(const char *s, size_t len) {
+    char *out = xmalloc(3 * len + 1);
+    size_t n = utf8_lossy((const unsigned char *)s, len, out);
+    out[n] = 0;
+    return out;
+}
+
 // Control characters (newlines included) become spaces: one window is one line, and nothing in
 // the data can forge the prompt's structure or a terminal escape.
 static void defuse_controls(char *s) {
@@ -161,7 +172,7 @@ static char **token_pieces(const Tokenizer *tok, const uint32_t *ids, int n) {
         while (prev[k] && prev[k] == cur[k]) k++;
         // back up to a UTF-8 character boundary so a character split over tokens stays whole
         while (k > 0 && ((unsigned char)cur[k] & 0xC0) == 0x80) k--;
-        pieces[i] = xstrdup(cur + k);
+        pieces[i] = utf8_clean(cur + k, strlen(cur + k));
         defuse_controls(pieces[i]);
         free(prev);
         prev = cur;
@@ -288,8 +299,10 @@ int interp_template_load(InterpTemplate *t, const char *path, Error *e) {
         return err_set(e, "%s: the template has no {{placeholder}}: it would show the model no feature", path);
     }
     char *sep = NULL;
-    if (!strncmp(text, "---\n", 4)) sep = text;
-    else if ((sep = strstr(text, "\n---\n"))) sep++;
+    if (!strncmp(text, "---\n", 4))
+        sep = text;
+    else if ((sep = strstr(text, "\n---\n")))
+        sep++;
     t->name = xstrdup(path);
     if (sep) {
         *sep = 0;
@@ -422,8 +435,13 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
     snprintf(layer, sizeof layer, "%d", f->layer);
     snprintf(feature, sizeof feature, "%d", f->feature);
     const char *names[] = {"examples", "texts", "max_tokens", "next_tokens", "top_logits", "layer", "feature"};
-    const char *values[] = {examples.s ? examples.s : "", texts.s ? texts.s : "", maxtok.s ? maxtok.s : "",
-                            next.s ? next.s : "(none)", logits.s ? logits.s : "(none)", layer, feature};
+    const char *values[] = {examples.s ? examples.s : "",
+                            texts.s ? texts.s : "",
+                            maxtok.s ? maxtok.s : "",
+                            next.s ? next.s : "(none)",
+                            logits.s ? logits.s : "(none)",
+                            layer,
+                            feature};
     Str out = {0};
     for (const char *p = t->user; *p;) {
         const char *open = strstr(p, "{{");
@@ -441,8 +459,10 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
                 matched = 1;
             }
         }
-        if (matched) p = close + 2;
-        else str_addn(&out, open, 2), p = open + 2;  // not a placeholder: the text as is
+        if (matched)
+            p = close + 2;
+        else
+            str_addn(&out, open, 2), p = open + 2;  // not a placeholder: the text as is
     }
     free(examples.s), free(texts.s), free(maxtok.s), free(next.s), free(logits.s);
     return str_take(&out);
@@ -546,7 +566,7 @@ static char *first_words(const char *s, int max_words) {
     }
     char *r = str_take(&b);
     size_t n = strlen(r);
-    while (n && (r[n - 1] == '.' || r[n - 1] == ',')) r[--n] = 0;
+    while (n && strchr(".,\"'*", r[n - 1])) r[--n] = 0;
     return r;
 }
 
@@ -568,10 +588,14 @@ static char *first_sentence(const char *s) {
     return r;
 }
 
-ParseStatus interp_parse_answer(const char *answer, char **label, char **explanation) {
+ParseStatus interp_parse_answer(const char *raw, char **label, char **explanation) {
     static const char *const LABEL[] = {"[LABEL]:", "[DESCRIPTION]:", "LABEL:"};
     static const char *const EXPL[] = {"[EXPLANATION]:", "EXPLANATION:"};
+    char *answer = utf8_clean(raw, strlen(raw));
     char *l = field_after(answer, LABEL, 3), *x = field_after(answer, EXPL, 2);
+    // a small model may echo the format's placeholders: that is no answer
+    if (l && !strcmp(l, "<a label of 1 to 6 words>")) free(l), l = NULL;
+    if (x && !strcmp(x, "<one sentence>")) free(x), x = NULL;
     ParseStatus st = PARSE_OK;
     if (!x && !l) {
         st = PARSE_FAILED;
@@ -593,6 +617,7 @@ ParseStatus interp_parse_answer(const char *answer, char **label, char **explana
     if (!l) l = xstrdup(sentence);
     char *short_label = first_words(l, 8);
     free(l);
+    free(answer);
     *label = short_label;
     *explanation = sentence;
     return st;
@@ -604,7 +629,7 @@ ScoreMetrics confusion_metrics(const Confusion *c) {
     ScoreMetrics m = {0};
     int pos = c->tp + c->fn, neg = c->tn + c->fp;
     double tpr = pos ? (double)c->tp / pos : 0, tnr = neg ? (double)c->tn / neg : 0;
-    m.balanced_accuracy = (pos && neg) ? (tpr + tnr) / 2 : pos ? tpr : tnr;
+    m.balanced_accuracy = (pos && neg) ? (tpr + tnr) / 2 : NAN;  // one class alone says nothing of the other
     m.precision = c->tp + c->fp ? (double)c->tp / (c->tp + c->fp) : 0;
     m.recall = tpr;
     m.f1 = m.precision + m.recall > 0 ? 2 * m.precision * m.recall / (m.precision + m.recall) : 0;
@@ -650,7 +675,7 @@ int score_set_build(ScoreSet *s, const FeatureEvidence *f, ScoreTask task, const
         int *mark = xcalloc((size_t)x->n, sizeof *mark);
         marked_total += mark_active(x, mark);
         all[n++] = (Scored){marked_text(pieces, task == TASK_FUZZING ? mark : NULL, x->n), 1,
-                            mix(o->seed, (uint64_t)x->window, 2 * (uint64_t)f->feature + task)};
+                            mix(o->seed, (uint64_t)x->window, (uint64_t)f->feature)};
         free(mark);
         free_pieces(pieces, x->n);
     }
@@ -665,7 +690,7 @@ int score_set_build(ScoreSet *s, const FeatureEvidence *f, ScoreTask task, const
             if (!mark[at]) mark[at] = 1, m++;
         }
         all[n++] = (Scored){marked_text(pieces, task == TASK_FUZZING ? mark : NULL, x->n), 0,
-                            mix(o->seed, (uint64_t)x->window ^ (1ull << 62), 2 * (uint64_t)f->feature + task)};
+                            mix(o->seed, (uint64_t)x->window ^ (1ull << 62), (uint64_t)f->feature)};
         free(mark);
         free_pieces(pieces, x->n);
     }
@@ -730,8 +755,10 @@ int score_parse_reply(const char *reply, int n, int *pred) {
         while (ok) {
             while (*q == ' ' || *q == ',' || *q == '\n' || *q == '\t' || *q == '\r') q++;
             if (*q == ']') break;
-            if ((*q == '0' || *q == '1') && !isdigit((unsigned char)q[1]) && k < n) pred[k++] = *q++ - '0';
-            else ok = 0;
+            if ((*q == '0' || *q == '1') && !isdigit((unsigned char)q[1]) && k < n)
+                pred[k++] = *q++ - '0';
+            else
+                ok = 0;
         }
         if (ok && k == n) return 0;
     }
@@ -741,22 +768,28 @@ int score_parse_reply(const char *reply, int n, int *pred) {
 void confusion_add(Confusion *c, const ScoreSet *s, int begin, const int *pred, int n) {
     for (int i = 0; i < n; i++) {
         int t = s->truth[begin + i];
-        if (!pred) c->failed++;
-        else if (t && pred[i]) c->tp++;
-        else if (t) c->fn++;
-        else if (pred[i]) c->fp++;
-        else c->tn++;
+        if (!pred)
+            c->failed++;
+        else if (t && pred[i])
+            c->tp++;
+        else if (t)
+            c->fn++;
+        else if (pred[i])
+            c->fp++;
+        else
+            c->tn++;
     }
 }
 
 // ---- the lexical scorer ------------------------------------------------------------------------
 
 static const char *const STOP_WORDS[] = {
-    "the", "and", "for", "with", "that", "this", "are", "was", "were", "words", "word", "token", "tokens",
-    "text", "texts", "related", "feature", "neuron", "latent", "activates", "fires", "about", "from", "such",
-    "like", "its", "which", "when", "into", "also", "other", "often", "usually", "mostly", "especially",
-    "phrases", "phrase", "pattern", "patterns", "concept", "concepts", "context", "contexts", "mentions",
-    "references", "reference", "use", "uses", "usage", "promotes", "sentence", "sentences", "examples", "example"};
+    "the",       "and",       "for",      "with",    "that",     "this",     "are",       "was",        "were",
+    "words",     "word",      "token",    "tokens",  "text",     "texts",    "related",   "feature",    "neuron",
+    "latent",    "activates", "fires",    "about",   "from",     "such",     "like",      "its",        "which",
+    "when",      "into",      "also",     "other",   "often",    "usually",  "mostly",    "especially", "phrases",
+    "phrase",    "pattern",   "patterns", "concept", "concepts", "context",  "contexts",  "mentions",   "references",
+    "reference", "use",       "uses",     "usage",   "promotes", "sentence", "sentences", "examples",   "example"};
 
 static int is_stop(const char *w) {
     for (size_t i = 0; i < sizeof STOP_WORDS / sizeof *STOP_WORDS; i++)
@@ -789,8 +822,10 @@ static int lexical_keys(const char *expl, char **keys, int max) {
             char *s = xmalloc((size_t)(q - p) + 1);
             for (long i = 0; i < q - p; i++) s[i] = (char)tolower((unsigned char)p[i]);
             s[q - p] = 0;
-            if (is_stop(s)) free(s);
-            else keys[k++] = s;
+            if (is_stop(s))
+                free(s);
+            else
+                keys[k++] = s;
         }
         p = q;
     }

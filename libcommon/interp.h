@@ -10,8 +10,8 @@
 //   fuzzing    windows with tokens marked <<like this>>: positives mark the tokens above 0.3 of
 //              the window's max, negatives mark ceil(mean marked per positive) random tokens of a
 //              non-activating window; "yes" means every marked token fits the explanation
-// Metrics: balanced accuracy (TPR + TNR) / 2, precision, recall, F1; windows whose answer could
-// not be parsed are left out and counted. The lexical scorer needs no model: it says yes when a
+// Metrics: balanced accuracy (TPR + TNR) / 2 (NaN unless both classes were answered), precision,
+// recall, F1; windows whose answer could not be parsed are left out and counted. The lexical scorer needs no model: it says yes when a
 // key of the explanation (its "quoted" strings if it has any, else its words of 3+ letters that
 // are not stop words) occurs, case-insensitively, in the text (detection) or in every marked span
 // (fuzzing) — cheap, deterministic, and the scorer of the model-free `tokens` explainer.
@@ -58,7 +58,7 @@ void feature_evidence_free(FeatureEvidence *f);
 // (Neuronpedia's max-activation + logits lists, a 1-6 word label). A template file holds the
 // system text, a line `---`, and the user text (no `---`: all of it is the user text).
 typedef struct {
-    char *name;    // "delphi", "np" or the file's path: part of the cache key
+    char *name;  // "delphi", "np" or the file's path: part of the cache key
     char *system;
     char *user;
 } InterpTemplate;
@@ -69,10 +69,10 @@ void interp_template_free(InterpTemplate *t);
 
 typedef struct {
     const Tokenizer *tok;
-    int max_examples;      // explain windows shown (default 12)
-    int score_examples;    // test windows per class per task (default 10)
-    int score_batch;       // windows per scorer prompt (default 5)
-    uint64_t seed;         // fuzzing's random marks, the shuffled control
+    int max_examples;    // explain windows shown (default 12)
+    int score_examples;  // test windows per class per task (default 10)
+    int score_batch;     // windows per scorer prompt (default 5)
+    uint64_t seed;       // fuzzing's random marks, the shuffled control
 } InterpOptions;
 
 // The user message for feature f (malloc'd).

@@ -49,8 +49,10 @@ int model_resolve(const char *name, char **dir, Error *e) {
     }
     const char *env = getenv("CLTKIT_CACHE"), *home = getenv("HOME");
     char cache[4000], p[4096];
-    if (env && *env) snprintf(cache, sizeof cache, "%s/%s", env, name);
-    else snprintf(cache, sizeof cache, "%s/.cache/cltkit/%s", home ? home : ".", name);
+    if (env && *env)
+        snprintf(cache, sizeof cache, "%s/%s", env, name);
+    else
+        snprintf(cache, sizeof cache, "%s/.cache/cltkit/%s", home ? home : ".", name);
     if (is_model_dir(cache)) {
         *dir = xstrdup(cache);
         return 0;
@@ -101,7 +103,8 @@ int model_eos_ids(const Model *m, const Tokenizer *tok, int chat, uint32_t *eos)
         if (json_is_integer(v)) add_eos(eos, &n, json_integer_value(v));
         size_t i;
         json_t *item;
-        if (json_is_array(v)) json_array_foreach(v, i, item) if (json_is_integer(item)) add_eos(eos, &n, json_integer_value(item));
+        if (json_is_array(v))
+            json_array_foreach(v, i, item) if (json_is_integer(item)) add_eos(eos, &n, json_integer_value(item));
         json_decref(root);
     }
     if (chat) add_eos(eos, &n, tokenizer_token_to_id(tok, "<|im_end|>", 10));

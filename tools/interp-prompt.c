@@ -67,8 +67,7 @@ static const char USAGE[] =
     "  -h, --help, --version\n";
 
 typedef struct {
-    const char *store, *output, *features, *explainer, *model, *api_key_env, *scorer, *template, *tokenizer,
-        *cache;
+    const char *store, *output, *features, *explainer, *model, *api_key_env, *scorer, *template, *tokenizer, *cache;
     int concurrency, max_examples, score_examples, score_batch, max_tokens, retries, dry_run, report;
     double temperature, timeout, backoff;
     uint64_t seed;
@@ -204,7 +203,8 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
             Item *it = &items[jb->item];
             int pred[64];
             for (int k = jb->begin; k < jb->end; k++)
-                pred[k - jb->begin] = lexical_predict(variant_text(it, jb->variant), it->sets[jb->task].texts[k], jb->task);
+                pred[k - jb->begin] =
+                    lexical_predict(variant_text(it, jb->variant), it->sets[jb->task].texts[k], jb->task);
             confusion_add(&it->conf[jb->variant][jb->task], &it->sets[jb->task], jb->begin, pred, jb->end - jb->begin);
         }
     } else {
@@ -214,7 +214,7 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
             Item *it = &items[jb->item];
             char *sys, *user;
             score_prompt(&it->sets[jb->task], jb->begin, jb->end, jb->task, variant_text(it, jb->variant), &sys, &user);
-            prompts[j] = (Prompt){sys, user, 8 + 4 * (jb->end - jb->begin)};
+            prompts[j] = (Prompt){sys, user, 8 + 4 * (jb->end - jb->begin), jb->end - jb->begin};
         }
         Answer *answers = answer_all(sx, "score", prompts, nj, "score");
         for (int j = 0; j < nj; j++) {
@@ -235,7 +235,7 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
 
 // ---- output ------------------------------------------------------------------------------------
 
-static json_t *real4(double x) { return json_real(round(x * 1e4) / 1e4); }
+static json_t *real4(double x) { return isnan(x) ? json_null() : json_real(round(x * 1e4) / 1e4); }
 
 // n = 0 (every answer failed, or no test windows): the numbers are null, not zeros.
 static json_t *metrics_json(const Confusion *c) {
@@ -251,8 +251,10 @@ static json_t *metrics_json(const Confusion *c) {
 static Confusion constant_confusion(const ScoreSet *s, int yes) {
     Confusion c = {0};
     for (int i = 0; i < s->n; i++) {
-        if (s->truth[i]) yes ? c.tp++ : c.fn++;
-        else yes ? c.fp++ : c.tn++;
+        if (s->truth[i])
+            yes ? c.tp++ : c.fn++;
+        else
+            yes ? c.fp++ : c.tn++;
     }
     return c;
 }
@@ -264,7 +266,8 @@ static json_t *scores_json(const Item *it, int v) {
 }
 
 static json_t *constant_json(const Item *it, int yes) {
-    Confusion d = constant_confusion(&it->sets[TASK_DETECTION], yes), f = constant_confusion(&it->sets[TASK_FUZZING], yes);
+    Confusion d = constant_confusion(&it->sets[TASK_DETECTION], yes),
+              f = constant_confusion(&it->sets[TASK_FUZZING], yes);
     return json_pack("{s:o, s:o}", "detection", metrics_json(&d), "fuzzing", metrics_json(&f));
 }
 
@@ -281,7 +284,7 @@ static void report_add(LayerSums *r, const Item *it) {
     for (int t = 0; t < 2; t++) {
         if (!it->sets[t].n) continue;
         for (int v = 0; v < N_VARIANTS; v++) {
-            if (!it->scored[v] || confusion_metrics(&it->conf[v][t]).n == 0) continue;
+            if (!it->scored[v] || isnan(confusion_metrics(&it->conf[v][t]).balanced_accuracy)) continue;
             r->sum[v][t] += confusion_metrics(&it->conf[v][t]).balanced_accuracy;
             r->n[v][t]++;
         }
@@ -298,25 +301,30 @@ static void report_row(FILE *f, const char *name, const LayerSums *r) {
     for (int t = 0; t < 2; t++) {
         fprintf(f, " |");
         for (int v = 0; v < 5; v++) {
-            if (r->n[v][t]) fprintf(f, " %9.3f", r->sum[v][t] / r->n[v][t]);
-            else fprintf(f, " %9s", "-");
+            if (r->n[v][t])
+                fprintf(f, " %9.3f", r->sum[v][t] / r->n[v][t]);
+            else
+                fprintf(f, " %9s", "-");
         }
     }
     fprintf(f, "\n");
 }
 
-static void print_report(FILE *f, const Item *items, int n, const FeatStore *s, const char *explainer, const char *scorer) {
+static void print_report(FILE *f, const Item *items, int n, const FeatStore *s, const char *explainer,
+                         const char *scorer) {
     fprintf(f, "interp-prompt report: explainer %s, scorer %s; mean balanced accuracy per layer (chance 0.5)\n",
             explainer, scorer);
     fprintf(f, "%-6s %8s %10s |%50s |%50s\n", "", "", "", "detection", "fuzzing");
     fprintf(f, "%-6s %8s %10s", "layer", "features", "parse_fail");
-    for (int t = 0; t < 2; t++) fprintf(f, " | %9s %9s %9s %9s %9s", "explainer", "shuffled", "baseline", "always_yes", "always_no");
+    for (int t = 0; t < 2; t++)
+        fprintf(f, " | %9s %9s %9s %9s %9s", "explainer", "shuffled", "baseline", "always_yes", "always_no");
     fprintf(f, "\n");
     LayerSums all = {0};
     for (int li = 0; li < s->n_layers; li++) {
         LayerSums r = {0};
         for (int i = 0; i < n; i++)
-            if (items[i].explanation && items[i].ev.layer == s->layers[li]) report_add(&r, &items[i]), report_add(&all, &items[i]);
+            if (items[i].explanation && items[i].ev.layer == s->layers[li])
+                report_add(&r, &items[i]), report_add(&all, &items[i]);
         if (!r.features) continue;
         char name[16];
         snprintf(name, sizeof name, "%d", s->layers[li]);
@@ -329,20 +337,38 @@ static void print_report(FILE *f, const Item *items, int n, const FeatStore *s, 
 
 int main(int argc, char **argv) {
     cli_standard(argc, argv, "interp-prompt", USAGE);
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"features", required_argument, 0, 'F'},
-        {"explainer", required_argument, 0, 'x'}, {"model", required_argument, 0, 'm'},
-        {"api-key-env", required_argument, 0, 'K'}, {"scorer", required_argument, 0, 's'},
-        {"template", required_argument, 0, 'T'}, {"tokenizer", required_argument, 0, 't'},
-        {"cache", required_argument, 0, 'C'}, {"concurrency", required_argument, 0, 'j'},
-        {"max-examples", required_argument, 0, 'E'}, {"score-examples", required_argument, 0, 'S'},
-        {"score-batch", required_argument, 0, 'B'}, {"max-tokens", required_argument, 0, 'n'},
-        {"temperature", required_argument, 0, 'p'}, {"timeout", required_argument, 0, 'w'},
-        {"retries", required_argument, 0, 'r'}, {"backoff", required_argument, 0, 'b'},
-        {"seed", required_argument, 0, 'd'}, {"dry-run", no_argument, 0, 'D'}, {"report", no_argument, 0, 'R'},
-        {0, 0, 0, 0}};
-    Options o = {.explainer = "builtin", .template = "np", .concurrency = 4, .max_examples = 12, .score_examples = 10,
-                 .score_batch = 5, .max_tokens = 128, .retries = 4, .timeout = 120, .backoff = 1};
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"features", required_argument, 0, 'F'},
+                                         {"explainer", required_argument, 0, 'x'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"api-key-env", required_argument, 0, 'K'},
+                                         {"scorer", required_argument, 0, 's'},
+                                         {"template", required_argument, 0, 'T'},
+                                         {"tokenizer", required_argument, 0, 't'},
+                                         {"cache", required_argument, 0, 'C'},
+                                         {"concurrency", required_argument, 0, 'j'},
+                                         {"max-examples", required_argument, 0, 'E'},
+                                         {"score-examples", required_argument, 0, 'S'},
+                                         {"score-batch", required_argument, 0, 'B'},
+                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"temperature", required_argument, 0, 'p'},
+                                         {"timeout", required_argument, 0, 'w'},
+                                         {"retries", required_argument, 0, 'r'},
+                                         {"backoff", required_argument, 0, 'b'},
+                                         {"seed", required_argument, 0, 'd'},
+                                         {"dry-run", no_argument, 0, 'D'},
+                                         {"report", no_argument, 0, 'R'},
+                                         {0, 0, 0, 0}};
+    Options o = {.explainer = "builtin",
+                 .template = "np",
+                 .concurrency = 4,
+                 .max_examples = 12,
+                 .score_examples = 10,
+                 .score_batch = 5,
+                 .max_tokens = 128,
+                 .retries = 4,
+                 .timeout = 120,
+                 .backoff = 1};
     int c;
     while ((c = getopt_long(argc, argv, "o:t:", opts, NULL)) != -1) {
         switch (c) {
@@ -374,10 +400,12 @@ int main(int argc, char **argv) {
     o.store = argv[optind];
     if (!o.output && !o.dry_run) cli_usage_error("interp-prompt", "missing -o/--output");
     if (!(o.timeout > 0)) cli_usage_error("interp-prompt", "--timeout must be > 0");
-    if (o.backoff < 0 || o.temperature < 0) cli_usage_error("interp-prompt", "--backoff and --temperature must be >= 0");
+    if (o.backoff < 0 || o.temperature < 0)
+        cli_usage_error("interp-prompt", "--backoff and --temperature must be >= 0");
     int tokens_explainer = !strcmp(o.explainer, "tokens");
     if (!o.scorer) o.scorer = tokens_explainer ? "lexical" : o.explainer;
-    if (!strcmp(o.scorer, "tokens")) cli_usage_error("interp-prompt", "--scorer tokens: the tokens backend scores nothing; use lexical");
+    if (!strcmp(o.scorer, "tokens"))
+        cli_usage_error("interp-prompt", "--scorer tokens: the tokens backend scores nothing; use lexical");
     signal(SIGPIPE, SIG_IGN);  // a cmd: explainer that exits without reading its input
 
     Error e;
@@ -395,13 +423,23 @@ int main(int argc, char **argv) {
     } else if (interp_template_load(&tmpl, o.template, &e)) {
         fatal_err(&e);
     }
-    ExplainerOptions xo = {.spec = o.explainer, .model = o.model, .api_key_env = o.api_key_env, .cache_dir = o.cache,
-                           .concurrency = o.concurrency, .retries = o.retries, .timeout_s = o.timeout,
-                           .backoff_s = o.backoff, .max_tokens = o.max_tokens, .temperature = o.temperature};
+    ExplainerOptions xo = {.spec = o.explainer,
+                           .model = o.model,
+                           .api_key_env = o.api_key_env,
+                           .cache_dir = o.cache,
+                           .concurrency = o.concurrency,
+                           .retries = o.retries,
+                           .timeout_s = o.timeout,
+                           .backoff_s = o.backoff,
+                           .max_tokens = o.max_tokens,
+                           .temperature = o.temperature};
     Explainer *x = NULL;  // made before any work, so a bad spec fails at once
     if (!tokens_explainer && !o.dry_run && !(x = explainer_new(&xo, &e))) fatal_err(&e);
-    InterpOptions io = {.tok = tok, .max_examples = o.max_examples, .score_examples = o.score_examples,
-                        .score_batch = o.score_batch, .seed = o.seed};
+    InterpOptions io = {.tok = tok,
+                        .max_examples = o.max_examples,
+                        .score_examples = o.score_examples,
+                        .score_batch = o.score_batch,
+                        .seed = o.seed};
 
     // the evidence: live features only (a dead one has nothing to explain)
     FeatId *ids;
@@ -414,7 +452,8 @@ int main(int argc, char **argv) {
         if (got < 0) fatal_err(&e);
         if (got == 0) continue;
         Item *it = &items[n];
-        if (feature_evidence_parse(&it->ev, rec, len, &e)) fatal("%s: layer %d feature %d: %s", s.path, s.layers[ids[i].li], ids[i].feature, e.msg);
+        if (feature_evidence_parse(&it->ev, rec, len, &e))
+            fatal("%s: layer %d feature %d: %s", s.path, s.layers[ids[i].li], ids[i].feature, e.msg);
         free(rec);
         if (it->ev.dead) {
             feature_evidence_free(&it->ev);
@@ -435,27 +474,31 @@ int main(int argc, char **argv) {
         }
         if (o.dry_run) {
             for (int i = 0; i < n; i++)
-                printf("== layer %d feature %d\n[LABEL]: %s\n[EXPLANATION]: %s\n", items[i].ev.layer, items[i].ev.feature,
-                       items[i].label, items[i].explanation);
-            return 0;
+                printf("== layer %d feature %d\n[LABEL]: %s\n[EXPLANATION]: %s\n", items[i].ev.layer,
+                       items[i].ev.feature, items[i].label, items[i].explanation);
+            goto done;
         }
     } else {
         Prompt *prompts = xcalloc((size_t)n + 1, sizeof *prompts);
         for (int i = 0; i < n; i++) {
             char *user = interp_render(&tmpl, &items[i].ev, &io, &e);
             if (!user) fatal_err(&e);
-            prompts[i] = (Prompt){tmpl.system, user, 0};
+            prompts[i] = (Prompt){tmpl.system, user, 0, 0};
         }
         if (o.dry_run) {
             for (int i = 0; i < n; i++)
                 printf("== layer %d feature %d\n-- system\n%s\n-- user\n%s\n", items[i].ev.layer, items[i].ev.feature,
                        prompts[i].system, prompts[i].user);
-            return 0;
+            for (int i = 0; i < n; i++) free((char *)prompts[i].user);
+            free(prompts);
+            goto done;
         }
         Answer *answers = answer_all(x, tmpl.name, prompts, n, "explain");
         for (int i = 0; i < n; i++) {
-            if (answers[i].text) items[i].parse = interp_parse_answer(answers[i].text, &items[i].label, &items[i].explanation);
-            else items[i].error = xstrdup(answers[i].error);
+            if (answers[i].text)
+                items[i].parse = interp_parse_answer(answers[i].text, &items[i].label, &items[i].explanation);
+            else
+                items[i].error = xstrdup(answers[i].error);
             answer_free(&answers[i]);
             free((char *)prompts[i].user);
         }
@@ -503,10 +546,11 @@ int main(int argc, char **argv) {
         Item *it = &items[i];
         parse_fail += it->explanation && it->parse != PARSE_OK;
         failed += it->error != NULL;
-        json_t *r = json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "layer", it->ev.layer, "feature", it->ev.feature,
-                              "label", it->label ? it->label : "", "explanation", it->explanation ? it->explanation : "",
-                              "explainer", explainer_name, "template", tokens_explainer ? "tokens" : tmpl.name, "parse",
-                              it->error ? "error" : parse_status_name(it->parse));
+        json_t *r =
+            json_pack("{s:i, s:i, s:s, s:s, s:s, s:s, s:s}", "layer", it->ev.layer, "feature", it->ev.feature, "label",
+                      it->label ? it->label : "", "explanation", it->explanation ? it->explanation : "", "explainer",
+                      explainer_name, "template", tokens_explainer ? "tokens" : tmpl.name, "parse",
+                      it->error ? "error" : parse_status_name(it->parse));
         if (!r) fatal("layer %d feature %d: the answer is not valid UTF-8", it->ev.layer, it->ev.feature);
         if (it->error) json_object_set_new(r, "error", json_string(it->error));
         if (strcmp(o.scorer, "none") && it->explanation) {
@@ -544,10 +588,13 @@ int main(int argc, char **argv) {
                 ps > 0 ? pt / ps : 0, nt, ds);
     }
     if (o.report) {
-        if (!strcmp(o.scorer, "none")) fprintf(stderr, "interp-prompt: --report: nothing scored (--scorer none)\n");
-        else print_report(strcmp(o.output, "-") ? stdout : stderr, items, n, &s, explainer_name, scorer_name);
+        if (!strcmp(o.scorer, "none"))
+            fprintf(stderr, "interp-prompt: --report: nothing scored (--scorer none)\n");
+        else
+            print_report(strcmp(o.output, "-") ? stdout : stderr, items, n, &s, explainer_name, scorer_name);
     }
 
+done:
     for (int i = 0; i < n; i++) {
         Item *it = &items[i];
         feature_evidence_free(&it->ev);
