@@ -3,8 +3,7 @@
 // position-major (Te, B, D) with Te ≤ T the positions that can carry gradient (causality: a
 // target at position p moves nothing after p). Position-major, a head's slice of the whole batch
 // is one (Te, B·hd) matrix, so the frozen pattern's transpose is one GEMM per head. CPU over
-// OpenBLAS (a blocked C loop without it); the CUDA twin is
-// kernels/attrib_vjp.cu over cuBLAS, device pointers.
+// OpenBLAS (a blocked C loop without it); the CUDA twin is kernels/attrib_vjp.cu over cuBLAS.
 #pragma once
 #include <stdint.h>
 
@@ -45,6 +44,21 @@ void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, c
 // vec_scale: Gemma's √D embedding scale).
 void attrib_position_dots_cpu(float *rows, int64_t ld_rows, int64_t col0, const float *vecs, float vec_scale,
                               const float *g, int B, int Te, int T, int D);
+
+// CUDA twins (kernels/attrib_vjp.cu): the same semantics on device pointers (off and col too),
+// queued on g's stream; fp32 cuBLAS GEMMs (no TF32). attrib_pattern_t_cuda multiplies the whole
+// Te × Te block (the zeros above the diagonal included). 0, or -1 with an Error.
+int attrib_gemm_cuda(const GpuCtx *g, int trans_b, int M, int N, int K, const float *a, int lda, const float *b,
+                     int ldb, float beta, float *out, int ldo, Error *e);
+int attrib_pattern_t_cuda(const GpuCtx *g, float *y, const float *x, const float *probs, int Te, int T, int cols,
+                          float beta, Error *e);
+int attrib_norm_vjp_cuda(const GpuCtx *g, float *out, const float *gr, const float *w, float w_off, int centered,
+                         const float *rstd, int B, int Te, int D, int accumulate, Error *e);
+// n_src: the number of sources (off[T]); T: positions in off.
+int attrib_decoder_dots_cuda(const GpuCtx *g, float *rows, int64_t ld_rows, const int64_t *off, int T, int64_t n_src,
+                             const int32_t *col, const float *vecs, const float *gr, int B, int Te, int D, Error *e);
+int attrib_position_dots_cuda(const GpuCtx *g, float *rows, int64_t ld_rows, int64_t col0, const float *vecs,
+                              float vec_scale, const float *gr, int B, int Te, int T, int D, Error *e);
 
 #ifdef __cplusplus
 }

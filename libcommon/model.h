@@ -87,12 +87,12 @@ typedef struct {
     float **attn_probs;   // (B, H, T, T): softmax attention weights
     float **attn_rstd;    // (B*T,): 1/rms (or 1/std) of the attention-input norm
     float **mlp_rstd;     // (B*T,): same for the MLP-input norm
-    float **post_attn_rstd;  // (B*T,): Gemma 2's norm of the attention output (attrib freezes it)
+    float **post_attn_rstd;  // (B*T,): Gemma 2's norm of the attention output (attrib freezes it); CPU only
     float *final_hidden;  // (B*T, D): after the final norm
     float *final_rstd;    // (B*T,)
     float *logits;        // (B*T, V)
     float **mlp_add;      // input, not an output: (B*T, D) per layer or NULL, added to the MLP output
-                          // (feature interventions: `attrib intervene --recompute`)
+                          // (feature interventions: `attrib intervene --recompute`); CPU only so far
     int n_run_layers;     // run only layers [0, n_run_layers) (0 = all); no logits unless all run
 } ForwardOutputs;
 

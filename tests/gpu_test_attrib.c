@@ -1,0 +1,135 @@
+// gpu_test_attrib.c — the CUDA twins of kernels/attrib_vjp.h against their CPU references on
+// random data: GEMMs (both b layouts, strided), the frozen pattern's transpose (causal probs; the
+// CPU skips the zero triangle, the GPU multiplies it), frozen-norm VJPs (RMS and centered), and
+// the source dot products (decoder vectors grouped by position, errors/tokens by position). NMSE
+// as gpu_test_kernels.c: fp32 sums reordered give ~1e-13; limits 1e-9 (an indexing bug gives ~1).
+// Needs a GPU; without one it prints a SKIP line and exits 0.
+#include <stdint.h>
+
+#include "attrib_vjp.h"
+#include "cuda_common.h"
+#include "gpu_check.h"
+#include "gpu_ctx.h"
+
+static float *rand_vec(Rng *r, size_t n, float amp) {
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = rng_unif(r, amp);
+    return x;
+}
+
+static void *to_dev(const void *h, size_t nbytes) {
+    void *d = cuda_alloc(nbytes ? nbytes : 4);
+    if (nbytes) cuda_upload(d, h, nbytes);
+    return d;
+}
+
+static float *from_dev(const GpuCtx *g, const float *d, size_t n) {
+    Error e = {{0}};
+    CHECK(gpu_ctx_sync(g, &e) == 0, "%s", e.msg);
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    cuda_download(h, d, n * sizeof(float));
+    return h;
+}
+
+static GpuCtx G;
+
+static void test_gemm_and_pattern(void) {
+    Group gr = {"attrib gemm/pattern", 1e-9, 0, 0};
+    Rng r = {7};
+    Error e = {{0}};
+    const int shapes[][3] = {{1, 1, 1}, {17, 8, 64}, {130, 33, 70}, {512, 64, 256}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        for (int tb = 0; tb < 2; tb++) {
+            int lda = K + 3, ldb = (tb ? K : N) + 2, ldo = N + 1;
+            float *a = rand_vec(&r, (size_t)M * lda, 1), *b = rand_vec(&r, (size_t)(tb ? N : K) * ldb, 1);
+            float *out = rand_vec(&r, (size_t)M * ldo, 1);
+            float *da = to_dev(a, (size_t)M * lda * 4), *db = to_dev(b, (size_t)(tb ? N : K) * ldb * 4);
+            float *dout = to_dev(out, (size_t)M * ldo * 4);
+            attrib_gemm_cpu(tb, M, N, K, a, lda, b, ldb, 0.5f, out, ldo);
+            CHECK(!attrib_gemm_cuda(&G, tb, M, N, K, da, lda, db, ldb, 0.5f, dout, ldo, &e), "%s", e.msg);
+            float *got = from_dev(&G, dout, (size_t)M * ldo);
+            char what[64];
+            snprintf(what, sizeof what, "gemm %dx%dx%d trans_b %d", M, N, K, tb);
+            group_check(&gr, what, got, out, (size_t)M * ldo);
+            free(got); free(a); free(b); free(out);
+            cuda_free(da); cuda_free(db); cuda_free(dout);
+        }
+    }
+    // pattern: causal softmax-like rows of a (T, T) block, Te ≤ T
+    const int pshapes[][3] = {{1, 1, 8}, {5, 9, 16}, {200, 257, 64}};
+    for (size_t si = 0; si < sizeof pshapes / sizeof pshapes[0]; si++) {
+        int Te = pshapes[si][0], T = pshapes[si][1], cols = pshapes[si][2];
+        float *p = calloc((size_t)T * T, sizeof(float));
+        for (int i = 0; i < T; i++)
+            for (int j = 0; j <= i; j++) p[(size_t)i * T + j] = (rng_unif(&r, 1) + 1) / (float)(i + 1);
+        float *x = rand_vec(&r, (size_t)Te * cols, 1), *y = rand_vec(&r, (size_t)Te * cols, 1);
+        float *dp = to_dev(p, (size_t)T * T * 4), *dx = to_dev(x, (size_t)Te * cols * 4);
+        float *dy = to_dev(y, (size_t)Te * cols * 4);
+        attrib_pattern_t_cpu(y, x, p, Te, T, cols, 1.0f);
+        CHECK(!attrib_pattern_t_cuda(&G, dy, dx, dp, Te, T, cols, 1.0f, &e), "%s", e.msg);
+        float *got = from_dev(&G, dy, (size_t)Te * cols);
+        char what[64];
+        snprintf(what, sizeof what, "pattern Te %d T %d cols %d", Te, T, cols);
+        group_check(&gr, what, got, y, (size_t)Te * cols);
+        free(got); free(p); free(x); free(y);
+        cuda_free(dp); cuda_free(dx); cuda_free(dy);
+    }
+    group_report(&gr);
+}
+
+static void test_norm_and_dots(void) {
+    Group gr = {"attrib norm/dots", 1e-9, 0, 0};
+    Rng r = {11};
+    Error e = {{0}};
+    const int shapes[][4] = {{1, 1, 1, 16}, {3, 7, 9, 64}, {32, 100, 128, 300}};  // B, Te, T, D
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int B = shapes[si][0], Te = shapes[si][1], T = shapes[si][2], D = shapes[si][3];
+        size_t n = (size_t)B * Te * D;
+        float *g = rand_vec(&r, n, 1), *w = rand_vec(&r, (size_t)D, 1), *rstd = rand_vec(&r, (size_t)T, 2);
+        float *dg = to_dev(g, n * 4), *dw = to_dev(w, (size_t)D * 4), *drs = to_dev(rstd, (size_t)T * 4);
+        for (int centered = 0; centered < 2; centered++) {
+            float *out = rand_vec(&r, n, 1), *dout = to_dev(out, n * 4);
+            attrib_norm_vjp_cpu(out, g, w, 1.0f, centered, rstd, B, Te, D, 1);
+            CHECK(!attrib_norm_vjp_cuda(&G, dout, dg, dw, 1.0f, centered, drs, B, Te, D, 1, &e), "%s", e.msg);
+            float *got = from_dev(&G, dout, n);
+            char what[64];
+            snprintf(what, sizeof what, "norm centered %d B %d Te %d D %d", centered, B, Te, D);
+            group_check(&gr, what, got, out, n);
+            free(got); free(out); cuda_free(dout);
+        }
+        // decoder sources: a few per position, columns a permutation
+        int64_t *off = malloc(((size_t)T + 1) * sizeof(int64_t));
+        off[0] = 0;
+        for (int p = 0; p < T; p++) off[p + 1] = off[p] + (rng_u32(&r) % 4);
+        int64_t n_src = off[T], ld = n_src + 2 * T + 5;
+        int32_t *col = malloc(((size_t)n_src + 1) * sizeof(int32_t));
+        for (int64_t s = 0; s < n_src; s++) col[s] = (int32_t)(n_src - 1 - s);  // reversed: a permutation
+        float *vecs = rand_vec(&r, (size_t)n_src * D, 1), *rows = rand_vec(&r, (size_t)B * ld, 1);
+        float *evec = rand_vec(&r, (size_t)T * D, 1);
+        float *dvecs = to_dev(vecs, (size_t)n_src * D * 4), *drows = to_dev(rows, (size_t)B * ld * 4);
+        float *devec = to_dev(evec, (size_t)T * D * 4);
+        int64_t *doff = to_dev(off, ((size_t)T + 1) * sizeof(int64_t));
+        int32_t *dcol = to_dev(col, (size_t)n_src * sizeof(int32_t));
+        attrib_decoder_dots_cpu(rows, ld, off, col, vecs, g, B, Te, D);
+        attrib_position_dots_cpu(rows, ld, n_src + T, evec, 0.5f, g, B, Te, T, D);
+        CHECK(!attrib_decoder_dots_cuda(&G, drows, ld, doff, T, n_src, dcol, dvecs, dg, B, Te, D, &e), "%s", e.msg);
+        CHECK(!attrib_position_dots_cuda(&G, drows, ld, n_src + T, devec, 0.5f, dg, B, Te, T, D, &e), "%s", e.msg);
+        float *got = from_dev(&G, drows, (size_t)B * ld);
+        char what[64];
+        snprintf(what, sizeof what, "dots B %d Te %d T %d D %d", B, Te, T, D);
+        group_check(&gr, what, got, rows, (size_t)B * ld);
+        free(got); free(off); free(col); free(vecs); free(rows); free(evec); free(g); free(w); free(rstd);
+        cuda_free(dvecs); cuda_free(drows); cuda_free(devec); cuda_free(doff); cuda_free(dcol);
+        cuda_free(dg); cuda_free(dw); cuda_free(drs);
+    }
+    group_report(&gr);
+}
+
+int main(void) {
+    if (!gpu_test_start("gpu_test_attrib", &G)) return 0;
+    RUN_TEST(test_gemm_and_pattern);
+    RUN_TEST(test_norm_and_dots);
+    gpu_ctx_free(&G);
+    return test_summary();
+}
