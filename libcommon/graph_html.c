@@ -136,14 +136,17 @@ static int require(json_t *obj, const char *key, int type_ok, const char *want, 
     return 0;
 }
 
-static const float *g_sort_w;  // qsort has no context argument: set just around the call below
-static const int32_t *g_sort_t;
+// A link with its sort key: by target, then |weight| descending, then input order (stable).
+typedef struct {
+    int32_t src, tgt, order;
+    float w;
+} LinkRec;
 static int cmp_link(const void *a, const void *b) {
-    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
-    if (g_sort_t[i] != g_sort_t[j]) return g_sort_t[i] < g_sort_t[j] ? -1 : 1;
-    float wi = fabsf(g_sort_w[i]), wj = fabsf(g_sort_w[j]);
-    if (wi != wj) return wi > wj ? -1 : 1;
-    return i < j ? -1 : i > j;
+    const LinkRec *x = a, *y = b;
+    if (x->tgt != y->tgt) return x->tgt < y->tgt ? -1 : 1;
+    float wx = fabsf(x->w), wy = fabsf(y->w);
+    if (wx != wy) return wx > wy ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
 }
 
 static int pack_nodes(json_t *nodes, int n_tokens, const char *name, Packed *p, StrMap *idmap, int *n_dup, Error *e) {
@@ -230,8 +233,7 @@ static int pack_nodes(json_t *nodes, int n_tokens, const char *name, Packed *p, 
 
 static int pack_links(json_t *links, const char *name, Packed *p, const StrMap *idmap, Error *e) {
     int M = p->n_links;
-    int32_t *src = xmalloc(((size_t)M + 1) * sizeof(int32_t)), *tgt = xmalloc(((size_t)M + 1) * sizeof(int32_t));
-    float *w = xmalloc(((size_t)M + 1) * sizeof(float));
+    LinkRec *rec = xmalloc(((size_t)M + 1) * sizeof *rec);
     for (int i = 0; i < M; i++) {
         json_t *l = json_array_get(links, (size_t)i);
         json_t *s = json_object_get(l, "source"), *t = json_object_get(l, "target"), *v = json_object_get(l, "weight");
@@ -247,23 +249,19 @@ static int pack_links(json_t *links, const char *name, Packed *p, const StrMap *
         if (!bad && !isfinite(json_number_value(v)))
             bad = err_set(e, "%s: links[%d]: weight is not finite", name, i);
         if (bad) {
-            free(src), free(tgt), free(w);
+            free(rec);
             return -1;
         }
-        src[i] = (int32_t)a, tgt[i] = (int32_t)b, w[i] = (float)json_number_value(v);
+        rec[i] = (LinkRec){(int32_t)a, (int32_t)b, i, (float)json_number_value(v)};
     }
-    int32_t *order = xmalloc(((size_t)M + 1) * sizeof(int32_t));
-    for (int i = 0; i < M; i++) order[i] = i;
-    g_sort_w = w, g_sort_t = tgt;
-    qsort(order, (size_t)M, sizeof *order, cmp_link);
-    g_sort_w = NULL, g_sort_t = NULL;
+    qsort(rec, (size_t)M, sizeof *rec, cmp_link);
     p->link_i32 = xmalloc(((size_t)M * 2 + 1) * sizeof(int32_t));
     p->link_f32 = xmalloc(((size_t)M + 1) * sizeof(float));
     for (int i = 0; i < M; i++) {
-        p->link_i32[2 * i] = src[order[i]], p->link_i32[2 * i + 1] = tgt[order[i]];
-        p->link_f32[i] = w[order[i]];
+        p->link_i32[2 * i] = rec[i].src, p->link_i32[2 * i + 1] = rec[i].tgt;
+        p->link_f32[i] = rec[i].w;
     }
-    free(src), free(tgt), free(w), free(order);
+    free(rec);
     return 0;
 }
 

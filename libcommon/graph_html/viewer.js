@@ -157,7 +157,7 @@
     const cell = new Map();
     let maxCount = new Float64Array(T).fill(1);
     for (let i = 0; i < N; i++) if (vis[i]) {
-      const key = ctx(i) * 4096 + row(i);
+      const key = ctx(i) * nRows + row(i);
       let a = cell.get(key); if (!a) cell.set(key, (a = [])); a.push(i);
       maxCount[ctx(i)] = Math.max(maxCount[ctx(i)], a.length);
     }
@@ -168,7 +168,7 @@
     const H = G.h - G.top - G.bottom, rh = H / Math.max(1, nRows);
     G.rowY = []; for (let r = 0; r < nRows; r++) G.rowY.push(G.top + H - (r + 0.5) * rh);
     for (const [key, a] of cell) {
-      const c = Math.floor(key / 4096), r = key % 4096;
+      const c = Math.floor(key / nRows), r = key % nRows;
       a.sort((p, q) => (Number.isNaN(infl(p)) ? 1 : infl(p)) - (Number.isNaN(infl(q)) ? 1 : infl(q)));
       // the most influential node at the right of its cell, as the anchors pack them; a crowded
       // cell wraps onto several lines inside its row band
@@ -237,8 +237,8 @@
     g.save(); g.fillStyle = "#333"; g.textAlign = "right"; g.font = "11px monospace";
     for (let c = 0; c < T; c++) {
       g.save(); g.translate((G.colX[c] + G.colX[c + 1]) / 2, G.h - G.bottom + 8); g.rotate(-Math.PI / 4);
-      const t = tokens[c].length > 14 ? tokens[c].slice(0, 13) + "…" : tokens[c];
-      g.fillText(showToken(t), 0, 0); g.restore();
+      const v = showToken(tokens[c]), t = v.length > 14 ? v.slice(0, 13) + "…" : v;
+      g.fillText(t, 0, 0); g.restore();
     }
     g.restore();
     // all visible edges, batched into paths by sign and width
@@ -257,7 +257,9 @@
       const widths = [0.4, 0.8, 1.5, 2.5], fade = Math.min(1, Math.max(0.12, 1500 / Math.max(1, nDrawn)));
       for (let b = 0; b < 8; b++) {
         g.strokeStyle = b < 4 ? POS : NEG; g.globalAlpha = (0.12 + 0.1 * (b % 4)) * fade; g.lineWidth = widths[b % 4];
-        g.setLineDash(b < 4 ? [] : [4, 3]); g.stroke(paths[b]);
+        // dashes cost a lot in software rasterisers: the faint background of a big graph draws
+        // negative edges solid (its highlighted edges, the ones read, stay dashed)
+        g.setLineDash(b < 4 || nDrawn > 5000 ? [] : [4, 3]); g.stroke(paths[b]);
       }
       g.setLineDash([]); g.globalAlpha = 1;
     }
@@ -276,7 +278,7 @@
     for (let i = 0; i < N; i++) if (kind(i) === 3 && vis[i]) {
       const t = logitToken(i);
       g.save(); g.translate(X[i] - 2, Y[i] - 8); g.rotate(-Math.PI / 3);
-      g.fillText(showToken(t.length > 10 ? t.slice(0, 9) + "…" : t), 0, 0); g.restore();
+      const v = showToken(t); g.fillText(v.length > 10 ? v.slice(0, 9) + "…" : v, 0, 0); g.restore();
     }
   }
   function drawOverlay() {
@@ -657,6 +659,24 @@
       else if (n >= 0 && gHeld) { if (!pendingGroup.includes(n)) pendingGroup.push(n); if (!S.pinned.includes(n)) togglePin(n); }
       else select(n);
     });
+    // keyboard on the focused graph: ↓ strongest input, ↑ strongest output, ← → the neighbouring
+    // node on the same layer, Enter or P pins, Esc clears
+    const wrap = $("graph-wrap");
+    wrap.addEventListener("keydown", (ev) => {
+      const n = S.clicked >= 0 ? S.clicked : -1;
+      let next = -1;
+      if (ev.key === "ArrowDown" && n >= 0) { for (let k = inStart[n]; k < inStart[n + 1] && next < 0; k++) if (vis[LI[2 * k]]) next = LI[2 * k]; }
+      else if (ev.key === "ArrowUp" && n >= 0) {
+        let bestP = -1; for (let j = outStart[n]; j < outStart[n + 1]; j++) { const k = outLink[j]; if (vis[LI[2 * k + 1]] && Math.abs(pct[k]) > bestP) { bestP = Math.abs(pct[k]); next = LI[2 * k + 1]; } }
+      } else if ((ev.key === "ArrowLeft" || ev.key === "ArrowRight") ) {
+        const dir = ev.key === "ArrowRight" ? 1 : -1;
+        if (n < 0) { for (let i = 0; i < N; i++) if (vis[i] && kind(i) === 3) { next = i; break; } }
+        else { let bd = Infinity; for (let i = 0; i < N; i++) if (vis[i] && i !== n && row(i) === row(n)) { const d = (X[i] - X[n]) * dir; if (d > 0 && d < bd) { bd = d; next = i; } } }
+      } else if ((ev.key === "Enter" || ev.key === "p") && n >= 0) { togglePin(n); ev.preventDefault(); return; }
+      else return;
+      ev.preventDefault();
+      if (next >= 0) select(next);
+    });
     window.addEventListener("keydown", (ev) => {
       const typing = ev.target && (ev.target.tagName === "INPUT" || ev.target.tagName === "TEXTAREA");
       if (ev.key === "Escape") { S.clicked = -1; S.search = []; $("search").value = ""; renderSearch(); changed(false); }
@@ -740,6 +760,10 @@
       ok("page_panel_outputs", outs === Math.min(LIST_MAX, outStart[n + 1] - outStart[n]), outs + " output rows");
       // keyboard: the ranked rows are focusable buttons and focus highlights the node
       if (btns.length) { btns[0].focus(); ok("page_keyboard_focus", document.activeElement === btns[0] && S.hover === idIndex.get(btns[0].getAttribute("data-id")), "focus did not reach the row"); btns[0].blur(); }
+      // keyboard on the graph: ↓ moves to the strongest input
+      $("graph-wrap").dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", bubbles: true }));
+      ok("page_keyboard_graph", n === S.clicked ? inStart[n + 1] === inStart[n] : S.clicked === LI[2 * inStart[n]], "↓ went to " + S.clicked);
+      select(n);
       // pin, group, hash round trip
       const pins = [];
       for (let i = 0; i < N && pins.length < 3; i++) if (vis[i] && kind(i) === 0) pins.push(i);
