@@ -311,6 +311,34 @@ static int check_number_array(json_t *a) {
     return 1;
 }
 
+// feat-topk export writes next_tokens as [{"token", "count"}] (formats/features.md also allows
+// [[token, count]]; plain strings too): the tokens, most frequent first, into *strs and their
+// counts into *counts (NULL when the shape has none). -1: another shape.
+static int next_tokens_split(json_t *a, json_t **strs, json_t **counts) {
+    *strs = *counts = NULL;
+    if (!json_is_array(a)) return -1;
+    *strs = json_array();
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i), *t, *c = NULL;
+        if (json_is_string(v)) t = v;
+        else if (json_is_object(v)) t = json_object_get(v, "token"), c = json_object_get(v, "count");
+        else t = json_array_get(v, 0), c = json_array_get(v, 1);
+        if (!json_is_string(t) || (c && !json_is_number(c))) goto bad;
+        json_array_append(*strs, t);
+        if (c) {
+            if (!*counts) *counts = json_array();
+            json_array_append(*counts, c);
+        }
+    }
+    if (*counts && json_array_size(*counts) != json_array_size(*strs)) goto bad;
+    return 0;
+bad:
+    json_decref(*strs);
+    json_decref(*counts);
+    *strs = *counts = NULL;
+    return -1;
+}
+
 // The fields the page shows, checked (a wrong type is an error naming the file and field), with
 // at most max_examples examples per quantile group.
 static json_t *feature_fields(json_t *f, const char *path, int max_examples, Error *e);
@@ -331,6 +359,15 @@ static json_t *feature_fields(json_t *f, const char *path, int max_examples, Err
         if (v) json_object_set(out, FEATURE_KEYS[k], v);
     }
     const char *bad = NULL;
+    json_t *nt = json_object_get(out, "next_tokens"), *strs, *counts;
+    if (nt) {
+        if (next_tokens_split(nt, &strs, &counts)) {
+            bad = "next_tokens";
+        } else {
+            json_object_set_new(out, "next_tokens", strs);
+            if (counts) json_object_set_new(out, "next_token_counts", counts);
+        }
+    }
     json_t *q = json_object_get(out, "examples_quantiles");
     if (q && !json_is_array(q)) bad = "examples_quantiles";
     for (size_t g = 0; !bad && q && g < json_array_size(q); g++) {
@@ -350,19 +387,6 @@ static json_t *feature_fields(json_t *f, const char *path, int max_examples, Err
         }
         if (!bad && max_examples > 0)
             while (json_array_size(ex) > (size_t)max_examples) json_array_remove(ex, json_array_size(ex) - 1);
-    }
-    // next_tokens: strings, or feat-topk's [{"token", "count"}] (split into next_tokens + next_token_counts)
-    json_t *nt = json_object_get(out, "next_tokens");
-    if (!bad && json_is_array(nt) && json_array_size(nt) && json_is_object(json_array_get(nt, 0))) {
-        json_t *toks = json_array(), *counts = json_array();
-        for (size_t i = 0; i < json_array_size(nt); i++) {
-            json_t *o = json_array_get(nt, i), *t = json_object_get(o, "token"), *c = json_object_get(o, "count");
-            if (!json_is_string(t) || !json_is_number(c)) { bad = "next_tokens"; break; }
-            json_array_append(toks, t);
-            json_array_append(counts, c);
-        }
-        json_object_set_new(out, "next_tokens", toks);
-        json_object_set_new(out, "next_token_counts", counts);
     }
     const char *str_arrays[] = {"top_logits", "bottom_logits", "next_tokens"};
     const char *num_arrays[] = {"top_logit_values", "bottom_logit_values", "quantile_values", "histogram"};
