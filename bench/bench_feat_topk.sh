@@ -3,7 +3,7 @@
 # fwd-acts on the same corpus and contexts (256 tokens, batch 4): tokens/s of the whole pass, the
 # time in the forward, the CLT encoder and the collection, and peak RSS.
 #
-#   bash bench/bench_feat_topk.sh            # FEATURES=1152 TOKENS=8160 STEPS=40 by default
+#   bash bench/bench_feat_topk.sh            # FEATURES=1152 TOKENS=8160 STEPS=12 by default
 #
 # The CLT: clt-fit, BatchTopK k=32 (saved as JumpReLU), FEATURES per layer over all 30 layers,
 # trained STEPS steps on the first 8192 tokens (int8 activations) — a short run: the costs below
@@ -11,7 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 W=/tmp/cltkit-bench/feat
 MODEL=$W/smollm2
-FEATURES=${FEATURES:-1152} TOKENS=${TOKENS:-8160} STEPS=${STEPS:-40}
+FEATURES=${FEATURES:-1152} TOKENS=${TOKENS:-8160} STEPS=${STEPS:-12}
 mkdir -p "$W"
 make -s tools >/dev/null
 GGUF=${CLTKIT_SMOLLM2_GGUF:-$(bash scripts/fetch_smollm2.sh)}
@@ -19,7 +19,7 @@ GGUF=${CLTKIT_SMOLLM2_GGUF:-$(bash scripts/fetch_smollm2.sh)}
 bin/tok encode -t "$MODEL/tokenizer.json" -o "$W/c.tok" tests/data/tok_corpus.jsonl 2>/dev/null
 if [ ! -f "$W/clt-$FEATURES/config.yaml" ]; then
   bin/fwd-acts -m "$MODEL" -o "$W/train.acts" --ctx 256 --batch 4 --dtype int8 --max-tokens 8192 "$W/c.tok" 2>/dev/null
-  bin/clt-fit -o "$W/clt-$FEATURES" --features "$FEATURES" --batch 512 --steps "$STEPS" --activation batchtopk --k 32 \
+  bin/clt-fit -o "$W/clt-$FEATURES" --features "$FEATURES" --batch 256 --steps "$STEPS" --activation batchtopk --k 32 \
     "$W/train.acts" 2>/dev/null
   rm -f "$W/train.acts"
 fi

@@ -156,13 +156,7 @@ static void copy_example(Example *dst, const Example *src, int with_acts) {
 // the same key (content hash) is one example, the better of the two kept — the result is the top
 // of the per-content best, whatever the order of arrival.
 static void list_insert(ExList *l, int cap, int cap_tokens, const Example *cand, Better better, int with_acts, int dedup) {
-    if (!l->ex) {
-        l->ex = xcalloc((size_t)cap, sizeof(Example));
-        for (int i = 0; i < cap; i++) {
-            l->ex[i].tok = xmalloc((size_t)cap_tokens * sizeof(uint32_t));
-            if (with_acts) l->ex[i].acts = xmalloc((size_t)cap_tokens * sizeof(float));
-        }
-    }
+    if (!l->ex) l->ex = xcalloc((size_t)cap, sizeof(Example));  // token buffers come with each slot's first use
     if (dedup)
         for (int i = 0; i < l->n; i++)
             if (l->ex[i].key == cand->key) {
@@ -171,8 +165,14 @@ static void list_insert(ExList *l, int cap, int cap_tokens, const Example *cand,
                 find_worst(l, better);
                 return;
             }
-    if (l->n < cap) copy_example(&l->ex[l->n++], cand, with_acts);
-    else if (better(cand, &l->ex[l->worst])) copy_example(&l->ex[l->worst], cand, with_acts);
+    if (l->n < cap) {
+        Example *slot = &l->ex[l->n++];
+        slot->tok = xmalloc((size_t)cap_tokens * sizeof(uint32_t));
+        if (with_acts) slot->acts = xmalloc((size_t)cap_tokens * sizeof(float));
+        copy_example(slot, cand, with_acts);
+        if (l->n == 1 || better(&l->ex[l->worst], slot)) l->worst = l->n - 1;  // O(1) while filling
+        return;
+    } else if (better(cand, &l->ex[l->worst])) copy_example(&l->ex[l->worst], cand, with_acts);
     else return;
     find_worst(l, better);
 }
@@ -299,7 +299,6 @@ void feat_set_logits(FeatCollector *c, int li, int f, const uint32_t *top_ids, c
 
 // ---- records ----------------------------------------------------------------------------------
 
-static const char *SPLITS[2] = {"explain", "test"};
 
 static void i128_str(i128 v, char *buf) {  // decimal; sums are never negative
     char tmp[48];
@@ -322,24 +321,70 @@ static int i128_parse(const char *s, i128 *out) {
     return 0;
 }
 
-static json_t *example_json(const Example *x, int bin) {
-    json_t *j = json_object();
-    json_object_set_new(j, "act", json_real(x->act));
-    json_object_set_new(j, "window", json_integer((json_int_t)x->window));
-    json_object_set_new(j, "key", json_integer((json_int_t)x->key));
-    json_object_set_new(j, "split", json_string(SPLITS[x->split]));
-    if (bin >= 0) json_object_set_new(j, "bin", json_integer(bin));
-    json_object_set_new(j, "doc", json_integer((json_int_t)x->doc));
-    json_object_set_new(j, "pos", json_integer(x->pos));
-    json_object_set_new(j, "max_idx", json_integer(x->max_idx));
-    json_t *t = json_array(), *a = x->acts ? json_array() : NULL;
-    for (int i = 0; i < x->n; i++) {
-        json_array_append_new(t, json_integer(x->tok[i]));
-        if (a) json_array_append_new(a, json_real(x->acts[i]));
+// Records are written as JSON text directly (not through jansson's objects): building a store is
+// mostly this, so the text goes into one growing buffer with the numbers formatted in place.
+typedef struct {
+    char *p;
+    size_t n, cap;
+} Text;
+
+static char *text_room(Text *t, size_t need) {
+    if (t->n + need + 1 > t->cap) {
+        t->cap = (t->n + need + 1) * 2;
+        t->p = xrealloc(t->p, t->cap);
     }
-    json_object_set_new(j, "tokens", t);
-    if (a) json_object_set_new(j, "acts", a);
-    return j;
+    return t->p + t->n;
+}
+static void text_raw(Text *t, const char *s) {
+    size_t n = strlen(s);
+    memcpy(text_room(t, n), s, n);
+    t->n += n;
+}
+static void text_u64(Text *t, uint64_t v) {
+    char buf[24];
+    int n = 0;
+    do { buf[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+    char *o = text_room(t, (size_t)n);
+    for (int i = 0; i < n; i++) o[i] = buf[n - 1 - i];
+    t->n += (size_t)n;
+}
+// %.9g: every float32 comes back exactly; doubles (derived values) to 9 digits. Non-finite
+// values cannot occur (activations are finite) and would be written as 0.
+static void text_num(Text *t, double v) {
+    if (v == 0 || !isfinite(v)) { text_raw(t, "0"); return; }
+    t->n += (size_t)snprintf(text_room(t, 24), 24, "%.9g", v);
+}
+static void text_key(Text *t, const char *k) {  // ,"k": (keys are plain ASCII)
+    char *o = text_room(t, strlen(k) + 4);
+    size_t n = (size_t)sprintf(o, "%s\"%s\":", t->n && t->p[t->n - 1] != '{' ? "," : "", k);
+    t->n += n;
+}
+static void text_item(Text *t) {  // a comma before every array item but the first
+    if (t->p[t->n - 1] != '[') text_raw(t, ",");
+}
+
+static void example_text(Text *t, const Example *x, int bin) {
+    text_item(t);
+    text_raw(t, "{");
+    text_key(t, "act"); text_num(t, x->act);
+    text_key(t, "window"); text_u64(t, x->window);
+    text_key(t, "key"); text_u64(t, x->key);
+    text_key(t, "split"); text_raw(t, x->split ? "\"test\"" : "\"explain\"");
+    if (bin >= 0) { text_key(t, "bin"); text_u64(t, (uint64_t)bin); }
+    text_key(t, "doc"); text_u64(t, x->doc);
+    text_key(t, "pos"); text_u64(t, x->pos);
+    text_key(t, "max_idx"); text_u64(t, x->max_idx);
+    text_key(t, "tokens");
+    text_raw(t, "[");
+    for (int i = 0; i < x->n; i++) { text_item(t); text_u64(t, x->tok[i]); }
+    text_raw(t, "]");
+    if (x->acts) {
+        text_key(t, "acts");
+        text_raw(t, "[");
+        for (int i = 0; i < x->n; i++) { text_item(t); text_num(t, x->acts[i]); }
+        text_raw(t, "]");
+    }
+    text_raw(t, "}");
 }
 
 // The list's examples sorted by `better` (a copy of pointers).
@@ -370,100 +415,122 @@ static double hist_quantile(const FeatState *s, double q) {
     return s->max;
 }
 
-static json_t *record_json(const FeatCollector *c, int li, int f) {
+// The record of feature f of stored layer li (formats/features.md, "Record") into t.
+static void record_text(const FeatCollector *c, int li, int f, Text *t) {
     const FeatState *s = &c->st[(size_t)li * c->F + f];
     const FeatOptions *o = &c->o;
-    json_t *r = json_object();
     double density = c->n_tokens ? (double)s->count / (double)c->n_tokens : 0;
-    json_object_set_new(r, "layer", json_integer(c->layers[li]));
-    json_object_set_new(r, "feature", json_integer(f));
-    json_object_set_new(r, "dead", json_boolean(s->count == 0));
-    json_object_set_new(r, "always_on", json_boolean(s->count && density >= o->always_on));
-    json_object_set_new(r, "count", json_integer((json_int_t)s->count));
-    json_object_set_new(r, "n_tokens", json_integer((json_int_t)c->n_tokens));
-    json_object_set_new(r, "density", json_real(density));
-    json_object_set_new(r, "max_activation", json_real(s->count ? s->max : 0));
-    json_object_set_new(r, "min_activation", json_real(s->count ? s->min : 0));
-    json_object_set_new(r, "mean_activation", json_real(s->count ? (double)s->sum / FEAT_SUM_SCALE / (double)s->count : 0));
+    t->n = 0;
+    text_raw(t, "{");
+    text_key(t, "layer"); text_u64(t, (uint64_t)c->layers[li]);
+    text_key(t, "feature"); text_u64(t, (uint64_t)f);
+    text_key(t, "dead"); text_raw(t, s->count == 0 ? "true" : "false");
+    text_key(t, "always_on"); text_raw(t, s->count && density >= o->always_on ? "true" : "false");
+    text_key(t, "count"); text_u64(t, s->count);
+    text_key(t, "n_tokens"); text_u64(t, c->n_tokens);
+    text_key(t, "density"); text_num(t, density);
+    text_key(t, "max_activation"); text_num(t, s->count ? s->max : 0);
+    text_key(t, "min_activation"); text_num(t, s->count ? s->min : 0);
+    text_key(t, "mean_activation"); text_num(t, s->count ? (double)s->sum / FEAT_SUM_SCALE / (double)s->count : 0);
     char sum[48];
     i128_str(s->sum, sum);
-    json_object_set_new(r, "sum_fixed", json_string(sum));
+    text_key(t, "sum_fixed"); text_raw(t, "\""); text_raw(t, sum); text_raw(t, "\"");
     // histogram: sparse buckets (the state) and the dense range with edges (for viewers)
-    json_t *hs = json_array(), *hd = json_array(), *he = json_array();
     int b0 = -1, b1 = -1;
+    text_key(t, "hist_buckets");
+    text_raw(t, "[");
     for (int bkt = 0; s->hist && bkt < FEAT_HIST_BUCKETS; bkt++)
         if (s->hist[bkt]) {
-            json_t *p = json_array();
-            json_array_append_new(p, json_integer(bkt));
-            json_array_append_new(p, json_integer(s->hist[bkt]));
-            json_array_append_new(hs, p);
+            text_item(t);
+            text_raw(t, "[");
+            text_u64(t, (uint64_t)bkt);
+            text_raw(t, ",");
+            text_u64(t, s->hist[bkt]);
+            text_raw(t, "]");
             if (b0 < 0) b0 = bkt;
             b1 = bkt;
         }
-    for (int bkt = b0; b0 >= 0 && bkt <= b1; bkt++) {
-        json_array_append_new(hd, json_integer(s->hist[bkt]));
-        json_array_append_new(he, json_real(feat_hist_bucket_lo(bkt)));
-    }
-    if (b0 >= 0) json_array_append_new(he, json_real(feat_hist_bucket_lo(b1 + 1)));
-    json_object_set_new(r, "hist_buckets", hs);
-    json_object_set_new(r, "histogram", hd);
-    json_object_set_new(r, "histogram_edges", he);
-    json_t *qv = json_array();
-    for (int q = 0; q <= 100 && s->count; q++) json_array_append_new(qv, json_real(hist_quantile(s, q / 100.0)));
-    json_object_set_new(r, "quantile_values", qv);
+    text_raw(t, "]");
+    text_key(t, "histogram");
+    text_raw(t, "[");
+    for (int bkt = b0; b0 >= 0 && bkt <= b1; bkt++) { text_item(t); text_u64(t, s->hist[bkt]); }
+    text_raw(t, "]");
+    text_key(t, "histogram_edges");
+    text_raw(t, "[");
+    for (int bkt = b0; b0 >= 0 && bkt <= b1 + 1; bkt++) { text_item(t); text_num(t, feat_hist_bucket_lo(bkt)); }
+    text_raw(t, "]");
+    text_key(t, "quantile_values");
+    text_raw(t, "[");
+    for (int q = 0; q <= 100 && s->count; q++) { text_item(t); text_num(t, hist_quantile(s, q / 100.0)); }
+    text_raw(t, "]");
     // top examples, best first; next tokens after their max
     const Example **v = sorted(&s->top, top_better);
-    json_t *top = json_array();
     uint32_t *nt = xmalloc((size_t)(s->top.n ? s->top.n : 1) * sizeof(uint32_t));
     int *ntc = xcalloc((size_t)(s->top.n ? s->top.n : 1), sizeof(int)), n_nt = 0;
+    text_key(t, "top");
+    text_raw(t, "[");
     for (int i = 0; i < s->top.n; i++) {
-        json_array_append_new(top, example_json(v[i], -1));
+        example_text(t, v[i], -1);
         if (v[i]->max_idx + 1 >= v[i]->n) continue;
-        uint32_t t = v[i]->tok[v[i]->max_idx + 1];
+        uint32_t tk = v[i]->tok[v[i]->max_idx + 1];
         int j = 0;
-        while (j < n_nt && nt[j] != t) j++;
-        if (j == n_nt) nt[n_nt++] = t;
+        while (j < n_nt && nt[j] != tk) j++;
+        if (j == n_nt) nt[n_nt++] = tk;
         ntc[j]++;
     }
+    text_raw(t, "]");
     free(v);
-    json_object_set_new(r, "top", top);
     for (int i = 1; i < n_nt; i++)  // by count, then first seen (= by the best example)
         for (int j = i; j > 0 && ntc[j] > ntc[j - 1]; j--) {
-            uint32_t t = nt[j]; nt[j] = nt[j - 1]; nt[j - 1] = t;
+            uint32_t tk = nt[j]; nt[j] = nt[j - 1]; nt[j - 1] = tk;
             int cc = ntc[j]; ntc[j] = ntc[j - 1]; ntc[j - 1] = cc;
         }
-    json_t *nta = json_array();
+    text_key(t, "next_tokens");
+    text_raw(t, "[");
     for (int i = 0; i < n_nt; i++) {
-        json_t *p = json_array();
-        json_array_append_new(p, json_integer(nt[i]));
-        json_array_append_new(p, json_integer(ntc[i]));
-        json_array_append_new(nta, p);
+        text_item(t);
+        text_raw(t, "[");
+        text_u64(t, nt[i]);
+        text_raw(t, ",");
+        text_u64(t, (uint64_t)ntc[i]);
+        text_raw(t, "]");
     }
+    text_raw(t, "]");
     free(nt); free(ntc);
-    json_object_set_new(r, "next_tokens", nta);
     // samples: per split, sorted by activation and cut into equal-count bins (bin 0 = strongest)
-    json_t *samples = json_array(), *rnd = json_array();
+    text_key(t, "samples");
+    text_raw(t, "[");
     for (int h = 0; h < 2; h++) {
         v = sorted(&s->samp[h], top_better);
         int n = s->samp[h].n;
-        for (int i = 0; i < n; i++) json_array_append_new(samples, example_json(v[i], (int)((int64_t)i * o->n_bins / n)));
+        for (int i = 0; i < n; i++) example_text(t, v[i], (int)((int64_t)i * o->n_bins / n));
         free(v);
+    }
+    text_raw(t, "]");
+    text_key(t, "random");
+    text_raw(t, "[");
+    for (int h = 0; h < 2; h++) {
         v = sorted(&s->rnd[h], samp_better);
-        for (int i = 0; i < s->rnd[h].n; i++) json_array_append_new(rnd, example_json(v[i], -1));
+        for (int i = 0; i < s->rnd[h].n; i++) example_text(t, v[i], -1);
         free(v);
     }
-    json_object_set_new(r, "samples", samples);
-    json_object_set_new(r, "random", rnd);
-    json_t *tl = json_array(), *bl = json_array();
-    for (int i = 0; s->logit_ids && i < 2 * o->n_logits; i++) {
-        json_t *p = json_array();
-        json_array_append_new(p, json_integer(s->logit_ids[i]));
-        json_array_append_new(p, json_real(s->logit_vals[i]));
-        json_array_append_new(i < o->n_logits ? tl : bl, p);
+    text_raw(t, "]");
+    const char *lk[2] = {"top_logits", "bottom_logits"};
+    for (int k = 0; k < 2; k++) {
+        text_key(t, lk[k]);
+        text_raw(t, "[");
+        for (int i = 0; s->logit_ids && i < o->n_logits; i++) {
+            text_item(t);
+            text_raw(t, "[");
+            text_u64(t, s->logit_ids[k * o->n_logits + i]);
+            text_raw(t, ",");
+            text_num(t, s->logit_vals[k * o->n_logits + i]);
+            text_raw(t, "]");
+        }
+        text_raw(t, "]");
     }
-    json_object_set_new(r, "top_logits", tl);
-    json_object_set_new(r, "bottom_logits", bl);
-    return r;
+    text_raw(t, "}");
+    t->p[t->n] = 0;
 }
 
 static json_t *options_json(const FeatOptions *o) {
@@ -491,9 +558,9 @@ static void records_range(void *arg, size_t i0, size_t i1) {
     const RecordCtx *x = arg;
     for (size_t i = i0; i < i1; i++) {
         size_t k = x->first + i;
-        json_t *r = record_json(x->c, (int)(k / x->c->F), (int)(k % x->c->F));
-        x->txt[i] = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(9));
-        json_decref(r);
+        Text t = {0};
+        record_text(x->c, (int)(k / x->c->F), (int)(k % x->c->F), &t);
+        x->txt[i] = t.p;
     }
 }
 
