@@ -189,7 +189,8 @@ check interp_builtin "$TMP/builtin1.jsonl" \
   'len(rows) == 2 and all(r["explainer"] == "builtin:" + sys.argv[1].rsplit("/", 1)[0] + "/st" and r["explanation"]
     and r["scores"]["detection"]["n"] + r["scores"]["detection"]["failed"] == 4 for r in rows)
    and sum(r["scores"]["detection"]["n"] for r in rows) >= 4'
-if cmp -s "$TMP/builtin1.jsonl" "$TMP/builtin2.jsonl" && grep -q "from the cache" "$TMP/b.err"; then ok interp_builtin_cached
+if cmp -s "$TMP/builtin1.jsonl" "$TMP/builtin2.jsonl" && grep -q "from the cache" "$TMP/b.err"; then
+  ok interp_builtin_cached
 else fail interp_builtin_cached "the cached rerun differs: $(cat "$TMP/b.err")"; fi
 
 # ---- bad input: one line, non-zero, no crash ----
