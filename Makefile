@@ -154,9 +154,10 @@ $(BUILD)/fuzzobj/%.o: %.c
 $(BUILD)/fuzzobj/gen/graph_html_assets.o: $(BUILD)/gen/graph_html_assets.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+# (every library object is linked, so libcurl too; $^ also holds the headers -MMD listed)
 $(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_OBJ)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(filter %.c %.o,$^) -o $@ $(LDLIBS) -lcurl
 # Each target for FUZZ_SECONDS (default 20) from its seeds: what CI can afford on every change.
 fuzz-smoke: fuzz
 	bash fuzz/smoke.sh $(or $(FUZZ_SECONDS),20) $(BUILD)/fuzz

@@ -17,6 +17,7 @@
 #include "clt.h"
 #include "clt_cmds.h"
 #include "clt_io.h"
+#include "clt_state.h"
 #include "clt_report.h"
 #include "clt_shard.h"
 #include "comm.h"
@@ -599,20 +600,6 @@ typedef struct {
 
 #define SILENT_CAP 16777216.0f
 
-// A state metadata value: a decimal integer in [min, max], nothing else.
-static int meta_int(const char *path, json_t *meta, const char *key, long long min, long long max, long long *out,
-                    Error *e) {
-    const char *sv = json_string_value(json_object_get(meta, key));
-    if (!sv) return err_set(e, "%s: metadata lacks \"%s\"", path, key);
-    char *end;
-    errno = 0;
-    long long v = strtoll(sv, &end, 10);
-    if (errno || end == sv || *end || v < min || v > max)
-        return err_set(e, "%s: metadata \"%s\" = \"%s\" is not an integer in [%lld, %lld]", path, key, sv, min, max);
-    *out = v;
-    return 0;
-}
-
 // The first non-finite value of the (n,) vectors, named; -1 if none.
 static int64_t first_nonfinite(const float *v, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -651,21 +638,12 @@ static int load_state(const char *dir, CltParams *p, float *m, float *v, RunStat
     snprintf(path, sizeof path, "%s/train_state.safetensors", dir);
     SafeTensors st;
     if (safetensors_open(&st, path, e)) return -1;
-    json_error_t je;
-    json_t *meta = st.metadata_json ? json_loads(st.metadata_json, 0, &je) : NULL;
-    long long vals[7];
-    const char *keys[7] = {"step", "epoch", "pool", "batch", "L", "d", "F"};
-    int rc = meta ? 0 : err_set(e, "%s: no training metadata", path);
-    for (int i = 0; i < 7 && !rc; i++)
-        rc = meta_int(path, meta, keys[i], i < 4 ? 0 : 1, i < 4 ? INT64_MAX / 4 : INT32_MAX, &vals[i], e);
-    const char *ts = rc ? NULL : json_string_value(json_object_get(meta, "time_s"));
-    char *end = NULL;
-    rs->time_s = ts ? strtod(ts, &end) : 0;
-    if (ts && (end == ts || *end || !(rs->time_s >= 0) || !isfinite(rs->time_s)))
-        rc = err_set(e, "%s: metadata \"time_s\" = \"%s\" is not a non-negative number", path, ts);
-    json_decref(meta);
-    if (!rc && (vals[4] != p->L || vals[5] != p->d || vals[6] != p->F))
-        rc = err_set(e, "%s: state is for L=%lld d=%lld F=%lld, this run is L=%d d=%d F=%d", path, vals[4], vals[5], vals[6], p->L, p->d, p->F);
+    CltStateMeta sm;
+    int rc = clt_state_meta_parse(path, st.metadata_json, &sm, e);
+    if (!rc && (sm.L != p->L || sm.d != p->d || sm.F != p->F))
+        rc = err_set(e, "%s: state is for L=%d d=%d F=%d, this run is L=%d d=%d F=%d", path, sm.L, sm.d, sm.F, p->L, p->d,
+                     p->F);
+    if (!rc) rs->time_s = sm.time_s;
     const char *names[3] = {"params", "adam_m", "adam_v"};
     float *dst[3] = {p->data, m, v};
     for (int i = 0; i < 3 && !rc; i++) {
@@ -680,8 +658,8 @@ static int load_state(const char *dir, CltParams *p, float *m, float *v, RunStat
     }
     safetensors_close(&st);
     if (rc) return -1;
-    rs->step = vals[0];
-    rs->cur = (Cursor){vals[1], vals[2], vals[3]};
+    rs->step = sm.step;
+    rs->cur = (Cursor){sm.epoch, sm.pool, sm.batch};
     return 0;
 }
 
