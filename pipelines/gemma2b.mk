@@ -25,12 +25,7 @@ DTYPE     ?= bf16
 IN        ?= resid_mid
 D_MODEL   ?= 2304
 FEATURES  ?= 16384
-CLT_BATCH ?= 4096
-CLT_STEPS ?= 50000
-CLT_LR    ?= 2e-4
-LAMBDA    ?= 12
-THETA0    ?= 0.03
-BANDWIDTH ?= 1.0
+# (training settings: common.mk's defaults)
 OUT       ?= gemma2b-out
 ATTRIB_FLAGS ?= --max-feature-nodes 7500
 

@@ -28,14 +28,7 @@ SHARDS    ?= 8
 CTX       ?= 64
 BATCH     ?= 32
 DTYPE     ?= bf16
-D_MODEL   ?= 2048
-EXPANSION ?= 32
-CLT_BATCH ?= 4096
-CLT_STEPS ?= 50000
-CLT_LR    ?= 2e-4
-LAMBDA    ?= 12
-THETA0    ?= 0.03
-BANDWIDTH ?= 1.0
+# (CLT sizes and training settings: common.mk's defaults, CircuitLab's Llama-1B run)
 OUT       ?= llama1b-out
 ATTRIB_FLAGS ?= --max-feature-nodes 7500
 
