@@ -316,5 +316,19 @@ int clt_cmds_dispatch(int argc, char **argv) {
     if (!strcmp(c, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(c, "eval-synth")) return cmd_eval_synth(argc - 1, argv + 1);
     if (!strcmp(c, "report")) return cmd_report(argc - 1, argv + 1);
+    // a word that is neither a subcommand nor an existing file is a mistyped subcommand (`clt-fit
+    // reprot ...` used to say "missing -o/--output"), not a training shard
+    if (c[0] != '-' && access(c, F_OK) != 0 && strspn(c, "abcdefghijklmnopqrstuvwxyz-") == strlen(c)) {
+        static const char *const cmds[] = {"synth", "eval", "eval-synth", "report"};
+        const char *near = NULL;
+        for (int i = 0; i < 4 && !near; i++)  // same letters in another order, or one letter off
+            if (strlen(cmds[i]) == strlen(c)) {
+                int diff = 0, sum_c = 0, sum_k = 0;
+                for (size_t j = 0; c[j]; j++) diff += c[j] != cmds[i][j], sum_c += c[j], sum_k += cmds[i][j];
+                if (diff <= 1 || sum_c == sum_k) near = cmds[i];
+            }
+        if (near) cli_usage_error("clt-fit", "unknown command '%s' (did you mean '%s'?)", c, near);
+        cli_usage_error("clt-fit", "unknown command '%s' (commands: synth, eval, eval-synth, report; or give shards)", c);
+    }
     return -1;
 }

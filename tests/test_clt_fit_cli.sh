@@ -85,3 +85,6 @@ for every in 1 5; do
     "$BIN/clt-fit" -o "$TMP/nan$every" "${FIT[@]}" --lr 1e30 --steps 50 --save-every $every "$TMP/a.acts"
   [ ! -e "$TMP/nan$every/train_state.safetensors" ] && ok "clt_fit_nan_nothing_written_$every" || fail "clt_fit_nan_nothing_written_$every" "a state exists"
 done
+# a mistyped subcommand is named as one (it used to say "missing -o/--output")
+expect_error clt_fit_typo_subcommand "unknown command 'reprot' \(did you mean 'report'\?\)" "$BIN/clt-fit" reprot x.jsonl
+expect_error clt_fit_unknown_word "unknown command 'frobnicate'" "$BIN/clt-fit" frobnicate

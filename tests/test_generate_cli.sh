@@ -67,3 +67,7 @@ assert d['seed'] == $((7 + k)) and d['text'] == d['prompt'] + d['answer']; print
 done
 [ $good = 1 ] && [ "$(wc -l < "$TMP/s.jsonl")" = 3 ] && ok gen_samples_jsonl_equal_single_runs || fail gen_samples_jsonl_equal_single_runs "see above"
 expect_error gen_samples_need_jsonl "needs --jsonl" "$GEN" -m "$TMP/st" --samples 2 hi
+# --stop takes escapes: '\n' as a shell passes it (backslash, n) stops at the first newline, like a real one
+a=$("$GEN" -m "$TMP/st" --raw --max-tokens 200 --stop '\n' "Once upon a time" | od -c)
+n=$("$GEN" -m "$TMP/st" --raw --max-tokens 200 --stop '\n' "Once upon a time" | wc -l)
+[ "$n" = 1 ] && [ -n "$a" ] && ok gen_stop_escapes || fail gen_stop_escapes "$n lines"

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "chat.h"
 #include "cli.h"
@@ -38,7 +39,7 @@ static const char USAGE[] =
     "  --top-k K             sample from the K most likely tokens (default 0 = all)\n"
     "  --top-p P             sample from the smallest set with probability >= P (default 1)\n"
     "  --seed S              random seed for sampling (default 0)\n"
-    "  --stop STR            stop when the answer contains STR (repeatable)\n"
+    "  --stop STR            stop when the answer contains STR (repeatable; \\n \\t \\r \\\\ are escapes)\n"
     "  --ignore-eos          do not stop at EOS ids (benchmarks: always --max-tokens tokens)\n"
     "  --samples N           N answers to the same prompt in one run (one model load), the k-th\n"
     "                        sampled with seed --seed + k; progress on stderr (default 1)\n"
@@ -56,6 +57,20 @@ typedef struct {
     const char **stop;
     int n_stop;
 } Options;
+
+// The escapes \n, \t, \r and \\ in a --stop string, in place (a shell passes "\n" as a backslash and
+// an n; a stop string holding a real backslash is written \\).
+static void unescape_stop(char *s) {
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (*r == '\\' && r[1]) {
+            char c = r[1] == 'n' ? '\n' : r[1] == 't' ? '\t' : r[1] == 'r' ? '\r' : r[1] == '\\' ? '\\' : 0;
+            if (c) { *w++ = c; r++; continue; }
+        }
+        *w++ = *r;
+    }
+    *w = 0;
+}
 
 static char *read_stdin(void) {
     size_t cap = 4096, n = 0;
@@ -110,6 +125,7 @@ int main(int argc, char **argv) {
             case 'p': o.so.top_p = (float)cli_parse_double("--top-p", optarg, 0, FLT_MAX); break;
             case 'S': o.so.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
             case 'x':
+                unescape_stop(optarg);  // "\n\n" as typed in a shell means two newlines
                 if (!*optarg) cli_usage_error("generate", "--stop: empty string");
                 o.stop[o.n_stop++] = optarg;
                 break;
@@ -141,6 +157,8 @@ int main(int argc, char **argv) {
             strcat(prompt, argv[i]);
         }
     } else {
+        if (isatty(STDIN_FILENO))  // not silent while it waits
+            fprintf(stderr, "generate: reading the prompt from the terminal (end it with Ctrl-D)\n");
         prompt = read_stdin();
     }
     if (!*prompt) fatal("empty prompt (give it as arguments or on stdin)");
