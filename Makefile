@@ -58,7 +58,9 @@ endif
 
 ifneq ($(USE_BLAS),)
   override CFLAGS += -DUSE_BLAS $(BLAS_CFLAGS)
-  LDLIBS += $(BLAS_LDLIBS)
+  # -u cpu_level: libcommon/cpu.o (its guard against an OPENBLAS_CORETYPE this CPU cannot run) in
+  # every program, whether or not it calls cpu_level itself
+  LDLIBS += $(BLAS_LDLIBS) -Wl,-u,cpu_level
 endif
 
 # ---- sources ---------------------------------------------------------------------------------
