@@ -182,7 +182,7 @@ deps:
 # What CI runs (README): install the Debian packages, build everything, run the CPU tests.
 check: deps
 	@bash scripts/fetch_smollm2.sh >/dev/null || echo "SmolLM2 could not be fetched: its tests will print SKIP"
-	$(MAKE) test
+	@$(MAKE) --no-print-directory test
 
 # The main job on the embedded default model (pipelines/demo.mk).
 demo: deps

@@ -12,28 +12,11 @@
 #include "act.h"
 #include "attrib_vjp.h"
 #include "fileio.h"
+#include "clt_io.h"
 #include "matmul.h"
 
 // ---------------------------------------------------------------------------------------------
 // CLT files
-
-// The value of `key:` in a flat YAML file (quotes stripped), or "" when absent.
-static void yaml_value(const char *text, const char *key, char *out, size_t cap) {
-    out[0] = 0;
-    size_t kl = strlen(key);
-    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, key, kl) || line[kl] != ':') continue;
-        const char *v = line + kl + 1;
-        while (*v == ' ' || *v == '\t') v++;
-        size_t n = strcspn(v, "\r\n#");
-        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
-        if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) v++, n -= 2;
-        if (n >= cap) n = cap - 1;
-        memcpy(out, v, n);
-        out[n] = 0;
-        return;
-    }
-}
 
 static int tensor_check(const SafeTensors *st, const char *name, int ndim, const int64_t *shape,
                         const StTensor **out, Error *e) {
@@ -85,10 +68,10 @@ int attrib_clt_open(AttribClt *c, const char *dir, Error *e) {
     text[len] = 0;
     if (map) munmap(map, len);
     char out_hook[64], scan[256], model_name[256];
-    yaml_value(text, "feature_input_hook", c->input_hook, sizeof c->input_hook);
-    yaml_value(text, "feature_output_hook", out_hook, sizeof out_hook);
-    yaml_value(text, "scan", scan, sizeof scan);
-    yaml_value(text, "model_name", model_name, sizeof model_name);
+    clt_yaml_value(text, "feature_input_hook", c->input_hook, sizeof c->input_hook);
+    clt_yaml_value(text, "feature_output_hook", out_hook, sizeof out_hook);
+    clt_yaml_value(text, "scan", scan, sizeof scan);
+    clt_yaml_value(text, "model_name", model_name, sizeof model_name);
     free(text);
     if (!strcmp(c->input_hook, "mlp.hook_in") || !strcmp(c->input_hook, "ln2.hook_normalized"))
         c->input = ATTRIB_IN_MLP_IN;

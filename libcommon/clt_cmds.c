@@ -198,7 +198,7 @@ static int cmd_eval(int argc, char **argv) {
     CltParams p;
     if (clt_load(dir, &p, &e)) fatal_err(&e);
     char hook[256];
-    int have_hook = !clt_config_input_hook(dir, hook, sizeof hook);
+    int have_hook = !clt_config_value(dir, "feature_input_hook", hook, sizeof hook);
     CltEvalResult r;
     if (clt_eval_shards(&p, have_hook ? hook : NULL, argv + optind + 1, argc - optind - 1, batch, &r, &e)) fatal_err(&e);
     char tmp[4200];
@@ -237,7 +237,7 @@ static int cmd_eval_synth(int argc, char **argv) {
     CltEvalResult r = {0};
     if (n_acts) {
         char hook[256];
-        int have_hook = !clt_config_input_hook(dir, hook, sizeof hook);
+        int have_hook = !clt_config_value(dir, "feature_input_hook", hook, sizeof hook);
         if (clt_eval_shards(&p, have_hook ? hook : NULL, argv + optind + 2, n_acts, batch, &r, &e)) fatal_err(&e);
     }
     double planted = 0, learned = 0;

@@ -8,28 +8,6 @@
 #include "actshard.h"
 #include "clt_io.h"
 
-int clt_config_input_hook(const char *clt_dir, char *buf, size_t n) {
-    char path[4096], line[512];
-    snprintf(path, sizeof path, "%s/config.yaml", clt_dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int rc = -1;
-    const char *key = "feature_input_hook:";
-    while (rc && fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, strlen(key))) continue;
-        char *v = line + strlen(key);
-        v += strspn(v, " \t\"'");
-        size_t len = strcspn(v, "\"'\r\n");
-        while (len && (v[len - 1] == ' ' || v[len - 1] == '\t')) len--;
-        if (len + 1 > n) break;
-        memcpy(buf, v, len);
-        buf[len] = 0;
-        rc = 0;
-    }
-    fclose(f);
-    return rc;
-}
-
 static int check_shard(const ActShard *s, const CltParams *p, const char *input_hook, Error *e) {
     if (s->n_layers != p->L || s->d_model != p->d)
         return err_set(e, "%s: %d layers of width %d, but the CLT has %d layers of width %d", s->path, s->n_layers,

@@ -23,9 +23,6 @@ typedef struct {
     double mse;            // mean over tokens of Σ_k ‖ŷ_k − y_k‖² (raw units)
 } CltEvalResult;
 
-// The input hook a checkpoint's config.yaml names ("hook_resid_mid", "mlp.hook_in", …)
-// into buf; 0, or -1 (no error set) when config.yaml or the key is missing.
-int clt_config_input_hook(const char *clt_dir, char *buf, size_t n);
 
 // Runs p over every token of the shards (batches of `batch` tokens). Each shard must hold p->L
 // layers of width p->d with output hook mlp_out; when input_hook is a name clt-fit writes

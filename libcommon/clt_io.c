@@ -7,12 +7,46 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "crc32c.h"
 #include "fileio.h"
 #include "safetensors.h"
+
+void clt_yaml_value(const char *text, const char *key, char *out, size_t cap) {
+    out[0] = 0;
+    size_t kl = strlen(key);
+    for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, key, kl) || line[kl] != ':') continue;
+        const char *v = line + kl + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        size_t n = strcspn(v, "\r\n#");
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+        if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) v++, n -= 2;
+        if (n >= cap) n = cap - 1;
+        memcpy(out, v, n);
+        out[n] = 0;
+        return;
+    }
+}
+
+int clt_config_value(const char *clt_dir, const char *key, char *out, size_t cap) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.yaml", clt_dir);
+    void *map;
+    size_t len;
+    out[0] = 0;
+    if (access(path, F_OK) || map_file(path, &map, &len, NULL)) return -1;
+    char *text = xmalloc(len + 1);  // NUL-terminated copy for the line scan
+    if (len) memcpy(text, map, len);
+    text[len] = 0;
+    if (map) munmap(map, len);
+    clt_yaml_value(text, key, out, cap);
+    free(text);
+    return out[0] ? 0 : -1;
+}
 
 const char *clt_input_hook(const char *shard_hook) {
     return strcmp(shard_hook, "resid_mid") ? "mlp.hook_in" : "hook_resid_mid";

@@ -22,6 +22,12 @@ typedef struct {
     const char *scan;         // circuit-tracer's feature-set identifier, or NULL (derived from the above)
 } CltSaveInfo;
 
+// The value of `key:` in a flat YAML text such as config.yaml (quotes and a trailing comment
+// stripped) into out (cap bytes); "" when absent.
+void clt_yaml_value(const char *text, const char *key, char *out, size_t cap);
+// The same from clt_dir/config.yaml: 0, or -1 (no error set) when the file or the key is missing.
+int clt_config_value(const char *clt_dir, const char *key, char *out, size_t cap);
+
 // circuit-tracer's name of an activation shard's input hook: mlp_in (the normalized MLP input, the
 // norm's weight applied: what the MLP receives) is "mlp.hook_in", resid_mid "hook_resid_mid".
 const char *clt_input_hook(const char *shard_hook);

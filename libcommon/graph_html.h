@@ -52,7 +52,7 @@ int graph_html_convert(const char *in_path, const GraphHtmlOptions *o, const cha
                        Error *e);
 
 // s as the body of a JSON string inside an HTML <script> element: JSON escapes plus '<', '>',
-// '&', U+2028 and U+2029 as \uXXXX, so no text can close the element or start a comment.
+// '&', U+2028 and U+2029 as \u escapes (\u003c ...), so no text can close the element or start a comment.
 // Returns a malloc'd string.
 char *graph_html_script_json(const char *json_text);
 

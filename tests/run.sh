@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs test binaries (arguments) and the shell tests (below), counts the "ok"/"FAIL"/"SKIP"
-# lines they print, and ends with "N passed, N failed, N skipped". A binary that crashes or exits
+# lines they print, says "N skipped" and ends with the line "N passed, N failed". A binary that crashes or exits
 # non-zero without printing a FAIL line counts as one failure.
 #
 # Portability: machines differ (CPUs with and without AVX-512; OPENBLAS_CORETYPE set by the
@@ -47,5 +47,6 @@ if [ -z "${CLTKIT_GPU_ONLY:-}" ] && [ "${CLTKIT_TEST_MATRIX:-1}" != 0 ] && [ $# 
     done
   done
 fi
-echo "$passed passed, $failed failed, $skipped skipped"
+echo "$skipped skipped (tests needing data or hardware this machine lacks; each SKIP line says which)"
+echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -378,7 +378,7 @@ static void test_clt_save_load_folds_normalization(void) {
               strstr(yaml, "scan: \"test \\\"model\\\"-clt-") && strstr(yaml, "-01234567\"\n"),
           "config.yaml:\n%s", yaml);
     char hook[64];
-    CHECK(!clt_config_input_hook(dir, hook, sizeof hook) && !strcmp(clt_shard_hook(hook), "mlp_in"), "hook %s", hook);
+    CHECK(!clt_config_value(dir, "feature_input_hook", hook, sizeof hook) && !strcmp(clt_shard_hook(hook), "mlp_in"), "hook %s", hook);
     CltParams q;
     CHECK(!clt_load(dir, &q, &e), "%s", e.msg);
     if (q.data) {

@@ -131,6 +131,11 @@ fi
 # 6. bad input: one line naming the file, non-zero exit, no store
 "$BIN/clt-fit" synth -o "$TMP/d16.acts" --layers 5 --d 16 --features 8 --tokens 512 >/dev/null 2>&1
 "$BIN/clt-fit" -o "$TMP/clt16" --features 8 --batch 256 --steps 2 "$TMP/d16.acts" >/dev/null 2>&1
+# a CLT reading a hook feat-topk cannot compute is refused by name (it used to be read as mlp_in)
+cp -r "$CLT" "$TMP/cltpre" && sed -i 's/^feature_input_hook:.*/feature_input_hook: "hook_resid_pre"/' "$TMP/cltpre/config.yaml"
+rm -f "$TMP/cltpre/checkpoint.json"
+expect_error feat_clt_unsupported_hook 'feature_input_hook "hook_resid_pre" is not supported' \
+  "$FT" -m "$TMP/st" --clt "$TMP/cltpre" -o "$TMP/pre" --ctx 64 "$TMP/c.tok"
 expect_error feat_clt_model_mismatch "clt16: the CLT's width 16 does not match the model's d_model 64" \
   "$FT" -m "$TMP/st" --clt "$TMP/clt16" -o "$TMP/bad" "$TMP/c.tok"
 expect_error feat_clt_acts_mismatch "a.acts: d_model 64 does not match the CLT's 16" \

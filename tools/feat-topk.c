@@ -81,18 +81,6 @@ typedef struct {
 
 // ---- shared pieces ----------------------------------------------------------------------------
 
-// The CLT's input hook from config.yaml's feature_input_hook (formats/clt.md), or NULL.
-static const char *clt_config_hook(const char *dir) {
-    char path[4096], line[512];
-    snprintf(path, sizeof path, "%s/config.yaml", dir);
-    FILE *f = fopen(path, "r");
-    const char *hook = NULL;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "feature_input_hook:", 19)) hook = strstr(line, "resid_mid") ? "resid_mid" : "mlp_in";
-    if (f) fclose(f);
-    return hook;
-}
-
 // The tokenizer for show/export: -t, else the store's model directory's tokenizer.json, else NULL.
 static Tokenizer *store_tokenizer(const char *path, const FeatStore *s) {
     Error e;
@@ -568,7 +556,12 @@ int main(int argc, char **argv) {
     if (optind >= argc) cli_usage_error("feat-topk", o.acts ? "no activation shards given" : "no token shards given");
     if (o.fo.max_at >= o.fo.window) cli_usage_error("feat-topk", "--max-at must be below --window");
     if (o.fo.window + 2 * o.fo.extra > 65535) cli_usage_error("feat-topk", "--window + 2*--extra is too large");
-    const char *hook = o.in_hook ? o.in_hook : clt_config_hook(o.clt_dir);
+    char cfg_hook[128];  // the CLT's feature_input_hook (formats/clt.md) as a shard hook, default mlp_in
+    const char *hook = o.in_hook;
+    if (!hook && !clt_config_value(o.clt_dir, "feature_input_hook", cfg_hook, sizeof cfg_hook) &&
+        !(hook = clt_shard_hook(cfg_hook)))
+        fatal("%s/config.yaml: feature_input_hook \"%s\" is not supported (mlp.hook_in, hook_resid_mid); give --in",
+              o.clt_dir, cfg_hook);
     if (!hook) hook = "mlp_in";
     if (strcmp(hook, "mlp_in") && strcmp(hook, "resid_mid")) cli_usage_error("feat-topk", "--in must be mlp_in or resid_mid");
 

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,11 +99,11 @@ static int parse_features(const char *spec, const FeatStore *s, FeatId **ids) {
         char *colon = strchr(item, ':'), *list = item;
         if (colon) {
             *colon = 0;
-            char *end;
-            long layer = strtol(item, &end, 10);
-            if (*end || end == item) cli_usage_error("interp-prompt", "--features: bad layer '%s'", item);
+            long long layer;
+            if (parse_int_strict(item, 0, INT_MAX, &layer))
+                cli_usage_error("interp-prompt", "--features: bad layer '%s'", item);
             li = featstore_layer_index(s, (int)layer);
-            if (li < 0) fatal("%s: --features: layer %ld is not in the store", s->path, layer);
+            if (li < 0) fatal("%s: --features: layer %lld is not in the store", s->path, layer);
             list = colon + 1;
         }
         if (li < 0) cli_usage_error("interp-prompt", "--features: '%s' needs a LAYER: first", item);
@@ -110,13 +111,15 @@ static int parse_features(const char *spec, const FeatStore *s, FeatId **ids) {
             add_range(ids, &n, &cap, li, 0, s->n_features - 1);
             continue;
         }
-        char *end;
-        long lo = strtol(list, &end, 10), hi = lo;
-        if (*end == '-') hi = strtol(end + 1, &end, 10);
-        if (*end || end == list || lo < 0 || hi < lo)
-            cli_usage_error("interp-prompt", "--features: bad feature list '%s'", list);
+        long long lo, hi;
+        char *dash = strchr(list + 1, '-');  // (list + 1: a leading '-' is a sign, refused below)
+        if (dash) *dash = 0;
+        if (parse_int_strict(list, 0, INT_MAX, &lo) || parse_int_strict(dash ? dash + 1 : list, 0, INT_MAX, &hi) ||
+            hi < lo)
+            cli_usage_error("interp-prompt", "--features: bad feature list '%s%s%s'", list, dash ? "-" : "",
+                            dash ? dash + 1 : "");
         if (hi >= s->n_features)
-            fatal("%s: --features: feature %ld is past the store's %d per layer", s->path, hi, s->n_features);
+            fatal("%s: --features: feature %lld is past the store's %d per layer", s->path, hi, s->n_features);
         add_range(ids, &n, &cap, li, lo, hi);
     }
     free(copy);
