@@ -53,6 +53,7 @@ static void random_llama(Model *m) {
     c->query_scale = 1.0f / sqrtf((float)c->head_dim);
     c->layer_sliding = xcalloc((size_t)c->n_layers, 1);
     c->bos_id = 1, c->eos_id = 2;
+    model_describe(c);
     m->dir = xstrdup("(random llama-mid)");
     const float a = 0.02f * sqrtf(3.0f);  // U(-a, a) has std 0.02
     size_t D = 768, F = 2048, V = 32000, qd = 768, kvd = 256;

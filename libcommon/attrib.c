@@ -11,6 +11,7 @@
 
 #include "act.h"
 #include "attrib_vjp.h"
+#include "model_block.h"
 #include "fileio.h"
 #include "clt_io.h"
 #include "matmul.h"
@@ -189,9 +190,11 @@ int attrib_clt_decoder_row(const AttribClt *c, int l, int i, float *out, Error *
 // ---------------------------------------------------------------------------------------------
 // capture
 
-static int is_gemma(const Model *m) { return m->cfg.arch == ARCH_GEMMA2; }
-static int is_gpt2(const Model *m) { return m->cfg.arch == ARCH_GPT2; }
-static float norm_offset(const Model *m) { return is_gemma(m) ? 1.0f : 0.0f; }
+// What the frozen model reads of the block description (model.h): the norms (kind, weight offset),
+// the embedding scale and whether the attention output has its own norm. Rope, the attention
+// scale, soft-caps and windows shape the patterns, and the MLP its output: both are captured.
+static int centered_norm(const Model *m) { return m->cfg.block.norm.kind == NORM_LAYER; }
+static float norm_offset(const Model *m) { return m->cfg.block.norm.weight_offset; }
 
 static float **alloc_layers(int L, size_t n) {
     float **p = xcalloc((size_t)L, sizeof(float *));
@@ -355,7 +358,7 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
     s->probs = alloc_layers(L, (size_t)s->H * T * T);
     s->attn_rstd = alloc_layers(L, (size_t)T);
     s->mlp_rstd = alloc_layers(L, (size_t)T);
-    if (is_gemma(m)) s->post_attn_rstd = alloc_layers(L, (size_t)T);
+    if (m->cfg.block.post_attn_norm) s->post_attn_rstd = alloc_layers(L, (size_t)T);
     s->final_rstd = xmalloc((size_t)T * sizeof(float));
     float *final = xmalloc(TD * sizeof(float));
     ForwardOutputs out = {.mlp_out = s->mlp_out, .attn_probs = s->probs, .attn_rstd = s->attn_rstd,
@@ -369,8 +372,7 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
     if (!rc) {
         // logits of the last position only: (V, D) · final[T−1]
         s->logits = xmalloc((size_t)s->V * sizeof(float));
-        matmul_cpu(s->logits, final + (size_t)(T - 1) * D, m->lm_head, NULL, 1, D, s->V);
-        if (c->final_softcap > 0) softcap_cpu(s->logits, (size_t)s->V, c->final_softcap);
+        block_logits_cpu(m, s->logits, final + (size_t)(T - 1) * D, 1);
     }
     free(final);
     if (rc || encode_all(clt, s, e) || decode_all(clt, s, e)) {
@@ -510,7 +512,7 @@ static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l,
         }
         attrib_gemm_cpu(0, rows, D, hd, w->y, hd, Lw->wv + (size_t)g * hd * D, D, g ? 1.0f : 0.0f, w->g_n, D);
     }
-    attrib_norm_vjp_cpu(w->g, w->g_n, Lw->attn_norm_w, norm_offset(m), is_gpt2(m), s->attn_rstd[l], n, Te, D, 1);
+    attrib_norm_vjp_cpu(w->g, w->g_n, Lw->attn_norm_w, norm_offset(m), centered_norm(m), s->attn_rstd[l], n, Te, D, 1);
 }
 
 int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, const int *layer, const int *pos,
@@ -532,7 +534,7 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     for (int b = 0; b < n; b++)
         if (layer[b] == L)  // a logit: the direction after the final norm
             attrib_norm_vjp_cpu(w->g + ((size_t)pos[b] * n + b) * D, vecs + (size_t)b * D, m->final_norm_w,
-                                norm_offset(m), is_gpt2(m), s->final_rstd + pos[b], 1, 1, D, 1);
+                                norm_offset(m), centered_norm(m), s->final_rstd + pos[b], 1, 1, D, 1);
     for (int l = top < L ? top : L - 1; l >= 0; l--) {
         // g is the gradient at the residual after layer l: what layer l's MLP sources write into
         if (l < top) {
@@ -547,13 +549,13 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
             if (s->input == ATTRIB_IN_RESID_MID)
                 for (int i = 0; i < D; i++) gp[i] += v[i];
             else
-                attrib_norm_vjp_cpu(gp, v, m->layers[l].mlp_norm_w, norm_offset(m), is_gpt2(m), s->mlp_rstd[l] + pos[b],
+                attrib_norm_vjp_cpu(gp, v, m->layers[l].mlp_norm_w, norm_offset(m), centered_norm(m), s->mlp_rstd[l] + pos[b],
                                     1, 1, D, 1);
         }
         attn_vjp(m, s, w, l, n, Te);  // g becomes the gradient at the residual entering layer l
     }
     // token sources: ⟨g at the embeddings, emb_scale · W_E[token]⟩
-    attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)L * T, s->tok_vec, is_gemma(m) ? sqrtf((float)D) : 1.0f,
+    attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)L * T, s->tok_vec, m->cfg.block.embed_scale,
                              w->g, n, Te, T, D);
     return 0;
 }
@@ -570,7 +572,7 @@ static void frozen_norm(const Model *m, float *out, const float *x, const float 
         const float *xr = x + (size_t)p * D;
         float *o = out + (size_t)p * D;
         float mean = 0;
-        if (is_gpt2(m)) {
+        if (centered_norm(m)) {
             double sum = 0;
             for (int i = 0; i < D; i++) sum += xr[i];
             mean = (float)(sum / D);
@@ -586,7 +588,7 @@ int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *ml
     (void)e;
     float *x = xmalloc(TD * sizeof(float)), *xn = xmalloc(TD * sizeof(float));
     float *v = xmalloc((size_t)T * kvd * sizeof(float)), *att = xmalloc((size_t)T * qd * sizeof(float));
-    float emb_scale = is_gemma(m) ? sqrtf((float)D) : 1.0f;
+    float emb_scale = m->cfg.block.embed_scale;
     for (int p = 0; p < T; p++) {
         const float *emb = m->embed + (size_t)s->tokens[p] * D;
         const float *pe = m->pos_embed ? m->pos_embed + (size_t)p * D : NULL;

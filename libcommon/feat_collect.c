@@ -979,7 +979,7 @@ void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, co
     enum { BLK = 64 };
     float *g = xmalloc((size_t)d * sizeof(float)), *dec = xmalloc((size_t)BLK * d * sizeof(float));
     float *logits = xmalloc((size_t)BLK * V * sizeof(float));
-    for (int j = 0; j < d; j++) g[j] = m->final_norm_w[j] + (m->cfg.arch == ARCH_GEMMA2 ? 1.0f : 0.0f);
+    for (int j = 0; j < d; j++) g[j] = m->final_norm_w[j] + m->cfg.block.norm.weight_offset;
     for (int f0 = 0; f0 < F; f0 += BLK) {
         int nb = F - f0 < BLK ? F - f0 : BLK;
         for (int i = 0; i < nb; i++) {

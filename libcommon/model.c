@@ -331,7 +331,47 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
             for (int l = 0; l < c->n_layers; l++) c->layer_sliding[l] = l % 2 == 0;  // Gemma 2's default
         }
     }
+    model_describe(c);
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the block description (model.h): what each architecture computes, settled once
+
+void model_describe(ModelConfig *c) {
+    BlockSpec *b = &c->block;
+    free(b->layer);
+    memset(b, 0, sizeof *b);
+    b->norm = (NormSpec){NORM_RMS, c->norm_eps, 0.0f};
+    b->rope = 1;
+    b->rope_params = (RopeParams){c->rope_theta, c->rope_llama3, c->rope_factor, c->rope_low_freq_factor,
+                                  c->rope_high_freq_factor, c->rope_original_max_pos};
+    b->embed_scale = 1.0f;
+    b->mlp = MLP_GATED;
+    b->act = ACT_SILU;
+    switch (c->arch) {
+        case ARCH_LLAMA:
+            break;
+        case ARCH_GEMMA2:
+            b->norm.weight_offset = 1.0f;
+            b->embed_scale = sqrtf((float)c->d_model);
+            b->attn_softcap = c->attn_softcap;
+            b->act = ACT_GELU_TANH;
+            b->post_attn_norm = b->post_mlp_norm = 1;
+            b->final_softcap = c->final_softcap;
+            break;
+        case ARCH_GPT2:
+            b->norm.kind = NORM_LAYER;
+            b->rope = 0;
+            b->mlp = MLP_PLAIN;
+            b->act = ACT_GELU_TANH;  // gelu_new
+            break;
+    }
+    b->layer = xcalloc((size_t)c->n_layers, sizeof *b->layer);
+    for (int l = 0; l < c->n_layers; l++) {
+        b->layer[l].attn_scale = c->attn_scale_by_layer ? c->query_scale / (float)(l + 1) : c->query_scale;
+        b->layer[l].window = c->layer_sliding && c->layer_sliding[l] ? c->sliding_window : 0;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -651,6 +691,7 @@ void model_free(Model *m) {
     free(m->owned);
     free(m->layers);
     free(m->cfg.layer_sliding);
+    free(m->cfg.block.layer);
     free(m->dir);
     memset(m, 0, sizeof *m);
 }

@@ -1,15 +1,76 @@
 // model.h — transformer language models from a Hugging Face checkpoint directory (config.json +
 // model.safetensors or model.safetensors.index.json shards), weights held in fp32 on the CPU.
 // Architectures: Llama (incl. Llama 3 rope scaling, GQA, tied or untied), Gemma 2 and GPT-2.
-// The forward pass (model_forward.c) exposes every hook later tools need.
+// The config parser settles how the block computes once, into a BlockSpec (below); every forward
+// path (model_forward.c batched, model_kv.c cached, kernels/forward_cuda.cu, attrib's frozen
+// backward) reads only that description, through the step functions of model_block.h.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 
+#include "act.h"
 #include "err.h"
+#include "rope.h"
 
 typedef enum { ARCH_LLAMA, ARCH_GEMMA2, ARCH_GPT2 } ModelArch;
 
+// ---- the block description ------------------------------------------------------------------
+//
+// Every architecture here is one pre-norm block repeated n_layers times:
+//
+//   x = embed_scale · E[token] (+ P[position] without rope)                   // (N, D)
+//   per layer l:
+//     a = attention(norm(x)): q, k rotated if rope; scores · layer[l].attn_scale, soft-capped
+//         by attn_softcap, causal within layer[l].window; a = norm(a) if post_attn_norm; x += a
+//     m = mlp(norm(x)) of kind `mlp` with `act`; m = norm(m) if post_mlp_norm; x += m
+//   logits = softcap(norm(x) · Wᵤᵀ, final_softcap)                             // (N, V)
+//
+// where every norm is `norm` (RMSNorm or LayerNorm, its eps and weight offset). model_describe
+// (model.c) is the one place that maps an architecture to this description; the forward paths
+// never look at `arch`.
+//
+// Adding an architecture: an ARCH_ value, its branch of the config parser and its CONFIG_KEYS rows
+// (model.c), its case in model_describe, and its tensor names in the weight loader. A variant of a
+// step the description already has (Mistral: a window on every layer; Qwen 2: q/k/v biases, which
+// LayerWeights already carries) needs no other change. A new kind of step (Qwen 3 and Gemma 3 norm
+// q and k per head; Gemma 3 rotates its sliding layers with another rope base) is a field here, a
+// tensor in LayerWeights, and the step in model_block.c with its CUDA twin in forward_cuda.cu.
+
+typedef enum { NORM_RMS, NORM_LAYER } NormKind;
+
+typedef struct {
+    NormKind kind;        // RMS: x·rstd·(offset + w); LAYER: (x − mean)·rstd·w + b (biased variance)
+    float eps;
+    float weight_offset;  // RMS only: Gemma stores its scales as w − 1 (offset 1), else 0
+} NormSpec;
+
+typedef enum {
+    MLP_GATED,  // down(act(gate·h) ⊙ up·h), no biases (SwiGLU, GeGLU)
+    MLP_PLAIN,  // down(act(up·h + b_up)) + b_down (GPT-2)
+} MlpKind;
+
+typedef struct {
+    float attn_scale;     // the score scale: 1/sqrt(head_dim), Gemma 2 query_pre_attn_scalar, GPT-2 / (l + 1)
+    int window;           // sliding window in keys (0: full causal)
+} LayerSpec;
+
+typedef struct {
+    NormSpec norm;        // every norm of the model: before attention and MLP, the post norms, the final one
+    int rope;             // rotate q and k (rope_params); 0: learned absolute positions (pos_embed)
+    RopeParams rope_params;
+    float embed_scale;    // Gemma: sqrt(D) rounded to fp32 (its normalizer in the activation dtype), else 1
+    float attn_softcap;   // scores = c·tanh(scores / c); 0 = off
+    MlpKind mlp;
+    ActKind act;          // the MLP's activation (MLP_PLAIN: GELU-tanh only so far)
+    int post_attn_norm, post_mlp_norm;  // Gemma 2's norms of the attention and MLP outputs
+    float final_softcap;  // as attn_softcap, on the logits
+    LayerSpec *layer;     // (n_layers,)
+} BlockSpec;
+
+// ---- the model --------------------------------------------------------------------------------
+
+// The config.json values the parser read; model_describe turns them into `block`, which is the
+// only part the forward paths read (dimensions aside).
 typedef struct {
     ModelArch arch;
     char model_type[32];
@@ -29,6 +90,7 @@ typedef struct {
     int tie_embeddings;
     int attn_bias;                      // q/k/v/o biases (GPT-2 always; Llama attention_bias)
     int bos_id, eos_id;                 // -1 if unknown
+    BlockSpec block;                    // how the block computes, from the values above (model_describe)
 } ModelConfig;
 
 typedef struct {
@@ -57,6 +119,10 @@ typedef struct {
 
 int model_load(Model *m, const char *dir, Error *e);
 
+// Fills c->block from c->arch and the config values (allocating c->block.layer, which model_free
+// frees). The config parser calls it; a config built by hand (bench/bench_forward.c) calls it too.
+void model_describe(ModelConfig *c);
+
 // What model.c does with a config.json key of an architecture (every key transformers reads for it is
 // listed in tests/golden/models/hf_config_keys.json): implemented; CHECKED: only some values are
 // implemented and the others refused (*bad: one refused value, JSON); no effect on an fp32 eval
@@ -69,10 +135,8 @@ int model_config_key_use(ModelArch arch, const char *key, const char **bad);
 // beyond and transformers warns). `what` starts the message ("--ctx", "prompt"...).
 int model_check_positions(const ModelConfig *c, int64_t n, const char *what, Error *e);
 
-// The attention score scale of layer l: every forward path (CPU, KV cache, CUDA) takes it from here.
-static inline float model_attn_scale(const ModelConfig *c, int l) {
-    return c->attn_scale_by_layer ? c->query_scale / (float)(l + 1) : c->query_scale;
-}
+// The attention score scale of layer l (the description's).
+static inline float model_attn_scale(const ModelConfig *c, int l) { return c->block.layer[l].attn_scale; }
 void model_free(Model *m);
 
 // ---- forward pass (model_forward.c) ---------------------------------------------------------
