@@ -1,6 +1,7 @@
 // forward_cuda.cu — the GPU forward pass (forward_cuda.h), a line-by-line mirror of
-// libcommon/model_forward.c over the CUDA kernel twins. The only device code of its own: the
-// embedding lookup and the residual add.
+// libcommon/model_forward.c: the block's steps of libcommon/model_block.c under the same names
+// (block_norm_cuda for block_norm_cpu...), reading the same description (ModelConfig.block), over
+// the CUDA kernel twins. The only device code of its own: the embedding lookup and the residual add.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "matmul.h"
 #include "norm.h"
 #include "rope.h"
+extern "C" {
+#include "model_block.h"  // block_check_tokens, block_attn_shape: host code shared with the CPU path
+}
 
 static const unsigned int FWD_BLOCK = 256;
 
@@ -65,6 +69,8 @@ extern "C" int model_gpu_upload(ModelGpu *mg, const Model *m, Error *e) {
     mg->cfg = *c;
     mg->cfg.layer_sliding = (uint8_t *)xcalloc((size_t)c->n_layers, 1);
     if (c->layer_sliding) memcpy(mg->cfg.layer_sliding, c->layer_sliding, (size_t)c->n_layers);
+    mg->cfg.block.layer = (LayerSpec *)xmalloc((size_t)c->n_layers * sizeof(LayerSpec));
+    memcpy(mg->cfg.block.layer, c->block.layer, (size_t)c->n_layers * sizeof(LayerSpec));
     mg->layers = (LayerWeights *)xcalloc((size_t)c->n_layers, sizeof *mg->layers);
     size_t D = c->d_model, F = c->d_ff, V = c->vocab_size;
     size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
@@ -104,6 +110,7 @@ extern "C" void model_gpu_free(ModelGpu *mg) {
     free(mg->owned);
     free(mg->layers);
     free(mg->cfg.layer_sliding);
+    free(mg->cfg.block.layer);
     memset(mg, 0, sizeof *mg);
 }
 
@@ -143,12 +150,10 @@ extern "C" ForwardStateGpu *forward_state_gpu_new(const ModelGpu *mg, int B, int
              SALLOC(s->k, N * kvd * f) || SALLOC(s->v, N * kvd * f) || SALLOC(s->att, N * qd * f) ||
              SALLOC(s->tmp, N * D * f) || SALLOC(s->gate, N * F * f) || SALLOC(s->up, N * F * f) ||
              SALLOC(s->rstd, N * f) || SALLOC(s->tokens, N * sizeof(uint32_t));
-    if (!rc && c->arch != ARCH_GPT2) {
+    if (!rc && c->block.rope) {
         size_t nt = (size_t)T * (c->head_dim / 2);
         float *cos_h = (float *)xmalloc(nt * f), *sin_h = (float *)xmalloc(nt * f);
-        RopeParams rp = {c->rope_theta, c->rope_llama3, c->rope_factor, c->rope_low_freq_factor,
-                         c->rope_high_freq_factor, c->rope_original_max_pos};
-        rope_table(cos_h, sin_h, T, c->head_dim, &rp);
+        rope_table(cos_h, sin_h, T, c->head_dim, &c->block.rope_params);  // block_rope_table's, on the host
         rc = SALLOC(s->cos_t, nt * f) || SALLOC(s->sin_t, nt * f);
         cudaError_t err = cudaSuccess;
         if (!rc && ((err = cudaMemcpy(s->cos_t, cos_h, nt * f, cudaMemcpyHostToDevice)) != cudaSuccess ||
@@ -173,7 +178,85 @@ extern "C" void forward_state_gpu_free(ForwardStateGpu *s) {
     free(s);
 }
 
-// ---- forward ---------------------------------------------------------------------------------
+#define TRY(call) \
+    do {          \
+        if (call) return -1; \
+    } while (0)
+
+// ---- the block's steps: model_block.h's, on the device (same names, _cuda) ----------------------
+
+static int block_embed_cuda(const GpuCtx *g, const ModelGpu *mg, float *x, const uint32_t *tokens, int N, int T,
+                            Error *e) {
+    size_t ND = (size_t)N * mg->cfg.d_model;
+    embed_kernel<<<cuda_grid_for(ND, FWD_BLOCK), FWD_BLOCK, 0, gpu_stream(g)>>>(
+        x, tokens, mg->embed, mg->pos_embed, mg->cfg.block.embed_scale, T, mg->cfg.d_model, ND);
+    return gpu_launch_status(e, "forward_cuda: embeddings");
+}
+
+static int block_norm_cuda(const GpuCtx *g, const ModelGpu *mg, float *out, const float *x, const float *w,
+                           const float *b, int N, float *rstd, Error *e) {
+    const NormSpec *n = &mg->cfg.block.norm;
+    if (n->kind == NORM_LAYER) return layernorm_cuda(g, out, x, w, b, N, mg->cfg.d_model, n->eps, rstd, e);
+    return rmsnorm_cuda(g, out, x, w, n->weight_offset, N, mg->cfg.d_model, n->eps, rstd, e);
+}
+
+static int block_qkv_cuda(const GpuCtx *g, const ModelGpu *mg, int l, float *q, float *k, float *v, const float *xn,
+                          int N, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    const LayerWeights *L = &mg->layers[l];
+    int D = c->d_model, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    return matmul_cuda(g, q, xn, L->wq, L->bq, N, D, qd, e) || matmul_cuda(g, k, xn, L->wk, L->bk, N, D, kvd, e) ||
+           matmul_cuda(g, v, xn, L->wv, L->bv, N, D, kvd, e);
+}
+
+static int block_rope_cuda(const GpuCtx *g, const ModelGpu *mg, float *q, float *k, const float *cos_t,
+                           const float *sin_t, int B, int T, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    if (!c->block.rope) return 0;
+    return rope_apply_cuda(g, q, cos_t, sin_t, B, T, c->n_heads, c->head_dim, e) ||
+           rope_apply_cuda(g, k, cos_t, sin_t, B, T, c->n_kv_heads, c->head_dim, e);
+}
+
+static int block_attn_out_cuda(const GpuCtx *g, const ModelGpu *mg, int l, float *tmp, const float *att, int N,
+                               Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    const LayerWeights *L = &mg->layers[l];
+    if (matmul_cuda(g, tmp, att, L->wo, L->bo, N, c->n_heads * c->head_dim, c->d_model, e)) return -1;
+    return c->block.post_attn_norm ? block_norm_cuda(g, mg, tmp, tmp, L->post_attn_norm_w, NULL, N, NULL, e) : 0;
+}
+
+static int block_mlp_cuda(const GpuCtx *g, const ModelGpu *mg, int l, float *out, const float *xn, float *gate,
+                          float *up, int N, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    const LayerWeights *L = &mg->layers[l];
+    int D = c->d_model, F = c->d_ff;
+    size_t NF = (size_t)N * F;
+    if (c->block.mlp == MLP_PLAIN) {
+        TRY(matmul_cuda(g, up, xn, L->w_up, L->b_up, N, D, F, e));
+        TRY(gelu_tanh_cuda(g, up, NF, e));  // the only activation model_describe gives a plain MLP
+        TRY(matmul_cuda(g, out, up, L->w_down, L->b_down, N, F, D, e));
+    } else {
+        TRY(matmul_cuda(g, gate, xn, L->w_gate, NULL, N, D, F, e));
+        TRY(matmul_cuda(g, up, xn, L->w_up, NULL, N, D, F, e));
+        TRY(gated_act_cuda(g, up, gate, up, NF, c->block.act, e));
+        TRY(matmul_cuda(g, out, up, L->w_down, NULL, N, F, D, e));
+    }
+    return c->block.post_mlp_norm ? block_norm_cuda(g, mg, out, out, L->post_mlp_norm_w, NULL, N, NULL, e) : 0;
+}
+
+static int block_add_cuda(const GpuCtx *g, float *x, const float *t, size_t n, Error *e) {
+    add_inplace_kernel<<<cuda_grid_for(n, FWD_BLOCK), FWD_BLOCK, 0, gpu_stream(g)>>>(x, t, n);
+    return gpu_launch_status(e, "forward_cuda: residual add");
+}
+
+static int block_logits_cuda(const GpuCtx *g, const ModelGpu *mg, float *logits, const float *h, int N, Error *e) {
+    const ModelConfig *c = &mg->cfg;
+    TRY(matmul_cuda(g, logits, h, mg->lm_head, NULL, N, c->d_model, c->vocab_size, e));
+    float cap = c->block.final_softcap;
+    return cap > 0 ? softcap_cuda(g, logits, (size_t)N * c->vocab_size, cap, e) : 0;
+}
+
+// ---- forward: model_forward's sequence of steps --------------------------------------------------
 
 // Copies n floats of device src to dst (host or device memory) on the stream.
 static int copy_out(const GpuCtx *g, float *dst, const float *src, size_t n, Error *e) {
@@ -186,36 +269,17 @@ static int copy_hook(const GpuCtx *g, float **hooks, int l, const float *src, si
     return hooks && hooks[l] ? copy_out(g, hooks[l], src, n, e) : 0;
 }
 
-// The norm in front of attention / the MLP / the output, per architecture (as model_forward.c).
-static int apply_norm(const GpuCtx *g, const ModelGpu *mg, float *out, const float *x, const float *w, const float *b,
-                      int N, float *rstd, Error *e) {
-    const ModelConfig *c = &mg->cfg;
-    if (c->arch == ARCH_GPT2) return layernorm_cuda(g, out, x, w, b, N, c->d_model, c->norm_eps, rstd, e);
-    return rmsnorm_cuda(g, out, x, w, c->arch == ARCH_GEMMA2 ? 1.0f : 0.0f, N, c->d_model, c->norm_eps, rstd, e);
-}
-
-static int add_inplace(const GpuCtx *g, float *x, const float *t, size_t n, Error *e) {
-    add_inplace_kernel<<<cuda_grid_for(n, FWD_BLOCK), FWD_BLOCK, 0, gpu_stream(g)>>>(x, t, n);
-    return gpu_launch_status(e, "forward_cuda: residual add");
-}
-
-#define TRY(call) \
-    do {          \
-        if (call) return -1; \
-    } while (0)
+static float *layer_out(float **outs, int l) { return outs ? outs[l] : NULL; }
 
 static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s, const uint32_t *tokens, int B,
                          int T, ForwardOutputs *out, Error *e) {
     const ModelConfig *c = &mg->cfg;
-    int N = B * T, D = c->d_model, F = c->d_ff, H = c->n_heads, KVH = c->n_kv_heads, hd = c->head_dim;
-    int qd = H * hd, kvd = KVH * hd;
-    size_t ND = (size_t)N * D;
+    int N = B * T, H = c->n_heads;
+    size_t ND = (size_t)N * c->d_model;
     int n_run = out->n_run_layers > 0 && out->n_run_layers < c->n_layers ? out->n_run_layers : c->n_layers;
     cudaStream_t stream = gpu_stream(g);
 
-    for (int r = 0; r < N; r++)
-        if (tokens[r] >= (uint32_t)c->vocab_size)
-            return err_set(e, "forward: token id %u >= vocab size %d", tokens[r], c->vocab_size);
+    TRY(block_check_tokens(c, tokens, N, "forward", e));
     cudaError_t err = cudaMemcpyAsync(s->tokens, tokens, (size_t)N * sizeof(uint32_t), cudaMemcpyHostToDevice, stream);
     if (err != cudaSuccess) return err_set(e, "forward_cuda: uploading tokens: %s", cudaGetErrorString(err));
     if (out->attn_probs && !s->probs && SALLOC(s->probs, (size_t)s->B * H * T * T * sizeof(float))) return -1;
@@ -223,65 +287,42 @@ static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s
         SALLOC(s->logits, (size_t)s->B * T * c->vocab_size * sizeof(float)))
         return -1;
 
-    // embeddings (Gemma scales by sqrt(D); GPT-2 adds learned positions)
-    float emb_scale = c->arch == ARCH_GEMMA2 ? sqrtf((float)D) : 1.0f;
-    embed_kernel<<<cuda_grid_for(ND, FWD_BLOCK), FWD_BLOCK, 0, stream>>>(s->x, s->tokens, mg->embed, mg->pos_embed,
-                                                                          emb_scale, T, D, ND);
-    TRY(gpu_launch_status(e, "forward_cuda: embeddings"));
-
+    TRY(block_embed_cuda(g, mg, s->x, s->tokens, N, T, e));  // (N, D)
     for (int l = 0; l < n_run; l++) {
         const LayerWeights *L = &mg->layers[l];
         TRY(copy_hook(g, out->resid_pre, l, s->x, ND, e));
-        // attention block
-        int want_rstd = out->attn_rstd && out->attn_rstd[l];
-        TRY(apply_norm(g, mg, s->xn, s->x, L->attn_norm_w, L->attn_norm_b, N, want_rstd ? s->rstd : NULL, e));
-        if (want_rstd) TRY(copy_out(g, out->attn_rstd[l], s->rstd, (size_t)N, e));
-        TRY(matmul_cuda(g, s->q, s->xn, L->wq, L->bq, N, D, qd, e));
-        TRY(matmul_cuda(g, s->k, s->xn, L->wk, L->bk, N, D, kvd, e));
-        TRY(matmul_cuda(g, s->v, s->xn, L->wv, L->bv, N, D, kvd, e));
-        if (c->arch != ARCH_GPT2) {
-            TRY(rope_apply_cuda(g, s->q, s->cos_t, s->sin_t, B, T, H, hd, e));
-            TRY(rope_apply_cuda(g, s->k, s->cos_t, s->sin_t, B, T, KVH, hd, e));
-        }
-        AttnShape as = {B, T, H, KVH, hd, model_attn_scale(c, l), c->attn_softcap,
-                        c->layer_sliding[l] ? c->sliding_window : 0};
-        int want_probs = out->attn_probs && out->attn_probs[l];
-        TRY(attention_cuda(g, s->att, want_probs ? s->probs : NULL, s->q, s->k, s->v, &as, e));
-        if (want_probs) TRY(copy_out(g, out->attn_probs[l], s->probs, (size_t)B * H * T * T, e));
-        TRY(matmul_cuda(g, s->tmp, s->att, L->wo, L->bo, N, qd, D, e));
-        if (L->post_attn_norm_w) TRY(rmsnorm_cuda(g, s->tmp, s->tmp, L->post_attn_norm_w, 1.0f, N, D, c->norm_eps, NULL, e));
-        TRY(add_inplace(g, s->x, s->tmp, ND, e));
+        // attention (rstd and probs are computed in device scratch, then copied to the caller's buffer)
+        float *rstd = layer_out(out->attn_rstd, l);
+        TRY(block_norm_cuda(g, mg, s->xn, s->x, L->attn_norm_w, L->attn_norm_b, N, rstd ? s->rstd : NULL, e));  // (N, D)
+        if (rstd) TRY(copy_out(g, rstd, s->rstd, (size_t)N, e));
+        TRY(block_qkv_cuda(g, mg, l, s->q, s->k, s->v, s->xn, N, e));  // (N, H*hd), (N, KVH*hd), (N, KVH*hd)
+        TRY(block_rope_cuda(g, mg, s->q, s->k, s->cos_t, s->sin_t, B, T, e));
+        AttnShape as = block_attn_shape(c, l, B, T);
+        float *probs = layer_out(out->attn_probs, l);
+        TRY(attention_cuda(g, s->att, probs ? s->probs : NULL, s->q, s->k, s->v, &as, e));  // (N, H*hd)
+        if (probs) TRY(copy_out(g, probs, s->probs, (size_t)B * H * T * T, e));  // (B, H, T, T)
+        TRY(block_attn_out_cuda(g, mg, l, s->tmp, s->att, N, e));  // (N, D)
+        TRY(block_add_cuda(g, s->x, s->tmp, ND, e));
         TRY(copy_hook(g, out->resid_mid, l, s->x, ND, e));
-        // MLP block
-        want_rstd = out->mlp_rstd && out->mlp_rstd[l];
-        TRY(apply_norm(g, mg, s->xn, s->x, L->mlp_norm_w, L->mlp_norm_b, N, want_rstd ? s->rstd : NULL, e));
-        if (want_rstd) TRY(copy_out(g, out->mlp_rstd[l], s->rstd, (size_t)N, e));
+        // MLP
+        rstd = layer_out(out->mlp_rstd, l);
+        TRY(block_norm_cuda(g, mg, s->xn, s->x, L->mlp_norm_w, L->mlp_norm_b, N, rstd ? s->rstd : NULL, e));  // (N, D)
+        if (rstd) TRY(copy_out(g, rstd, s->rstd, (size_t)N, e));
         TRY(copy_hook(g, out->mlp_in, l, s->xn, ND, e));
-        if (c->arch == ARCH_GPT2) {
-            TRY(matmul_cuda(g, s->up, s->xn, L->w_up, L->b_up, N, D, F, e));
-            TRY(gelu_tanh_cuda(g, s->up, (size_t)N * F, e));
-            TRY(matmul_cuda(g, s->tmp, s->up, L->w_down, L->b_down, N, F, D, e));
-        } else {
-            TRY(matmul_cuda(g, s->gate, s->xn, L->w_gate, NULL, N, D, F, e));
-            TRY(matmul_cuda(g, s->up, s->xn, L->w_up, NULL, N, D, F, e));
-            TRY(gated_act_cuda(g, s->up, s->gate, s->up, (size_t)N * F, c->arch == ARCH_GEMMA2 ? ACT_GELU_TANH : ACT_SILU, e));
-            TRY(matmul_cuda(g, s->tmp, s->up, L->w_down, NULL, N, F, D, e));
-        }
-        if (L->post_mlp_norm_w) TRY(rmsnorm_cuda(g, s->tmp, s->tmp, L->post_mlp_norm_w, 1.0f, N, D, c->norm_eps, NULL, e));
+        TRY(block_mlp_cuda(g, mg, l, s->tmp, s->xn, s->gate, s->up, N, e));  // (N, D)
         TRY(copy_hook(g, out->mlp_out, l, s->tmp, ND, e));
-        TRY(add_inplace(g, s->x, s->tmp, ND, e));
+        TRY(block_add_cuda(g, s->x, s->tmp, ND, e));
     }
     if (n_run < c->n_layers) return 0;
 
     if (out->final_hidden || out->logits) {
-        TRY(apply_norm(g, mg, s->xn, s->x, mg->final_norm_w, mg->final_norm_b, N, out->final_rstd ? s->rstd : NULL, e));
+        TRY(block_norm_cuda(g, mg, s->xn, s->x, mg->final_norm_w, mg->final_norm_b, N, out->final_rstd ? s->rstd : NULL,
+                            e));  // (N, D)
         if (out->final_rstd) TRY(copy_out(g, out->final_rstd, s->rstd, (size_t)N, e));
         if (out->final_hidden) TRY(copy_out(g, out->final_hidden, s->xn, ND, e));
         if (out->logits) {
-            size_t NV = (size_t)N * c->vocab_size;
-            TRY(matmul_cuda(g, s->logits, s->xn, mg->lm_head, NULL, N, D, c->vocab_size, e));
-            if (c->final_softcap > 0) TRY(softcap_cuda(g, s->logits, NV, c->final_softcap, e));
-            TRY(copy_out(g, out->logits, s->logits, NV, e));
+            TRY(block_logits_cuda(g, mg, s->logits, s->xn, N, e));  // (N, V)
+            TRY(copy_out(g, out->logits, s->logits, (size_t)N * c->vocab_size, e));
         }
     }
     return 0;
