@@ -293,7 +293,7 @@ static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s
         TRY(copy_hook(g, out->resid_pre, l, s->x, ND, e));
         // attention (rstd and probs are computed in device scratch, then copied to the caller's buffer)
         float *rstd = layer_out(out->attn_rstd, l);
-        TRY(block_norm_cuda(g, mg, s->xn, s->x, L->attn_norm_w, L->attn_norm_b, N, rstd ? s->rstd : NULL, e));  // (N, D)
+        TRY(block_norm_cuda(g, mg, s->xn, s->x, L->attn_norm_w, L->attn_norm_b, N, rstd ? s->rstd : NULL, e));
         if (rstd) TRY(copy_out(g, rstd, s->rstd, (size_t)N, e));
         TRY(block_qkv_cuda(g, mg, l, s->q, s->k, s->v, s->xn, N, e));  // (N, H*hd), (N, KVH*hd), (N, KVH*hd)
         TRY(block_rope_cuda(g, mg, s->q, s->k, s->cos_t, s->sin_t, B, T, e));

@@ -549,8 +549,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
             if (s->input == ATTRIB_IN_RESID_MID)
                 for (int i = 0; i < D; i++) gp[i] += v[i];
             else
-                attrib_norm_vjp_cpu(gp, v, m->layers[l].mlp_norm_w, norm_offset(m), centered_norm(m), s->mlp_rstd[l] + pos[b],
-                                    1, 1, D, 1);
+                attrib_norm_vjp_cpu(gp, v, m->layers[l].mlp_norm_w, norm_offset(m), centered_norm(m),
+                                    s->mlp_rstd[l] + pos[b], 1, 1, D, 1);
         }
         attn_vjp(m, s, w, l, n, Te);  // g becomes the gradient at the residual entering layer l
     }

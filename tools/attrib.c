@@ -304,7 +304,8 @@ static void last_logits(const Model *m, const float *final_row, float *logits) {
         const float *w = m->lm_head + (size_t)v * D;
         float s = 0;
         for (int i = 0; i < D; i++) s += w[i] * final_row[i];
-        logits[v] = m->cfg.final_softcap > 0 ? m->cfg.final_softcap * tanhf(s / m->cfg.final_softcap) : s;
+        float cap = m->cfg.block.final_softcap;
+        logits[v] = cap > 0 ? cap * tanhf(s / cap) : s;
     }
 }
 
