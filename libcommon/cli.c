@@ -45,6 +45,18 @@ void cli_standard(int argc, char **argv, const char *tool, const char *usage) {
     }
 }
 
+const char *cli_subcommand(int *argc, char ***argv, const char *const *names) {
+    if (*argc < 2) return NULL;
+    for (const char *const *n = names; *n; n++)
+        if (!strcmp((*argv)[1], *n)) {
+            (*argv)[1] = (*argv)[0];
+            (*argv)++;
+            (*argc)--;
+            return *n;
+        }
+    return NULL;
+}
+
 void cli_usage_error(const char *tool, const char *fmt, ...) {
     fprintf(stderr, "%s: ", tool);
     va_list ap;

@@ -14,6 +14,11 @@
 // "<tool>: standard output: write error: ..." and status 1, whatever main returned.
 void cli_standard(int argc, char **argv, const char *tool, const char *usage);
 void cli_version(const char *tool);
+// Modes are subcommands in every tool (`fwd-acts info`, `quant-acts report`): when argv[1] is one of
+// the NULL-terminated names, removes it from argv (argv[0], the tool's name, stays first, so getopt
+// still names the tool) and returns it; else NULL and argv untouched. A tool's old flag spellings
+// of its modes (`--info`) stay accepted as aliases.
+const char *cli_subcommand(int *argc, char ***argv, const char *const *names);
 // Prints "<tool>: <msg> (see '<tool> --help')" on stderr, exits 2.
 void cli_usage_error(const char *tool, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 

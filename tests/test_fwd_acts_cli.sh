@@ -6,11 +6,11 @@ TOK=$BIN/tok
 need_shared $STORIES_FILES tokenizers/gpt2/tokenizer.json
 ST=$SHARED/models/stories260K
 PY=$(command -v python3)
-info() { "$FWD" --info "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)"; }
+info() { "$FWD" info "$1" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d$2)"; }
 
 # 1. stories260K: greedy 200 tokens from BOS equals llama2.c's run.c exactly
 stories_model
-"$FWD" -m "$TMP/st" --generate 200 > "$TMP/greedy.txt"
+"$FWD" generate -m "$TMP/st" --max-new-tokens 200 > "$TMP/greedy.txt"
 grep -v '^#' "$ST/golden/greedy_ids_200.txt" | awk '{print $2}' > "$TMP/want.txt"
 cmp -s "$TMP/greedy.txt" "$TMP/want.txt" && ok fwd_stories260K_greedy_200_matches_llama2c \
   || fail fwd_stories260K_greedy_200_matches_llama2c "first difference: $(diff "$TMP/greedy.txt" "$TMP/want.txt" | head -3 | tr '\n' ' ')"
@@ -36,7 +36,7 @@ n_doc=$("$TOK" info "$TMP/demo.tok" | "$PY" -c "import json,sys; print(json.load
   && ok fwd_shards_partition || fail fwd_shards_partition "shard counts do not add up"
 "$FWD" -m "$TMP/st" -o "$TMP/m.acts" --ctx 16 --max-tokens 20 "$TMP/demo.tok" 2>/dev/null
 [ "$(info "$TMP/m.acts" "['n_tokens']")" = 20 ] && ok fwd_max_tokens || fail fwd_max_tokens "wrong count"
-loss=$("$FWD" -m "$TMP/st" --eval --ctx 16 "$TMP/demo.tok" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['loss'])")
+loss=$("$FWD" eval -m "$TMP/st" --ctx 16 "$TMP/demo.tok" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['loss'])")
 "$PY" -c "import sys; sys.exit(0 if 1.0 < $loss < 4.0 else 1)" && ok fwd_eval_loss_plausible || fail fwd_eval_loss_plausible "loss $loss on TinyStories-like text"
 
 # 3. bad input: one line naming the file, non-zero exit, no output left behind
@@ -58,7 +58,7 @@ expect_error fwd_vocab_mismatch "big.tok: token vocabulary 50257 is larger than 
 [ ! -e "$TMP/x.acts" ] && ok fwd_no_partial_output || fail fwd_no_partial_output "left $TMP/x.acts"
 cp "$TMP/all.acts" "$TMP/flip.acts"
 printf '\x55' | dd of="$TMP/flip.acts" bs=1 seek=$(( $(stat -c %s "$TMP/flip.acts") / 3 )) conv=notrunc 2>/dev/null
-expect_error fwd_corrupt_chunk "flip.acts.*(checksum|crc)" "$FWD" --info "$TMP/flip.acts"
+expect_error fwd_corrupt_chunk "flip.acts.*(checksum|crc)" "$FWD" info "$TMP/flip.acts"
 expect_error fwd_bad_layers "--layers: 2-9 is outside the model's layers 0-4" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --layers 2-9 "$TMP/demo.tok"
 expect_error fwd_bad_dtype "--dtype: unknown encoding .int3. \(f32, bf16, f16, int8" "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --dtype int3 "$TMP/demo.tok"
 # contexts the model cannot run, and runs with nothing to compute: errors, not a crash or a silent 0
@@ -75,9 +75,23 @@ expect_error fwd_acts_no_context "no context of --ctx 512 tokens" \
   "$FWD" -m "$TMP/st" -o "$TMP/x.acts" --ctx 512 "$TMP/demo.tok"
 left=$(ls "$TMP" | grep x.acts)
 [ -z "$left" ] && ok fwd_no_context_no_output || fail fwd_no_context_no_output "$left"
-ids=$("$FWD" -m "$TMP/st" --generate 20 --prompt-ids "$(seq -s ' ' 3 500)" 2>"$TMP/gen.err" | wc -l)
+ids=$("$FWD" generate -m "$TMP/st" --max-new-tokens 20 --prompt-ids "$(seq -s ' ' 3 500)" 2>"$TMP/gen.err" | wc -l)
 [ "$ids" = 15 ] && grep -q "stopped after 15 of 20 ids at the model's 512 positions" "$TMP/gen.err" \
   && ok fwd_generate_stops_at_positions || fail fwd_generate_stops_at_positions "$ids ids: $(cat "$TMP/gen.err")"
 expect_error fwd_generate_prompt_too_long "--prompt-ids: 513 tokens, more than the model's 512" \
   "$FWD" -m "$TMP/st" --generate 5 --prompt-ids "$(for i in $(seq 1 513); do printf '%d ' $((i % 500)); done)"
 "$FWD" --help | grep -q "usage: fwd-acts" && ok fwd_help || fail fwd_help "--help"
+
+# 4. one grammar: the modes are subcommands; the old flags are aliases with the same output
+"$FWD" --info "$TMP/all.acts" > "$TMP/i_old.json"; "$FWD" info "$TMP/all.acts" > "$TMP/i_new.json"
+cmp -s "$TMP/i_old.json" "$TMP/i_new.json" && [ -s "$TMP/i_new.json" ] && ok fwd_alias_info || fail fwd_alias_info "differ"
+"$FWD" -m "$TMP/st" --eval --ctx 16 "$TMP/demo.tok" | sed 's/"tokens_per_s.*//' > "$TMP/e_old.txt"
+"$FWD" eval -m "$TMP/st" --ctx 16 "$TMP/demo.tok" | sed 's/"tokens_per_s.*//' > "$TMP/e_new.txt"
+cmp -s "$TMP/e_old.txt" "$TMP/e_new.txt" && grep -q '"loss"' "$TMP/e_new.txt" && ok fwd_alias_eval || fail fwd_alias_eval "differ"
+"$FWD" -m "$TMP/st" --generate 7 > "$TMP/g_old.txt"; "$FWD" generate -m "$TMP/st" --max-new-tokens 7 > "$TMP/g_new.txt"
+cmp -s "$TMP/g_old.txt" "$TMP/g_new.txt" && [ "$(wc -l < "$TMP/g_new.txt")" = 7 ] && ok fwd_alias_generate \
+  || fail fwd_alias_generate "differ"
+[ "$("$FWD" generate -m "$TMP/st" | wc -l)" = 50 ] && ok fwd_generate_default_50 || fail fwd_generate_default_50 "count"
+expect_error fwd_info_one_shard "info takes one shard" "$FWD" info "$TMP/all.acts" "$TMP/kb.acts"
+expect_error fwd_generate_no_shards "generate reads no token shards" "$FWD" generate -m "$TMP/st" "$TMP/demo.tok"
+expect_error fwd_two_modes "eval and generate are two modes" "$FWD" eval -m "$TMP/st" --generate 3 "$TMP/demo.tok"

@@ -6,11 +6,11 @@ GEN=$BIN/generate
 PY=$(command -v python3)
 stories_model
 
-# 1. greedy continuation: the same ids as fwd-acts --generate (which llama2.c's golden pins)
+# 1. greedy continuation: the same ids as fwd-acts generate (which llama2.c's golden pins)
 ids=$("$GEN" -m "$TMP/st" --prompt-only --ids "Once upon a time" | tr '\n' ' ')
 [ "$ids" = "1 403 407 261 378 " ] && ok gen_prompt_ids_with_bos || fail gen_prompt_ids_with_bos "$ids"
 "$GEN" -m "$TMP/st" --ids --max-tokens 25 "Once upon a time" > "$TMP/a.txt"
-"$BIN/fwd-acts" -m "$TMP/st" --generate 25 --prompt-ids "1 403 407 261 378" > "$TMP/b.txt"
+"$BIN/fwd-acts" generate -m "$TMP/st" --max-new-tokens 25 --prompt-ids "1 403 407 261 378" > "$TMP/b.txt"
 cmp -s "$TMP/a.txt" "$TMP/b.txt" && ok gen_ids_equal_fwd_acts || fail gen_ids_equal_fwd_acts "$(paste -sd' ' "$TMP/a.txt")"
 out=$(echo "Once upon a time" | "$GEN" -m "$TMP/st" --max-tokens 12)
 [ "$out" = ", there was a little girl named Lily. She" ] && ok gen_text_stdin || fail gen_text_stdin "'$out'"

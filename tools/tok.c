@@ -37,8 +37,8 @@ static const char USAGE[] =
     "        --utf8-replace      replace invalid UTF-8 by U+FFFD (default: error)\n"
     "        --shard i/N         encode only documents with index % N == i\n"
     "        --threads N         worker threads (default: all cores)\n"
-    "        --chunk-tokens N    tokens per compressed chunk (default 65536)\n"
-    "        --zstd-level N      compression level (default 3)\n"
+    "        --chunk-tokens N    tokens per compressed chunk (default " SHARD_STR(TOKSHARD_CHUNK_TOKENS) ")\n"
+    "        --zstd-level N      compression level (default " SHARD_STR(SHARD_ZSTD_LEVEL) ", 1..22; token shards are always compressed)\n"
     "  decode -t tokenizer.json [--skip-special] [--jsonl] SHARD | --ids \"1 2 3\"\n"
     "      Decode a shard (each document, separated by --sep, default newline; or JSONL\n"
     "      {\"doc_id\":..,\"text\":..}) or a list of ids ('-' reads ids from stdin).\n"
@@ -290,7 +290,7 @@ static int cmd_encode(int argc, char **argv) {
             case 's': cli_parse_shard("--shard", optarg, &shard_i, &shard_n); break;
             case 'j': threads = (int)cli_parse_int("--threads", optarg, 1, 256); break;
             case 'c': wopt.chunk_tokens = (uint32_t)cli_parse_int("--chunk-tokens", optarg, 1, 1 << 24); break;
-            case 'z': wopt.zstd_level = (int)cli_parse_int("--zstd-level", optarg, -7, 22); break;
+            case 'z': wopt.zstd_level = (int)cli_parse_int("--zstd-level", optarg, 1, 22); break;
             case 'V': vocab_override = (uint32_t)cli_parse_int("--vocab-size", optarg, 1, 0xFFFFFFFFLL); break;
             default: cli_usage_error("tok encode", "bad option");
         }
