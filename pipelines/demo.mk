@@ -67,7 +67,7 @@ $(OUT)/model/config.json: $(STORIES_DIR)/stories260K.bin $(STORIES_DIR)/tok512.m
 
 # The model writes its own corpus: sampled stories (temperature 0.8, seeds 1..STORIES), one process.
 $(OUT)/stories.jsonl: $(OUT)/model/config.json
-	$(BIN)/generate -m $(OUT)/model --raw --temperature 0.8 --seed 1 --samples $(STORIES) --max-tokens 200 \
+	$(BIN)/generate -m $(OUT)/model --raw --temperature 0.8 --seed 1 --samples $(STORIES) --max-new-tokens 200 \
 	    --jsonl "Once upon a time" > $@.tmp && mv $@.tmp $@
 
 $(OUT)/stories.tok: $(OUT)/stories.jsonl

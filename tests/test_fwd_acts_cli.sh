@@ -95,3 +95,6 @@ cmp -s "$TMP/g_old.txt" "$TMP/g_new.txt" && [ "$(wc -l < "$TMP/g_new.txt")" = 7 
 expect_error fwd_info_one_shard "info takes one shard" "$FWD" info "$TMP/all.acts" "$TMP/kb.acts"
 expect_error fwd_generate_no_shards "generate reads no token shards" "$FWD" generate -m "$TMP/st" "$TMP/demo.tok"
 expect_error fwd_two_modes "eval and generate are two modes" "$FWD" eval -m "$TMP/st" --generate 3 "$TMP/demo.tok"
+# --max-tokens is the input read in every mode: eval takes the contexts that hold N document tokens
+n15=$("$FWD" eval -m "$TMP/st" --ctx 16 --max-tokens 40 "$TMP/demo.tok" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['contexts'])")
+[ "$n15" = 3 ] && ok fwd_eval_max_tokens || fail fwd_eval_max_tokens "$n15 contexts for 40 tokens of 15 a context"

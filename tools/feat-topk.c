@@ -53,7 +53,7 @@ static const char USAGE[] =
     "  --no-bos             do not prepend BOS\n"
     "  --bos ID             BOS id (default: config.json bos_token_id)\n"
     "  --shard i/N          process the batches (of --batch contexts) with index % N == i\n"
-    "  --max-tokens N       stop after N tokens\n"
+    "  --max-tokens N       read at most N tokens of the input (as fwd-acts)\n"
     "  --threads N          threads for the bookkeeping (default: all cores)\n"
     "  --device D           cpu (default) or cuda: where the model's forward runs\n"
     "  --k N                top windows per feature (default 100)\n"

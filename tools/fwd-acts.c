@@ -319,11 +319,12 @@ int main(int argc, char **argv) {
     Progress prog;
     progress_init(&prog, "fwd-acts", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
     double t0 = now_seconds(), loss_sum = 0;
-    uint64_t written = 0, loss_count = 0, ctx_index = 0, processed = 0;
+    uint64_t written = 0, loss_count = 0, ctx_index = 0, processed = 0, eval_read = 0;
     int done = 0;
     while (!done) {
         int B = 0;
         while (B < Bmax) {
+            if (o.eval && o.max_tokens > 0 && eval_read >= (uint64_t)o.max_tokens) { done = 1; break; }
             int rc = context_reader_next(&cr, tokens + (size_t)B * T, doc_ids + (size_t)B * T, positions + (size_t)B * T, &e);
             if (rc < 0) {
                 abort_output(stages, w);
@@ -332,6 +333,7 @@ int main(int argc, char **argv) {
             if (rc == 0) { done = 1; break; }
             if (ctx_index++ % (uint64_t)o.shard_n != (uint64_t)o.shard_i) continue;
             B++;
+            eval_read += (uint64_t)T - (bos >= 0);  // the context's document tokens
         }
         if (!B) break;
         if (engine_forward(&engine, tokens, B, T, &fo, &e)) {
