@@ -40,7 +40,7 @@ loss=$("$FWD" eval -m "$TMP/st" --ctx 16 "$TMP/demo.tok" | "$PY" -c "import json
 "$PY" -c "import sys; sys.exit(0 if 1.0 < $loss < 4.0 else 1)" && ok fwd_eval_loss_plausible || fail fwd_eval_loss_plausible "loss $loss on TinyStories-like text"
 
 # 3. bad input: one line naming the file, non-zero exit, no output left behind
-expect_error fwd_missing_model "nope/config.json" "$FWD" -m "$TMP/nope" -o "$TMP/x.acts" "$TMP/demo.tok"
+expect_error fwd_missing_model "nope: no such directory" "$FWD" -m "$TMP/nope" -o "$TMP/x.acts" "$TMP/demo.tok"
 mkdir -p "$TMP/bad"; cp "$TMP/st/"* "$TMP/bad/"
 sed 's/"model_type": *"llama"/"model_type": "mamba"/' "$TMP/st/config.json" > "$TMP/bad/config.json"
 expect_error fwd_unknown_arch "config.json: unknown model_type \"mamba\"" "$FWD" -m "$TMP/bad" -o "$TMP/x.acts" "$TMP/demo.tok"

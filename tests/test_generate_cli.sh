@@ -33,7 +33,7 @@ k=$("$GEN" -m "$TMP/st" --max-new-tokens 40 --temperature 1.3 --top-k 1 --seed 9
 
 # 4. errors: one line, non-zero exit
 expect_error gen_missing_model "nope" "$GEN" -m "$TMP/nope/x" hi
-expect_error gen_unknown_name "no model 'nosuchmodel'" env CLTKIT_CACHE="$TMP/cache" "$GEN" -m nosuchmodel hi
+expect_error gen_unknown_name "model 'nosuchmodel': no model directory of that name here or in " env CLTKIT_CACHE="$TMP/cache" "$GEN" -m nosuchmodel hi
 expect_error gen_smollm2_not_fetched "fetch_smollm2.sh" env CLTKIT_CACHE="$TMP/cache" "$GEN" -m smollm2 hi
 expect_error gen_empty_prompt "empty prompt" sh -c "printf '' | '$GEN' -m '$TMP/st'"
 expect_error gen_chat_without_template "no chat template.*--raw" "$GEN" -m "$TMP/st" --chat hi

@@ -46,5 +46,7 @@ done
 
 # the explainer call: a bare model name from the cache (here the converted directory as NAME/hf)
 mkdir -p "$TMP/cache/smollm2"; ln -s "$TMP/smol" "$TMP/cache/smollm2/hf"
-out=$(echo "Explain in three words: the sun" | CLTKIT_CACHE="$TMP/cache" "$GEN" --model smollm2 --max-new-tokens 20)
-[ "$out" = "$(field 0 "['greedy_text']")" ] && ok smollm2_by_name || fail smollm2_by_name "'$out'"
+out=$(echo "Explain in three words: the sun" | CLTKIT_CACHE="$TMP/cache" "$GEN" --model smollm2 --max-new-tokens 20 \
+  2>"$TMP/name.err")
+[ "$out" = "$(field 0 "['greedy_text']")" ] && grep -q "^generate: model 'smollm2': $TMP/cache/smollm2/hf (the cache)" \
+  "$TMP/name.err" && ok smollm2_by_name || fail smollm2_by_name "'$out' $(cat "$TMP/name.err")"

@@ -19,6 +19,7 @@
 #include "featstore.h"
 #include "fileio.h"
 #include "model.h"
+#include "model_resolve.h"
 #include "progress.h"
 #include "tokenizer.h"
 
@@ -42,7 +43,8 @@ static const char USAGE[] =
     "window+2*extra tokens (8 bytes a token) + 2*random windows + 1 KiB, whatever the corpus size.\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR      model directory (config.json, model.safetensors); with --acts only for logits\n"
+    "  -m, --model DIR      model directory (config.json, model.safetensors), or a name in the model\n"
+    "                       cache (as generate -m); with --acts only for logits\n"
     "  --clt DIR            CLT checkpoint (formats/clt.md)\n"
     "  -o, --output DIR     feature store to write (merge, export: the output)\n"
     "  --acts               inputs are activation shards (fwd-acts) instead of token shards\n"
@@ -553,6 +555,7 @@ int main(int argc, char **argv) {
     if (!o.clt_dir) cli_usage_error("feat-topk", "missing --clt");
     if (!o.out) cli_usage_error("feat-topk", "missing -o/--output");
     if (!o.acts && !o.model_dir) cli_usage_error("feat-topk", "missing -m/--model (or --acts)");
+    if (o.model_dir) o.model_dir = model_resolve_cli("feat-topk", o.model_dir);  // a path, or a name in the cache
     if (optind >= argc) cli_usage_error("feat-topk", o.acts ? "no activation shards given" : "no token shards given");
     if (o.fo.max_at >= o.fo.window) cli_usage_error("feat-topk", "--max-at must be below --window");
     if (o.fo.window + 2 * o.fo.extra > 65535) cli_usage_error("feat-topk", "--window + 2*--extra is too large");

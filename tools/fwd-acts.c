@@ -14,6 +14,7 @@
 #include "err.h"
 #include "generate.h"
 #include "model.h"
+#include "model_resolve.h"
 #include "progress.h"
 #include "engine.h"
 
@@ -232,6 +233,7 @@ int main(int argc, char **argv) {
     if (!o.generate && optind >= argc) cli_usage_error("fwd-acts", "no token shards given");
     if (o.out_path) cli_check_not_input(o.out_path, (const char *const *)argv + optind, argc - optind);
 
+    o.model_dir = model_resolve_cli("fwd-acts", o.model_dir);  // a path, or a name in the cache
     Model m;
     Error e;
     if (model_load(&m, o.model_dir, &e)) fatal_err(&e);

@@ -28,9 +28,11 @@ static const char USAGE[] =
     "printed) or --max-new-tokens.\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR|NAME  model directory, or a name in $CLTKIT_CACHE (default ~/.cache/cltkit):\n"
+    "  -m, --model DIR|NAME  a path (with a '/' or a leading '.') is a model directory; any other\n"
+    "                        word a model's name, looked up in $CLTKIT_CACHE (default ~/.cache/cltkit):\n"
     "                        NAME/ or NAME/hf/ with config.json, or NAME/ with one GGUF, converted\n"
-    "                        once into NAME/hf/ (e.g. smollm2 after scripts/fetch_smollm2.sh)\n"
+    "                        once into NAME/hf/ (e.g. smollm2 after scripts/fetch_smollm2.sh), and\n"
+    "                        only then in the current directory; stderr says which was used\n"
     "  --chat                require a chat template (default: use one if the model has it)\n"
     "  --raw                 no chat template: the prompt text as is (tokenizer's BOS rules)\n"
     "  --system TEXT         the system message (chat)\n"
@@ -167,8 +169,7 @@ int main(int argc, char **argv) {
     if (!*prompt) fatal("empty prompt (give it as arguments or on stdin)");
 
     Error e;
-    char *dir;
-    if (model_resolve(o.model, &dir, &e)) fatal_err(&e);
+    char *dir = model_resolve_cli("generate", o.model);
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     Tokenizer *tok = tokenizer_load(path, &e);

@@ -13,6 +13,7 @@
 #include "jsonl.h"
 #include "progress.h"
 #include "spm.h"
+#include "model_resolve.h"
 #include "tokenizer.h"
 #include "tokshard.h"
 #include "unicode.h"
@@ -20,7 +21,8 @@
 static const char USAGE[] =
     "usage: tok <command> [options]\n"
     "\n"
-    "-t, --tokenizer FILE is the model's tokenizer.json; -o, --output FILE the shard written.\n"
+    "-t, --tokenizer FILE is the model's tokenizer.json, a directory holding one, or a model's name\n"
+    "(as generate -m: smollm2 is the cached one, ./smollm2 a directory); -o, --output FILE the shard.\n"
     "\n"
     "commands:\n"
     "  encode -t tokenizer.json -o out.tok [options] INPUT...\n"
@@ -232,8 +234,9 @@ static int64_t parse_token_arg(const Tokenizer *t, const char *opt, const char *
     return r;
 }
 
-static Tokenizer *load_tokenizer_or_die(const char *path, uint64_t *hash) {
-    if (!path) fatal("missing -t/--tokenizer tokenizer.json");
+static Tokenizer *load_tokenizer_or_die(const char *arg, uint64_t *hash) {
+    if (!arg) fatal("missing -t/--tokenizer tokenizer.json");
+    char *path = tokenizer_resolve_cli("tok", arg);  // a file, a directory's, or a cached model's
     Error e;
     Tokenizer *t = tokenizer_load(path, &e);
     if (!t) fatal_err(&e);
@@ -247,6 +250,7 @@ static Tokenizer *load_tokenizer_or_die(const char *path, uint64_t *hash) {
         fclose(f);
         *hash = h;
     }
+    free(path);
     return t;
 }
 
