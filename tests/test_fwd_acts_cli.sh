@@ -98,3 +98,23 @@ expect_error fwd_two_modes "eval and generate are two modes" "$FWD" eval -m "$TM
 # --max-tokens is the input read in every mode: eval takes the contexts that hold N document tokens
 n15=$("$FWD" eval -m "$TMP/st" --ctx 16 --max-tokens 40 "$TMP/demo.tok" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['contexts'])")
 [ "$n15" = 3 ] && ok fwd_eval_max_tokens || fail fwd_eval_max_tokens "$n15 contexts for 40 tokens of 15 a context"
+
+# 5. progress: on a terminal (script(1) gives one) the bar has the total from the shards' footers,
+# and its last count is the summary's; off a terminal stderr holds only the summary line
+last_bar() { tr '\r' '\n' | sed 's/\x1b\[K//g' | grep "^$1 \[" | tail -1; }
+if command -v script >/dev/null 2>&1; then
+  script -qc "'$FWD' -m '$TMP/st' -o '$TMP/p.acts' --ctx 16 --shard 1/2 '$TMP/demo.tok'" /dev/null > "$TMP/tty.txt"
+  n=$(info "$TMP/p.acts" "['n_tokens']")
+  bar=$(last_bar fwd-acts < "$TMP/tty.txt")
+  if grep -q "fwd-acts: $n tokens" "$TMP/tty.txt" && printf '%s' "$bar" | grep -qE "100%  $n/$n tok  [0-9.]+ tok/s"; then
+    ok fwd_progress_total_and_final
+  else fail fwd_progress_total_and_final "n=$n bar '$bar'"; fi
+  script -qc "'$FWD' eval -m '$TMP/st' --ctx 16 --max-tokens 40 '$TMP/demo.tok'" /dev/null > "$TMP/tty.txt"
+  bar=$(last_bar "fwd-acts eval" < "$TMP/tty.txt")
+  printf '%s' "$bar" | grep -q "100%  45/45 tok" && ok fwd_progress_eval || fail fwd_progress_eval "bar '$bar'"
+else
+  echo "SKIP fwd_progress_total_and_final: needs script(1) for a terminal"
+fi
+"$FWD" -m "$TMP/st" -o "$TMP/q.acts" --ctx 16 "$TMP/demo.tok" 2> "$TMP/quiet.err"
+[ "$(wc -l < "$TMP/quiet.err")" = 1 ] && grep -q "^fwd-acts: [0-9]* tokens" "$TMP/quiet.err" && ok fwd_progress_quiet_off_tty \
+  || fail fwd_progress_quiet_off_tty "$(head -c 300 "$TMP/quiet.err")"

@@ -104,3 +104,10 @@ untimed() { "$PY" -c "import json,sys; d=json.load(sys.stdin); [e.pop(k) for e i
 "$QA" --report "$TMP/src.acts" "$TMP/int8.acts" --json 2>/dev/null | untimed > "$TMP/r_old.txt"
 "$QA" report "$TMP/src.acts" "$TMP/int8.acts" --json 2>/dev/null | untimed > "$TMP/r_new.txt"
 cmp -s "$TMP/r_old.txt" "$TMP/r_new.txt" && grep -q rel_mse "$TMP/r_new.txt" && ok qa_alias_report || fail qa_alias_report "differ"
+# report's progress counts the source's tokens (not tokens x encodings), the encoding as its metric
+if command -v script >/dev/null 2>&1; then
+  script -qc "'$QA' report '$TMP/src.acts' --dtype int8,bf16" /dev/null > "$TMP/tty.txt"
+  bar=$(tr '\r' '\n' < "$TMP/tty.txt" | sed 's/\x1b\[K//g' | grep "^quant-acts report \[" | tail -1)
+  printf '%s' "$bar" | grep -qE "100%  $n_tok/$n_tok tok  [0-9.]+ tok/s  bf16 \(2 of 2\)$" && ok qa_progress_tokens \
+    || fail qa_progress_tokens "bar '$bar' for $n_tok tokens"
+fi

@@ -318,8 +318,16 @@ int main(int argc, char **argv) {
     int cur_stage = 0;
     size_t *kept_row = xmalloc(NT * sizeof *kept_row);
 
+    // The bar counts what the summary line reports: tokens written (eval: document tokens read),
+    // out of the total the shards' footers give
+    uint64_t n_ctx, per_ctx = (uint64_t)T - (bos >= 0 && (o.eval || !o.keep_bos));
+    if (context_count(argv + optind, argc - optind, T, bos, &n_ctx, &e)) fatal_err(&e);
+    uint64_t mine = n_ctx / (uint64_t)o.shard_n + ((uint64_t)o.shard_i < n_ctx % (uint64_t)o.shard_n);
+    uint64_t total = mine * per_ctx;
+    if (o.max_tokens > 0 && (uint64_t)o.max_tokens < total)
+        total = o.eval ? ((uint64_t)o.max_tokens + per_ctx - 1) / per_ctx * per_ctx : (uint64_t)o.max_tokens;
     Progress prog;
-    progress_init(&prog, "fwd-acts", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
+    progress_init(&prog, o.eval ? "fwd-acts eval" : "fwd-acts", "tok", 1, total);
     double t0 = now_seconds(), loss_sum = 0;
     uint64_t written = 0, loss_count = 0, ctx_index = 0, processed = 0, eval_read = 0;
     int done = 0;
@@ -350,7 +358,7 @@ int main(int argc, char **argv) {
             for (int b = 0; b < B; b++) loss_sum += loss[b] * (T - 1);
             loss_count += (uint64_t)B * (T - 1);
             free(loss);
-            progress_update(&prog, processed);
+            progress_update(&prog, eval_read);
             continue;
         }
         // select kept tokens (drop BOS positions unless --keep-bos; respect --max-tokens)
@@ -385,7 +393,7 @@ int main(int argc, char **argv) {
             cur_stage = 1 - cur_stage;
         }
         written += kept;
-        progress_update(&prog, o.max_tokens > 0 ? written : processed);
+        progress_update(&prog, written);
     }
     progress_finish(&prog);
     if (!ctx_index || (o.eval && !loss_count)) {  // a loss of 0 or an empty shard would look like a result

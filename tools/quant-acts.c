@@ -448,11 +448,15 @@ static int run_report(char **paths, int n_paths, const Options *o) {
         }
         free(list);
     }
+    // the bar counts the source's tokens, once per encoding (restarting), the encoding its metric
     Progress prog;
-    progress_init(&prog, "quant-acts report", "tok", 1, tokens * (uint64_t)n_reps);
+    progress_init(&prog, "quant-acts report", "tok", 1, tokens);
     uint64_t done = 0;
     for (int k = 0; k < n_reps; k++) {
         Report *r = &reps[k];
+        done = 0;
+        prog.start_s = now_seconds();  // the rate and ETA of this encoding
+        progress_metric(&prog, "%s (%d of %d)", r->path ? r->path : r->name, k + 1, n_reps);
         r->blocks = xcalloc(2 * (size_t)src.n_layers, sizeof *r->blocks);
         if (r->path) {
             ActShard enc;
@@ -469,7 +473,7 @@ static int run_report(char **paths, int n_paths, const Options *o) {
             act_encoding_name(r->dt, r->param, r->name, sizeof r->name);
             r->planes = enc.n_chunks && enc.index[0].compression == 2;
             if (compare_shards(&src, &enc, 0, n_chunks, 0, r, o, &e)) fatal_err(&e);
-            done += tokens;
+            done = tokens;
             progress_update(&prog, done);
             actshard_close(&enc);
         } else if (report_in_memory(&src, n_chunks, r, o, &prog, &done, &e)) {
