@@ -205,7 +205,7 @@ expect_error interp_bad_explainer "expected tokens" "$IP" "$TMP/store" --explain
 printf 'no placeholder\n' >"$TMP/empty.tmpl"
 expect_error interp_bad_template "placeholder" "$IP" "$TMP/store" --explainer cmd:cat --template "$TMP/empty.tmpl" \
   -o "$TMP/x.jsonl"
-expect_error interp_builtin_missing "none/tokenizer.json" "$IP" "$TMP/store" --explainer "builtin:$TMP/none" \
+expect_error interp_builtin_missing "none: no such directory" "$IP" "$TMP/store" --explainer "builtin:$TMP/none" \
   --features 0:0 -o "$TMP/x.jsonl"
 if [ -e "$TMP/x.jsonl" ]; then fail interp_no_partial_output "an output was left by a failed run"
 else ok interp_no_partial_output; fi
