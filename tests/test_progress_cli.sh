@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one progress style on a terminal (script(1) provides one): clt-fit's bar shows integer step
 # counts with the total, the loss as its metric, and ends at the summary's step; a resumed run's
-# bar continues from its step. (fwd-acts and quant-acts report: in their own CLI tests.)
+# bar continues from its step; feat-topk knows its total. (fwd-acts, quant-acts report: in their CLI tests.)
 source "$(dirname "$0")/lib.sh"
 command -v script >/dev/null 2>&1 || { echo "SKIP test_progress_cli: needs script(1) for a terminal"; exit 0; }
 stories_acts
@@ -16,3 +16,10 @@ script -qc "'$BIN/clt-fit' -o '$TMP/clt/' --resume --override steps --steps 40" 
 first=$(bars "$TMP/tty2.txt" | head -1); last=$(bars "$TMP/tty2.txt" | tail -1)
 printf '%s' "$last" | grep -q "100%  40/40 steps" && ! printf '%s' "$first" | grep -qE " [0-9]/40 steps" \
   && ok progress_clt_fit_resumed || fail progress_clt_fit_resumed "first '$first' last '$last'"
+# feat-topk: the total from the token shards' footers for this job's batches; the last count is the summary's
+script -qc "'$BIN/feat-topk' -m '$TMP/st' --clt '$TMP/clt/' -o '$TMP/f' --shard 1/3 --batch 5 '$TMP/c.tok'" /dev/null \
+  > "$TMP/tty3.txt"
+n=$(grep -o "^feat-topk: [0-9]* tokens" "$TMP/tty3.txt" | grep -o "[0-9]*")
+last=$(tr '\r' '\n' < "$TMP/tty3.txt" | sed 's/\x1b\[K//g' | grep "^feat-topk \[" | tail -1)
+[ -n "$n" ] && printf '%s' "$last" | grep -q "100%  $n/$n tok" && ok progress_feat_topk_total \
+  || fail progress_feat_topk_total "summary $n, last bar '$last'"

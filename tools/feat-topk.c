@@ -595,8 +595,18 @@ int main(int argc, char **argv) {
         Tc = o.ctx - (bos >= 0);
     }
     FeatCollector *fc = feat_collector_new(&o.fo, n_sel, sel, p.F, Tc, o.threads);
+    // the bar's total: from the token shards' footers, the contexts of this job's batches (as pass_model
+    // deals them), capped by --max-tokens; from activation shards only --max-tokens
+    uint64_t total = 0;
+    if (!o.acts) {
+        uint64_t n_ctx, bm = (uint64_t)o.batch;
+        if (context_count(argv + optind, argc - optind, o.ctx, bos, &n_ctx, &e)) fatal_err(&e);
+        for (uint64_t k = (uint64_t)o.shard_i; k * bm < n_ctx; k += (uint64_t)o.shard_n)
+            total += (n_ctx - k * bm < bm ? n_ctx - k * bm : bm) * (uint64_t)Tc;
+    }
+    if (o.max_tokens > 0 && (!total || (uint64_t)o.max_tokens < total)) total = (uint64_t)o.max_tokens;
     Progress prog;
-    progress_init(&prog, "feat-topk", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
+    progress_init(&prog, "feat-topk", "tok", 1, total);
     double t0 = now_seconds();
     Timing tm = {0};
     uint64_t n = o.acts ? pass_acts(&o, argv + optind, argc - optind, mp, &p, sel, n_sel, hook, fc, Tc, &prog, &tm)
