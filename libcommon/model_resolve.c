@@ -106,7 +106,8 @@ int model_resolve_note(const char *name, char **dir, char *note, size_t note_len
     int local = is_model_dir(name);
     if (*dir) {
         if (note)
-            snprintf(note, note_len, "the cache%s%s", local ? "; for the directory here write ./" : "", local ? name : "");
+            snprintf(note, note_len, "the cache%s%s", local ? "; for the directory here write ./" : "",
+                     local ? name : "");
         return 0;
     }
     if (local) {

@@ -48,8 +48,8 @@ static const char USAGE[] =
     "  --shard i/N          process contexts with index % N == i\n"
     "  --max-tokens N       read at most N tokens of the input (document tokens, BOS not counted);\n"
     "                       eval: the contexts that hold them\n"
-    "  --chunk-tokens N     tokens per compressed chunk (default " SHARD_STR(ACTSHARD_CHUNK_TOKENS) ", fewer when a chunk\n"
-    "                       of all layers would pass the reader's cap)\n"
+    "  --chunk-tokens N     tokens per compressed chunk (default " SHARD_STR(ACTSHARD_CHUNK_TOKENS) ",\n"
+    "                       fewer when a chunk of all layers would pass the reader's cap)\n"
     "  --zstd-level N       compression level (default " SHARD_STR(SHARD_ZSTD_LEVEL) "; negative: store)\n"
     "  --device D           cpu (default) or cuda (when built with CUDA): fp32 on the GPU\n"
     "  --max-new-tokens N   generate: ids to decode (default 50; fewer, with a warning, where the\n"
@@ -100,8 +100,8 @@ static int run_generate(const Model *m, const Options *o) {
     GenerateResult r;
     if (generate(d, seq, n, &go, &r, &e)) fatal_err(&e);
     if (r.stop == GEN_STOP_CONTEXT)
-        fprintf(stderr, "fwd-acts: warning: stopped after %d of %d ids at the model's %d positions\n", r.n, o->max_new_tokens,
-                m->cfg.max_pos);
+        fprintf(stderr, "fwd-acts: warning: stopped after %d of %d ids at the model's %d positions\n", r.n,
+                o->max_new_tokens, m->cfg.max_pos);
     generate_result_free(&r);
     kv_decoder_free(d);
     free(seq);
@@ -216,7 +216,8 @@ int main(int argc, char **argv) {
     }
     if (info_path || (mode && !strcmp(mode, "info"))) {
         if (info_path && optind < argc) cli_usage_error("fwd-acts", "info takes one shard");
-        if (!info_path && optind != argc - 1) cli_usage_error("fwd-acts", "info takes one shard, got %d", argc - optind);
+        if (!info_path && optind != argc - 1)
+            cli_usage_error("fwd-acts", "info takes one shard, got %d", argc - optind);
         return print_info(info_path ? info_path : argv[optind]);
     }
     if (o.eval + o.generate > 1) cli_usage_error("fwd-acts", "eval and generate are two modes; give one");
@@ -229,7 +230,8 @@ int main(int argc, char **argv) {
     Error pe;
     if (act_encoding_parse(o.dtype, &dtype, &enc_param, &pe))
         cli_usage_error("fwd-acts", "--dtype: %s", pe.msg);
-    if (!o.generate && !o.eval && !o.out_path) cli_usage_error("fwd-acts", "missing -o/--output (or fwd-acts eval / generate)");
+    if (!o.generate && !o.eval && !o.out_path)
+        cli_usage_error("fwd-acts", "missing -o/--output (or fwd-acts eval / generate)");
     if (!o.generate && optind >= argc) cli_usage_error("fwd-acts", "no token shards given");
     if (o.out_path) cli_check_not_input(o.out_path, (const char *const *)argv + optind, argc - optind);
 
