@@ -84,7 +84,7 @@ LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
 .SECONDARY:
-.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo
+.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo install
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)
@@ -231,6 +231,14 @@ $(BIN)/interp-prompt: LDLIBS += -lcurl
 bench: tools bench-bins
 	bash bench/bench_tok.sh
 	bash bench/bench_fwd.sh
+
+# make install PREFIX=DIR (default /usr/local; DESTDIR for packaging): the tools into DIR/bin, the
+# Python reader into DIR/share/cltkit/python (on PYTHONPATH: `import cltkit_io`). tests/test_install.sh
+PREFIX ?= /usr/local
+install: tools
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cltkit/python
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 python/cltkit_io.py $(DESTDIR)$(PREFIX)/share/cltkit/python/
 
 clean:
 	rm -rf $(BUILD) $(BIN)

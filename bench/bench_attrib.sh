@@ -15,7 +15,7 @@
 # 60 steps on the activations of tests/data/*.jsonl; cached in $CLTKIT_BENCH_CACHE, default
 # /tmp/cltkit-bench/attrib/). CLT=DIR
 # for another CLT, HOOK=its circuit-tracer hook name. Prompt: BOS + the model's own greedy
-# continuation (bin/fwd-acts --generate), the first N ids at length N; both sides get the ids as given.
+# continuation (bin/fwd-acts generate), the first N ids at length N; both sides get the ids as given.
 # attrib: `bin/attrib --ids ... --threads N --batch B --max-feature-nodes M -o g.json` (graph JSON
 # incl. pruning), under /usr/bin/time. circuit-tracer: attribute() + create_graph_files (its JSON incl.
 # pruning) in one process with torch.set_num_threads(N); its address space is capped at CT_MEM_GB
@@ -60,7 +60,7 @@ case $MODEL in
 esac
 bos=$("$PY" -c "import json; print(json.load(open('$M/config.json'))['bos_token_id'])")
 max=0; for n in $LENGTHS; do [ "$n" -gt "$max" ] && max=$n; done
-echo "$bos $(bin/fwd-acts -m "$M" --generate $((max - 1)) --prompt-ids "$bos" | tr '\n' ' ')" > "$W/ids.txt"
+echo "$bos $(bin/fwd-acts generate -m "$M" --max-new-tokens $((max - 1)) --prompt-ids "$bos" | tr '\n' ' ')" > "$W/ids.txt"
 
 printf '%-6s %8s %9s %9s %9s %9s %9s %10s %10s %9s %8s  %s\n' tokens n_active "attrib s" "cpu s" "attrib MB" \
   "ct s" "cpu s" "ct load s" "ct MB" "cpu x" "RSS x" "circuit-tracer error"

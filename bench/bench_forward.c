@@ -7,7 +7,7 @@
 // heads, head_dim 64, ffn 2048, vocab 32000, untied; uniform weights with std 0.02, norm weights
 // U(0.5, 1.5)), so the GPU machine needs neither Python nor the checkpoint. Jobs, each timed as the
 // best of ITERS runs after a warm-up, printed as one JSON line with tokens/s:
-//   logits        full forward + logits to host memory (what --eval does)
+//   logits        full forward + logits to host memory (what fwd-acts eval does)
 //   logits_dev    (GPU) full forward + logits kept in device memory: the compute alone
 //   acts          mlp_in and mlp_out of every layer to host memory (what fwd-acts caches)
 // Before timing, the GPU logits and hooks are checked against the CPU's (max relative error).

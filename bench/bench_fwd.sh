@@ -16,7 +16,7 @@ make -s tools build/bench/sgemm_peak >/dev/null
 random_ids "$W" 16 3 32000  # 64 contexts of BOS + 255 tokens
 
 peak=$(build/bench/sgemm_peak | tail -1 | "$PY" -c "import json,sys; print(json.load(sys.stdin)['peak_gflops'])")
-# matmul FLOPs per token: 2 x the weights of the linear layers (layers only; + lm_head for --eval)
+# matmul FLOPs per token: 2 x the weights of the linear layers (layers only; + lm_head for eval)
 read -r flop_layers flop_head < <("$PY" -c "
 import json; c = json.load(open('$MODEL/config.json'))
 d, f, L, V = c['hidden_size'], c['intermediate_size'], c['num_hidden_layers'], c['vocab_size']

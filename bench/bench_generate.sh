@@ -22,7 +22,7 @@ fi
 ours() {  # threads -> best prefill and decode tokens/s of 3 runs, and the ids of the last
   local best_p=0 best_d=0 s
   for _ in 1 2 3; do
-    s=$(CLTKIT_THREADS=$1 bin/generate -m "$MODEL" --ids --ignore-eos --max-tokens $NEW --stats "$PROMPT" 2>&1 >"$W/ours.ids")
+    s=$(CLTKIT_THREADS=$1 bin/generate -m "$MODEL" --ids --ignore-eos --max-new-tokens $NEW --stats "$PROMPT" 2>&1 >"$W/ours.ids")
     read -r p d < <(echo "$s" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(d['prefill_tok_s'], d['decode_tok_s'])")
     best_p=$("$PY" -c "print(max($best_p, $p))"); best_d=$("$PY" -c "print(max($best_d, $d))")
   done

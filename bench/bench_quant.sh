@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Activation encodings on real activations: bytes per token, ratio to raw f32 / bf16, relative
 # MSE, NMSE, max error / guaranteed bound, encode and decode throughput on one core (quant-acts
-# --report, in memory, decoding timed best of 3 per chunk); zstd levels; byte planes on and off
+# report, in memory, decoding timed best of 3 per chunk); zstd levels; byte planes on and off
 # for every encoding; whole-shard reads (build/bench/bench_actread): verify only, one thread,
 # blocks on all threads, one reader per core.
 #
@@ -33,7 +33,7 @@ bin/fwd-acts -m "$ST" -o "$W/st.f32.acts" --ctx 256 --batch 16 --max-tokens "$TO
 ALL=f32,bf16,f16,int8,int8:63,int8:31,fp8,int4,int4:16
 report() {  # source name extra-args... -> $W/name.json
   local src=$1 name=$2; shift 2
-  bin/quant-acts --report "$src" --json --repeat 3 "$@" > "$W/$name.json" 2>/dev/null
+  bin/quant-acts report "$src" --json --repeat 3 "$@" > "$W/$name.json" 2>/dev/null
 }
 report "$W/st.f32.acts" st_l1 --dtype "$ALL"
 report "$W/st.f32.acts" st_l3 --dtype "$ALL" --zstd-level 3

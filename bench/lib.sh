@@ -27,7 +27,7 @@ with open('$1/ids.jsonl', 'w') as f:
   bin/tok encode --ids-field ids --vocab-size "$4" -o "$1/ids.tok" "$1/ids.jsonl" 2>/dev/null
 }
 
-# fwd_vs_hf MODEL W [PEAK FLOP_LAYERS FLOP_HEAD]: fwd-acts (caching every layer; --eval) against
+# fwd_vs_hf MODEL W [PEAK FLOP_LAYERS FLOP_HEAD]: fwd-acts (caching every layer; eval) against
 # bench/fwd_torch.py (hidden states; plain forward) on W/ids.tok, contexts of 256, batch 4, at 1
 # thread and at all cores; with PEAK (GFLOP/s, all cores) and the matmul FLOPs per token of the
 # layers and of the lm_head, also the fraction of the peak reached.
@@ -45,14 +45,14 @@ for l in sys.stdin:
     if str(d['threads']) in ('$n', '$mode'): print(d['tokens_per_s'], d['tokens_per_s_hidden_states'])" | head -1)
     hf_plain=${line% *}; hf_hidden=${line#* }
     acts=$(CLTKIT_THREADS=$n OPENBLAS_NUM_THREADS=$n best bin/fwd-acts -m "$model" -o "$w/out.acts" --ctx 256 --batch 4 --dtype bf16 "$w/ids.tok")
-    evl=$(CLTKIT_THREADS=$n OPENBLAS_NUM_THREADS=$n best bin/fwd-acts -m "$model" --eval --ctx 256 --batch 4 "$w/ids.tok")
+    evl=$(CLTKIT_THREADS=$n OPENBLAS_NUM_THREADS=$n best bin/fwd-acts eval -m "$model" --ctx 256 --batch 4 "$w/ids.tok")
     pa= pe=
     if [ -n "$peak" ]; then
       pa=$(awk -v t="$acts" -v f="$flop_layers" -v p="$peak" -v n="$n" -v c="$(nproc)" 'BEGIN{printf "%.0f%%", 100*t*f/1e9/(p*n/c)}')
       pe=$(awk -v t="$evl" -v f="$flop_layers" -v h="$flop_head" -v p="$peak" -v n="$n" -v c="$(nproc)" 'BEGIN{printf "%.0f%%", 100*t*(f+h)/1e9/(p*n/c)}')
     fi
     printf '%-8s %-34s %10.0f %10.0f %7s %9s\n' "$n" "cache all layers (HF: hidden states)" "$hf_hidden" "$acts" "$(awk -v a="$acts" -v b="$hf_hidden" 'BEGIN{printf "%.2fx", a/b}')" "$pa"
-    printf '%-8s %-34s %10.0f %10.0f %7s %9s\n' "$n" "full forward + logits (--eval)" "$hf_plain" "$evl" "$(awk -v a="$evl" -v b="$hf_plain" 'BEGIN{printf "%.2fx", a/b}')" "$pe"
+    printf '%-8s %-34s %10.0f %10.0f %7s %9s\n' "$n" "full forward + logits (eval)" "$hf_plain" "$evl" "$(awk -v a="$evl" -v b="$hf_plain" 'BEGIN{printf "%.2fx", a/b}')" "$pe"
   done
   rm -f "$w/out.acts"
 }

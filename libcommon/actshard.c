@@ -278,7 +278,7 @@ static ActShardWriter *writer_open(const char *path, FILE *f, const ActShardWrit
     memcpy(w->layers, opt->layers, (size_t)opt->n_layers * sizeof(int));
     w->d = opt->d_model;
     w->chunk_tokens = ct;
-    w->level = opt->zstd_level == 0 ? 1 : opt->zstd_level;
+    w->level = opt->zstd_level == 0 ? SHARD_ZSTD_LEVEL : opt->zstd_level;
     w->planes = w->level >= 0 && (opt->shuffle ? opt->shuffle > 0 : act_default_shuffle(w->dtype));
     w->threads = opt->threads;
     if (f) {

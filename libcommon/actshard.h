@@ -17,9 +17,10 @@
 #include <stdio.h>
 
 #include "err.h"
+#include "shard_defaults.h"
 
 #define ACTSHARD_VERSION 1
-#define ACTSHARD_DEFAULT_CHUNK_TOKENS 4096u
+#define ACTSHARD_DEFAULT_CHUNK_TOKENS ((uint32_t)ACTSHARD_CHUNK_TOKENS)
 #define ACTSHARD_HOOK_BYTES 16  // hook names are stored NUL-padded in 16 bytes (at most 15 chars)
 // Bounds that keep a reader's memory per chunk finite whatever a corrupt file says, checked by
 // writer and reader alike: 2 * n_layers * chunk_tokens * d_model <= ACTSHARD_MAX_CHUNK_VALUES.
@@ -67,7 +68,7 @@ typedef struct {
     int threads;            // encoding threads: 0 = parallel_threads(), 1 = the calling thread only
     uint32_t chunk_tokens;  // tokens per chunk (0 = default 4096, lowered if a chunk would exceed
                             // ACTSHARD_MAX_CHUNK_VALUES)
-    int zstd_level;         // 0 = default 1; negative = store chunks uncompressed
+    int zstd_level;         // 0 = default SHARD_ZSTD_LEVEL; negative = store chunks uncompressed
     const char *meta_json;  // free-form JSON object (tokenizer, token shard, ctx, bos...), may be NULL
 } ActShardWriterOptions;
 

@@ -45,6 +45,23 @@ void cli_standard(int argc, char **argv, const char *tool, const char *usage) {
     }
 }
 
+void cli_max_tokens_renamed(const char *tool) {
+    cli_usage_error(tool, "--max-tokens is now --max-new-tokens (the tokens generated; --max-tokens is the tokens "
+                          "of input read, in fwd-acts, feat-topk and quant-acts)");
+}
+
+const char *cli_subcommand(int *argc, char ***argv, const char *const *names) {
+    if (*argc < 2) return NULL;
+    for (const char *const *n = names; *n; n++)
+        if (!strcmp((*argv)[1], *n)) {
+            (*argv)[1] = (*argv)[0];
+            (*argv)++;
+            (*argc)--;
+            return *n;
+        }
+    return NULL;
+}
+
 void cli_usage_error(const char *tool, const char *fmt, ...) {
     fprintf(stderr, "%s: ", tool);
     va_list ap;

@@ -14,8 +14,18 @@
 // "<tool>: standard output: write error: ..." and status 1, whatever main returned.
 void cli_standard(int argc, char **argv, const char *tool, const char *usage);
 void cli_version(const char *tool);
+// Modes are subcommands in every tool (`fwd-acts info`, `quant-acts report`): when argv[1] is one of
+// the NULL-terminated names, removes it from argv (argv[0], the tool's name, stays first, so getopt
+// still names the tool) and returns it; else NULL and argv untouched. A tool's old flag spellings
+// of its modes (`--info`) stay accepted as aliases.
+const char *cli_subcommand(int *argc, char ***argv, const char *const *names);
 // Prints "<tool>: <msg> (see '<tool> --help')" on stderr, exits 2.
 void cli_usage_error(const char *tool, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+// The options every tool names the same way: --max-tokens N is the tokens of input read (fwd-acts,
+// feat-topk, quant-acts report); --max-new-tokens N the tokens generated (generate, interp-prompt,
+// fwd-acts generate), as Hugging Face names them. A generating tool given --max-tokens calls this:
+// a usage error naming the new option (an alias would silently keep two meanings).
+void cli_max_tokens_renamed(const char *tool) __attribute__((noreturn));
 
 // The one strict number parser every tool, reader and environment variable goes through: the whole
 // string is one decimal number (no junk after it, no overflow), within [min, max]. Returns 0 or -1.

@@ -79,3 +79,15 @@ void context_reader_close(ContextReader *r) {
     }
     memset(r, 0, sizeof *r);
 }
+
+int context_count(char **paths, int n_paths, int ctx, int64_t bos, uint64_t *n_contexts, Error *e) {
+    uint64_t tokens = 0;
+    for (int i = 0; i < n_paths; i++) {
+        TokShard s;
+        if (tokshard_open(&s, paths[i], e)) return -1;
+        tokens += s.n_tokens;
+        tokshard_close(&s);
+    }
+    *n_contexts = tokens / (uint64_t)(ctx - (bos >= 0));
+    return 0;
+}

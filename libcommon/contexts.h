@@ -33,3 +33,7 @@ int context_reader_open(ContextReader *r, char **paths, int n_paths, int ctx, in
 // Fills tokens/doc_ids/positions (ctx each) with the next context; returns 1, 0 at the end, -1 on error.
 int context_reader_next(ContextReader *r, uint32_t *tokens, uint64_t *doc_ids, uint32_t *positions, Error *e);
 void context_reader_close(ContextReader *r);
+// How many contexts the reader will return for these shards, from their footers (no token read):
+// the documents' tokens over the document tokens a context holds (ctx - 1 with BOS, else ctx). A
+// progress bar's total.
+int context_count(char **paths, int n_paths, int ctx, int64_t bos, uint64_t *n_contexts, Error *e);

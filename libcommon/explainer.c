@@ -74,8 +74,9 @@ static char *fmt_alloc(const char *fmt, const char *a, const char *b) {
 // ---- builtin -----------------------------------------------------------------------------------
 
 static int builtin_load(Explainer *x, Error *e) {
-    char *dir;
-    if (model_resolve(x->arg, &dir, e)) return err_prefix(e, "--explainer builtin");
+    char *dir, note[300];
+    if (model_resolve_note(x->arg, &dir, note, sizeof note, e)) return err_prefix(e, "--explainer builtin");
+    if (note[0]) fprintf(stderr, "interp-prompt: model '%s': %s (%s)\n", x->arg, dir, note);  // as every tool's -m
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     x->tok = tokenizer_load(path, e);

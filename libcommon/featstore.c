@@ -73,9 +73,11 @@ FeatStoreWriter *featstore_writer_open(const char *dir, int n_layers, const int 
     }
     FeatStoreWriter *w = xcalloc(1, sizeof *w);
     w->dir = xstrdup(dir);
+    // "feats/" names the directory "feats": its temporary sibling is feats.tmp.PID, not feats/.tmp.PID
+    for (size_t n = strlen(w->dir); n > 1 && w->dir[n - 1] == '/';) w->dir[--n] = 0;
     char suffix[32];
     snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
-    w->tmp_dir = strcat2(dir, suffix);
+    w->tmp_dir = strcat2(w->dir, suffix);
     w->tmp_path = strcat2(w->tmp_dir, "/" FEATSTORE_FILE);
     w->n_layers = n_layers;
     w->n_features = n_features;

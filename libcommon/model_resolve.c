@@ -41,34 +41,39 @@ static int find_gguf(const char *dir, char **found, Error *e) {
     return 0;
 }
 
-int model_resolve(const char *name, char **dir, Error *e) {
-    *dir = NULL;
-    if (is_model_dir(name) || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
-        *dir = xstrdup(name);
-        return 0;
-    }
+// A path, as opposed to a model's name: it has a '/' or starts with '.' (., .., ./x, a hidden dir).
+static int is_path(const char *name) { return strchr(name, '/') || name[0] == '.'; }
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// $CLTKIT_CACHE, else ~/.cache/cltkit.
+static void cache_dir(char *out, size_t n) {
     const char *env = getenv("CLTKIT_CACHE"), *home = getenv("HOME");
-    char cache[4000], p[4096];
-    if (env && *env)
-        snprintf(cache, sizeof cache, "%s/%s", env, name);
-    else
-        snprintf(cache, sizeof cache, "%s/.cache/cltkit/%s", home ? home : ".", name);
-    if (is_model_dir(cache)) {
-        *dir = xstrdup(cache);
+    if (env && *env) snprintf(out, n, "%s", env);
+    else snprintf(out, n, "%s/.cache/cltkit", home ? home : ".");
+}
+
+// NAME in the cache: <cache>/NAME or <cache>/NAME/hf holding config.json, or <cache>/NAME holding
+// one GGUF, converted once into <cache>/NAME/hf. 0 with *dir set; 0 with *dir NULL when the cache
+// has no such model; -1 on a failed conversion.
+static int resolve_cached(const char *cache, const char *name, char **dir, Error *e) {
+    char c[4000], p[4096];
+    snprintf(c, sizeof c, "%s/%s", cache, name);
+    if (is_model_dir(c)) {
+        *dir = xstrdup(c);
         return 0;
     }
-    snprintf(p, sizeof p, "%s/hf", cache);
+    snprintf(p, sizeof p, "%s/hf", c);
     if (is_model_dir(p)) {
         *dir = xstrdup(p);
         return 0;
     }
     char *gguf;
-    if (find_gguf(cache, &gguf, e)) return -1;
-    if (!gguf) {
-        if (!strcmp(name, "smollm2"))
-            return err_set(e, "model 'smollm2' is not in %s: fetch it with scripts/fetch_smollm2.sh", cache);
-        return err_set(e, "%s: no such model directory (no config.json), and no model '%s' in %s", name, name, cache);
-    }
+    if (find_gguf(c, &gguf, e)) return -1;
+    if (!gguf) return 0;
     fprintf(stderr, "converting %s to %s (once)\n", gguf, p);
     Gguf g;
     if (mkdir(p, 0755) && errno != EEXIST) {
@@ -83,6 +88,72 @@ int model_resolve(const char *name, char **dir, Error *e) {
     if (rc) return -1;
     *dir = xstrdup(p);
     return 0;
+}
+
+int model_resolve_note(const char *name, char **dir, char *note, size_t note_len, Error *e) {
+    *dir = NULL;
+    if (note && note_len) note[0] = 0;
+    if (!*name) return err_set(e, "empty model name");
+    if (is_path(name)) {
+        if (!is_dir(name)) return err_set(e, "%s: no such directory", name);
+        if (!is_model_dir(name)) return err_set(e, "%s: not a model directory (it has no config.json)", name);
+        *dir = xstrdup(name);
+        return 0;
+    }
+    char cache[3800];
+    cache_dir(cache, sizeof cache);
+    if (resolve_cached(cache, name, dir, e)) return -1;
+    int local = is_model_dir(name);
+    if (*dir) {
+        if (note)
+            snprintf(note, note_len, "the cache%s%s", local ? "; for the directory here write ./" : "",
+                     local ? name : "");
+        return 0;
+    }
+    if (local) {
+        if (note) snprintf(note, note_len, "a directory here; no model of that name in %s", cache);
+        *dir = xstrdup(name);
+        return 0;
+    }
+    if (!strcmp(name, "smollm2"))
+        return err_set(e, "model 'smollm2': not in %s: fetch it with scripts/fetch_smollm2.sh", cache);
+    return err_set(e, "model '%s': no model directory of that name here or in %s", name, cache);
+}
+
+int model_resolve(const char *name, char **dir, Error *e) { return model_resolve_note(name, dir, NULL, 0, e); }
+
+char *model_resolve_cli(const char *tool, const char *name) {
+    char *dir, note[300];
+    Error e;
+    if (model_resolve_note(name, &dir, note, sizeof note, &e)) fatal_err(&e);
+    if (note[0]) {
+        fprintf(stderr, "%s: model '%s': %s (%s)\n", tool, name, dir, note);
+    }
+    return dir;
+}
+
+char *tokenizer_resolve_cli(const char *tool, const char *arg) {
+    struct stat st;
+    if (stat(arg, &st) == 0 && !S_ISDIR(st.st_mode)) return xstrdup(arg);  // a tokenizer.json file
+    char *dir = NULL;
+    if (is_path(arg)) {
+        if (!is_dir(arg)) fatal("%s: no such file or directory", arg);
+        dir = xstrdup(arg);  // a model's directory, or one holding just a tokenizer
+    } else {
+        char note[300];
+        Error e;
+        if (model_resolve_note(arg, &dir, note, sizeof note, &e)) {
+            if (!is_dir(arg)) fatal_err(&e);
+            dir = xstrdup(arg);  // not a model, but a directory here (a tokenizer alone)
+        } else if (note[0]) {
+            fprintf(stderr, "%s: model '%s': %s (%s)\n", tool, arg, dir, note);
+        }
+    }
+    char *path = xmalloc(strlen(dir) + 16);
+    sprintf(path, "%s/tokenizer.json", dir);
+    if (stat(path, &st) != 0) fatal("%s: no tokenizer.json in this directory", dir);
+    free(dir);
+    return path;
 }
 
 static void add_eos(uint32_t *eos, int *n, int64_t id) {

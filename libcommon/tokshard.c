@@ -96,7 +96,7 @@ TokShardWriter *tokshard_writer_open(const char *path, const TokShardWriterOptio
     uint32_t chunk_tokens = opt->chunk_tokens ? opt->chunk_tokens : TOKSHARD_DEFAULT_CHUNK_TOKENS;
     if (chunk_tokens > TOKSHARD_MAX_CHUNK_TOKENS)
         return err_set(e, "%s: chunk_tokens %u > maximum %u", path, chunk_tokens, TOKSHARD_MAX_CHUNK_TOKENS), NULL;
-    int level = opt->zstd_level ? opt->zstd_level : 3;
+    int level = opt->zstd_level ? opt->zstd_level : SHARD_ZSTD_LEVEL;
     if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
         return err_set(e, "%s: zstd level %d outside [%d, %d]", path, level, ZSTD_minCLevel(), ZSTD_maxCLevel()), NULL;
     const char *meta = opt->meta_json ? opt->meta_json : "{}";

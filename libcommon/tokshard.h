@@ -10,9 +10,10 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "shard_defaults.h"
 
 #define TOKSHARD_VERSION 1
-#define TOKSHARD_DEFAULT_CHUNK_TOKENS 65536u
+#define TOKSHARD_DEFAULT_CHUNK_TOKENS ((uint32_t)TOKSHARD_CHUNK_TOKENS)
 // Upper bound on chunk_tokens (and on tokens and slices per chunk), so a reader's memory per
 // chunk is bounded (8 + 24 * 2^24 bytes) whatever a corrupt index says.
 #define TOKSHARD_MAX_CHUNK_TOKENS (1u << 24)
@@ -21,7 +22,7 @@ typedef struct {
     uint32_t vocab_size;      // ids in the shard are < vocab_size
     uint64_t tokenizer_hash;  // FNV-1a 64 of the tokenizer.json bytes (0 if unknown)
     uint32_t chunk_tokens;    // target tokens per chunk (0 = default 65536)
-    int zstd_level;           // 0 = default 3
+    int zstd_level;           // 0 = default SHARD_ZSTD_LEVEL
     const char *meta_json;    // free-form JSON object string stored in the header (may be NULL)
 } TokShardWriterOptions;
 

@@ -182,4 +182,4 @@ $(OUT)/graphs/%.html: $(OUT)/graphs/%.json $(OUT)/features-json/.done $(OUT)/exp
 	$(BIN)/graph2html $< --features $(OUT)/features-json --explanations $(OUT)/explanations.jsonl -o $@
 
 eval: $(OUT)/tokens/part0.tok
-	$(BIN)/fwd-acts -m $(MODEL_DIR) --eval --ctx $(CTX) --batch $(BATCH) $<
+	$(BIN)/fwd-acts eval -m $(MODEL_DIR) --ctx $(CTX) --batch $(BATCH) $<

@@ -37,14 +37,14 @@ CACHE          := $(HOME)/.cache/cltkit/stories260K
 demo: $(OUT)/clt/eval.json $(OUT)/report.html $(GRAPHS) $(DEFAULTS)
 	@echo "== model";        cat $(OUT)/model/config.json | tr -d '\n' | cut -c1-200; echo
 	@echo "== ids of 'Once upon a time'"; $(BIN)/tok ids -t $(OUT)/model/tokenizer.json --add-special --tokens "Once upon a time"
-	@echo "== loss on the stories"; $(BIN)/fwd-acts -m $(OUT)/model --eval --ctx $(CTX) $(OUT)/stories.tok
-	@echo "== activation shard"; $(BIN)/fwd-acts --info $(OUT)/train.0.acts | head -22
+	@echo "== loss on the stories"; $(BIN)/fwd-acts eval -m $(OUT)/model --ctx $(CTX) $(OUT)/stories.tok
+	@echo "== activation shard"; $(BIN)/fwd-acts info $(OUT)/train.0.acts | head -22
 	@echo "== CLT on held-out activations"; cat $(OUT)/clt/eval.json
 	@echo "== training report: $(OUT)/report.html"
 	@echo "== features: $(OUT)/features (feat-topk show $(OUT)/features 0:0); labels: $(OUT)/explanations.jsonl"
 	@echo "== circuits:"; for g in $(GRAPHS); do echo "   $$g"; done
 	@echo "== a greedy story"; $(BIN)/tok decode -t $(OUT)/model/tokenizer.json --skip-special \
-	    --ids "1 $$($(BIN)/fwd-acts -m $(OUT)/model --generate 60 | tr '\n' ' ')"
+	    --ids "1 $$($(BIN)/fwd-acts generate -m $(OUT)/model --max-new-tokens 60 | tr '\n' ' ')"
 
 build:
 	$(MAKE) -C $(ROOT) -s tools
@@ -67,7 +67,7 @@ $(OUT)/model/config.json: $(STORIES_DIR)/stories260K.bin $(STORIES_DIR)/tok512.m
 
 # The model writes its own corpus: sampled stories (temperature 0.8, seeds 1..STORIES), one process.
 $(OUT)/stories.jsonl: $(OUT)/model/config.json
-	$(BIN)/generate -m $(OUT)/model --raw --temperature 0.8 --seed 1 --samples $(STORIES) --max-tokens 200 \
+	$(BIN)/generate -m $(OUT)/model --raw --temperature 0.8 --seed 1 --samples $(STORIES) --max-new-tokens 200 \
 	    --jsonl "Once upon a time" > $@.tmp && mv $@.tmp $@
 
 $(OUT)/stories.tok: $(OUT)/stories.jsonl

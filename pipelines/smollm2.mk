@@ -51,7 +51,7 @@ FEAT_TOKENS ?= 100000
 FEAT_FLAGS  ?= --max-tokens $(FEAT_TOKENS)
 FEAT_K      ?= 50
 EXPLAINER   ?= builtin
-INTERP_FLAGS ?= --max-examples 8 --score-examples 5 --max-tokens 64
+INTERP_FLAGS ?= --max-examples 8 --score-examples 5 --max-new-tokens 64
 ATTRIB_FLAGS ?= --max-feature-nodes 2048
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk

@@ -22,7 +22,7 @@ for f in config.yaml W_enc_0.safetensors W_dec_4.safetensors train_state.safeten
 done
 grep -q "model_kind: cross_layer_transcoder" "$TMP/full/config.yaml" && ok clt_fit_checkpoint_files || fail clt_fit_checkpoint_files "config.yaml"
 # config.yaml in circuit-tracer's terms: mlp_in is mlp.hook_in, a scan, the model by name and hash (not a local path)
-hash=$("$BIN/fwd-acts" --info "$TMP/a.acts" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['model_hash'])")
+hash=$("$BIN/fwd-acts" info "$TMP/a.acts" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['model_hash'])")
 Y=$TMP/full/config.yaml
 if grep -qx 'feature_input_hook: "mlp.hook_in"' "$Y" && grep -qx 'feature_output_hook: "hook_mlp_out"' "$Y" \
   && grep -qx 'model_name: "st"' "$Y" && grep -qx "model_hash: \"$hash\"" "$Y" \

@@ -16,7 +16,7 @@ for t in test_kernels test_model test_clt; do
   else fail "cpu_env_${t}_$bad" "exit $rc: $(printf '%s\n' "$out" | grep -m2 -E 'FAIL|Illegal')"; fi
 done
 M=$ROOT/tests/golden/models/llama3
-"$BIN/fwd-acts" -m "$M" --generate 8 > "$TMP/a.txt" 2>/dev/null
-OPENBLAS_CORETYPE=$bad "$BIN/fwd-acts" -m "$M" --generate 8 > "$TMP/b.txt" 2>"$TMP/b.err"
+"$BIN/fwd-acts" generate -m "$M" --max-new-tokens 8 > "$TMP/a.txt" 2>/dev/null
+OPENBLAS_CORETYPE=$bad "$BIN/fwd-acts" generate -m "$M" --max-new-tokens 8 > "$TMP/b.txt" 2>"$TMP/b.err"
 [ -s "$TMP/a.txt" ] && cmp -s "$TMP/a.txt" "$TMP/b.txt" && [ ! -s "$TMP/b.err" ] && ok "cpu_env_tool_$bad" \
   || fail "cpu_env_tool_$bad" "$(head -2 "$TMP/b.err")"

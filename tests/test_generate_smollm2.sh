@@ -36,15 +36,17 @@ for i in $(seq 0 $((n_cases - 1))); do
   cmp -s "$TMP/ids.txt" "$TMP/want_ids.txt" && ok "smollm2_${name}_template_ids" \
     || fail "smollm2_${name}_template_ids" "$(paste -sd' ' "$TMP/ids.txt")"
   # greedy: stdin like interp-prompt sends it; 20 tokens, or fewer ending with the EOS
-  printf '%s\n' "$user" | "$GEN" -m "$TMP/smol" "${sys_args[@]}" --ids --max-tokens 20 > "$TMP/gen.txt"
+  printf '%s\n' "$user" | "$GEN" -m "$TMP/smol" "${sys_args[@]}" --ids --max-new-tokens 20 > "$TMP/gen.txt"
   field "$i" "['greedy_ids']" > "$TMP/want_gen.txt"; echo >> "$TMP/want_gen.txt"
   cmp -s "$TMP/gen.txt" "$TMP/want_gen.txt" && ok "smollm2_${name}_greedy_20_match_hf" \
     || fail "smollm2_${name}_greedy_20_match_hf" "got $(paste -sd' ' "$TMP/gen.txt"), want $(paste -sd' ' "$TMP/want_gen.txt")"
-  out=$(printf '%s\n' "$user" | "$GEN" -m "$TMP/smol" "${sys_args[@]}" --max-tokens 20)
+  out=$(printf '%s\n' "$user" | "$GEN" -m "$TMP/smol" "${sys_args[@]}" --max-new-tokens 20)
   [ "$out" = "$(field "$i" "['greedy_text']")" ] && ok "smollm2_${name}_text" || fail "smollm2_${name}_text" "'$out'"
 done
 
 # the explainer call: a bare model name from the cache (here the converted directory as NAME/hf)
 mkdir -p "$TMP/cache/smollm2"; ln -s "$TMP/smol" "$TMP/cache/smollm2/hf"
-out=$(echo "Explain in three words: the sun" | CLTKIT_CACHE="$TMP/cache" "$GEN" --model smollm2 --max-tokens 20)
-[ "$out" = "$(field 0 "['greedy_text']")" ] && ok smollm2_by_name || fail smollm2_by_name "'$out'"
+out=$(echo "Explain in three words: the sun" | CLTKIT_CACHE="$TMP/cache" "$GEN" --model smollm2 --max-new-tokens 20 \
+  2>"$TMP/name.err")
+[ "$out" = "$(field 0 "['greedy_text']")" ] && grep -q "^generate: model 'smollm2': $TMP/cache/smollm2/hf (the cache)" \
+  "$TMP/name.err" && ok smollm2_by_name || fail smollm2_by_name "'$out' $(cat "$TMP/name.err")"

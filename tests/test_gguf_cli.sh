@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # gguf-convert on the command line: --help/--version, one-line errors on bad input (nothing
-# written), --info; then, when the SmolLM2 GGUF can be had (scripts/fetch_smollm2.sh or
+# written), info (and its old spelling --info); then, when the SmolLM2 GGUF can be had (scripts/fetch_smollm2.sh or
 # $CLTKIT_SMOLLM2_GGUF), the converted directory used as an ordinary model by the other tools:
-# `tok ids` gives HF's ids (both tokenizer modes), `fwd-acts --generate` HF's greedy tokens.
+# `tok ids` gives HF's ids (both tokenizer modes), `fwd-acts generate` HF's greedy tokens.
 # (tests/test_smollm2.c checks logits and the whole corpus through the library.)
 source "$(dirname "$0")/lib.sh"
 GC=$BIN/gguf-convert
@@ -22,7 +22,7 @@ expect_error gguf_cli_truncated "trunc.gguf: truncated" "$GC" "$TMP/trunc.gguf" 
 expect_error gguf_cli_not_llama "quant_types.gguf: architecture 'test' is not supported" "$GC" "$QT" -o "$TMP/out"
 [ ! -e "$TMP/out" ] && ok gguf_cli_nothing_written || fail gguf_cli_nothing_written "$TMP/out exists after errors"
 
-if "$GC" --info "$QT" > "$TMP/info.json" && "$PY" - "$TMP/info.json" <<'PYEOF'
+if "$GC" info "$QT" > "$TMP/info.json" && "$PY" - "$TMP/info.json" <<'PYEOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["version"] == 3 and d["alignment"] == 64 and d["n_tensors"] == 8, d
@@ -32,7 +32,10 @@ assert m["test.i64"] == -9000000000000000000 and m["test.string"] == "hÃ©llo\nwÃ
 assert m["test.arr_nested"] == {"array_of": "array", "n": 2, "first": [
     {"array_of": "i32", "n": 2, "first": [1, 2]}, {"array_of": "i32", "n": 1, "first": [3]}]}, m["test.arr_nested"]
 PYEOF
-then ok gguf_cli_info; else fail gguf_cli_info "unexpected --info output"; fi
+then ok gguf_cli_info; else fail gguf_cli_info "unexpected info output"; fi
+"$GC" --info "$QT" > "$TMP/info_old.json" 2>/dev/null
+cmp -s "$TMP/info.json" "$TMP/info_old.json" && ok gguf_cli_info_alias || fail gguf_cli_info_alias "--info differs from info"
+expect_error gguf_cli_info_no_output "info writes nothing; drop -o" "$GC" info "$QT" -o "$TMP/x"
 
 # ---- SmolLM2 ------------------------------------------------------------------------------------
 if [ -n "${CLTKIT_SMOLLM2_GGUF:-}" ]; then GGUF=$CLTKIT_SMOLLM2_GGUF
@@ -78,5 +81,5 @@ def ints(name):
 print(",".join(ints("ids.2")), ",".join(ints("greedy.2")))
 PYEOF
 )
-got=$("$BIN/fwd-acts" -m "$TMP/smol" --generate 8 --prompt-ids "${prompt//,/ }" 2>/dev/null | paste -sd,)
+got=$("$BIN/fwd-acts" generate -m "$TMP/smol" --max-new-tokens 8 --prompt-ids "${prompt//,/ }" 2>/dev/null | paste -sd,)
 [ "$got" = "$greedy" ] && ok gguf_cli_fwd_acts_greedy_matches_hf || fail gguf_cli_fwd_acts_greedy_matches_hf "got $got, want $greedy"

@@ -183,7 +183,7 @@ check interp_cmd_timeout "$TMP/cmdslow.jsonl" 'len(rows) == 1 and "timed out" in
 printf 'Say what the marked words share.\n---\n{{texts}}\n' >"$TMP/short.tmpl"
 for run in 1 2; do
   "$IP" "$TMP/store" --explainer "builtin:$TMP/st" --template "$TMP/short.tmpl" --features 0:1-2 --max-examples 2 \
-    --score-examples 2 --score-batch 1 --max-tokens 16 --cache "$TMP/bcache" -o "$TMP/builtin$run.jsonl" 2>"$TMP/b.err"
+    --score-examples 2 --score-batch 1 --max-new-tokens 16 --cache "$TMP/bcache" -o "$TMP/builtin$run.jsonl" 2>"$TMP/b.err"
 done
 check interp_builtin "$TMP/builtin1.jsonl" \
   'len(rows) == 2 and all(r["explainer"] == "builtin:" + sys.argv[1].rsplit("/", 1)[0] + "/st" and r["explanation"]
@@ -205,7 +205,10 @@ expect_error interp_bad_explainer "expected tokens" "$IP" "$TMP/store" --explain
 printf 'no placeholder\n' >"$TMP/empty.tmpl"
 expect_error interp_bad_template "placeholder" "$IP" "$TMP/store" --explainer cmd:cat --template "$TMP/empty.tmpl" \
   -o "$TMP/x.jsonl"
-expect_error interp_builtin_missing "none/tokenizer.json" "$IP" "$TMP/store" --explainer "builtin:$TMP/none" \
+expect_error interp_builtin_missing "none: no such directory" "$IP" "$TMP/store" --explainer "builtin:$TMP/none" \
   --features 0:0 -o "$TMP/x.jsonl"
 if [ -e "$TMP/x.jsonl" ]; then fail interp_no_partial_output "an output was left by a failed run"
 else ok interp_no_partial_output; fi
+# --max-tokens is the input read elsewhere; here it is an error naming --max-new-tokens
+expect_error interp_max_tokens_renamed "--max-tokens is now --max-new-tokens" \
+  "$IP" "$TMP/store" --explainer tokens -o "$TMP/renamed.jsonl" --max-tokens 5

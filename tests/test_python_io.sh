@@ -54,7 +54,7 @@ for k in range(1, $k + 1):
 print(good)" 2>&1)
 [ -z "$bad" ] && [ "$r" = 48 ] && ok py_acts_bit_identical_every_encoding || fail py_acts_bit_identical_every_encoding "$r/48:$bad"
 # the statistics section and header as the C reader prints them
-"$BIN/fwd-acts" --info "$TMP/a.acts" > "$TMP/info.json" 2>/dev/null
+"$BIN/fwd-acts" info "$TMP/a.acts" > "$TMP/info.json" 2>/dev/null
 r=$("$PY" -c "
 import json, sys, numpy as np; sys.path.insert(0, '$ROOT/python'); import cltkit_io as ck
 s = ck.ActShard('$TMP/a.acts'); i = json.load(open('$TMP/info.json'))

@@ -65,7 +65,7 @@ EOF
 expect_error rel_tokenizer_huge_id "bigid.json: token id 2147483647 is absurd for a [0-9]+-byte file" \
   "$BIN/tok" ids -t "$TMP/bigid.json" "hello"
 mkdir -p "$TMP/adir"
-expect_error rel_tokenizer_is_directory "adir: cannot read tokenizer: Is a directory" "$BIN/tok" ids -t "$TMP/adir" "hello"
+expect_error rel_tokenizer_is_directory "adir: no tokenizer.json in this directory" "$BIN/tok" ids -t "$TMP/adir" "hello"
 expect_error rel_llama2c_tokenizer_directory "adir: not a regular file" \
   "$BIN/llama2c-convert" "$SHARED/models/stories260K/stories260K.bin" --tokenizer "$TMP/adir" -o "$TMP/l2"
 
@@ -189,7 +189,7 @@ if [ -w /dev/full ]; then
   full rel_full_fwd_eval "$BIN/fwd-acts" -m "$ST" --eval --ctx 16 --max-tokens 64 "$TMP/c.tok"
   full rel_full_fwd_generate "$BIN/fwd-acts" -m "$ST" --generate 3
   full rel_full_fwd_info "$BIN/fwd-acts" --info "$TMP/t40.acts"
-  full rel_full_generate "$BIN/generate" -m "$ST" --max-tokens 3 Once
+  full rel_full_generate "$BIN/generate" -m "$ST" --max-new-tokens 3 Once
   full rel_full_quant_report "$BIN/quant-acts" --report --max-tokens 64 "$TMP/t40.acts"
   full rel_full_clt_eval "$BIN/clt-fit" eval "$TMP/clt" "$TMP/t40.acts"
   full rel_full_gguf_info "$BIN/gguf-convert" --info "$ROOT/tests/golden/gguf/quant_types.gguf"

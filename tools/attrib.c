@@ -13,6 +13,7 @@
 #include "err.h"
 #include "fileio.h"
 #include "model.h"
+#include "model_resolve.h"
 #include "progress.h"
 #include "tokenizer.h"
 
@@ -29,7 +30,8 @@ static const char USAGE[] =
     "features and errors zeroed, as circuit-tracer does. Progress on stderr (a terminal only).\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR          model directory (config.json, safetensors, tokenizer.json); default\n"
+    "  -m, --model DIR          model directory (config.json, safetensors, tokenizer.json), or a name\n"
+    "                           in the model cache (as generate -m); default\n"
     "                           $CLTKIT_MODEL, else $CLTKIT_CACHE/demo/model (left by make demo)\n"
     "  --clt DIR                CLT in circuit-tracer's layout (formats/clt.md; default $CLTKIT_CLT,\n"
     "                           else $CLTKIT_CACHE/demo/clt); its config.yaml's\n"
@@ -388,6 +390,7 @@ int main(int argc, char **argv) {
     parse_args(argc, argv, &o, intervene);
     Error e;
     Model m;
+    o.model = model_resolve_cli("attrib", o.model);  // a path, or a name in the cache
     if (model_load(&m, o.model, &e)) fatal_err(&e);
     AttribClt clt;
     if (attrib_clt_open(&clt, o.clt, &e)) fatal_err(&e);

@@ -1193,7 +1193,10 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
 
     Progress prog;
-    if (comm.rank == 0) progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
+    if (comm.rank == 0) {
+        progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
+        prog.first = (uint64_t)step;  // a resumed run's rate and ETA count from here
+    }
     double t0 = now_seconds(), t_log = t0, t_saved = t0, time_base = rs.time_s;
     int64_t stop = o.run_steps && step + o.run_steps < o.steps ? step + o.run_steps : o.steps;
     int now_buf = 0, stopped_by = 0;
@@ -1209,6 +1212,7 @@ int main(int argc, char **argv) {
         CltLossParams lp = {o.act == CLT_JUMPRELU ? lambda_at(&o, step) : 0.0f, o.c, o.lam_p, o.eps};
         if (train_step(&T, x, y, &lp, step, &st, &e)) fatal_err(&e);
         CltLossTerms lt = st.lt;
+        if (comm.rank == 0) progress_metric(&prog, "loss %.4g  L0 %.1f", lt.total, lt.l0);
         if (!isfinite(lt.total) && comm.rank) exit(1);  // every rank has the same total; rank 0 reports
         if (!isfinite(lt.total)) {
             char note[4400];

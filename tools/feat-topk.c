@@ -19,6 +19,7 @@
 #include "featstore.h"
 #include "fileio.h"
 #include "model.h"
+#include "model_resolve.h"
 #include "progress.h"
 #include "tokenizer.h"
 
@@ -42,7 +43,8 @@ static const char USAGE[] =
     "window+2*extra tokens (8 bytes a token) + 2*random windows + 1 KiB, whatever the corpus size.\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR      model directory (config.json, model.safetensors); with --acts only for logits\n"
+    "  -m, --model DIR      model directory (config.json, model.safetensors), or a name in the model\n"
+    "                       cache (as generate -m); with --acts only for logits\n"
     "  --clt DIR            CLT checkpoint (formats/clt.md)\n"
     "  -o, --output DIR     feature store to write (merge, export: the output)\n"
     "  --acts               inputs are activation shards (fwd-acts) instead of token shards\n"
@@ -53,7 +55,7 @@ static const char USAGE[] =
     "  --no-bos             do not prepend BOS\n"
     "  --bos ID             BOS id (default: config.json bos_token_id)\n"
     "  --shard i/N          process the batches (of --batch contexts) with index % N == i\n"
-    "  --max-tokens N       stop after N tokens\n"
+    "  --max-tokens N       read at most N tokens of the input (as fwd-acts)\n"
     "  --threads N          threads for the bookkeeping (default: all cores)\n"
     "  --device D           cpu (default) or cuda: where the model's forward runs\n"
     "  --k N                top windows per feature (default 100)\n"
@@ -553,6 +555,7 @@ int main(int argc, char **argv) {
     if (!o.clt_dir) cli_usage_error("feat-topk", "missing --clt");
     if (!o.out) cli_usage_error("feat-topk", "missing -o/--output");
     if (!o.acts && !o.model_dir) cli_usage_error("feat-topk", "missing -m/--model (or --acts)");
+    if (o.model_dir) o.model_dir = model_resolve_cli("feat-topk", o.model_dir);  // a path, or a name in the cache
     if (optind >= argc) cli_usage_error("feat-topk", o.acts ? "no activation shards given" : "no token shards given");
     if (o.fo.max_at >= o.fo.window) cli_usage_error("feat-topk", "--max-at must be below --window");
     if (o.fo.window + 2 * o.fo.extra > 65535) cli_usage_error("feat-topk", "--window + 2*--extra is too large");
@@ -592,8 +595,18 @@ int main(int argc, char **argv) {
         Tc = o.ctx - (bos >= 0);
     }
     FeatCollector *fc = feat_collector_new(&o.fo, n_sel, sel, p.F, Tc, o.threads);
+    // the bar's total: from the token shards' footers, the contexts of this job's batches (as pass_model
+    // deals them), capped by --max-tokens; from activation shards only --max-tokens
+    uint64_t total = 0;
+    if (!o.acts) {
+        uint64_t n_ctx, bm = (uint64_t)o.batch;
+        if (context_count(argv + optind, argc - optind, o.ctx, bos, &n_ctx, &e)) fatal_err(&e);
+        for (uint64_t k = (uint64_t)o.shard_i; k * bm < n_ctx; k += (uint64_t)o.shard_n)
+            total += (n_ctx - k * bm < bm ? n_ctx - k * bm : bm) * (uint64_t)Tc;
+    }
+    if (o.max_tokens > 0 && (!total || (uint64_t)o.max_tokens < total)) total = (uint64_t)o.max_tokens;
     Progress prog;
-    progress_init(&prog, "feat-topk", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
+    progress_init(&prog, "feat-topk", "tok", 1, total);
     double t0 = now_seconds();
     Timing tm = {0};
     uint64_t n = o.acts ? pass_acts(&o, argv + optind, argc - optind, mp, &p, sel, n_sel, hook, fc, Tc, &prog, &tm)

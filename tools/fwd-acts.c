@@ -14,14 +14,16 @@
 #include "err.h"
 #include "generate.h"
 #include "model.h"
+#include "model_resolve.h"
 #include "progress.h"
 #include "engine.h"
 
 static const char USAGE[] =
-    "usage: fwd-acts -m MODEL_DIR -o OUT.acts [options] TOKENS.tok...\n"
-    "       fwd-acts -m MODEL_DIR --eval [options] TOKENS.tok...\n"
-    "       fwd-acts -m MODEL_DIR --generate N [--prompt-ids \"1 2\"]\n"
-    "       fwd-acts --info OUT.acts      (header and statistics as JSON; verifies every chunk)\n"
+    "usage: fwd-acts -m MODEL -o OUT.acts [options] TOKENS.tok...\n"
+    "       fwd-acts eval -m MODEL [options] TOKENS.tok...     (loss and perplexity as JSON)\n"
+    "       fwd-acts generate -m MODEL [--max-new-tokens N] [--prompt-ids \"1 2\"]   (greedy ids)\n"
+    "       fwd-acts info OUT.acts      (header and statistics as JSON; verifies every chunk)\n"
+    "The old spellings of the modes, --eval, --generate N and --info FILE, do the same.\n"
     "\n"
     "Runs the model (Hugging Face config.json + safetensors: llama, gemma2, gpt2) over the documents\n"
     "of token shards, cut into contexts of --ctx tokens (BOS + ctx-1 document tokens), and writes\n"
@@ -30,7 +32,8 @@ static const char USAGE[] =
     "--keep-bos. Output is atomic; split big runs with --shard i/N (each job its own file).\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR      model directory (config.json, model.safetensors[.index.json])\n"
+    "  -m, --model MODEL    model directory (config.json, model.safetensors[.index.json]), or a\n"
+    "                       model's name in the cache (see generate --help: a name with no '/')\n"
     "  -o, --output FILE    activation shard to write\n"
     "  --layers SPEC        all (default), or e.g. 0,2,5-7\n"
     "  --in HOOK            mlp_in (default: the normalized MLP input) or resid_mid\n"
@@ -43,18 +46,23 @@ static const char USAGE[] =
     "  --bos ID             BOS id (default: config.json bos_token_id)\n"
     "  --keep-bos           also write the BOS positions' activations\n"
     "  --shard i/N          process contexts with index % N == i\n"
-    "  --max-tokens N       stop after N written tokens\n"
-    "  --chunk-tokens N     tokens per compressed chunk (default 4096)\n"
-    "  --zstd-level N       compression level (default 1; negative: store)\n"
+    "  --max-tokens N       read at most N tokens of the input (document tokens, BOS not counted);\n"
+    "                       eval: the contexts that hold them\n"
+    "  --chunk-tokens N     tokens per compressed chunk (default " SHARD_STR(ACTSHARD_CHUNK_TOKENS) ",\n"
+    "                       fewer when a chunk of all layers would pass the reader's cap)\n"
+    "  --zstd-level N       compression level (default " SHARD_STR(SHARD_ZSTD_LEVEL) "; negative: store)\n"
     "  --device D           cpu (default) or cuda (when built with CUDA): fp32 on the GPU\n"
-    "  --eval               print the next-token loss and perplexity as JSON instead\n"
-    "  --generate N         greedy-decode N tokens after --prompt-ids (default: BOS), print the ids\n"
-    "                       (fewer, with a warning, where the model's positions end)\n"
+    "  --max-new-tokens N   generate: ids to decode (default 50; fewer, with a warning, where the\n"
+    "                       model's positions end)\n"
+    "  --prompt-ids IDS     generate: the ids to continue (default: BOS)\n"
+    "  --eval               = fwd-acts eval\n"
+    "  --generate N         = fwd-acts generate --max-new-tokens N\n"
+    "  --info FILE          = fwd-acts info FILE\n"
     "  -h, --help, --version\n";
 
 typedef struct {
     const char *model_dir, *out_path, *layers_spec, *in_hook, *dtype;
-    int ctx, batch, no_bos, keep_bos, shard_i, shard_n, eval, generate;
+    int ctx, batch, no_bos, keep_bos, shard_i, shard_n, eval, generate, max_new_tokens;
     int64_t bos, max_tokens;
     uint32_t chunk_tokens;
     int zstd_level;
@@ -87,13 +95,13 @@ static int run_generate(const Model *m, const Options *o) {
     if (model_check_positions(&m->cfg, n, "--prompt-ids", &e)) fatal("%s: %s", m->dir, e.msg);
 
     // greedy with the KV cache; no EOS stop: exactly N ids (fewer only at the model's last position)
-    GenerateOptions go = {.max_tokens = o->generate, .on_token = print_id};
+    GenerateOptions go = {.max_tokens = o->max_new_tokens, .on_token = print_id};
     KVDecoder *d = kv_decoder_new(m);
     GenerateResult r;
     if (generate(d, seq, n, &go, &r, &e)) fatal_err(&e);
     if (r.stop == GEN_STOP_CONTEXT)
-        fprintf(stderr, "fwd-acts: warning: stopped after %d of %d ids at the model's %d positions\n", r.n, o->generate,
-                m->cfg.max_pos);
+        fprintf(stderr, "fwd-acts: warning: stopped after %d of %d ids at the model's %d positions\n", r.n,
+                o->max_new_tokens, m->cfg.max_pos);
     generate_result_free(&r);
     kv_decoder_free(d);
     free(seq);
@@ -169,9 +177,14 @@ int main(int argc, char **argv) {
         {"chunk-tokens", required_argument, 0, 'C'}, {"zstd-level", required_argument, 0, 'z'},
         {"eval", no_argument, 0, 'E'}, {"generate", required_argument, 0, 'g'},
         {"prompt-ids", required_argument, 0, 'p'}, {"info", required_argument, 0, 'i'},
-        {"device", required_argument, 0, 'D'}, {0, 0, 0, 0}};
+        {"device", required_argument, 0, 'D'}, {"max-new-tokens", required_argument, 0, 'n'}, {0, 0, 0, 0}};
+    static const char *const modes[] = {"info", "eval", "generate", NULL};
+    const char *mode = cli_subcommand(&argc, &argv, modes);
     Options o = {.layers_spec = "all", .in_hook = "mlp_in", .dtype = "f32", .ctx = 128, .batch = 8,
-                 .shard_n = 1, .bos = -2, .max_tokens = -1, .device = "cpu"};
+                 .shard_n = 1, .bos = -2, .max_tokens = -1, .device = "cpu", .max_new_tokens = 50};
+    const char *info_path = NULL;
+    if (mode && !strcmp(mode, "eval")) o.eval = 1;
+    if (mode && !strcmp(mode, "generate")) o.generate = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:o:", opts, NULL)) != -1) {
         switch (c) {
@@ -190,13 +203,25 @@ int main(int argc, char **argv) {
             case 'C': o.chunk_tokens = (uint32_t)cli_parse_int("--chunk-tokens", optarg, 1, 1 << 24); break;
             case 'z': o.zstd_level = (int)cli_parse_int("--zstd-level", optarg, -1, 22); break;
             case 'E': o.eval = 1; break;
-            case 'g': o.generate = (int)cli_parse_int("--generate", optarg, 1, 1 << 20); break;
+            case 'g':
+                o.generate = 1;
+                o.max_new_tokens = (int)cli_parse_int("--generate", optarg, 1, 1 << 20);
+                break;
+            case 'n': o.max_new_tokens = (int)cli_parse_int("--max-new-tokens", optarg, 1, 1 << 20); break;
             case 'p': o.prompt_ids = optarg; break;
-            case 'i': return print_info(optarg);
+            case 'i': info_path = optarg; break;
             case 'D': o.device = optarg; break;
             default: cli_usage_error("fwd-acts", "bad option");
         }
     }
+    if (info_path || (mode && !strcmp(mode, "info"))) {
+        if (info_path && optind < argc) cli_usage_error("fwd-acts", "info takes one shard");
+        if (!info_path && optind != argc - 1)
+            cli_usage_error("fwd-acts", "info takes one shard, got %d", argc - optind);
+        return print_info(info_path ? info_path : argv[optind]);
+    }
+    if (o.eval + o.generate > 1) cli_usage_error("fwd-acts", "eval and generate are two modes; give one");
+    if (o.generate && optind < argc) cli_usage_error("fwd-acts", "generate reads no token shards ('%s')", argv[optind]);
     if (!o.model_dir) cli_usage_error("fwd-acts", "missing -m/--model");
     if (strcmp(o.in_hook, "mlp_in") && strcmp(o.in_hook, "resid_mid"))
         cli_usage_error("fwd-acts", "--in must be mlp_in or resid_mid, not '%s'", o.in_hook);
@@ -205,10 +230,12 @@ int main(int argc, char **argv) {
     Error pe;
     if (act_encoding_parse(o.dtype, &dtype, &enc_param, &pe))
         cli_usage_error("fwd-acts", "--dtype: %s", pe.msg);
-    if (!o.generate && !o.eval && !o.out_path) cli_usage_error("fwd-acts", "missing -o/--output (or --eval / --generate)");
+    if (!o.generate && !o.eval && !o.out_path)
+        cli_usage_error("fwd-acts", "missing -o/--output (or fwd-acts eval / generate)");
     if (!o.generate && optind >= argc) cli_usage_error("fwd-acts", "no token shards given");
     if (o.out_path) cli_check_not_input(o.out_path, (const char *const *)argv + optind, argc - optind);
 
+    o.model_dir = model_resolve_cli("fwd-acts", o.model_dir);  // a path, or a name in the cache
     Model m;
     Error e;
     if (model_load(&m, o.model_dir, &e)) fatal_err(&e);
@@ -293,14 +320,23 @@ int main(int argc, char **argv) {
     int cur_stage = 0;
     size_t *kept_row = xmalloc(NT * sizeof *kept_row);
 
+    // The bar counts what the summary line reports: tokens written (eval: document tokens read),
+    // out of the total the shards' footers give
+    uint64_t n_ctx, per_ctx = (uint64_t)T - (bos >= 0 && (o.eval || !o.keep_bos));
+    if (context_count(argv + optind, argc - optind, T, bos, &n_ctx, &e)) fatal_err(&e);
+    uint64_t mine = n_ctx / (uint64_t)o.shard_n + ((uint64_t)o.shard_i < n_ctx % (uint64_t)o.shard_n);
+    uint64_t total = mine * per_ctx;
+    if (o.max_tokens > 0 && (uint64_t)o.max_tokens < total)
+        total = o.eval ? ((uint64_t)o.max_tokens + per_ctx - 1) / per_ctx * per_ctx : (uint64_t)o.max_tokens;
     Progress prog;
-    progress_init(&prog, "fwd-acts", "tok", 1, o.max_tokens > 0 ? (uint64_t)o.max_tokens : 0);
+    progress_init(&prog, o.eval ? "fwd-acts eval" : "fwd-acts", "tok", 1, total);
     double t0 = now_seconds(), loss_sum = 0;
-    uint64_t written = 0, loss_count = 0, ctx_index = 0, processed = 0;
+    uint64_t written = 0, loss_count = 0, ctx_index = 0, processed = 0, eval_read = 0;
     int done = 0;
     while (!done) {
         int B = 0;
         while (B < Bmax) {
+            if (o.eval && o.max_tokens > 0 && eval_read >= (uint64_t)o.max_tokens) { done = 1; break; }
             int rc = context_reader_next(&cr, tokens + (size_t)B * T, doc_ids + (size_t)B * T, positions + (size_t)B * T, &e);
             if (rc < 0) {
                 abort_output(stages, w);
@@ -309,6 +345,7 @@ int main(int argc, char **argv) {
             if (rc == 0) { done = 1; break; }
             if (ctx_index++ % (uint64_t)o.shard_n != (uint64_t)o.shard_i) continue;
             B++;
+            eval_read += (uint64_t)T - (bos >= 0);  // the context's document tokens
         }
         if (!B) break;
         if (engine_forward(&engine, tokens, B, T, &fo, &e)) {
@@ -323,7 +360,7 @@ int main(int argc, char **argv) {
             for (int b = 0; b < B; b++) loss_sum += loss[b] * (T - 1);
             loss_count += (uint64_t)B * (T - 1);
             free(loss);
-            progress_update(&prog, processed);
+            progress_update(&prog, eval_read);
             continue;
         }
         // select kept tokens (drop BOS positions unless --keep-bos; respect --max-tokens)
@@ -358,7 +395,7 @@ int main(int argc, char **argv) {
             cur_stage = 1 - cur_stage;
         }
         written += kept;
-        progress_update(&prog, o.max_tokens > 0 ? written : processed);
+        progress_update(&prog, written);
     }
     progress_finish(&prog);
     if (!ctx_index || (o.eval && !loss_count)) {  // a loss of 0 or an empty shard would look like a result

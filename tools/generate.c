@@ -25,22 +25,24 @@ static const char USAGE[] =
     "(tokenizer_config.json or chat_template.jinja) it must be ChatML: the prompt becomes the user\n"
     "message, after the template's default system message or --system; --raw sends it as is.\n"
     "The answer is streamed to stdout; generation stops at an EOS id, a --stop string (not\n"
-    "printed) or --max-tokens.\n"
+    "printed) or --max-new-tokens.\n"
     "\n"
     "options:\n"
-    "  -m, --model DIR|NAME  model directory, or a name in $CLTKIT_CACHE (default ~/.cache/cltkit):\n"
+    "  -m, --model DIR|NAME  a path (with a '/' or a leading '.') is a model directory; any other\n"
+    "                        word a model's name, looked up in $CLTKIT_CACHE (default ~/.cache/cltkit):\n"
     "                        NAME/ or NAME/hf/ with config.json, or NAME/ with one GGUF, converted\n"
-    "                        once into NAME/hf/ (e.g. smollm2 after scripts/fetch_smollm2.sh)\n"
+    "                        once into NAME/hf/ (e.g. smollm2 after scripts/fetch_smollm2.sh), and\n"
+    "                        only then in the current directory; stderr says which was used\n"
     "  --chat                require a chat template (default: use one if the model has it)\n"
     "  --raw                 no chat template: the prompt text as is (tokenizer's BOS rules)\n"
     "  --system TEXT         the system message (chat)\n"
-    "  --max-tokens N        new tokens at most (default 256)\n"
+    "  --max-new-tokens N    new tokens at most (default 256)\n"
     "  --temperature T       0 = greedy (default); else sample\n"
     "  --top-k K             sample from the K most likely tokens (default 0 = all)\n"
     "  --top-p P             sample from the smallest set with probability >= P (default 1)\n"
     "  --seed S              random seed for sampling (default 0)\n"
     "  --stop STR            stop when the answer contains STR (repeatable; \\n \\t \\r \\\\ are escapes)\n"
-    "  --ignore-eos          do not stop at EOS ids (benchmarks: always --max-tokens tokens)\n"
+    "  --ignore-eos          do not stop at EOS ids (benchmarks: always --max-new-tokens)\n"
     "  --samples N           N answers to the same prompt in one run (one model load), the k-th\n"
     "                        sampled with seed --seed + k; progress on stderr (default 1)\n"
     "  --jsonl               one JSON object per answer: {\"seed\", \"prompt\", \"answer\", \"text\"}\n"
@@ -48,6 +50,8 @@ static const char USAGE[] =
     "  --ids                 print the generated ids, one a line (the stopping EOS included)\n"
     "  --prompt-only         print the prompt (its ids with --ids) and exit\n"
     "  --stats               print token counts and prefill/decode tokens/s as JSON on stderr\n"
+    "  --max-tokens N        the old name of --max-new-tokens: an error that says so (--max-tokens\n"
+    "                        is the input read in fwd-acts, feat-topk and quant-acts)\n"
     "  -h, --help, --version\n";
 
 typedef struct {
@@ -103,13 +107,13 @@ int main(int argc, char **argv) {
     cli_standard(argc, argv, "generate", USAGE);
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'}, {"chat", no_argument, 0, 'c'}, {"raw", no_argument, 0, 'r'},
-        {"system", required_argument, 0, 's'}, {"max-tokens", required_argument, 0, 'n'},
+        {"system", required_argument, 0, 's'}, {"max-new-tokens", required_argument, 0, 'n'},
         {"temperature", required_argument, 0, 't'}, {"top-k", required_argument, 0, 'k'},
         {"top-p", required_argument, 0, 'p'}, {"seed", required_argument, 0, 'S'},
         {"stop", required_argument, 0, 'x'}, {"ids", no_argument, 0, 'i'},
         {"prompt-only", no_argument, 0, 'P'}, {"stats", no_argument, 0, 'T'},
         {"ignore-eos", no_argument, 0, 'E'}, {"samples", required_argument, 0, 'N'},
-        {"jsonl", no_argument, 0, 'J'}, {0, 0, 0, 0}};
+        {"jsonl", no_argument, 0, 'J'}, {"max-tokens", required_argument, 0, 'O'}, {0, 0, 0, 0}};
     Options o = {.max_tokens = 256, .samples = 1, .so = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = 0}};
     o.stop = xcalloc((size_t)argc, sizeof *o.stop);
     int c;
@@ -119,7 +123,8 @@ int main(int argc, char **argv) {
             case 'c': o.chat = 1; break;
             case 'r': o.raw = 1; break;
             case 's': o.system = optarg; break;
-            case 'n': o.max_tokens = (int)cli_parse_int("--max-tokens", optarg, 1, 1 << 24); break;
+            case 'n': o.max_tokens = (int)cli_parse_int("--max-new-tokens", optarg, 1, 1 << 24); break;
+            case 'O': cli_max_tokens_renamed("generate");
             case 't': o.so.temperature = (float)cli_parse_double("--temperature", optarg, 0, FLT_MAX); break;
             case 'k': o.so.top_k = (int)cli_parse_int("--top-k", optarg, 0, 1 << 30); break;
             case 'p': o.so.top_p = (float)cli_parse_double("--top-p", optarg, 0, FLT_MAX); break;
@@ -164,8 +169,7 @@ int main(int argc, char **argv) {
     if (!*prompt) fatal("empty prompt (give it as arguments or on stdin)");
 
     Error e;
-    char *dir;
-    if (model_resolve(o.model, &dir, &e)) fatal_err(&e);
+    char *dir = model_resolve_cli("generate", o.model);
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     Tokenizer *tok = tokenizer_load(path, &e);

@@ -1,6 +1,6 @@
 // gguf-convert — a Llama GGUF (llama.cpp) to a Hugging Face model directory: model.safetensors
-// (fp32), config.json, generation_config.json, tokenizer.json, tokenizer_config.json. --info
-// prints the file's header, metadata and tensor table instead.
+// (fp32), config.json, generation_config.json, tokenizer.json, tokenizer_config.json. `info`
+// prints the file's header, metadata and tensor table instead (--info: the old spelling).
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 
 static const char USAGE[] =
     "usage: gguf-convert MODEL.gguf -o OUTDIR [--hf-tokenizer]\n"
-    "       gguf-convert --info MODEL.gguf\n"
+    "       gguf-convert info MODEL.gguf     (header, metadata, tensors as JSON; --info: the same)\n"
     "\n"
     "Converts a Llama-architecture GGUF file (llama.cpp's format, versions 2 and 3) to a Hugging\n"
     "Face LlamaForCausalLM directory: OUTDIR/model.safetensors (every tensor dequantized to F32 —\n"
@@ -28,11 +28,12 @@ static const char USAGE[] =
     "nothing is written unless the whole input checks out. fwd-acts and tok take OUTDIR as any model.\n"
     "\n"
     "options:\n"
-    "  -o, --output OUTDIR   output directory (required unless --info)\n"
+    "  -o, --output OUTDIR   output directory (required unless info)\n"
     "  --hf-tokenizer        write the tokenizer transformers builds from a GGUF instead: the plain\n"
     "                        GPT-2 split, ignoring tokenizer.ggml.pre (for SmolLM2 it loses the\n"
     "                        digit split, so ids differ on some texts)\n"
-    "  --info                print header, metadata (arrays abbreviated) and tensors as JSON\n"
+    "  --info                = gguf-convert info: print header, metadata (arrays abbreviated) and\n"
+    "                        tensors as JSON\n"
     "  -h, --help, --version\n";
 
 // A metadata value as JSON; arrays longer than 8 show their first 8 elements and the count.
@@ -95,7 +96,8 @@ int main(int argc, char **argv) {
                                          {"info", no_argument, 0, OPT_INFO},
                                          {0, 0, 0, 0}};
     const char *out_dir = NULL;
-    int hf_tok = 0, info = 0, c;
+    static const char *const modes[] = {"info", NULL};
+    int hf_tok = 0, info = cli_subcommand(&argc, &argv, modes) != NULL, c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
             case 'o': out_dir = optarg; break;
@@ -106,6 +108,7 @@ int main(int argc, char **argv) {
     }
     if (optind != argc - 1) cli_usage_error("gguf-convert", "give exactly one GGUF file");
     if (!info && !out_dir) cli_usage_error("gguf-convert", "missing -o OUTDIR");
+    if (info && out_dir) cli_usage_error("gguf-convert", "info writes nothing; drop -o");
     const char *path = argv[optind];
     static const char *const outputs[] = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
                                           "tokenizer_config.json", NULL};

@@ -56,7 +56,8 @@ static const char USAGE[] =
     "  --max-examples N        explain windows shown to the explainer (default 12)\n"
     "  --score-examples N      test windows per class and task (default 10)\n"
     "  --score-batch N         windows per scorer prompt (default 5)\n"
-    "  --max-tokens N          answer tokens at most (default 128; scorer answers 8 + 4 a window)\n"
+    "  --max-new-tokens N      answer tokens at most (default 128; scorer answers 8 + 4 a window)\n"
+    "  --max-tokens N          the old name of --max-new-tokens: an error that says so\n"
     "  --temperature T         http sampling temperature (default 0)\n"
     "  --timeout S             seconds per cmd/http attempt (default 120)\n"
     "  --retries N             http retries on 429, 5xx, transport errors, bad JSON (default 4)\n"
@@ -353,7 +354,8 @@ int main(int argc, char **argv) {
                                          {"max-examples", required_argument, 0, 'E'},
                                          {"score-examples", required_argument, 0, 'S'},
                                          {"score-batch", required_argument, 0, 'B'},
-                                         {"max-tokens", required_argument, 0, 'n'},
+                                         {"max-new-tokens", required_argument, 0, 'n'},
+                                         {"max-tokens", required_argument, 0, 'O'},
                                          {"temperature", required_argument, 0, 'p'},
                                          {"timeout", required_argument, 0, 'w'},
                                          {"retries", required_argument, 0, 'r'},
@@ -388,7 +390,8 @@ int main(int argc, char **argv) {
             case 'E': o.max_examples = (int)cli_parse_int("--max-examples", optarg, 1, 1000); break;
             case 'S': o.score_examples = (int)cli_parse_int("--score-examples", optarg, 1, 1000); break;
             case 'B': o.score_batch = (int)cli_parse_int("--score-batch", optarg, 1, 50); break;
-            case 'n': o.max_tokens = (int)cli_parse_int("--max-tokens", optarg, 1, 1 << 20); break;
+            case 'n': o.max_tokens = (int)cli_parse_int("--max-new-tokens", optarg, 1, 1 << 20); break;
+            case 'O': cli_max_tokens_renamed("interp-prompt");
             case 'p': o.temperature = cli_parse_double("--temperature", optarg, 0, 100); break;
             case 'w': o.timeout = cli_parse_double("--timeout", optarg, 0.001, 1e6); break;
             case 'r': o.retries = (int)cli_parse_int("--retries", optarg, 0, 100); break;

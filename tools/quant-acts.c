@@ -17,7 +17,7 @@
 
 static const char USAGE[] =
     "usage: quant-acts IN.acts -o OUT.acts --dtype ENC [options]\n"
-    "       quant-acts --report SRC.acts [ENC.acts...] [--json] [options]\n"
+    "       quant-acts report SRC.acts [ENC.acts...] [--json] [options]   (--report: the same)\n"
     "       quant-acts npy SRC.acts --layer L [--hook in|out] -o OUT.npy\n"
     "\n"
     "Converts an activation shard to another encoding (formats/acts.md), each followed by zstd:\n"
@@ -28,7 +28,7 @@ static const char USAGE[] =
     "  int4[:GROUP]     4-bit with one bf16 scale per GROUP values of a token (default 32)\n"
     "Every reader of activation shards decodes every encoding. Output is atomic.\n"
     "\n"
-    "--report compares with SRC every ENC.acts given (same tokens, same chunks), or, with none,\n"
+    "report compares with SRC every ENC.acts given (same tokens, same chunks), or, with none,\n"
     "every encoding of --dtype (default: all) encoded in memory: per layer and hook and overall,\n"
     "bytes per token, ratio to raw f32 and raw bf16, relative MSE (sum (x-y)^2 / sum x^2), NMSE\n"
     "(over the variance), max abs error, max error / the encoding's guaranteed bound (<= 1 when\n"
@@ -38,14 +38,16 @@ static const char USAGE[] =
     "\n"
     "options:\n"
     "  -o, --output FILE     shard to write\n"
-    "  --dtype ENC           target encoding; with --report a comma list (default: f32,bf16,f16,\n"
+    "  --dtype ENC           target encoding; in report a comma list (default: f32,bf16,f16,\n"
     "                        int8,int8:31,fp8,int4)\n"
-    "  --zstd-level N        zstd level (default 1; negative: store uncompressed)\n"
+    "  --zstd-level N        zstd level (default " SHARD_STR(SHARD_ZSTD_LEVEL) "; negative: store uncompressed)\n"
     "  --shuffle             byte planes before zstd (the default); --no-shuffle: plain\n"
-    "  --chunk-tokens N      tokens per chunk (default: the source's)\n"
+    "  --chunk-tokens N      tokens per chunk (default: the source's, so that report can compare the\n"
+    "                        two chunk by chunk; fwd-acts writes " SHARD_STR(ACTSHARD_CHUNK_TOKENS) ")\n"
     "  --max-tokens N        report: only the first chunks holding N tokens\n"
     "  --json                report: one JSON object instead of tables\n"
     "  --repeat N            report: time each chunk's decoding N times, keep the fastest (default 1)\n"
+    "  --report              = quant-acts report (the old spelling)\n"
     "  -h, --help, --version\n"
     "\n"
     "npy writes one stored model layer's activations (--layer L, the model's block index; --hook\n"
@@ -446,11 +448,15 @@ static int run_report(char **paths, int n_paths, const Options *o) {
         }
         free(list);
     }
+    // the bar counts the source's tokens, once per encoding (restarting), the encoding its metric
     Progress prog;
-    progress_init(&prog, "quant-acts report", "tok", 1, tokens * (uint64_t)n_reps);
+    progress_init(&prog, "quant-acts report", "tok", 1, tokens);
     uint64_t done = 0;
     for (int k = 0; k < n_reps; k++) {
         Report *r = &reps[k];
+        done = 0;
+        prog.start_s = now_seconds();  // the rate and ETA of this encoding
+        progress_metric(&prog, "%s (%d of %d)", r->path ? r->path : r->name, k + 1, n_reps);
         r->blocks = xcalloc(2 * (size_t)src.n_layers, sizeof *r->blocks);
         if (r->path) {
             ActShard enc;
@@ -467,7 +473,7 @@ static int run_report(char **paths, int n_paths, const Options *o) {
             act_encoding_name(r->dt, r->param, r->name, sizeof r->name);
             r->planes = enc.n_chunks && enc.index[0].compression == 2;
             if (compare_shards(&src, &enc, 0, n_chunks, 0, r, o, &e)) fatal_err(&e);
-            done += tokens;
+            done = tokens;
             progress_update(&prog, done);
             actshard_close(&enc);
         } else if (report_in_memory(&src, n_chunks, r, o, &prog, &done, &e)) {
@@ -543,6 +549,8 @@ static int run_npy(int argc, char **argv) {
 int main(int argc, char **argv) {
     cli_standard(argc, argv, "quant-acts", USAGE);
     if (argc > 1 && !strcmp(argv[1], "npy")) return run_npy(argc - 1, argv + 1);
+    static const char *const modes[] = {"report", NULL};
+    int report_mode = cli_subcommand(&argc, &argv, modes) != NULL;
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},      {"dtype", required_argument, 0, 'd'},
         {"zstd-level", required_argument, 0, 'z'},  {"shuffle", no_argument, 0, 'S'},
@@ -550,7 +558,7 @@ int main(int argc, char **argv) {
         {"max-tokens", required_argument, 0, 'x'},  {"json", no_argument, 0, 'j'},
         {"report", no_argument, 0, 'R'},            {"repeat", required_argument, 0, 'r'},
         {0, 0, 0, 0}};
-    Options o = {.repeat = 1};
+    Options o = {.repeat = 1, .report = report_mode};
     int c;
     while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (c) {
@@ -568,13 +576,13 @@ int main(int argc, char **argv) {
         }
     }
     if (optind >= argc) cli_usage_error("quant-acts", "no input shard given");
-    if (o.zstd_level == 0) o.zstd_level = 1;  // the writers' default
+    if (o.zstd_level == 0) o.zstd_level = SHARD_ZSTD_LEVEL;  // the writers' default
     if (o.report) {
-        if (o.out_path) cli_usage_error("quant-acts", "--report writes no shard; drop -o");
+        if (o.out_path) cli_usage_error("quant-acts", "report writes no shard; drop -o");
         return run_report(argv + optind, argc - optind, &o);
     }
     if (o.json || o.max_tokens || o.repeat > 1)
-        cli_usage_error("quant-acts", "--json, --max-tokens and --repeat go with --report");
+        cli_usage_error("quant-acts", "--json, --max-tokens and --repeat go with report (quant-acts report ...)");
     if (!o.out_path) cli_usage_error("quant-acts", "missing -o/--output");
     if (!o.dtype) cli_usage_error("quant-acts", "missing --dtype");
     if (argc - optind != 1) cli_usage_error("quant-acts", "convert takes one input shard, got %d", argc - optind);

@@ -13,6 +13,7 @@
 #include "jsonl.h"
 #include "progress.h"
 #include "spm.h"
+#include "model_resolve.h"
 #include "tokenizer.h"
 #include "tokshard.h"
 #include "unicode.h"
@@ -20,7 +21,8 @@
 static const char USAGE[] =
     "usage: tok <command> [options]\n"
     "\n"
-    "-t, --tokenizer FILE is the model's tokenizer.json; -o, --output FILE the shard written.\n"
+    "-t, --tokenizer FILE is the model's tokenizer.json, a directory holding one, or a model's name\n"
+    "(as generate -m: smollm2 is the cached one, ./smollm2 a directory); -o, --output FILE the shard.\n"
     "\n"
     "commands:\n"
     "  encode -t tokenizer.json -o out.tok [options] INPUT...\n"
@@ -37,8 +39,9 @@ static const char USAGE[] =
     "        --utf8-replace      replace invalid UTF-8 by U+FFFD (default: error)\n"
     "        --shard i/N         encode only documents with index % N == i\n"
     "        --threads N         worker threads (default: all cores)\n"
-    "        --chunk-tokens N    tokens per compressed chunk (default 65536)\n"
-    "        --zstd-level N      compression level (default 3)\n"
+    "        --chunk-tokens N    tokens per compressed chunk (default " SHARD_STR(TOKSHARD_CHUNK_TOKENS) ")\n"
+    "        --zstd-level N      compression level (default " SHARD_STR(SHARD_ZSTD_LEVEL) ", 1..22; token shards\n"
+    "                            are always compressed)\n"
     "  decode -t tokenizer.json [--skip-special] [--jsonl] SHARD | --ids \"1 2 3\"\n"
     "      Decode a shard (each document, separated by --sep, default newline; or JSONL\n"
     "      {\"doc_id\":..,\"text\":..}) or a list of ids ('-' reads ids from stdin).\n"
@@ -232,8 +235,9 @@ static int64_t parse_token_arg(const Tokenizer *t, const char *opt, const char *
     return r;
 }
 
-static Tokenizer *load_tokenizer_or_die(const char *path, uint64_t *hash) {
-    if (!path) fatal("missing -t/--tokenizer tokenizer.json");
+static Tokenizer *load_tokenizer_or_die(const char *arg, uint64_t *hash) {
+    if (!arg) fatal("missing -t/--tokenizer tokenizer.json");
+    char *path = tokenizer_resolve_cli("tok", arg);  // a file, a directory's, or a cached model's
     Error e;
     Tokenizer *t = tokenizer_load(path, &e);
     if (!t) fatal_err(&e);
@@ -247,6 +251,7 @@ static Tokenizer *load_tokenizer_or_die(const char *path, uint64_t *hash) {
         fclose(f);
         *hash = h;
     }
+    free(path);
     return t;
 }
 
@@ -290,7 +295,7 @@ static int cmd_encode(int argc, char **argv) {
             case 's': cli_parse_shard("--shard", optarg, &shard_i, &shard_n); break;
             case 'j': threads = (int)cli_parse_int("--threads", optarg, 1, 256); break;
             case 'c': wopt.chunk_tokens = (uint32_t)cli_parse_int("--chunk-tokens", optarg, 1, 1 << 24); break;
-            case 'z': wopt.zstd_level = (int)cli_parse_int("--zstd-level", optarg, -7, 22); break;
+            case 'z': wopt.zstd_level = (int)cli_parse_int("--zstd-level", optarg, 1, 22); break;
             case 'V': vocab_override = (uint32_t)cli_parse_int("--vocab-size", optarg, 1, 0xFFFFFFFFLL); break;
             default: cli_usage_error("tok encode", "bad option");
         }
