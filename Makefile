@@ -121,6 +121,11 @@ $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+# A tool's own CLI files beside its main (tools/NAME/*.c: code that parses options or exits, which
+# does not belong in libcommon) are linked into bin/NAME alone.
+TOOL_PARTS_clt-fit := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/clt-fit/*.c))
+$(BIN)/clt-fit: $(TOOL_PARTS_clt-fit)
+
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
@@ -220,7 +225,7 @@ ifneq ($(CUDA_ON)$(MPI_ON),)
 $(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.o \
     $(if $(MPI_ON),$(BUILD)/libcommon/comm_mpi.o) $(if $(CUDA_ON),$(LIBCUDA)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $< $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/comm_mpi.o) \
+	$(CC) $(CFLAGS) $< $(filter $(BUILD)/tools/$*/%,$^) $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/comm_mpi.o) \
 	    $(if $(filter $*,$(CUDA_ON)),$(LIBCUDA)) $(LIBCOMMON) -o $@ $(LDLIBS) \
 	    $(if $(filter $*,$(MPI_ON)),$(MPI_LDLIBS)) $(if $(filter $*,$(CUDA_ON)),$(CUDA_LDLIBS) -lstdc++)
 endif
