@@ -66,7 +66,9 @@ endif
 # ---- sources ---------------------------------------------------------------------------------
 # comm_mpi.c needs mpicc's flags and libmpi: it stays out of libcommon.a (see MPI_TOOLS below).
 COMMON_SRC := $(filter-out libcommon/comm_mpi.c,$(wildcard libcommon/*.c))
-KERNEL_SRC := $(wildcard kernels/*.c)
+# kernels/cuda_stub.c stands in for the CUDA entry points in a build without CUDA (so the tools
+# need no #ifdef USE_CUDA); where nvcc exists libkernels_cuda.a has the real ones.
+KERNEL_SRC := $(filter-out $(if $(USE_CUDA),kernels/cuda_stub.c),$(wildcard kernels/*.c))
 CUDA_SRC   := $(wildcard kernels/*.cu)
 TOOL_SRC   := $(wildcard tools/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
@@ -211,14 +213,14 @@ $(CUDA_BENCH:%=$(BUILD)/bench/%): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCUDA
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
 endif
 
-# Tools with a CUDA path (CUDA_TOOLS: --device cuda) are compiled with -DUSE_CUDA and linked with
-# the CUDA kernels where nvcc exists; tools that shard across processes (MPI_TOOLS) with -DUSE_MPI
-# and the MPI backend of libcommon/comm.h where mpicc exists. Elsewhere they build without.
+# Tools with a CUDA path (CUDA_TOOLS: --device cuda) are linked with the CUDA kernels where nvcc
+# exists, else with libcommon.a's kernels/cuda_stub.o; tools that shard across processes
+# (MPI_TOOLS) are compiled with -DUSE_MPI and the MPI backend of libcommon/comm.h where mpicc
+# exists. Elsewhere they build without.
 CUDA_TOOLS := fwd-acts clt-fit feat-topk
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))
-$(CUDA_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_CUDA
 $(MPI_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_MPI
 $(BUILD)/libcommon/comm_mpi.o: override CFLAGS += $(MPI_CFLAGS)
 ifneq ($(CUDA_ON)$(MPI_ON),)

@@ -35,6 +35,11 @@ extern "C" void cuda_sync_at(const char *file, int line) {
     cuda_check_at(cudaDeviceSynchronize(), file, line);
 }
 
+extern "C" int cuda_devices(Error *e) {
+    int n = cuda_device_count();
+    return n > 0 ? n : err_set(e, "no CUDA device is visible");
+}
+
 extern "C" int cuda_device_count(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess) {

@@ -2,6 +2,7 @@
 // - plain C with no CUDA headers, so C tests compiled by gcc (which may not see the CUDA include
 //   directory) can move data to and from the device: cuda_alloc(...) and friends print the
 //   caller's file:line and the CUDA error, then exit. Exiting is only right in tests and tools.
+//   cuda_devices is the one entry point a tool asks before any other (a stub without CUDA).
 // - for .cu files (nvcc): the error-returning checks of library code, which return -1 with an
 //   Error "WHO: WHAT: <CUDA's message>" (cuda_status, cublas_status, CUDA_OK, cuda_alloc_e), and
 //   the grid size of grid-stride loops. There is one family of each; use these, not local copies.
@@ -11,6 +12,13 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "err.h"  // inside extern "C": err_set is a C function, also when nvcc compiles this
+
+// The number of usable GPUs (> 0), or -1 with e: "no CUDA device is visible", or in a build
+// without CUDA (kernels/cuda_stub.c) "built without CUDA (make without NO_CUDA=1)". Tools check
+// it once for --device cuda and print "--device cuda: " and the message.
+int cuda_devices(Error *e);
 
 // Implemented in cuda_common.cu; each failure prints the caller's file:line and exits.
 void *cuda_alloc_at(size_t nbytes, const char *file, int line);
@@ -33,10 +41,6 @@ int cuda_device_count(void);                    // 0 when there is no usable GPU
 #ifdef __CUDACC__
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-
-extern "C" {
-#include "err.h"  // err_set is a C function, also when nvcc compiles this
-}
 
 // 0, or -1 with e = "WHO: WHAT: <CUDA's message>".
 static inline int cuda_status(cudaError_t err, const char *who, const char *what, Error *e) {

@@ -29,11 +29,9 @@
 #include "progress.h"
 #include "safetensors.h"
 #include "threads.h"
-#ifdef USE_CUDA
-#include "clt_cuda.h"
+#include "clt_cuda.h"     // the real GPU trainer, or the stub without CUDA (kernels/cuda_stub.c)
 #include "cuda_common.h"
 #include "gpu_ctx.h"
-#endif
 
 static const char USAGE[] =
     "usage: clt-fit -o OUT_DIR [options] ACTS...\n"
@@ -486,10 +484,8 @@ typedef struct {
     CltParams *p, *g;
     float *m, *v;
     CltWork *w;
-#ifdef USE_CUDA
     CltGpu *gpu;        // --device cuda: the state lives on the GPU (p, m, v are synced at checkpoints)
     const Comm *gcomm;  // the GPU step's communicator (NCCL across ranks, else the CPU one)
-#endif
 } Trainer;
 
 typedef struct {
@@ -536,7 +532,6 @@ static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, i
     return 0;
 }
 
-#ifdef USE_CUDA
 // The same step on the GPU (kernels/clt_cuda.h): only the batch goes up and the statistics come down.
 static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
     if (clt_gpu_set_batch(T->gpu, x, y, e) || clt_gpu_forward(T->gpu, T->gcomm, e) || clt_gpu_loss(T->gpu, T->gcomm, lp, &st->lt, e))
@@ -547,16 +542,11 @@ static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, i
         return -1;
     return 0;
 }
-#endif
 
 // Brings the GPU's parameters and moments to the host vectors a checkpoint writes.
 static void trainer_sync_host(Trainer *T) {
-#ifdef USE_CUDA
     Error e;
     if (T->gpu && clt_gpu_get_state(T->gpu, T->p->data, T->m, T->v, &e)) fatal_err(&e);
-#else
-    (void)T;
-#endif
 }
 
 // Ends the job over an error every rank has (or rank 0 has and the others were told of): rank 0
@@ -878,9 +868,8 @@ int main(int argc, char **argv) {
         cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
     if (o.cuda && o.act != CLT_JUMPRELU)
         cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
-#ifndef USE_CUDA
-    if (o.cuda) fatal("--device cuda: this clt-fit was built without CUDA (nvcc not found at build time)");
-#endif
+    int n_dev = o.cuda ? cuda_devices(&e) : 0;  // per node: every rank says it (not only rank 0)
+    if (n_dev < 0) fatal("--device cuda: %s", e.msg);
 
     // ranks: MPI only when a launcher started us (a plain run never initializes MPI)
     Comm comm;
@@ -946,13 +935,10 @@ int main(int argc, char **argv) {
                     .active = xmalloc((size_t)L * sizeof(int64_t)), .fired = xmalloc((size_t)L * Fl)};
     Trainer T = {.o = &o, .D = &D, .sh = &sh, .p = &p, .g = &g, .m = m, .v = v, .w = &w};
     int (*train_step)(Trainer *, float **, float **, const CltLossParams *, int64_t, StepStats *, Error *) = step_cpu;
-#ifdef USE_CUDA
     GpuCtx gctx;
     Comm nccl;
     int have_nccl = 0;
     if (o.cuda) {
-        int n_dev = cuda_device_count();
-        if (n_dev == 0) fatal("--device cuda: no CUDA device");  // per node: every rank says it (not only rank 0)
         T.gcomm = &comm;
         if (comm.size > 1) {  // NCCL between the ranks' GPUs, bootstrapped through the MPI Comm
             int local_rank;
@@ -968,7 +954,6 @@ int main(int argc, char **argv) {
             fatal_err(&e);
         train_step = step_gpu;
     }
-#endif
     // Ctrl-C / SIGTERM: finish the step, checkpoint, exit (on_stop_signal)
     struct sigaction sa = {0};
     sa.sa_handler = on_stop_signal;
@@ -1054,13 +1039,11 @@ int main(int argc, char **argv) {
     free(st.err); free(st.var); free(st.active); free(st.fired);
     if (shard_paths != argv + optind) free(shard_paths);
     json_decref(run);
-#ifdef USE_CUDA
     if (T.gpu) {
         clt_gpu_free(T.gpu);
         gpu_ctx_free(&gctx);
     }
     if (have_nccl) comm_free(&nccl);
-#endif
     clt_work_free(&w);
     clt_params_free(&p);
     clt_params_free(&g);
