@@ -598,12 +598,6 @@ int actshard_writer_close(ActShardWriter *w, Error *e) {
 
 // ---- reader ----------------------------------------------------------------------------------
 
-// Copies len bytes at offset off (already checked to lie inside the file). pread keeps no file
-// position, so threads may call this on one shard at once.
-static int read_at(const ActShard *s, void *dst, size_t len, uint64_t off, Error *e) {
-    return shard_file_read(&s->file, dst, len, off, e);
-}
-
 // Validates the header fields read into s (after the header CRC matched).
 static int check_header(ActShard *s, uint32_t enc_param, const uint8_t *h, Error *e) {
     const char *P = s->path;
@@ -737,7 +731,7 @@ static int parse_shard(ActShard *s, Error *e) {
         return err_set(e, "%s: header (%u layers, model id of %u bytes, metadata of %u bytes) does not fit the file "
                        "(%llu bytes)", P, n_layers, mid_len, meta_len, (ull)size);
     uint8_t *h = xmalloc((size_t)header_end);
-    if (read_at(s, h, (size_t)header_end, 0, e)) {
+    if (shard_file_read(&s->file, h, (size_t)header_end, 0, e)) {
         free(h);
         return -1;
     }
@@ -785,7 +779,7 @@ static int parse_shard(ActShard *s, Error *e) {
     if (shard_index_read(&s->file, &f, &s->index, e) || check_index(s, header_end, stats_offset, e)) return -1;
 
     uint8_t *raw = xmalloc((size_t)stats_bytes);
-    rc = read_at(s, raw, (size_t)stats_bytes, stats_offset, e);
+    rc = shard_file_read(&s->file, raw, (size_t)stats_bytes, stats_offset, e);
     if (!rc) rc = check_crc(P, "statistics", f.ext32, crc32c(raw, (size_t)stats_bytes), e);
     if (!rc) rc = parse_stats(s, raw, e);
     free(raw);

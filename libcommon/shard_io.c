@@ -151,7 +151,7 @@ void shard_out_free(ShardOut *o) {
 
 // ---- reader ----------------------------------------------------------------------------------
 
-int shard_open_file(const char *path, int *fd, uint64_t *size, Error *e) {
+static int open_file(const char *path, int *fd, uint64_t *size, Error *e) {
     *fd = -1;
     if (!strcmp(path, "-"))  // not a file named "-": stdin, which a shard reader cannot seek in
         return err_set(e, "-: a shard cannot be read from stdin (it is read by random access, from its end); "
@@ -170,7 +170,7 @@ int shard_open_file(const char *path, int *fd, uint64_t *size, Error *e) {
 
 int shard_file_open(ShardFile *s, const char *path, Error *e) {
     memset(s, 0, sizeof *s);
-    if (shard_open_file(path, &s->fd, &s->file_size, e)) return -1;
+    if (open_file(path, &s->fd, &s->file_size, e)) return -1;
     s->path = xstrdup(path);
     return 0;
 }
@@ -190,16 +190,12 @@ void shard_file_close(ShardFile *s) {
     s->fd = -1;
 }
 
-int shard_read_at(int fd, const uint8_t *mem, const char *path, void *dst, size_t len, uint64_t off, Error *e) {
-    if (mem) {
-        memcpy(dst, mem + off, len);
+int shard_file_read(const ShardFile *s, void *dst, size_t len, uint64_t off, Error *e) {
+    if (s->mem) {
+        memcpy(dst, s->mem + off, len);
         return 0;
     }
-    return pread_full(fd, dst, len, off, path, e);
-}
-
-int shard_file_read(const ShardFile *s, void *dst, size_t len, uint64_t off, Error *e) {
-    return shard_read_at(s->fd, s->mem, s->path, dst, len, off, e);
+    return pread_full(s->fd, dst, len, off, s->path, e);
 }
 
 int shard_read_ends(const ShardFile *s, const ShardKind *k, uint8_t *h, uint32_t *version, ShardFooter *ft, Error *e) {

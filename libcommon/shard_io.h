@@ -95,15 +95,14 @@ typedef struct {
     uint64_t file_size;
 } ShardFile;
 
-// Opens a shard for random access: a regular file (not a pipe: shards are read from their end).
-int shard_open_file(const char *path, int *fd, uint64_t *size, Error *e);
+// Opens a shard for random access: a regular file (not a pipe or stdin: shards are read from
+// their end). 0, or -1 with s closed.
 int shard_file_open(ShardFile *s, const char *path, Error *e);
 // A shard held in memory (data must outlive s); name stands for the path in messages.
 void shard_file_open_mem(ShardFile *s, const void *data, size_t len, const char *name);
 void shard_file_close(ShardFile *s);
 // Copies len bytes at offset off (already checked to lie inside the shard) from mem, or from fd
 // when mem is NULL (pread: no file position, so threads may read one shard at once).
-int shard_read_at(int fd, const uint8_t *mem, const char *path, void *dst, size_t len, uint64_t off, Error *e);
 int shard_file_read(const ShardFile *s, void *dst, size_t len, uint64_t off, Error *e);
 
 // What a format's ends look like: its first and last 8 bytes, its one version, its fixed header.

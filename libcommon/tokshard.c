@@ -213,10 +213,6 @@ int tokshard_writer_close(TokShardWriter *w, Error *e) {
 
 // ---- reader ----------------------------------------------------------------------------------
 
-static int read_at(const TokShard *s, void *dst, size_t len, uint64_t off, Error *e) {
-    return shard_file_read(&s->file, dst, len, off, e);
-}
-
 typedef struct {
     const TokShard *s;
     uint64_t slices;  // summed over the entries checked so far
@@ -276,7 +272,7 @@ static int parse_shard(TokShard *s, Error *e) {
     if (meta_len > SHARD_MAX_META_BYTES || header_end > size - SHARD_FOOTER)
         return err_set(e, "%s: header metadata length %u does not fit the file (%llu bytes)", P, meta_len, (ull)size);
     s->meta_json = xmalloc((size_t)meta_len + 1);
-    if (read_at(s, s->meta_json, meta_len, HEADER_FIXED, e)) return -1;
+    if (shard_file_read(&s->file, s->meta_json, meta_len, HEADER_FIXED, e)) return -1;
     s->meta_json[meta_len] = 0;
     if (check_crc(P, "header", f.header_crc, crc32c_update(crc32c(h, HEADER_FIXED), s->meta_json, meta_len), e))
         return -1;
