@@ -58,7 +58,9 @@ struct CltGpu {
         if (gpu_launch_status(e, (what))) return -1; \
     } while (0)
 
-static int dalloc(void *p, size_t bytes, const char *what, Error *e) { return cuda_alloc_e(p, bytes, CUDA_WHO, what, e); }
+static int dalloc(void *p, size_t bytes, const char *what, Error *e) {
+    return cuda_alloc_e(p, bytes, CUDA_WHO, what, e);
+}
 
 static cudaStream_t stream_of(const CltGpu *c) { return gpu_stream(&c->g); }
 
@@ -508,8 +510,12 @@ extern "C" int clt_gpu_set_bf16(CltGpu *c, int on, Error *e) {
 extern "C" int clt_gpu_set_state(CltGpu *c, const float *params, const float *m, const float *v, Error *e) {
     size_t nb = c->n * sizeof(float);
     if (upload(c, c->params, params, nb, e)) return -1;
-    if (m ? upload(c, c->m, m, nb, e) : cuda_status(cudaMemsetAsync(c->m, 0, nb, stream_of(c)), CUDA_WHO, "set_state", e)) return -1;
-    if (v ? upload(c, c->v, v, nb, e) : cuda_status(cudaMemsetAsync(c->v, 0, nb, stream_of(c)), CUDA_WHO, "set_state", e)) return -1;
+    if (m ? upload(c, c->m, m, nb, e)
+          : cuda_status(cudaMemsetAsync(c->m, 0, nb, stream_of(c)), CUDA_WHO, "set_state", e))
+        return -1;
+    if (v ? upload(c, c->v, v, nb, e)
+          : cuda_status(cudaMemsetAsync(c->v, 0, nb, stream_of(c)), CUDA_WHO, "set_state", e))
+        return -1;
     c->have_forward = 0;
     return cuda_status(cudaStreamSynchronize(stream_of(c)), CUDA_WHO, "set_state", e);
 }

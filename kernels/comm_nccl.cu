@@ -85,12 +85,14 @@ static int allreduce_on_device(NcclImpl *m, void *buf, size_t n, int is_double, 
             m->scratch_bytes = bytes;
         }
         dev = m->scratch;
-        if (cuda_status(cudaMemcpyAsync(dev, buf, bytes, cudaMemcpyHostToDevice, m->stream), "nccl", "upload", e)) return -1;
+        cudaError_t err = cudaMemcpyAsync(dev, buf, bytes, cudaMemcpyHostToDevice, m->stream);
+        if (cuda_status(err, "nccl", "upload", e)) return -1;
     }
     if (nccl_check(ncclAllReduce(dev, dev, n, is_double ? ncclFloat64 : ncclFloat32, ncclSum, m->comm, m->stream),
                    "ncclAllReduce", e))
         return -1;
-    if (staged && cuda_status(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "nccl", "download", e)) return -1;
+    if (staged && cuda_status(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "nccl", "download", e))
+        return -1;
     return wait_stream(m, e);
 }
 
