@@ -66,7 +66,9 @@ endif
 # ---- sources ---------------------------------------------------------------------------------
 # comm_mpi.c needs mpicc's flags and libmpi: it stays out of libcommon.a (see MPI_TOOLS below).
 COMMON_SRC := $(filter-out libcommon/comm_mpi.c,$(wildcard libcommon/*.c))
-KERNEL_SRC := $(wildcard kernels/*.c)
+# kernels/cuda_stub.c stands in for the CUDA entry points in a build without CUDA (so the tools
+# need no #ifdef USE_CUDA); where nvcc exists libkernels_cuda.a has the real ones.
+KERNEL_SRC := $(filter-out $(if $(USE_CUDA),kernels/cuda_stub.c),$(wildcard kernels/*.c))
 CUDA_SRC   := $(wildcard kernels/*.cu)
 TOOL_SRC   := $(wildcard tools/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
@@ -120,6 +122,11 @@ $(LIBCUDA): $(CUDA_OBJ)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# A tool's own CLI files beside its main (tools/NAME/*.c: code that parses options or exits, which
+# does not belong in libcommon) are linked into bin/NAME alone.
+TOOL_PARTS_clt-fit := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/clt-fit/*.c))
+$(BIN)/clt-fit: $(TOOL_PARTS_clt-fit)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBCOMMON)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
@@ -206,21 +213,21 @@ $(CUDA_BENCH:%=$(BUILD)/bench/%): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCUDA
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS) $(CUDA_LDLIBS) -lstdc++
 endif
 
-# Tools with a CUDA path (CUDA_TOOLS: --device cuda) are compiled with -DUSE_CUDA and linked with
-# the CUDA kernels where nvcc exists; tools that shard across processes (MPI_TOOLS) with -DUSE_MPI
-# and the MPI backend of libcommon/comm.h where mpicc exists. Elsewhere they build without.
+# Tools with a CUDA path (CUDA_TOOLS: --device cuda) are linked with the CUDA kernels where nvcc
+# exists, else with libcommon.a's kernels/cuda_stub.o; tools that shard across processes
+# (MPI_TOOLS) are compiled with -DUSE_MPI and the MPI backend of libcommon/comm.h where mpicc
+# exists. Elsewhere they build without.
 CUDA_TOOLS := fwd-acts clt-fit feat-topk
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))
-$(CUDA_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_CUDA
 $(MPI_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_MPI
 $(BUILD)/libcommon/comm_mpi.o: override CFLAGS += $(MPI_CFLAGS)
 ifneq ($(CUDA_ON)$(MPI_ON),)
 $(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.o \
     $(if $(MPI_ON),$(BUILD)/libcommon/comm_mpi.o) $(if $(CUDA_ON),$(LIBCUDA)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $< $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/comm_mpi.o) \
+	$(CC) $(CFLAGS) $< $(filter $(BUILD)/tools/$*/%,$^) $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/comm_mpi.o) \
 	    $(if $(filter $*,$(CUDA_ON)),$(LIBCUDA)) $(LIBCOMMON) -o $@ $(LDLIBS) \
 	    $(if $(filter $*,$(MPI_ON)),$(MPI_LDLIBS)) $(if $(filter $*,$(CUDA_ON)),$(CUDA_LDLIBS) -lstdc++)
 endif

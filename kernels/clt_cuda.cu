@@ -52,33 +52,14 @@ struct CltGpu {
 
 // ---- errors and memory -----------------------------------------------------------------------
 
-static int cuda_status(cudaError_t err, const char *what, Error *e) {
-    if (err == cudaSuccess) return 0;
-    return err_set(e, "clt_gpu: %s: %s", what, cudaGetErrorString(err));
-}
-#define CUDA_OK(call, what) \
-    do {                    \
-        if (cuda_status((call), (what), e)) return -1; \
-    } while (0)
+#define CUDA_WHO "clt_gpu"  // the start of every error message (cuda_common.h)
 #define LAUNCH_OK(what) \
     do {                \
         if (gpu_launch_status(e, (what))) return -1; \
     } while (0)
 
-static int cublas_status(cublasStatus_t st, const char *what, Error *e) {
-    if (st == CUBLAS_STATUS_SUCCESS) return 0;
-    return err_set(e, "clt_gpu: %s: %s", what, cublasGetStatusString(st));
-}
-
 static int dalloc(void *p, size_t bytes, const char *what, Error *e) {
-    void **pp = (void **)p;
-    *pp = nullptr;
-    cudaError_t err = cudaMalloc(pp, bytes ? bytes : 1);
-    if (err != cudaSuccess) {
-        *pp = nullptr;
-        return err_set(e, "clt_gpu: cudaMalloc %s (%zu bytes): %s", what, bytes, cudaGetErrorString(err));
-    }
-    return 0;
+    return cuda_alloc_e(p, bytes, CUDA_WHO, what, e);
 }
 
 static cudaStream_t stream_of(const CltGpu *c) { return gpu_stream(&c->g); }
@@ -487,7 +468,7 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
         size_t b1 = 0, b2 = 0;
         cudaError_t err = cub::DeviceScan::ExclusiveSum(nullptr, b1, c->cnt, c->off, (int)ncnt, stream_of(c));
         if (err == cudaSuccess) err = cub::DeviceScan::ExclusiveSum(nullptr, b2, c->pcnt, c->poff, (int)npc, stream_of(c));
-        rc = cuda_status(err, "cub::DeviceScan (scratch size)", e);
+        rc = cuda_status(err, CUDA_WHO, "cub::DeviceScan (scratch size)", e);
         c->scan_tmp_bytes = b1 > b2 ? b1 : b2;
         rc = rc || dalloc(&c->scan_tmp, c->scan_tmp_bytes, "scan scratch", e);
     }
@@ -499,7 +480,7 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
         if (err == cudaSuccess) err = cudaMemsetAsync(c->v, 0, nb, stream_of(c));
         if (err == cudaSuccess) err = cudaMemsetAsync(c->mean, 0, (size_t)L * d * 4, stream_of(c));
         if (err == cudaSuccess) err = cudaStreamSynchronize(stream_of(c));
-        rc = cuda_status(err, "init", e);
+        rc = cuda_status(err, CUDA_WHO, "init", e);
     }
     if (rc) {
         clt_gpu_free(c);
@@ -529,10 +510,14 @@ extern "C" int clt_gpu_set_bf16(CltGpu *c, int on, Error *e) {
 extern "C" int clt_gpu_set_state(CltGpu *c, const float *params, const float *m, const float *v, Error *e) {
     size_t nb = c->n * sizeof(float);
     if (upload(c, c->params, params, nb, e)) return -1;
-    if (m ? upload(c, c->m, m, nb, e) : cuda_status(cudaMemsetAsync(c->m, 0, nb, stream_of(c)), "set_state", e)) return -1;
-    if (v ? upload(c, c->v, v, nb, e) : cuda_status(cudaMemsetAsync(c->v, 0, nb, stream_of(c)), "set_state", e)) return -1;
+    if (m ? upload(c, c->m, m, nb, e)
+          : cuda_status(cudaMemsetAsync(c->m, 0, nb, stream_of(c)), CUDA_WHO, "set_state", e))
+        return -1;
+    if (v ? upload(c, c->v, v, nb, e)
+          : cuda_status(cudaMemsetAsync(c->v, 0, nb, stream_of(c)), CUDA_WHO, "set_state", e))
+        return -1;
     c->have_forward = 0;
-    return cuda_status(cudaStreamSynchronize(stream_of(c)), "set_state", e);
+    return cuda_status(cudaStreamSynchronize(stream_of(c)), CUDA_WHO, "set_state", e);
 }
 
 extern "C" int clt_gpu_get_state(CltGpu *c, float *params, float *m, float *v, Error *e) {
@@ -611,11 +596,11 @@ extern "C" int clt_gpu_forward(CltGpu *c, const Comm *comm, Error *e) {
                 convert_from_f32_cuda(ST_BF16, c->x + l * Bd, c->x_bf, Bd, e) ||
                 cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->enc_bf,
                                            CUDA_R_16BF, d, c->x_bf, CUDA_R_16BF, d, &zero, h, CUDA_R_32F, F, CUBLAS_COMPUTE_32F,
-                                           CUBLAS_GEMM_DEFAULT),
+                                           CUBLAS_GEMM_DEFAULT), CUDA_WHO,
                               "encoder cublasGemmEx (bf16)", e))
                 return -1;
         } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->P.W_enc[l],
-                                             d, c->x + l * Bd, d, &zero, h, F),
+                                             d, c->x + l * Bd, d, &zero, h, F), CUDA_WHO,
                                  "encoder cublasSgemm", e)) {
             return -1;
         }
@@ -796,7 +781,7 @@ extern "C" int clt_gpu_backward(CltGpu *c, const CltLossParams *lp, Error *e) {
                 const float one = 1.0f, beta = k == l ? 0.0f : 1.0f;
                 if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one,
                                               c->P.W_dec[l] + (size_t)(k - l) * d, ld, c->dyhat + k * Bd, d, &beta,
-                                              c->dh + l * BF, F),
+                                              c->dh + l * BF, F), CUDA_WHO,
                                   "dL/da cublasSgemm", e))
                     return -1;
             }
@@ -820,11 +805,11 @@ extern "C" int clt_gpu_backward(CltGpu *c, const CltLossParams *lp, Error *e) {
                 convert_from_f32_cuda(ST_BF16, c->x + l * Bd, c->x_bf, Bd, e) ||
                 cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x_bf, CUDA_R_16BF,
                                            d, c->dh_bf, CUDA_R_16BF, F, &zero, c->G.W_enc[l], CUDA_R_32F, d, CUBLAS_COMPUTE_32F,
-                                           CUBLAS_GEMM_DEFAULT),
+                                           CUBLAS_GEMM_DEFAULT), CUDA_WHO,
                               "encoder gradient cublasGemmEx (bf16)", e))
                 return -1;
         } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x + l * Bd,
-                                             d, c->dh + l * BF, F, &zero, c->G.W_enc[l], d),
+                                             d, c->dh + l * BF, F, &zero, c->G.W_enc[l], d), CUDA_WHO,
                                  "encoder gradient cublasSgemm", e)) {
             return -1;
         }

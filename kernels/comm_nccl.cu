@@ -19,6 +19,8 @@
 
 #include <cuda_runtime.h>
 
+#include "cuda_common.h"
+
 extern "C" {
 #include "comm.h"
 }
@@ -38,11 +40,6 @@ typedef struct {
 static int nccl_check(ncclResult_t r, const char *what, Error *e) {
     if (r == ncclSuccess) return 0;
     return err_set(e, "nccl: %s: %s", what, ncclGetErrorString(r));
-}
-
-static int cuda_check(cudaError_t r, const char *what, Error *e) {
-    if (r == cudaSuccess) return 0;
-    return err_set(e, "nccl: %s: %s", what, cudaGetErrorString(r));
 }
 
 // Device or managed memory: NCCL reads it in place. Anything else (pageable or pinned host
@@ -70,7 +67,7 @@ static int wait_stream(NcclImpl *m, Error *e) {
             return nccl_check(async_err, "ncclAllReduce (asynchronous error; communicator aborted)", e);
         }
         if (q == cudaSuccess) return 0;
-        if (q != cudaErrorNotReady) return cuda_check(q, "all-reduce", e);
+        if (q != cudaErrorNotReady) return cuda_status(q, "nccl", "all-reduce", e);
         sched_yield();
     }
 }
@@ -84,16 +81,18 @@ static int allreduce_on_device(NcclImpl *m, void *buf, size_t n, int is_double, 
             cudaFree(m->scratch);
             m->scratch = NULL;
             m->scratch_bytes = 0;
-            if (cuda_check(cudaMalloc(&m->scratch, bytes), "cudaMalloc (staging)", e)) return -1;
+            if (cuda_alloc_e(&m->scratch, bytes, "nccl", "staging", e)) return -1;
             m->scratch_bytes = bytes;
         }
         dev = m->scratch;
-        if (cuda_check(cudaMemcpyAsync(dev, buf, bytes, cudaMemcpyHostToDevice, m->stream), "upload", e)) return -1;
+        cudaError_t err = cudaMemcpyAsync(dev, buf, bytes, cudaMemcpyHostToDevice, m->stream);
+        if (cuda_status(err, "nccl", "upload", e)) return -1;
     }
     if (nccl_check(ncclAllReduce(dev, dev, n, is_double ? ncclFloat64 : ncclFloat32, ncclSum, m->comm, m->stream),
                    "ncclAllReduce", e))
         return -1;
-    if (staged && cuda_check(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "download", e)) return -1;
+    if (staged && cuda_status(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "nccl", "download", e))
+        return -1;
     return wait_stream(m, e);
 }
 
@@ -103,8 +102,8 @@ static int nccl_allreduce_sum(const Comm *c, void *buf, size_t n, int is_double,
     if (!m->comm) return err_set(e, "nccl: the communicator was aborted after an earlier error");
     // on this Comm's device, and back to the caller's afterwards (a process may drive several)
     int prev = -1;
-    if (cuda_check(cudaGetDevice(&prev), "cudaGetDevice", e)) return -1;
-    if (prev != m->device && cuda_check(cudaSetDevice(m->device), "cudaSetDevice", e)) return -1;
+    if (cuda_status(cudaGetDevice(&prev), "nccl", "cudaGetDevice", e)) return -1;
+    if (prev != m->device && cuda_status(cudaSetDevice(m->device), "nccl", "cudaSetDevice", e)) return -1;
     int rc = allreduce_on_device(m, buf, n, is_double, e);
     if (prev != m->device) cudaSetDevice(prev);
     return rc;
@@ -153,8 +152,8 @@ extern "C" int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error 
     memset(&id, 0, sizeof id);
     NcclImpl *m = (NcclImpl *)calloc(1, sizeof *m);
     int rc = !m ? err_set(&local, "out of memory") : 0;
-    rc = rc || cuda_check(cudaSetDevice(device), "cudaSetDevice", &local);
-    rc = rc || cuda_check(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "cudaStreamCreate", &local);
+    rc = rc || cuda_status(cudaSetDevice(device), "nccl", "cudaSetDevice", &local);
+    rc = rc || cuda_status(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "nccl", "cudaStreamCreate", &local);
     if (bootstrap->rank == 0) rc = rc || nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId", &local);
     double failed = rc ? 1 : 0;
     if (comm_allreduce_sum_f64(bootstrap, &failed, 1, e)) {

@@ -5,6 +5,7 @@
 #include <cuda_fp8.h>
 
 #include "convert_cuda.h"
+#include "gpu_ctx.h"
 #include "cuda_common.h"
 extern "C" {
 #include "safetensors.h"
@@ -40,30 +41,23 @@ __global__ void f32_to_f16_kernel(const float *in, __half *out, size_t n) {
         out[i] = __float2half_rn(in[i]);
 }
 
-static int launch_status(Error *e, const char *what) {
-    cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) return err_set(e, "convert.cu: %s: launch failed: %s", what, cudaGetErrorString(err));
-    return 0;
-}
-
 extern "C" int convert_to_f32_cuda(int src_dtype, const void *d_in, float *d_out, size_t n, Error *e) {
     if (n == 0) return 0;
     unsigned int grid = cuda_grid_for(n, BLOCK);
     switch (src_dtype) {
     case ST_F32: {
         cudaError_t err = cudaMemcpyAsync(d_out, d_in, n * sizeof(float), cudaMemcpyDeviceToDevice);
-        if (err != cudaSuccess) return err_set(e, "convert.cu: F32 copy failed: %s", cudaGetErrorString(err));
-        return 0;
+        return cuda_status(err, "convert.cu", "F32 copy failed", e);
     }
     case ST_F16:
         f16_to_f32_kernel<<<grid, BLOCK>>>(static_cast<const __half *>(d_in), d_out, n);
-        return launch_status(e, "F16 -> F32");
+        return gpu_launch_status(e, "convert.cu: F16 -> F32");
     case ST_BF16:
         bf16_to_f32_kernel<<<grid, BLOCK>>>(static_cast<const __nv_bfloat16 *>(d_in), d_out, n);
-        return launch_status(e, "BF16 -> F32");
+        return gpu_launch_status(e, "convert.cu: BF16 -> F32");
     case ST_F8_E4M3:
         f8e4m3_to_f32_kernel<<<grid, BLOCK>>>(static_cast<const __nv_fp8_storage_t *>(d_in), d_out, n);
-        return launch_status(e, "F8_E4M3 -> F32");
+        return gpu_launch_status(e, "convert.cu: F8_E4M3 -> F32");
     default:
         return err_set(e, "convert.cu: no CUDA conversion from dtype %d to F32", src_dtype);
     }
@@ -75,15 +69,14 @@ extern "C" int convert_from_f32_cuda(int dst_dtype, const float *d_in, void *d_o
     switch (dst_dtype) {
     case ST_F32: {
         cudaError_t err = cudaMemcpyAsync(d_out, d_in, n * sizeof(float), cudaMemcpyDeviceToDevice);
-        if (err != cudaSuccess) return err_set(e, "convert.cu: F32 copy failed: %s", cudaGetErrorString(err));
-        return 0;
+        return cuda_status(err, "convert.cu", "F32 copy failed", e);
     }
     case ST_F16:
         f32_to_f16_kernel<<<grid, BLOCK>>>(d_in, static_cast<__half *>(d_out), n);
-        return launch_status(e, "F32 -> F16");
+        return gpu_launch_status(e, "convert.cu: F32 -> F16");
     case ST_BF16:
         f32_to_bf16_kernel<<<grid, BLOCK>>>(d_in, static_cast<__nv_bfloat16 *>(d_out), n);
-        return launch_status(e, "F32 -> BF16");
+        return gpu_launch_status(e, "convert.cu: F32 -> BF16");
     default:
         return err_set(e, "convert.cu: no CUDA conversion from F32 to dtype %d", dst_dtype);
     }

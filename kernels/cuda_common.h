@@ -1,16 +1,24 @@
-// cuda_common.h — error checking for CUDA code, llm.c style: cudaCheck(...) / cublasCheck(...)
-// print file:line and the CUDA error string on stderr, then exit. Exiting is only right in tools
-// and tests; library entry points return -1 with an Error instead.
-//
-// The first part is plain C with no CUDA headers, so C tests compiled by gcc (which may not see
-// the CUDA include directory) can move data to and from the device. The macros below it are for
-// .cu files, compiled by nvcc.
+// cuda_common.h — what every CUDA file shares. Two parts:
+// - plain C with no CUDA headers, so C tests compiled by gcc (which may not see the CUDA include
+//   directory) can move data to and from the device: cuda_alloc(...) and friends print the
+//   caller's file:line and the CUDA error, then exit. Exiting is only right in tests and tools.
+//   cuda_devices is the one entry point a tool asks before any other (a stub without CUDA).
+// - for .cu files (nvcc): the error-returning checks of library code, which return -1 with an
+//   Error "WHO: WHAT: <CUDA's message>" (cuda_status, cublas_status, CUDA_OK, cuda_alloc_e), and
+//   the grid size of grid-stride loops. There is one family of each; use these, not local copies.
 #pragma once
 #include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#include "err.h"  // inside extern "C": err_set is a C function, also when nvcc compiles this
+
+// The number of usable GPUs (> 0), or -1 with e: "no CUDA device is visible", or in a build
+// without CUDA (kernels/cuda_stub.c) "built without CUDA (make without NO_CUDA=1)". Tools check
+// it once for --device cuda and print "--device cuda: " and the message.
+int cuda_devices(Error *e);
 
 // Implemented in cuda_common.cu; each failure prints the caller's file:line and exits.
 void *cuda_alloc_at(size_t nbytes, const char *file, int line);
@@ -33,26 +41,33 @@ int cuda_device_count(void);                    // 0 when there is no usable GPU
 #ifdef __CUDACC__
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
-#include <stdio.h>
-#include <stdlib.h>
 
-static inline void cuda_check_at(cudaError_t err, const char *file, int line) {
-    if (err != cudaSuccess) {
-        fprintf(stderr, "%s:%d: CUDA error: %s (%s)\n", file, line, cudaGetErrorString(err),
-                cudaGetErrorName(err));
-        exit(EXIT_FAILURE);
-    }
+// 0, or -1 with e = "WHO: WHAT: <CUDA's message>".
+static inline int cuda_status(cudaError_t err, const char *who, const char *what, Error *e) {
+    if (err == cudaSuccess) return 0;
+    return err_set(e, "%s: %s: %s", who, what, cudaGetErrorString(err));
 }
-#define cudaCheck(err) cuda_check_at((err), __FILE__, __LINE__)
+static inline int cublas_status(cublasStatus_t st, const char *who, const char *what, Error *e) {
+    if (st == CUBLAS_STATUS_SUCCESS) return 0;
+    return err_set(e, "%s: %s: %s", who, what, cublasGetStatusString(st));
+}
+// Returns -1 from the calling function, which has an `Error *e`, when call fails; the message
+// starts with the file's CUDA_WHO (e.g. `#define CUDA_WHO "clt_gpu"` before the first use).
+#define CUDA_OK(call, what)                                         \
+    do {                                                            \
+        if (cuda_status((call), CUDA_WHO, (what), e)) return -1;    \
+    } while (0)
 
-static inline void cublas_check_at(cublasStatus_t status, const char *file, int line) {
-    if (status != CUBLAS_STATUS_SUCCESS) {
-        fprintf(stderr, "%s:%d: cuBLAS error: %s (%d)\n", file, line, cublasGetStatusString(status),
-                (int)status);
-        exit(EXIT_FAILURE);
-    }
+// cudaMalloc of nbytes (at least 1 byte, so every buffer has an address) into *(void **)p: 0, or
+// -1 with *p NULL and e = "WHO: cudaMalloc WHAT (N bytes): <CUDA's message>".
+static inline int cuda_alloc_e(void *p, size_t nbytes, const char *who, const char *what, Error *e) {
+    void **pp = (void **)p;
+    *pp = nullptr;
+    cudaError_t err = cudaMalloc(pp, nbytes ? nbytes : 1);
+    if (err == cudaSuccess) return 0;
+    *pp = nullptr;
+    return err_set(e, "%s: cudaMalloc %s (%zu bytes): %s", who, what, nbytes, cudaGetErrorString(err));
 }
-#define cublasCheck(status) cublas_check_at((status), __FILE__, __LINE__)
 
 // Blocks for a grid-stride loop over n elements: enough to fill the GPU, never past 2^31-1.
 static inline unsigned int cuda_grid_for(size_t n, unsigned int block) {

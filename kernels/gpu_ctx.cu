@@ -6,19 +6,18 @@ extern "C" int gpu_ctx_init(GpuCtx *g, Error *e) {
     g->cublas = nullptr;
     g->stream = nullptr;
     cudaStream_t stream;
-    cudaError_t err = cudaStreamCreate(&stream);
-    if (err != cudaSuccess) return err_set(e, "gpu_ctx: cudaStreamCreate: %s", cudaGetErrorString(err));
+    if (cuda_status(cudaStreamCreate(&stream), "gpu_ctx", "cudaStreamCreate", e)) return -1;
     cublasHandle_t h;
     cublasStatus_t st = cublasCreate(&h);
-    if (st != CUBLAS_STATUS_SUCCESS) {
+    if (cublas_status(st, "gpu_ctx", "cublasCreate", e)) {
         cudaStreamDestroy(stream);
-        return err_set(e, "gpu_ctx: cublasCreate: %s", cublasGetStatusString(st));
+        return -1;
     }
     if ((st = cublasSetStream(h, stream)) != CUBLAS_STATUS_SUCCESS ||
         (st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
         cublasDestroy(h);
         cudaStreamDestroy(stream);
-        return err_set(e, "gpu_ctx: cuBLAS setup: %s", cublasGetStatusString(st));
+        return cublas_status(st, "gpu_ctx", "cuBLAS setup", e);
     }
     g->cublas = h;
     g->stream = stream;

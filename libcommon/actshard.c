@@ -8,7 +8,8 @@
 //           empty for f32/bf16/f16), values (2 hooks, n_layers, n, row bytes)
 // stats   = n_layers x (40 + 32 d_model) bytes;  index = n_chunks x 48;  footer = 56 bytes
 //
-// As in tokshard.c the writer only appends and the reader starts from the footer. Integers are
+// As in tokshard.c the writer only appends and the reader starts from the footer; the container
+// both share (output, index, footer, reader's file, chunk CRC and zstd checks) is shard_io.c. Integers are
 // (de)serialised byte by byte; activation values are copied as little-endian words (the host is
 // little-endian, as kernels/convert.h already assumes). The numbers of each encoding (quantising a
 // row, decoding rows) live in kernels/actquant.c; this file lays them out and checks them.
@@ -41,17 +42,16 @@ enum {
     HEADER_FIXED = 80,
     CHUNK_PREFIX = 8,   // u32 n_tokens, u32 scale_bytes
     TOKEN_BYTES = 16,   // u64 doc_id + u32 token_id + u32 position per token
-    INDEX_ENTRY = 48,
-    FOOTER = 56,
     HOOK_STATS_FIXED = 16,  // f64 mean_norm, f64 mean_sq_norm (then mean[d], var[d])
 };
 enum { COMP_STORED = 0, COMP_ZSTD = 1, COMP_ZSTD_PLANES = 2 };
-#define MAX_META_BYTES (16u << 20)
 #define MAX_MODEL_ID_BYTES (64u << 10)
 // A zstd block costs at least 4 bytes (3-byte header + 1) and yields at most 128 KiB, so no
 // frame decompresses to more than 32768x its size. The reader checks raw_bytes against this
 // before allocating, so a corrupt index cannot make it allocate gigabytes for a tiny frame.
 #define ZSTD_MAX_RATIO 32768u
+
+static const ShardKind KIND = {MAGIC, END_MAGIC, "an activation shard", ACTSHARD_VERSION, HEADER_FIXED};
 
 typedef unsigned long long ull;
 
@@ -156,10 +156,7 @@ static int hook_ok(const char *h) {
 // ---- writer ----------------------------------------------------------------------------------
 
 struct ActShardWriter {
-    char *path;      // as given, for messages
-    char *tmp_path;  // NULL when writing to stdout
-    FILE *f;
-    int failed;  // a write failed: later calls fail and close removes the temp file
+    ShardOut out;  // path, temp file (or stdout, or the caller's stream), bytes written, failure
     ActDtype dtype;
     uint32_t enc_param;
     size_t rb, ns;  // stored bytes and bf16 scales per row
@@ -169,7 +166,6 @@ struct ActShardWriter {
     int *layers;  // (n_layers,) for messages
     uint32_t chunk_tokens;
     int level;  // < 0: store
-    uint64_t offset;  // bytes written so far
     uint32_t header_crc;
     // The pending chunk, laid out as a full chunk's payload (stride chunk_tokens); flush
     // compacts it in place when the chunk is short.
@@ -192,14 +188,12 @@ struct ActShardWriter {
 };
 
 static int write_bytes(ActShardWriter *w, const void *p, size_t n, Error *e) {
-    return shard_write(w->f, w->path, p, n, &w->offset, &w->failed, e);
+    return shard_out_write(&w->out, p, n, e);
 }
 
 static void writer_free(ActShardWriter *w) {
     ZSTD_freeCCtx(w->cctx);
-    free(w->path);
-    temp_output_end(w->tmp_path);  // renamed or removed by now (or, on exit, removed by the registry)
-    free(w->tmp_path);
+    shard_out_free(&w->out);
     free(w->raw);
     free(w->comp);
     free(w->planes_buf);
@@ -260,14 +254,9 @@ static ActShardWriter *writer_open(const char *path, FILE *f, const ActShardWrit
     const char *meta = opt->meta_json ? opt->meta_json : "{}";
     const char *model_id = opt->model_id ? opt->model_id : "";
     size_t meta_len = strlen(meta), mid_len = strlen(model_id);
-    char why[200];
-    if (meta_len > MAX_META_BYTES)
-        return err_set(e, "%s: header metadata is %zu bytes (maximum %u)", path, meta_len, MAX_META_BYTES), NULL;
-    if (!shard_meta_is_object(meta, meta_len, why, sizeof why))
-        return err_set(e, "%s: header metadata: %s", path, why), NULL;
+    if (shard_meta_check(path, meta, meta_len, e)) return NULL;
 
     ActShardWriter *w = xcalloc(1, sizeof *w);
-    w->path = xstrdup(path);
     w->dtype = opt->dtype;
     w->enc_param = opt->enc_param;
     act_encoding_check(w->dtype, &w->enc_param, NULL);  // checked above: only fills the default
@@ -281,25 +270,9 @@ static ActShardWriter *writer_open(const char *path, FILE *f, const ActShardWrit
     w->level = opt->zstd_level == 0 ? SHARD_ZSTD_LEVEL : opt->zstd_level;
     w->planes = w->level >= 0 && (opt->shuffle ? opt->shuffle > 0 : act_default_shuffle(w->dtype));
     w->threads = opt->threads;
-    if (f) {
-        w->f = f;
-    } else if (strcmp(path, "-") == 0) {
-        w->f = stdout;
-    } else {
-        size_t n = strlen(path) + 32;
-        w->tmp_path = xmalloc(n);
-        if (temp_output_begin(w->tmp_path, n, path, e)) {
-            free(w->tmp_path);
-            w->tmp_path = NULL;
-            writer_free(w);
-            return NULL;
-        }
-        w->f = fopen(w->tmp_path, "wb");
-        if (!w->f) {
-            err_set(e, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));
-            writer_free(w);
-            return NULL;
-        }
+    if (shard_out_open(&w->out, path, f, e)) {
+        writer_free(w);
+        return NULL;
     }
     size_t L = (size_t)w->n_layers, d = (size_t)w->d;
     w->raw_full = (size_t)payload_bytes(ct, L, d, w->dtype, w->enc_param);  // allocated by the first write
@@ -367,8 +340,8 @@ static int stream_bytes(ActShardWriter *w, const void *p, size_t len, ZSTD_EndDi
         size_t left = ZSTD_compressStream2(w->cctx, &out, &in, end);
         *pos = out.pos;
         if (ZSTD_isError(left)) {
-            w->failed = 1;
-            return err_set(e, "%s: chunk %llu: zstd: %s", w->path, (ull)w->n_chunks, ZSTD_getErrorName(left));
+            w->out.failed = 1;
+            return err_set(e, "%s: chunk %llu: zstd: %s", w->out.path, (ull)w->n_chunks, ZSTD_getErrorName(left));
         }
         if (in.pos == in.size && (end == ZSTD_e_continue || left == 0)) return 0;
     }
@@ -435,14 +408,14 @@ static int flush_chunk(ActShardWriter *w, Error *e) {
         // languages can size their buffer from it).
         size_t cn = ZSTD_compressCCtx(w->cctx, w->comp, w->comp_cap, r, raw_n, w->level);
         if (ZSTD_isError(cn)) {
-            w->failed = 1;
-            return err_set(e, "%s: chunk %llu: zstd: %s", w->path, (ull)w->n_chunks, ZSTD_getErrorName(cn));
+            w->out.failed = 1;
+            return err_set(e, "%s: chunk %llu: zstd: %s", w->out.path, (ull)w->n_chunks, ZSTD_getErrorName(cn));
         }
         stored = w->comp;
         stored_n = cn;
     }
     ActShardIndexEntry ix = {
-        .offset = w->offset,
+        .offset = w->out.offset,
         .comp_bytes = stored_n,
         .raw_bytes = raw_n,
         .first_token = w->n_tokens,
@@ -471,13 +444,13 @@ static int check_values(const ActShardWriter *w, const float *x, size_t n, const
         int layer = w->layers[row / n];
         if (isfinite(a) && w->dtype == ACT_F16)
             return err_set(e, "%s: %s value %g at layer %d, token %zu of this write, dimension %zu overflows f16 "
-                           "(max 65504); write bf16 or f32", w->path, hook, (double)x[k], layer, row % n,
+                           "(max 65504); write bf16 or f32", w->out.path, hook, (double)x[k], layer, row % n,
                            k % (size_t)w->d);
         if (isfinite(a))
             return err_set(e, "%s: %s value %g at layer %d, token %zu of this write, dimension %zu is too large for "
-                           "%s (|x| must be below 2^96)", w->path, hook, (double)x[k], layer, row % n,
+                           "%s (|x| must be below 2^96)", w->out.path, hook, (double)x[k], layer, row % n,
                            k % (size_t)w->d, act_dtype_name(w->dtype));
-        return err_set(e, "%s: non-finite %s value %g at layer %d, token %zu of this write, dimension %zu", w->path,
+        return err_set(e, "%s: non-finite %s value %g at layer %d, token %zu of this write, dimension %zu", w->out.path,
                        hook, (double)x[k], layer, row % n, k % (size_t)w->d);
     }
     return 0;
@@ -534,10 +507,10 @@ static void put_blocks(void *ctx, size_t b0, size_t b1) {
 
 int actshard_write(ActShardWriter *w, size_t n, const uint32_t *token_ids, const uint64_t *doc_ids,
                    const uint32_t *positions, const float *in, const float *out, Error *e) {
-    if (w->failed) return err_set(e, "%s: an earlier write failed", w->path);
+    if (w->out.failed) return err_set(e, "%s: an earlier write failed", w->out.path);
     if (n == 0) return 0;
     if (!token_ids || !doc_ids || !positions || !in || !out)
-        return err_set(e, "%s: actshard_write: NULL array for %zu tokens", w->path, n);
+        return err_set(e, "%s: actshard_write: NULL array for %zu tokens", w->out.path, n);
     if (check_values(w, in, n, "input", e) || check_values(w, out, n, "output", e)) return -1;
 
     if (!w->raw) w->raw = xmalloc(w->raw_full);
@@ -567,12 +540,7 @@ int actshard_write(ActShardWriter *w, size_t n, const uint32_t *token_ids, const
 
 void actshard_writer_abort(ActShardWriter *w) {
     if (!w) return;
-    if (w->tmp_path) {
-        if (w->f) fclose(w->f);
-        unlink(w->tmp_path);
-    } else {
-        fflush(w->f);
-    }
+    shard_out_abort(&w->out);
     writer_free(w);
 }
 
@@ -605,8 +573,8 @@ static uint8_t *build_stats(const ActShardWriter *w, size_t *len) {
 }
 
 int actshard_writer_close(ActShardWriter *w, Error *e) {
-    if (w->failed) {
-        err_set(e, "%s: not finished: an earlier write failed", w->path);
+    if (w->out.failed) {
+        err_set(e, "%s: not finished: an earlier write failed", w->out.path);
         actshard_writer_abort(w);
         return -1;
     }
@@ -614,58 +582,21 @@ int actshard_writer_close(ActShardWriter *w, Error *e) {
         actshard_writer_abort(w);
         return -1;
     }
-    uint64_t stats_offset = w->offset;
+    uint64_t stats_offset = w->out.offset;
     size_t stats_n;
     uint8_t *stats = build_stats(w, &stats_n);
     uint32_t stats_crc = crc32c(stats, stats_n);
     int rc = write_bytes(w, stats, stats_n, e);
     free(stats);
-
-    uint64_t index_offset = w->offset;
-    size_t index_n = (size_t)w->n_chunks * INDEX_ENTRY;
-    uint8_t *index = xcalloc(1, index_n ? index_n : 1);
-    for (uint64_t i = 0; i < w->n_chunks; i++) {
-        uint8_t *p = index + i * INDEX_ENTRY;
-        const ActShardIndexEntry *ix = &w->index[i];
-        put_u64(p, ix->offset);
-        put_u64(p + 8, ix->comp_bytes);
-        put_u64(p + 16, ix->raw_bytes);
-        put_u64(p + 24, ix->first_token);
-        put_u32(p + 32, ix->n_tokens);
-        put_u32(p + 36, ix->compression);
-        put_u32(p + 40, ix->crc);
-        put_u32(p + 44, 0);  // reserved
-    }
-    uint8_t f[FOOTER];
-    put_u64(f, index_offset);
-    put_u64(f + 8, w->n_chunks);
-    put_u64(f + 16, w->n_tokens);
-    put_u64(f + 24, stats_offset);
-    put_u32(f + 32, crc32c(index, index_n));
-    put_u32(f + 36, w->header_crc);
-    put_u32(f + 40, stats_crc);
-    put_u32(f + 44, crc32c(f, 44));
-    memcpy(f + 48, END_MAGIC, 8);
-    if (!rc) rc = write_bytes(w, index, index_n, e);
-    free(index);
-    if (!rc) rc = write_bytes(w, f, sizeof f, e);
-    if (!rc) rc = finish_output(&w->f, w->tmp_path, w->path, e);
-    else if (w->tmp_path) {
-        fclose(w->f);
-        w->f = NULL;
-        unlink(w->tmp_path);
-    }
+    ShardFooter f = {.n_chunks = w->n_chunks, .n_tokens = w->n_tokens, .ext64 = stats_offset,
+                     .header_crc = w->header_crc, .ext32 = stats_crc};
+    if (rc) shard_out_abort(&w->out);
+    else rc = shard_out_finish(&w->out, w->index, &f, END_MAGIC, e);
     writer_free(w);
     return rc;
 }
 
 // ---- reader ----------------------------------------------------------------------------------
-
-// Copies len bytes at offset off (already checked to lie inside the file). pread keeps no file
-// position, so threads may call this on one shard at once.
-static int read_at(const ActShard *s, void *dst, size_t len, uint64_t off, Error *e) {
-    return shard_read_at(s->fd, s->mem, s->path, dst, len, off, e);
-}
 
 // Validates the header fields read into s (after the header CRC matched).
 static int check_header(ActShard *s, uint32_t enc_param, const uint8_t *h, Error *e) {
@@ -704,48 +635,37 @@ static int check_header(ActShard *s, uint32_t enc_param, const uint8_t *h, Error
     return 0;
 }
 
+// An activation shard's rules for one index entry: 1..chunk_tokens tokens, the payload size they
+// make, and a known compression whose stored size can hold the payload.
+static int check_entry(void *ctx, uint64_t i, const ShardIndexEntry *x, Error *e) {
+    const ActShard *s = ctx;
+    const char *P = s->path;
+    if (x->n_tokens == 0 || x->n_tokens > s->chunk_tokens)
+        return err_set(e, "%s: chunk %llu: %u tokens outside [1, chunk_tokens %u]", P, (ull)i, x->n_tokens,
+                       s->chunk_tokens);
+    uint64_t want = payload_bytes(x->n_tokens, (uint64_t)s->n_layers, (uint64_t)s->d_model, s->dtype, s->enc_param);
+    if (x->raw_bytes != want)
+        return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens", P, (ull)i, (ull)x->raw_bytes,
+                       (ull)want, x->n_tokens);
+    if (x->compression == COMP_STORED) {
+        if (x->comp_bytes != x->raw_bytes)
+            return err_set(e, "%s: chunk %llu: stored uncompressed but %llu bytes, payload is %llu", P, (ull)i,
+                           (ull)x->comp_bytes, (ull)x->raw_bytes);
+    } else if (x->compression == COMP_ZSTD || x->compression == COMP_ZSTD_PLANES) {
+        if (x->raw_bytes / ZSTD_MAX_RATIO > x->comp_bytes)
+            return err_set(e, "%s: chunk %llu: %llu raw bytes cannot come from a %llu-byte zstd frame", P, (ull)i,
+                           (ull)x->raw_bytes, (ull)x->comp_bytes);
+    } else {
+        return err_set(e, "%s: chunk %llu: unknown compression %u", P, (ull)i, x->compression);
+    }
+    return 0;
+}
+
 // Validates the index entries against each other, the header and the footer.
 static int check_index(const ActShard *s, uint64_t header_end, uint64_t stats_offset, Error *e) {
-    const char *P = s->path;
-    uint64_t off = header_end, tokens = 0;
-    for (uint64_t i = 0; i < s->n_chunks; i++) {
-        const ActShardIndexEntry *x = &s->index[i];
-        if (x->offset != off)
-            return err_set(e, "%s: chunk %llu: offset %llu, expected %llu (chunks are contiguous)", P, (ull)i,
-                           (ull)x->offset, (ull)off);
-        if (x->comp_bytes == 0 || x->comp_bytes > stats_offset - off)
-            return err_set(e, "%s: chunk %llu: %llu stored bytes at offset %llu do not fit before the statistics at "
-                           "%llu", P, (ull)i, (ull)x->comp_bytes, (ull)off, (ull)stats_offset);
-        if (x->n_tokens == 0 || x->n_tokens > s->chunk_tokens)
-            return err_set(e, "%s: chunk %llu: %u tokens outside [1, chunk_tokens %u]", P, (ull)i, x->n_tokens,
-                           s->chunk_tokens);
-        uint64_t want = payload_bytes(x->n_tokens, (uint64_t)s->n_layers, (uint64_t)s->d_model, s->dtype, s->enc_param);
-        if (x->raw_bytes != want)
-            return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens", P, (ull)i,
-                           (ull)x->raw_bytes, (ull)want, x->n_tokens);
-        if (x->compression == COMP_STORED) {
-            if (x->comp_bytes != x->raw_bytes)
-                return err_set(e, "%s: chunk %llu: stored uncompressed but %llu bytes, payload is %llu", P, (ull)i,
-                               (ull)x->comp_bytes, (ull)x->raw_bytes);
-        } else if (x->compression == COMP_ZSTD || x->compression == COMP_ZSTD_PLANES) {
-            if (x->raw_bytes / ZSTD_MAX_RATIO > x->comp_bytes)
-                return err_set(e, "%s: chunk %llu: %llu raw bytes cannot come from a %llu-byte zstd frame", P, (ull)i,
-                               (ull)x->raw_bytes, (ull)x->comp_bytes);
-        } else {
-            return err_set(e, "%s: chunk %llu: unknown compression %u", P, (ull)i, x->compression);
-        }
-        if (x->first_token != tokens)
-            return err_set(e, "%s: chunk %llu: first token %llu, expected %llu", P, (ull)i, (ull)x->first_token,
-                           (ull)tokens);
-        off += x->comp_bytes;
-        tokens += x->n_tokens;
-    }
-    if (off != stats_offset)
-        return err_set(e, "%s: chunks end at offset %llu but the statistics start at %llu", P, (ull)off,
-                       (ull)stats_offset);
-    if (tokens != s->n_tokens)
-        return err_set(e, "%s: footer says %llu tokens, index chunks hold %llu", P, (ull)s->n_tokens, (ull)tokens);
-    return 0;
+    ShardIndexRules rules = {header_end, stats_offset, s->n_tokens, "stored", "the statistics",
+                             "the statistics start", check_entry, (void *)s};
+    return shard_index_check(&s->file, s->index, s->n_chunks, &rules, e);
 }
 
 // Decodes and validates the statistics section (raw, n bytes, CRC already checked).
@@ -794,29 +714,11 @@ static int parse_shard(ActShard *s, Error *e) {
     const char *P = s->path;
     uint64_t size = s->file_size;
     uint8_t h0[HEADER_FIXED];
-    size_t hn = size < HEADER_FIXED ? (size_t)size : HEADER_FIXED;
-    if (read_at(s, h0, hn, 0, e)) return -1;
-    // Magic (over what exists), then version: a later version may change everything after it.
-    if (memcmp(h0, MAGIC, hn < 8 ? hn : 8) != 0)
-        return err_set(e, "%s: bad magic: not an activation shard (expected \"%s\" at offset 0)", P, MAGIC);
-    if (size < HEADER_FIXED)
-        return err_set(e, "%s: truncated: header missing (file is %llu bytes)", P, (ull)size);
-    s->version = get_u32(h0 + 8);
-    if (s->version != ACTSHARD_VERSION)
-        return err_set(e, "%s: unsupported version %u (this reader reads version %d)", P, s->version,
-                       ACTSHARD_VERSION);
-
-    uint8_t f[FOOTER];
-    if (size < HEADER_FIXED + FOOTER)
-        return err_set(e, "%s: truncated: footer missing (file is %llu bytes)", P, (ull)size);
-    if (read_at(s, f, FOOTER, size - FOOTER, e)) return -1;
-    if (memcmp(f + 48, END_MAGIC, 8) != 0)
-        return err_set(e, "%s: truncated: footer missing (the last 8 bytes are not \"%s\"; the writer did not "
-                       "finish or the file was cut)", P, END_MAGIC);
-    if (check_crc(P, "footer", get_u32(f + 44), crc32c(f, 44), e)) return -1;
-    uint64_t index_offset = get_u64(f), stats_offset = get_u64(f + 24);
-    s->n_chunks = get_u64(f + 8);
-    s->n_tokens = get_u64(f + 16);
+    ShardFooter f;
+    if (shard_read_ends(&s->file, &KIND, h0, &s->version, &f, e)) return -1;
+    uint64_t index_offset = f.index_offset, stats_offset = f.ext64;
+    s->n_chunks = f.n_chunks;
+    s->n_tokens = f.n_tokens;
 
     // Header: its variable part must fit before the footer; its CRC (kept in the footer) covers
     // all of it. Lengths are bounded before they are added, so nothing overflows.
@@ -825,15 +727,15 @@ static int parse_shard(ActShard *s, Error *e) {
     if (n_layers == 0 || n_layers > ACTSHARD_MAX_LAYERS)
         return err_set(e, "%s: n_layers %u outside [1, %d]", P, n_layers, ACTSHARD_MAX_LAYERS);
     uint64_t header_end = (uint64_t)HEADER_FIXED + 4ull * n_layers + mid_len + meta_len;
-    if (mid_len > MAX_MODEL_ID_BYTES || meta_len > MAX_META_BYTES || header_end > size - FOOTER)
+    if (mid_len > MAX_MODEL_ID_BYTES || meta_len > SHARD_MAX_META_BYTES || header_end > size - SHARD_FOOTER)
         return err_set(e, "%s: header (%u layers, model id of %u bytes, metadata of %u bytes) does not fit the file "
                        "(%llu bytes)", P, n_layers, mid_len, meta_len, (ull)size);
     uint8_t *h = xmalloc((size_t)header_end);
-    if (read_at(s, h, (size_t)header_end, 0, e)) {
+    if (shard_file_read(&s->file, h, (size_t)header_end, 0, e)) {
         free(h);
         return -1;
     }
-    if (check_crc(P, "header", get_u32(f + 36), crc32c(h, (size_t)header_end), e)) {
+    if (check_crc(P, "header", f.header_crc, crc32c(h, (size_t)header_end), e)) {
         free(h);
         return -1;
     }
@@ -869,43 +771,16 @@ static int parse_shard(ActShard *s, Error *e) {
 
     // Placement: header | chunks | stats | index | footer, the stats of fixed size.
     uint64_t stats_bytes = (uint64_t)n_layers * layer_stats_bytes((uint64_t)s->d_model);  // < 2^58
-    uint64_t end = size - FOOTER;
-    if (index_offset > end || s->n_chunks > (end - index_offset) / INDEX_ENTRY ||
-        index_offset + s->n_chunks * INDEX_ENTRY != end)
-        return err_set(e, "%s: index at offset %llu with %llu entries does not end at the footer (file is %llu bytes)",
-                       P, (ull)index_offset, (ull)s->n_chunks, (ull)size);
+    if (shard_index_check_place(&s->file, &f, header_end, e)) return -1;
     if (stats_offset < header_end || stats_offset > index_offset || index_offset - stats_offset != stats_bytes)
         return err_set(e, "%s: statistics at offset %llu do not fill the %llu bytes before the index at %llu "
                        "(header ends at %llu)", P, (ull)stats_offset, (ull)stats_bytes, (ull)index_offset,
                        (ull)header_end);
+    if (shard_index_read(&s->file, &f, &s->index, e) || check_index(s, header_end, stats_offset, e)) return -1;
 
-    size_t index_n = (size_t)(s->n_chunks * INDEX_ENTRY);
-    uint8_t *raw = xmalloc(index_n ? index_n : 1);
-    if (read_at(s, raw, index_n, index_offset, e)) {
-        free(raw);
-        return -1;
-    }
-    rc = check_crc(P, "index", get_u32(f + 32), crc32c(raw, index_n), e);
-    s->index = xcalloc(s->n_chunks ? s->n_chunks : 1, sizeof *s->index);
-    for (uint64_t i = 0; !rc && i < s->n_chunks; i++) {
-        const uint8_t *p = raw + i * INDEX_ENTRY;
-        s->index[i] = (ActShardIndexEntry){
-            .offset = get_u64(p),
-            .comp_bytes = get_u64(p + 8),
-            .raw_bytes = get_u64(p + 16),
-            .first_token = get_u64(p + 24),
-            .n_tokens = get_u32(p + 32),
-            .compression = get_u32(p + 36),
-            .crc = get_u32(p + 40),
-        };
-        if (get_u32(p + 44) != 0) rc = err_set(e, "%s: chunk %llu: index reserved field is not 0", P, (ull)i);
-    }
-    free(raw);
-    if (rc || check_index(s, header_end, stats_offset, e)) return -1;
-
-    raw = xmalloc((size_t)stats_bytes);
-    rc = read_at(s, raw, (size_t)stats_bytes, stats_offset, e);
-    if (!rc) rc = check_crc(P, "statistics", get_u32(f + 40), crc32c(raw, (size_t)stats_bytes), e);
+    uint8_t *raw = xmalloc((size_t)stats_bytes);
+    rc = shard_file_read(&s->file, raw, (size_t)stats_bytes, stats_offset, e);
+    if (!rc) rc = check_crc(P, "statistics", f.ext32, crc32c(raw, (size_t)stats_bytes), e);
     if (!rc) rc = parse_stats(s, raw, e);
     free(raw);
     return rc;
@@ -913,9 +788,7 @@ static int parse_shard(ActShard *s, Error *e) {
 
 int actshard_open(ActShard *s, const char *path, Error *e) {
     memset(s, 0, sizeof *s);
-    s->fd = -1;
-    if (shard_open_file(path, &s->fd, &s->file_size, e)) return -1;
-    s->path = xstrdup(path);
+    if (shard_file_open(&s->file, path, e)) return -1;
     if (parse_shard(s, e)) {
         actshard_close(s);
         return -1;
@@ -925,10 +798,7 @@ int actshard_open(ActShard *s, const char *path, Error *e) {
 
 int actshard_open_mem(ActShard *s, const void *data, size_t len, const char *name, Error *e) {
     memset(s, 0, sizeof *s);
-    s->fd = -1;
-    s->mem = len ? data : (const uint8_t *)"";  // never NULL: mem marks the in-memory mode
-    s->path = xstrdup(name);
-    s->file_size = len;
+    shard_file_open_mem(&s->file, data, len, name);
     if (parse_shard(s, e)) {
         actshard_close(s);
         return -1;
@@ -937,7 +807,6 @@ int actshard_open_mem(ActShard *s, const void *data, size_t len, const char *nam
 }
 
 void actshard_close(ActShard *s) {
-    if (s->path && s->fd >= 0) close(s->fd);  // path is set by every open, so a zeroed s is safe
     if (s->stats)
         for (int l = 0; l < s->n_layers; l++) {
             free(s->stats[l].in.mean);
@@ -946,11 +815,11 @@ void actshard_close(ActShard *s) {
             free(s->stats[l].out.var);
         }
     free(s->stats);
-    free(s->path);
     free(s->layers);
     free(s->model_id);
     free(s->meta_json);
     free(s->index);
+    shard_file_close(&s->file);
     memset(s, 0, sizeof *s);
     s->fd = -1;
 }
@@ -976,9 +845,7 @@ void actchunk_free(ActChunk *c) {
     free(c->doc_ids);
     free(c->positions);
     free(c->act);
-    free(c->raw);
-    free(c->comp);
-    ZSTD_freeDCtx(c->zstd_dctx);
+    shard_chunk_buf_free(&c->io);
     memset(c, 0, sizeof *c);
 }
 
@@ -1016,10 +883,10 @@ static void decode_tasks(void *ctx, size_t t0, size_t t1) {
     }
 }
 
-// Decodes the payload of chunk i (in c->raw, raw_bytes long) into c's arrays.
+// Decodes the payload of chunk i (in c->io.raw, raw_bytes long) into c's arrays.
 static int parse_payload(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     const ActShardIndexEntry *x = &s->index[i];
-    const uint8_t *r = c->raw;
+    const uint8_t *r = c->io.raw;
     uint32_t n = get_u32(r), scale_bytes = get_u32(r + 4);
     if (n != x->n_tokens)
         return err_set(e, "%s: chunk %llu: payload says %u tokens, index says %u", s->path, (ull)i, n, x->n_tokens);
@@ -1093,46 +960,7 @@ int actshard_read_chunk(const ActShard *s, uint64_t i, ActChunk *c, Error *e) {
     if (i >= s->n_chunks)
         return err_set(e, "%s: chunk %llu out of range (%llu chunks)", P, (ull)i, (ull)s->n_chunks);
     const ActShardIndexEntry *x = &s->index[i];
-    size_t cn = (size_t)x->comp_bytes, rn = (size_t)x->raw_bytes;  // fit: open checked both
-    // Stored chunks go straight into raw (aligned, as the conversions need); zstd frames are
-    // read into comp, or used in place when the shard is in memory.
-    const uint8_t *src;
-    if (x->compression == COMP_STORED) {
-        c->raw = shard_grow(c->raw, &c->raw_cap, rn);
-        if (read_at(s, c->raw, rn, x->offset, e)) return -1;
-        src = c->raw;
-    } else if (s->mem) {
-        src = s->mem + x->offset;
-    } else {
-        c->comp = shard_grow(c->comp, &c->comp_cap, cn);
-        if (read_at(s, c->comp, cn, x->offset, e)) return -1;
-        src = c->comp;
-    }
-    uint32_t crc = crc32c(src, cn);
-    if (crc != x->crc)
-        return err_set(e, "%s: chunk %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)", P, (ull)i, x->crc,
-                       crc);
-    if (x->compression != COMP_STORED) {
-        unsigned long long fcs = ZSTD_getFrameContentSize(src, cn);
-        if (fcs == ZSTD_CONTENTSIZE_ERROR) return err_set(e, "%s: chunk %llu: not a zstd frame", P, (ull)i);
-        if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != x->raw_bytes)
-            return err_set(e, "%s: chunk %llu: decompressed size mismatch (frame says %llu bytes, index says %llu)",
-                           P, (ull)i, fcs, (ull)x->raw_bytes);
-        size_t fsz = ZSTD_findFrameCompressedSize(src, cn);
-        if (ZSTD_isError(fsz) || fsz != cn)
-            return err_set(e, "%s: chunk %llu: not exactly one zstd frame of %zu bytes%s%s", P, (ull)i, cn,
-                           ZSTD_isError(fsz) ? ": " : "", ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz) : "");
-        c->raw = shard_grow(c->raw, &c->raw_cap, rn);
-        if (!c->zstd_dctx && !(c->zstd_dctx = ZSTD_createDCtx())) fatal("out of memory creating a zstd context");
-        size_t got = ZSTD_decompressDCtx(c->zstd_dctx, c->raw, rn, src, cn);
-        if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
-            return err_set(e, "%s: chunk %llu: decompressed size mismatch (more than the index's %zu bytes)", P,
-                           (ull)i, rn);
-        if (ZSTD_isError(got)) return err_set(e, "%s: chunk %llu: zstd: %s", P, (ull)i, ZSTD_getErrorName(got));
-        if (got != rn)
-            return err_set(e, "%s: chunk %llu: decompressed size mismatch (got %zu bytes, index says %zu)", P, (ull)i,
-                           got, rn);
-    }
+    if (shard_chunk_load(&s->file, i, x, x->compression != COMP_STORED, &c->io, e)) return -1;
     return parse_payload(s, i, c, e);
 }
 

@@ -18,6 +18,7 @@
 
 #include "err.h"
 #include "shard_defaults.h"
+#include "shard_io.h"
 
 #define ACTSHARD_VERSION 1
 #define ACTSHARD_DEFAULT_CHUNK_TOKENS ((uint32_t)ACTSHARD_CHUNK_TOKENS)
@@ -107,22 +108,20 @@ typedef struct {
     ActHookStats in, out;
 } ActLayerStats;
 
-// One index entry (formats/acts.md, "Index").
-typedef struct {
-    uint64_t offset;       // file offset of the chunk's stored bytes
-    uint64_t comp_bytes;   // stored size
-    uint64_t raw_bytes;    // payload size (= comp_bytes when stored uncompressed)
-    uint64_t first_token;  // global index of the chunk's first token
-    uint32_t n_tokens;
-    uint32_t compression;  // 0 = stored, 1 = zstd, 2 = zstd of the byte-plane layout
-    uint32_t crc;          // CRC-32C of the comp_bytes stored bytes
-} ActShardIndexEntry;
+// One index entry (formats/acts.md, "Index"): the container's (shard_io.h), with compression
+// 0 = stored (raw_bytes = comp_bytes), 1 = zstd, 2 = zstd of the byte-plane layout.
+typedef ShardIndexEntry ActShardIndexEntry;
 
 typedef struct {
-    char *path;
-    int fd;              // -1 when opened from memory
-    const uint8_t *mem;  // the buffer given to actshard_open_mem, else NULL
-    uint64_t file_size;
+    union {  // the open file, as the shard container (shard_io.h) handles it
+        ShardFile file;
+        struct {
+            char *path;
+            int fd;              // -1 when opened from memory
+            const uint8_t *mem;  // the buffer given to actshard_open_mem, else NULL
+            uint64_t file_size;
+        };
+    };
     uint32_t version;
     ActDtype dtype;
     uint32_t enc_param;  // int8: qmax; int4: group size; else 0
@@ -177,10 +176,9 @@ typedef struct {
     size_t scale_block, val_block;
     int planes;
     // Buffers kept across calls (owned; actchunk_free releases them).
-    uint8_t *raw, *comp;
-    float *act;            // in and out point into it
-    size_t raw_cap, comp_cap, act_cap, tok_cap;
-    void *zstd_dctx;
+    float *act;  // in and out point into it
+    size_t act_cap, tok_cap;
+    ShardChunkBuf io;
 } ActChunk;
 
 // Reads chunk i: verifies the CRC, decompresses, checks the payload against the index (and the

@@ -3,6 +3,7 @@
 // identity, so tools run the same code whether or not they were launched by mpirun.
 #include "comm.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,16 @@ int comm_launcher_size(void) {
         long long n = cli_env_int(vars[i], 0, 0, 1 << 24);
         if (n > 0) return (int)n;
     }
+    return 0;
+}
+
+int comm_local_rank(const Comm *c, int *local, Error *e) {
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!lr) lr = getenv("MPI_LOCALRANKID");
+    if (!lr) lr = getenv("SLURM_LOCALID");
+    long long v = c->rank;
+    if (lr && parse_int_strict(lr, 0, INT_MAX, &v)) return err_set(e, "local rank '%s' is not a number", lr);
+    *local = (int)v;
     return 0;
 }
 

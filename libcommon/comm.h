@@ -48,6 +48,10 @@ void comm_free(Comm *c);
 // environment, or 0 when the process was not started by one. A build without MPI uses it to
 // refuse `mpirun -np 2` instead of running two independent copies.
 int comm_launcher_size(void);
+// This process's rank among the ranks on its node, from the launcher's environment (Open MPI,
+// MPICH/Intel MPI, Slurm), else c->rank (one node): which GPU a rank takes. -1 with e when the
+// variable is not a number.
+int comm_local_rank(const Comm *c, int *local, Error *e);
 
 // In place: buf (n,) becomes the element-wise sum over ranks, bit-identical on every rank.
 int comm_allreduce_sum_f32(const Comm *c, float *buf, size_t n, Error *e);

@@ -12,6 +12,7 @@
 
 #include "crc32c.h"
 #include "fileio.h"
+#include "shard_io.h"  // little-endian fields
 
 #define HEADER_FIXED 24
 #define ENTRY_BYTES 24
@@ -20,11 +21,6 @@ static const char MAGIC[8] = {'C', 'L', 'T', 'K', 'F', 'E', 'A', 'T'};
 static const char END_MAGIC[8] = {'C', 'L', 'T', 'K', 'F', 'E', 'N', 'D'};
 
 typedef unsigned long long ull;
-
-static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint32_t get_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32; }
 
 struct FeatStoreWriter {
     char *dir, *tmp_dir, *tmp_path;

@@ -4,12 +4,11 @@
 #include <string.h>
 
 #include "err.h"
+#include "fnv.h"
 
 uint64_t hash_bytes(const void *data, size_t len) {
     // FNV-1a with a final avalanche (murmur3 fmix64): fast on the short keys tokenizers have.
-    const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    uint64_t h = fnv1a64_update(CLTKIT_HASH_OFFSET, data, len);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "fnv.h"
 #include "safetensors.h"
 
 // ---------------------------------------------------------------------------------------------
@@ -531,12 +532,6 @@ static int load_gpt2(Model *m, const Shards *sh, Error *e) {
     return 0;
 }
 
-static uint64_t fnv1a_update(uint64_t h, const void *data, size_t len) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
 // The model hash's part for one safetensors file (formats/acts.md, "model_hash"): its size, its
 // header, and of every tensor (by name) all bytes up to HASH_WINDOWS * HASH_WINDOW, else
 // HASH_WINDOWS windows of HASH_WINDOW bytes spread evenly from its first byte to its last. Cheap
@@ -552,35 +547,22 @@ static uint64_t hash_safetensors(uint64_t h, const SafeTensors *st) {
         size_le[i] = (unsigned char)((uint64_t)st->map_size >> (8 * i));
         header_len |= (uint64_t)base[i] << (8 * i);
     }
-    h = fnv1a_update(h, size_le, 8);
-    h = fnv1a_update(h, base, (size_t)(8 + header_len));  // safetensors_open checked it lies in the file
+    h = fnv1a64_update(h, size_le, 8);
+    h = fnv1a64_update(h, base, (size_t)(8 + header_len));  // safetensors_open checked it lies in the file
     for (int t = 0; t < st->n_tensors; t++) {
         const unsigned char *d = st->tensors[t].data;
         uint64_t n = st->tensors[t].nbytes;
         if (n <= (uint64_t)HASH_WINDOWS * HASH_WINDOW) {
-            h = fnv1a_update(h, d, (size_t)n);
+            h = fnv1a64_update(h, d, (size_t)n);
             continue;
         }
         for (int k = 0; k < HASH_WINDOWS; k++)
-            h = fnv1a_update(h, d + (n - HASH_WINDOW) * k / (HASH_WINDOWS - 1), HASH_WINDOW);
+            h = fnv1a64_update(h, d + (n - HASH_WINDOW) * k / (HASH_WINDOWS - 1), HASH_WINDOW);
     }
     return h;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-// FNV-1a 64 of config.json's bytes: the start of the model hash.
-static int hash_file(const char *path, uint64_t *h, Error *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return err_set(e, "%s: cannot read", path);
-    unsigned char buf[65536];
-    size_t n;
-    *h = 1469598103934665603ULL;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = fnv1a_update(*h, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    return bad ? err_set(e, "%s: read error", path) : 0;
-}
 
 int model_load(Model *m, const char *dir, Error *e) {
     memset(m, 0, sizeof *m);
@@ -602,7 +584,8 @@ int model_load(Model *m, const char *dir, Error *e) {
     }
     int rc = parse_config(&m->cfg, cfg, path, e);
     json_decref(cfg);
-    if (!rc) rc = hash_file(path, &m->weights_hash, e);
+    m->weights_hash = CLTKIT_HASH_OFFSET;  // config.json's bytes: the start of the model hash
+    if (!rc) rc = fnv1a64_file(path, &m->weights_hash, e);
     if (rc) {
         model_free(m);
         return -1;

@@ -8,6 +8,9 @@
 // The writer only appends (so it can stream to a pipe) and learns the index as it goes; the
 // reader starts from the footer. All integers are little-endian and (de)serialised byte by byte
 // so the code does not depend on the host's byte order or on struct padding.
+// What both shard formats share (the output, index, footer, the reader's file and its chunk
+// checks) is the container in shard_io.c; this file holds the header, the payload and the rules
+// of token shards.
 #include "fileio.h"
 #include "shard_io.h"
 #include "tokshard.h"
@@ -28,10 +31,8 @@ enum {
     HEADER_FIXED = 32,  // magic, version, vocab_size, tokenizer_hash, chunk_tokens, meta_len
     SLICE_BYTES = 20,   // u64 doc_id, u32 start, u32 n_tokens, u32 pos_in_doc
     CHUNK_PREFIX = 8,   // u32 n_tokens, u32 n_docs
-    INDEX_ENTRY = 48,
-    FOOTER = 56,
 };
-#define MAX_META_BYTES (16u << 20)  // the header JSON is metadata, not data
+static const ShardKind KIND = {MAGIC, END_MAGIC, "a token shard", TOKSHARD_VERSION, HEADER_FIXED};
 
 typedef unsigned long long ull;  // for printf of uint64_t without PRIu64 noise
 
@@ -40,25 +41,12 @@ static uint64_t payload_bytes(uint64_t n_tokens, uint64_t n_docs) {
     return CHUNK_PREFIX + SLICE_BYTES * n_docs + 4 * n_tokens;
 }
 
-uint64_t fnv1a64(const void *data, size_t len) {
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
-// Is text (len bytes, no NUL inside) a JSON object? Fills why on failure.
-
 // ---- writer ----------------------------------------------------------------------------------
 
 struct TokShardWriter {
-    char *path;      // as given, for messages
-    char *tmp_path;  // NULL when writing to stdout
-    FILE *f;
-    int failed;  // a write failed: later calls fail and close removes the temp file
+    ShardOut out;  // path, temp file, bytes written, failure
     uint32_t vocab_size, chunk_tokens;
     int level;
-    uint64_t offset;  // bytes written so far, i.e. where the next chunk starts
     uint32_t header_crc;
     // the chunk being filled: at most chunk_tokens tokens and chunk_tokens slices
     uint32_t *ids;
@@ -74,14 +62,12 @@ struct TokShardWriter {
 };
 
 static int write_bytes(TokShardWriter *w, const void *p, size_t n, Error *e) {
-    return shard_write(w->f, w->path, p, n, &w->offset, &w->failed, e);
+    return shard_out_write(&w->out, p, n, e);
 }
 
 static void writer_free(TokShardWriter *w) {
     ZSTD_freeCCtx(w->cctx);
-    free(w->path);
-    temp_output_end(w->tmp_path);  // renamed or removed by now (or, on exit, removed by the registry)
-    free(w->tmp_path);
+    shard_out_free(&w->out);
     free(w->ids);
     free(w->docs);
     free(w->raw);
@@ -101,34 +87,15 @@ TokShardWriter *tokshard_writer_open(const char *path, const TokShardWriterOptio
         return err_set(e, "%s: zstd level %d outside [%d, %d]", path, level, ZSTD_minCLevel(), ZSTD_maxCLevel()), NULL;
     const char *meta = opt->meta_json ? opt->meta_json : "{}";
     size_t meta_len = strlen(meta);
-    char why[200];
-    if (meta_len > MAX_META_BYTES)
-        return err_set(e, "%s: header metadata is %zu bytes (maximum %u)", path, meta_len, MAX_META_BYTES), NULL;
-    if (!shard_meta_is_object(meta, meta_len, why, sizeof why))
-        return err_set(e, "%s: header metadata: %s", path, why), NULL;
+    if (shard_meta_check(path, meta, meta_len, e)) return NULL;
 
     TokShardWriter *w = xcalloc(1, sizeof *w);
-    w->path = xstrdup(path);
     w->vocab_size = opt->vocab_size;
     w->chunk_tokens = chunk_tokens;
     w->level = level;
-    if (strcmp(path, "-") == 0) {
-        w->f = stdout;
-    } else {
-        size_t n = strlen(path) + 32;
-        w->tmp_path = xmalloc(n);
-        if (temp_output_begin(w->tmp_path, n, path, e)) {
-            free(w->tmp_path);
-            w->tmp_path = NULL;
-            writer_free(w);
-            return NULL;
-        }
-        w->f = fopen(w->tmp_path, "wb");
-        if (!w->f) {
-            err_set(e, "%s: cannot create %s: %s", path, w->tmp_path, strerror(errno));
-            writer_free(w);
-            return NULL;
-        }
+    if (shard_out_open(&w->out, path, NULL, e)) {
+        writer_free(w);
+        return NULL;
     }
     w->cctx = ZSTD_createCCtx();
     if (!w->cctx) fatal("out of memory creating a zstd context");
@@ -170,11 +137,11 @@ static int flush_chunk(TokShardWriter *w, Error *e) {
     // (zstandard in Python, the zstd CLI) size their output buffer without the index.
     size_t cn = ZSTD_compressCCtx(w->cctx, w->comp, w->comp_cap, w->raw, raw_n, w->level);
     if (ZSTD_isError(cn)) {
-        w->failed = 1;
-        return err_set(e, "%s: chunk %llu: zstd: %s", w->path, (ull)w->n_chunks, ZSTD_getErrorName(cn));
+        w->out.failed = 1;
+        return err_set(e, "%s: chunk %llu: zstd: %s", w->out.path, (ull)w->n_chunks, ZSTD_getErrorName(cn));
     }
     TokShardIndexEntry ix = {
-        .offset = w->offset,
+        .offset = w->out.offset,
         .comp_bytes = cn,
         .raw_bytes = raw_n,
         .first_token = w->n_tokens,
@@ -196,13 +163,13 @@ static void add_slice(TokShardWriter *w, uint64_t doc_id, uint32_t n, uint32_t p
 }
 
 int tokshard_write_doc(TokShardWriter *w, uint64_t doc_id, const uint32_t *ids, size_t n, Error *e) {
-    if (w->failed) return err_set(e, "%s: an earlier write failed", w->path);
+    if (w->out.failed) return err_set(e, "%s: an earlier write failed", w->out.path);
     if (n > UINT32_MAX)
-        return err_set(e, "%s: document %llu has %zu tokens (at most 2^32-1 per document)", w->path, (ull)doc_id, n);
-    if (n && !ids) return err_set(e, "%s: document %llu: NULL ids", w->path, (ull)doc_id);
+        return err_set(e, "%s: document %llu has %zu tokens (at most 2^32-1 per document)", w->out.path, (ull)doc_id, n);
+    if (n && !ids) return err_set(e, "%s: document %llu: NULL ids", w->out.path, (ull)doc_id);
     for (size_t k = 0; k < n; k++)
         if (ids[k] >= w->vocab_size)
-            return err_set(e, "%s: document %llu: token id %u >= vocab_size %u (token %zu)", w->path,
+            return err_set(e, "%s: document %llu: token id %u >= vocab_size %u (token %zu)", w->out.path,
                            (ull)doc_id, ids[k], w->vocab_size, k);
     w->n_docs++;
     // The chunk is flushed as soon as it is full (tokens or slices), so a pending chunk always
@@ -223,18 +190,13 @@ int tokshard_write_doc(TokShardWriter *w, uint64_t doc_id, const uint32_t *ids, 
 
 void tokshard_writer_abort(TokShardWriter *w) {
     if (!w) return;
-    if (w->tmp_path) {
-        if (w->f) fclose(w->f);
-        unlink(w->tmp_path);
-    } else {
-        fflush(w->f);
-    }
+    shard_out_abort(&w->out);
     writer_free(w);
 }
 
 int tokshard_writer_close(TokShardWriter *w, Error *e) {
-    if (w->failed) {
-        err_set(e, "%s: not finished: an earlier write failed", w->path);
+    if (w->out.failed) {
+        err_set(e, "%s: not finished: an earlier write failed", w->out.path);
         tokshard_writer_abort(w);
         return -1;
     }
@@ -242,87 +204,49 @@ int tokshard_writer_close(TokShardWriter *w, Error *e) {
         tokshard_writer_abort(w);
         return -1;
     }
-    uint64_t index_offset = w->offset;
-    size_t index_n = (size_t)w->n_chunks * INDEX_ENTRY;
-    uint8_t *index = xmalloc(index_n);
-    for (uint64_t i = 0; i < w->n_chunks; i++) {
-        uint8_t *p = index + i * INDEX_ENTRY;
-        const TokShardIndexEntry *ix = &w->index[i];
-        put_u64(p, ix->offset);
-        put_u64(p + 8, ix->comp_bytes);
-        put_u64(p + 16, ix->raw_bytes);
-        put_u64(p + 24, ix->first_token);
-        put_u32(p + 32, ix->n_tokens);
-        put_u32(p + 36, ix->n_docs);
-        put_u32(p + 40, ix->crc);
-        put_u32(p + 44, 0);  // reserved
-    }
-    uint8_t f[FOOTER];
-    put_u64(f, index_offset);
-    put_u64(f + 8, w->n_chunks);
-    put_u64(f + 16, w->n_tokens);
-    put_u64(f + 24, w->n_docs);
-    put_u32(f + 32, crc32c(index, index_n));
-    put_u32(f + 36, w->header_crc);
-    put_u32(f + 40, 0);  // reserved
-    put_u32(f + 44, crc32c(f, 44));
-    memcpy(f + 48, END_MAGIC, 8);
-    int rc = write_bytes(w, index, index_n, e);
-    free(index);
-    if (!rc) rc = write_bytes(w, f, sizeof f, e);
-    if (!rc) rc = finish_output(&w->f, w->tmp_path, w->path, e);
-    else if (w->tmp_path) {
-        fclose(w->f);
-        w->f = NULL;
-        unlink(w->tmp_path);
-    }
+    ShardFooter f = {.n_chunks = w->n_chunks, .n_tokens = w->n_tokens, .ext64 = w->n_docs,
+                     .header_crc = w->header_crc, .ext32 = 0 /* reserved */};
+    int rc = shard_out_finish(&w->out, w->index, &f, END_MAGIC, e);
     writer_free(w);
     return rc;
 }
 
 // ---- reader ----------------------------------------------------------------------------------
 
-// Copies len bytes at offset off (already checked to lie inside the file).
-static int read_at(const TokShard *s, void *dst, size_t len, uint64_t off, Error *e) {
-    return shard_read_at(s->fd, s->mem, s->path, dst, len, off, e);
+typedef struct {
+    const TokShard *s;
+    uint64_t slices;  // summed over the entries checked so far
+} IndexCheck;
+
+// A token shard's rules for one index entry: 1..chunk_tokens slices, at most chunk_tokens tokens,
+// and the payload size those counts make.
+static int check_entry(void *ctx, uint64_t i, const ShardIndexEntry *x, Error *e) {
+    IndexCheck *c = ctx;
+    const TokShard *s = c->s;
+    const char *P = s->path;
+    if (x->n_docs == 0) return err_set(e, "%s: chunk %llu: no document slices", P, (ull)i);
+    if (x->n_tokens > s->chunk_tokens || x->n_docs > s->chunk_tokens)
+        return err_set(e, "%s: chunk %llu: %u tokens / %u slices exceed chunk_tokens %u", P, (ull)i, x->n_tokens,
+                       x->n_docs, s->chunk_tokens);
+    if (x->raw_bytes != payload_bytes(x->n_tokens, x->n_docs))
+        return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens and %u slices", P, (ull)i,
+                       (ull)x->raw_bytes, (ull)payload_bytes(x->n_tokens, x->n_docs), x->n_tokens, x->n_docs);
+    c->slices += x->n_docs;
+    return 0;
 }
 
 // Validates the index entries against each other, the header and the footer.
 static int check_index(const TokShard *s, uint64_t header_end, uint64_t index_offset, Error *e) {
-    const char *P = s->path;
-    uint64_t off = header_end, tokens = 0, slices = 0;
-    for (uint64_t i = 0; i < s->n_chunks; i++) {
-        const TokShardIndexEntry *x = &s->index[i];
-        if (x->offset != off)
-            return err_set(e, "%s: chunk %llu: offset %llu, expected %llu (chunks are contiguous)", P, (ull)i,
-                           (ull)x->offset, (ull)off);
-        if (x->comp_bytes == 0 || x->comp_bytes > index_offset - off)
-            return err_set(e, "%s: chunk %llu: %llu compressed bytes at offset %llu do not fit before the index at %llu",
-                           P, (ull)i, (ull)x->comp_bytes, (ull)off, (ull)index_offset);
-        if (x->n_docs == 0) return err_set(e, "%s: chunk %llu: no document slices", P, (ull)i);
-        if (x->n_tokens > s->chunk_tokens || x->n_docs > s->chunk_tokens)
-            return err_set(e, "%s: chunk %llu: %u tokens / %u slices exceed chunk_tokens %u", P, (ull)i,
-                           x->n_tokens, x->n_docs, s->chunk_tokens);
-        if (x->raw_bytes != payload_bytes(x->n_tokens, x->n_docs))
-            return err_set(e, "%s: chunk %llu: raw size %llu, expected %llu for %u tokens and %u slices", P, (ull)i,
-                           (ull)x->raw_bytes, (ull)payload_bytes(x->n_tokens, x->n_docs), x->n_tokens, x->n_docs);
-        if (x->first_token != tokens)
-            return err_set(e, "%s: chunk %llu: first token %llu, expected %llu", P, (ull)i, (ull)x->first_token,
-                           (ull)tokens);
-        off += x->comp_bytes;
-        tokens += x->n_tokens;
-        slices += x->n_docs;
-    }
-    if (off != index_offset)
-        return err_set(e, "%s: chunks end at offset %llu but the index starts at %llu", P, (ull)off, (ull)index_offset);
-    if (tokens != s->n_tokens)
-        return err_set(e, "%s: footer says %llu tokens, index chunks hold %llu", P, (ull)s->n_tokens, (ull)tokens);
+    IndexCheck c = {s, 0};
+    ShardIndexRules rules = {header_end, index_offset, s->n_tokens, "compressed", "the index", "the index starts",
+                             check_entry, &c};
+    if (shard_index_check(&s->file, s->index, s->n_chunks, &rules, e)) return -1;
     // Only the first slice of chunks 1.. can continue a document, so documents lie between
     // slices - (n_chunks - 1) and slices; the document iterator checks the exact count.
     uint64_t continued_max = s->n_chunks ? s->n_chunks - 1 : 0;
-    if (s->n_docs > slices || s->n_docs + continued_max < slices)
-        return err_set(e, "%s: footer says %llu documents, impossible for %llu slices in %llu chunks", P,
-                       (ull)s->n_docs, (ull)slices, (ull)s->n_chunks);
+    if (s->n_docs > c.slices || s->n_docs + continued_max < c.slices)
+        return err_set(e, "%s: footer says %llu documents, impossible for %llu slices in %llu chunks", s->path,
+                       (ull)s->n_docs, (ull)c.slices, (ull)s->n_chunks);
     return 0;
 }
 
@@ -331,45 +255,26 @@ static int parse_shard(TokShard *s, Error *e) {
     const char *P = s->path;
     uint64_t size = s->file_size;
     uint8_t h[HEADER_FIXED];
-    size_t hn = size < HEADER_FIXED ? (size_t)size : HEADER_FIXED;
-    if (read_at(s, h, hn, 0, e)) return -1;
-    // Magic first (compared over what exists), then the version: a later version may change
-    // everything after it, so nothing else is trusted until both match.
-    if (memcmp(h, MAGIC, hn < 8 ? hn : 8) != 0)
-        return err_set(e, "%s: bad magic: not a token shard (expected \"%s\" at offset 0)", P, MAGIC);
-    if (size < HEADER_FIXED)
-        return err_set(e, "%s: truncated: header missing (file is %llu bytes)", P, (ull)size);
-    s->version = get_u32(h + 8);
-    if (s->version != TOKSHARD_VERSION)
-        return err_set(e, "%s: unsupported version %u (this reader reads version %d)", P, s->version, TOKSHARD_VERSION);
+    ShardFooter f;
+    if (shard_read_ends(&s->file, &KIND, h, &s->version, &f, e)) return -1;
     s->vocab_size = get_u32(h + 12);
     s->tokenizer_hash = get_u64(h + 16);
     s->chunk_tokens = get_u32(h + 24);
     uint32_t meta_len = get_u32(h + 28);
-
-    uint8_t f[FOOTER];
-    if (size < HEADER_FIXED + FOOTER)
-        return err_set(e, "%s: truncated: footer missing (file is %llu bytes)", P, (ull)size);
-    if (read_at(s, f, FOOTER, size - FOOTER, e)) return -1;
-    if (memcmp(f + 48, END_MAGIC, 8) != 0)
-        return err_set(e, "%s: truncated: footer missing (the last 8 bytes are not \"%s\"; the writer did not finish "
-                       "or the file was cut)", P, END_MAGIC);
-    if (check_crc(P, "footer", get_u32(f + 44), crc32c(f, 44), e)) return -1;
-    uint64_t index_offset = get_u64(f);
-    s->n_chunks = get_u64(f + 8);
-    s->n_tokens = get_u64(f + 16);
-    s->n_docs = get_u64(f + 24);
-    if (get_u32(f + 40) != 0) return err_set(e, "%s: footer reserved field is not 0", P);
+    s->n_chunks = f.n_chunks;
+    s->n_tokens = f.n_tokens;
+    s->n_docs = f.ext64;
+    if (f.ext32 != 0) return err_set(e, "%s: footer reserved field is not 0", P);
 
     // Header: the JSON must fit before the footer; its CRC (kept in the footer, since the
     // writer streams) covers the fixed part and the JSON.
     uint64_t header_end = (uint64_t)HEADER_FIXED + meta_len;
-    if (meta_len > MAX_META_BYTES || header_end > size - FOOTER)
+    if (meta_len > SHARD_MAX_META_BYTES || header_end > size - SHARD_FOOTER)
         return err_set(e, "%s: header metadata length %u does not fit the file (%llu bytes)", P, meta_len, (ull)size);
     s->meta_json = xmalloc((size_t)meta_len + 1);
-    if (read_at(s, s->meta_json, meta_len, HEADER_FIXED, e)) return -1;
+    if (shard_file_read(&s->file, s->meta_json, meta_len, HEADER_FIXED, e)) return -1;
     s->meta_json[meta_len] = 0;
-    if (check_crc(P, "header", get_u32(f + 36), crc32c_update(crc32c(h, HEADER_FIXED), s->meta_json, meta_len), e))
+    if (check_crc(P, "header", f.header_crc, crc32c_update(crc32c(h, HEADER_FIXED), s->meta_json, meta_len), e))
         return -1;
     char why[200];
     if (!shard_meta_is_object(s->meta_json, meta_len, why, sizeof why))
@@ -378,43 +283,15 @@ static int parse_shard(TokShard *s, Error *e) {
     if (s->chunk_tokens == 0 || s->chunk_tokens > TOKSHARD_MAX_CHUNK_TOKENS)
         return err_set(e, "%s: chunk_tokens %u outside [1, %u]", P, s->chunk_tokens, TOKSHARD_MAX_CHUNK_TOKENS);
 
-    // Index: exactly between the chunks and the footer. Bound n_chunks by the space first so
-    // the multiplication cannot overflow.
-    uint64_t room = size - FOOTER - header_end;
-    if (index_offset < header_end || index_offset > size - FOOTER || s->n_chunks > room / INDEX_ENTRY ||
-        index_offset + s->n_chunks * INDEX_ENTRY != size - FOOTER)
-        return err_set(e, "%s: index at offset %llu with %llu entries does not end at the footer (file is %llu bytes)",
-                       P, (ull)index_offset, (ull)s->n_chunks, (ull)size);
-    size_t index_n = (size_t)(s->n_chunks * INDEX_ENTRY);
-    uint8_t *raw = xmalloc(index_n);
-    if (read_at(s, raw, index_n, index_offset, e)) {
-        free(raw);
-        return -1;
-    }
-    int rc = check_crc(P, "index", get_u32(f + 32), crc32c(raw, index_n), e);
-    s->index = xcalloc(s->n_chunks ? s->n_chunks : 1, sizeof *s->index);
-    for (uint64_t i = 0; !rc && i < s->n_chunks; i++) {
-        const uint8_t *p = raw + i * INDEX_ENTRY;
-        s->index[i] = (TokShardIndexEntry){
-            .offset = get_u64(p),
-            .comp_bytes = get_u64(p + 8),
-            .raw_bytes = get_u64(p + 16),
-            .first_token = get_u64(p + 24),
-            .n_tokens = get_u32(p + 32),
-            .n_docs = get_u32(p + 36),
-            .crc = get_u32(p + 40),
-        };
-        if (get_u32(p + 44) != 0) rc = err_set(e, "%s: chunk %llu: index reserved field is not 0", P, (ull)i);
-    }
-    free(raw);
-    return rc ? rc : check_index(s, header_end, index_offset, e);
+    // Index: exactly between the chunks and the footer.
+    if (shard_index_check_place(&s->file, &f, header_end, e)) return -1;
+    if (shard_index_read(&s->file, &f, &s->index, e)) return -1;
+    return check_index(s, header_end, f.index_offset, e);
 }
 
 int tokshard_open(TokShard *s, const char *path, Error *e) {
     memset(s, 0, sizeof *s);
-    s->fd = -1;
-    if (shard_open_file(path, &s->fd, &s->file_size, e)) return -1;
-    s->path = xstrdup(path);
+    if (shard_file_open(&s->file, path, e)) return -1;
     if (parse_shard(s, e)) {
         tokshard_close(s);
         return -1;
@@ -424,10 +301,7 @@ int tokshard_open(TokShard *s, const char *path, Error *e) {
 
 int tokshard_open_mem(TokShard *s, const void *data, size_t len, const char *name, Error *e) {
     memset(s, 0, sizeof *s);
-    s->fd = -1;
-    s->mem = len ? data : (const uint8_t *)"";  // never NULL: mem marks the in-memory mode
-    s->path = xstrdup(name);
-    s->file_size = len;
+    shard_file_open_mem(&s->file, data, len, name);
     if (parse_shard(s, e)) {
         tokshard_close(s);
         return -1;
@@ -436,10 +310,9 @@ int tokshard_open_mem(TokShard *s, const void *data, size_t len, const char *nam
 }
 
 void tokshard_close(TokShard *s) {
-    if (s->path && s->fd >= 0) close(s->fd);  // path is set by every open, so a zeroed s is safe
-    free(s->path);
     free(s->meta_json);
     free(s->index);
+    shard_file_close(&s->file);
     memset(s, 0, sizeof *s);
     s->fd = -1;
 }
@@ -447,9 +320,7 @@ void tokshard_close(TokShard *s) {
 void tokchunk_free(TokChunk *c) {
     free(c->ids);
     free(c->docs);
-    free(c->raw);
-    free(c->comp);
-    ZSTD_freeDCtx(c->zstd_dctx);
+    shard_chunk_buf_free(&c->io);
     memset(c, 0, sizeof *c);
 }
 
@@ -457,7 +328,7 @@ void tokchunk_free(TokChunk *c) {
 static int parse_payload(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
     const char *P = s->path;
     const TokShardIndexEntry *x = &s->index[i];
-    const uint8_t *p = c->raw;
+    const uint8_t *p = c->io.raw;
     uint32_t nt = get_u32(p), nd = get_u32(p + 4);
     if (nt != x->n_tokens || nd != x->n_docs)
         return err_set(e, "%s: chunk %llu: payload says %u tokens and %u slices, index says %u and %u", P, (ull)i, nt,
@@ -511,42 +382,7 @@ int tokshard_read_chunk(const TokShard *s, uint64_t i, TokChunk *c, Error *e) {
     c->n_tokens = c->n_docs = 0;
     if (i >= s->n_chunks)
         return err_set(e, "%s: chunk %llu out of range (%llu chunks)", P, (ull)i, (ull)s->n_chunks);
-    const TokShardIndexEntry *x = &s->index[i];
-    size_t cn = (size_t)x->comp_bytes;  // fits: open checked it lies inside the file
-    const uint8_t *src;
-    if (s->mem) {
-        src = s->mem + x->offset;
-    } else {
-        c->comp = shard_grow(c->comp, &c->comp_cap, cn);
-        if (read_at(s, c->comp, cn, x->offset, e)) return -1;
-        src = c->comp;
-    }
-    uint32_t crc = crc32c(src, cn);
-    if (crc != x->crc)
-        return err_set(e, "%s: chunk %llu: checksum mismatch (stored 0x%08x, computed 0x%08x)", P, (ull)i, x->crc, crc);
-
-    // Exactly one zstd frame whose declared size (when present) is the index's raw size; the
-    // output buffer is the index's raw size, bounded by chunk_tokens at open.
-    unsigned long long fcs = ZSTD_getFrameContentSize(src, cn);
-    if (fcs == ZSTD_CONTENTSIZE_ERROR) return err_set(e, "%s: chunk %llu: not a zstd frame", P, (ull)i);
-    if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != x->raw_bytes)
-        return err_set(e, "%s: chunk %llu: decompressed size mismatch (frame says %llu bytes, index says %llu)", P,
-                       (ull)i, fcs, (ull)x->raw_bytes);
-    size_t fsz = ZSTD_findFrameCompressedSize(src, cn);
-    if (ZSTD_isError(fsz) || fsz != cn)
-        return err_set(e, "%s: chunk %llu: not exactly one zstd frame of %zu bytes%s%s", P, (ull)i, cn,
-                       ZSTD_isError(fsz) ? ": " : "", ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz) : "");
-    size_t rn = (size_t)x->raw_bytes;
-    c->raw = shard_grow(c->raw, &c->raw_cap, rn);
-    if (!c->zstd_dctx && !(c->zstd_dctx = ZSTD_createDCtx())) fatal("out of memory creating a zstd context");
-    size_t got = ZSTD_decompressDCtx(c->zstd_dctx, c->raw, rn, src, cn);
-    if (ZSTD_isError(got) && ZSTD_getErrorCode(got) == ZSTD_error_dstSize_tooSmall)
-        return err_set(e, "%s: chunk %llu: decompressed size mismatch (more than the index's %llu bytes)", P, (ull)i,
-                       (ull)x->raw_bytes);
-    if (ZSTD_isError(got)) return err_set(e, "%s: chunk %llu: zstd: %s", P, (ull)i, ZSTD_getErrorName(got));
-    if (got != rn)
-        return err_set(e, "%s: chunk %llu: decompressed size mismatch (got %zu bytes, index says %zu)", P, (ull)i, got,
-                       rn);
+    if (shard_chunk_load(&s->file, i, &s->index[i], 1, &c->io, e)) return -1;
     return parse_payload(s, i, c, e);
 }
 

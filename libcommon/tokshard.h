@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "shard_defaults.h"
+#include "shard_io.h"
 
 #define TOKSHARD_VERSION 1
 #define TOKSHARD_DEFAULT_CHUNK_TOKENS ((uint32_t)TOKSHARD_CHUNK_TOKENS)
@@ -20,7 +21,7 @@
 
 typedef struct {
     uint32_t vocab_size;      // ids in the shard are < vocab_size
-    uint64_t tokenizer_hash;  // FNV-1a 64 of the tokenizer.json bytes (0 if unknown)
+    uint64_t tokenizer_hash;  // FNV-1a 64 (fnv.h) of the tokenizer.json bytes (0 if unknown)
     uint32_t chunk_tokens;    // target tokens per chunk (0 = default 65536)
     int zstd_level;           // 0 = default SHARD_ZSTD_LEVEL
     const char *meta_json;    // free-form JSON object string stored in the header (may be NULL)
@@ -52,26 +53,24 @@ typedef struct {
     uint32_t *ids;      // (n_tokens,)
     TokChunkDoc *docs;  // (n_docs,) in order; slices tile [0, n_tokens)
     // Buffers kept across calls (owned; tokchunk_free releases them).
-    uint8_t *raw, *comp;
-    size_t raw_cap, comp_cap, ids_cap, docs_cap;
-    void *zstd_dctx;
+    size_t ids_cap, docs_cap;
+    ShardChunkBuf io;
 } TokChunk;
 
-// One index entry (formats/tokens.md, "Index").
-typedef struct TokShardIndexEntry {
-    uint64_t offset;            // file offset of the chunk's zstd frame
-    uint64_t comp_bytes;        // size of the frame
-    uint64_t raw_bytes;         // size of the payload after decompression
-    uint64_t first_token;       // global index of the chunk's first token
-    uint32_t n_tokens, n_docs;  // n_docs counts the chunk's slices
-    uint32_t crc;               // CRC-32C of the frame bytes
-} TokShardIndexEntry;
+// One index entry (formats/tokens.md, "Index"): the container's (shard_io.h), its n_docs
+// counting the chunk's slices; offset and comp_bytes locate the chunk's zstd frame.
+typedef ShardIndexEntry TokShardIndexEntry;
 
 typedef struct {
-    char *path;
-    int fd;                // -1 when opened from memory
-    const uint8_t *mem;    // the buffer given to tokshard_open_mem, else NULL
-    uint64_t file_size;
+    union {  // the open file, as the shard container (shard_io.h) handles it
+        ShardFile file;
+        struct {
+            char *path;
+            int fd;              // -1 when opened from memory
+            const uint8_t *mem;  // the buffer given to tokshard_open_mem, else NULL
+            uint64_t file_size;
+        };
+    };
     uint32_t version, vocab_size;
     uint32_t chunk_tokens;  // the writer's chunk size (every chunk holds at most this many tokens)
     uint64_t tokenizer_hash;
@@ -79,7 +78,7 @@ typedef struct {
     uint64_t n_tokens;  // totals from the footer
     uint64_t n_docs;    // distinct documents
     uint64_t n_chunks;
-    struct TokShardIndexEntry *index;  // (n_chunks,)
+    TokShardIndexEntry *index;  // (n_chunks,)
 } TokShard;
 
 // Opens and validates header, footer and index (every bound checked; a corrupt file is an
@@ -110,6 +109,3 @@ typedef struct {
 void tokdoc_iter_init(TokDocIter *it, const TokShard *s);
 int tokdoc_iter_next(TokDocIter *it, uint64_t *doc_id, const uint32_t **ids, size_t *n, Error *e);
 void tokdoc_iter_free(TokDocIter *it);
-
-// FNV-1a 64-bit hash (for tokenizer_hash).
-uint64_t fnv1a64(const void *data, size_t len);

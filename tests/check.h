@@ -3,6 +3,7 @@
 // "FAIL <name>: <file:line> <what>", which tests/run.sh counts into "N passed, N failed".
 #pragma once
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,25 @@ static TestState test_state;
 
 // Marks the running test as skipped (call, then return): RUN_TEST prints "SKIP <name>: <why>".
 #define SKIP_TEST(...) snprintf(test_state.skip_reason, sizeof test_state.skip_reason, __VA_ARGS__)
+
+// The tests' one seeded generator: xorshift64* (Vigna) on a uint64_t state, which must start
+// nonzero. Every test draws its random data from these, so a seed names the same data everywhere.
+static inline uint64_t rng_next(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+static inline uint32_t rng_u32(uint64_t *s) { return (uint32_t)(rng_next(s) >> 32); }
+static inline double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+// uniform in [-amp, amp)
+static inline float rng_unif(uint64_t *s, float amp) {
+    return amp * ((float)(rng_u32(s) >> 8) / 8388608.0f - 1.0f);
+}
+static inline double rng_normal(uint64_t *s) {  // Box-Muller
+    double u = rng_unit(s), v = rng_unit(s);
+    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
+}
 
 static inline int test_summary(void) { return test_state.failed ? 1 : 0; }
 

@@ -1,5 +1,5 @@
-// gpu_check.h — what the GPU comparison tests (tests/gpu_test_*.c) share on top of check.h: a
-// seeded generator, the NMSE metric (ggml's test-backend-ops: Σ(gpu − cpu)² / Σcpu²), groups of
+// gpu_check.h — what the GPU comparison tests (tests/gpu_test_*.c) share on top of check.h (whose
+// generator they draw from): the NMSE metric (ggml's test-backend-ops: Σ(gpu − cpu)² / Σcpu²), groups of
 // comparisons that report their worst NMSE, and the start-up that SKIPs without a GPU.
 #pragma once
 #include <stdint.h>
@@ -7,19 +7,6 @@
 #include "check.h"
 #include "cuda_common.h"
 #include "gpu_ctx.h"
-
-typedef struct {
-    uint64_t s;
-} Rng;
-
-static inline uint32_t rng_u32(Rng *r) {  // xorshift64*
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return (uint32_t)((r->s * 0x2545F4914F6CDD1DULL) >> 32);
-}
-// uniform in [-amp, amp)
-static inline float rng_unif(Rng *r, float amp) { return amp * ((float)(rng_u32(r) >> 8) / 8388608.0f - 1.0f); }
 
 static inline double nmse(const float *got, const float *want, size_t n) {
     double num = 0, den = 0;

@@ -11,7 +11,7 @@
 #include "gpu_check.h"
 #include "gpu_ctx.h"
 
-static float *rand_vec(Rng *r, size_t n, float amp) {
+static float *rand_vec(uint64_t *r, size_t n, float amp) {
     float *x = malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = rng_unif(r, amp);
     return x;
@@ -35,7 +35,7 @@ static GpuCtx G;
 
 static void test_gemm_and_pattern(void) {
     Group gr = {"attrib gemm/pattern", 1e-9, 0, 0};
-    Rng r = {7};
+    uint64_t r = 7;
     Error e = {{0}};
     const int shapes[][3] = {{1, 1, 1}, {17, 8, 64}, {130, 33, 70}, {512, 64, 256}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -80,7 +80,7 @@ static void test_gemm_and_pattern(void) {
 
 static void test_norm_and_dots(void) {
     Group gr = {"attrib norm/dots", 1e-9, 0, 0};
-    Rng r = {11};
+    uint64_t r = 11;
     Error e = {{0}};
     const int shapes[][4] = {{1, 1, 1, 16}, {3, 7, 9, 64}, {32, 100, 128, 300}};  // B, Te, T, D
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {

@@ -38,7 +38,7 @@
 
 static GpuCtx G;
 
-static int rng_int(Rng *r, int lo, int hi) { return lo + (int)(rng_u32(r) % (uint32_t)(hi - lo + 1)); }
+static int rng_int(uint64_t *r, int lo, int hi) { return lo + (int)(rng_u32(r) % (uint32_t)(hi - lo + 1)); }
 
 
 
@@ -59,7 +59,7 @@ static const float GRID = 1.0f / 512;  // h is a multiple of GRID
 static void case_init(Case *cs, int L, int d, int F, int B, uint64_t seed, int sparse) {
     memset(cs, 0, sizeof *cs);
     cs->L = L, cs->d = d, cs->F = F, cs->B = B;
-    Rng r = {seed * 0x9E3779B97F4A7C15ULL + 1};
+    uint64_t r = seed * 0x9E3779B97F4A7C15ULL + 1;
     clt_params_init(&cs->p, L, d, F, NULL);
     float dec = 3.0f / sqrtf((float)L * d);
     for (int l = 0; l < L; l++) {
@@ -290,7 +290,7 @@ static void test_adam_exact(void) {
     int L = 2, d = 40, F = 96, B = 24;
     case_init(&cs, L, d, F, B, 11, 0);
     size_t n = cs.p.n;
-    Rng r = {99};
+    uint64_t r = 99;
     float *m = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float)), *grads = malloc(n * sizeof(float));
     float *p2 = malloc(n * sizeof(float)), *m2 = malloc(n * sizeof(float)), *v2 = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) {
@@ -491,7 +491,7 @@ static void test_comm_nccl(void) {
     CHECK(nc.ops->allreduce_sum(&nc, hd, 3, 1, &e) == 0 && !memcmp(hd, hd0, sizeof hd), "host f64: %s", e.msg);
     size_t n = 100003;
     float *x = malloc(n * sizeof(float)), *back = malloc(n * sizeof(float));
-    Rng r = {3};
+    uint64_t r = 3;
     for (size_t i = 0; i < n; i++) x[i] = rng_unif(&r, 5.0f);
     float *dx = cuda_alloc(n * sizeof(float));
     cuda_upload(dx, x, n * sizeof(float));

@@ -99,7 +99,7 @@ static void test_f8e4m3_all_patterns(void) {
 // Random fp32 inputs: half uniform bit patterns (every class: NaN, inf, subnormal), half with
 // exponents near the f16 range where rounding, overflow and subnormal results happen. Starts with
 // hand-picked edges (ties, FLT_MAX, 65520, 2^-25).
-static float *random_f32(size_t n, Rng *r) {
+static float *random_f32(size_t n, uint64_t *r) {
     static const uint32_t edges[] = {0x00000000, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001,
                                      0xffffffff, 0x00000001, 0x007fffff, 0x7f7fffff, 0x477ff000, 0x477fefff,
                                      0x33000000, 0x33000001, 0x3f808000, 0x3f818000, 0x38800000, 0x387fffff};
@@ -114,7 +114,7 @@ static float *random_f32(size_t n, Rng *r) {
 }
 
 static void test_f32_to_f16_random(void) {
-    Rng r = {0x9e3779b97f4a7c15ULL};
+    uint64_t r = 0x9e3779b97f4a7c15ULL;
     size_t n = (1 << 22) + 17;  // not a multiple of the block: exercises the tail
     float *x = random_f32(n, &r);
     uint16_t *cpu = malloc(n * 2);
@@ -125,7 +125,7 @@ static void test_f32_to_f16_random(void) {
 }
 
 static void test_f32_to_bf16_random(void) {
-    Rng r = {0x2545f4914f6cdd1dULL};
+    uint64_t r = 0x2545f4914f6cdd1dULL;
     size_t n = (1 << 22) + 17;
     float *x = random_f32(n, &r);
     uint16_t *cpu = malloc(n * 2);
@@ -137,7 +137,7 @@ static void test_f32_to_bf16_random(void) {
 
 // Large random 16-bit inputs: the grid-stride loop covers more elements than threads launched.
 static void test_to_f32_random_large(void) {
-    Rng r = {12345};
+    uint64_t r = 12345;
     size_t n = (size_t)40 << 20;  // 40M > 64K blocks x 256 threads
     uint16_t *in = malloc(n * 2);
     for (size_t i = 0; i < n; i++) in[i] = (uint16_t)rng_u32(&r);
@@ -153,7 +153,7 @@ static void test_to_f32_random_large(void) {
 }
 
 static void test_f32_copy_and_errors(void) {
-    Rng r = {7};
+    uint64_t r = 7;
     size_t n = 1000;
     float *x = random_f32(n, &r);
     float *gpu = gpu_to_f32(ST_F32, x, n);

@@ -43,14 +43,14 @@ static size_t compare(const char *what, const ActqLayout *lay, const uint8_t *va
 }
 
 // A random valid scale word: the whole range up to 2^96, subnormals and zero included.
-static uint16_t random_scale(Rng *r) {
+static uint16_t random_scale(uint64_t *r) {
     uint32_t k = rng_u32(r) % 16;
     if (k == 0) return 0;
     if (k == 1) return (uint16_t)(rng_u32(r) % 0x80);  // bf16 subnormals
     return (uint16_t)(rng_u32(r) % (ACTQ_MAX_SCALE_BITS + 1));
 }
 
-static void random_case(int enc, uint32_t param, size_t d, size_t rows, int planes, Rng *r) {
+static void random_case(int enc, uint32_t param, size_t d, size_t rows, int planes, uint64_t *r) {
     size_t es = actq_elem_bytes(enc), rb = actq_row_bytes(enc, d), ns = actq_row_scales(enc, param, d);
     size_t vals_n = rows * rb, scales_n = rows * ns * 2;
     uint8_t *vals = malloc(vals_n + 1), *scales = malloc(scales_n + 1);
@@ -75,7 +75,7 @@ static void random_case(int enc, uint32_t param, size_t d, size_t rows, int plan
 }
 
 static void test_random_bytes(void) {
-    Rng r = {0x9e3779b97f4a7c15ULL};
+    uint64_t r = 0x9e3779b97f4a7c15ULL;
     static const size_t ds[] = {1, 3, 64, 129, 2048};
     struct {
         int enc;
@@ -90,7 +90,7 @@ static void test_random_bytes(void) {
 
 // More values than one grid-stride pass covers (64K blocks x 256 threads = 16.7M).
 static void test_large(void) {
-    Rng r = {12345};
+    uint64_t r = 12345;
     random_case(ACT_INT8, 127, 4096, 5000, 0, &r);  // 20.5M values
     random_case(ACT_INT4, 32, 4096, 5000, 1, &r);
 }
@@ -118,7 +118,7 @@ static void test_real_chunks(void) {
     int layers[3] = {0, 3, 7};
     size_t n = 300, d = 96, L = 3;
     float *in = malloc(L * n * d * 4), *out = malloc(L * n * d * 4);
-    Rng r = {77};
+    uint64_t r = 77;
     for (size_t i = 0; i < L * n * d; i++) {
         in[i] = (float)((int32_t)rng_u32(&r)) * 0x1p-31f * (i % 7 == 0 ? 40 : 1);
         out[i] = (float)((int32_t)rng_u32(&r)) * 0x1p-40f;

@@ -227,10 +227,7 @@ static void check_model(const char *name) {
     size_t N2 = (size_t)B2 * T2;
     uint32_t *tok2 = malloc(N2 * sizeof(uint32_t));
     uint64_t x = 88172645463325252ULL;
-    for (size_t i = 0; i < N2; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        tok2[i] = (uint32_t)(x % (uint64_t)V);
-    }
+    for (size_t i = 0; i < N2; i++) tok2[i] = (uint32_t)(rng_next(&x) % (uint64_t)V);
     outs_new(&cpu, c, B2, T2);
     outs_new(&gpu, c, B2, T2);
     fc = outs_all(&cpu), fg = outs_all(&gpu);

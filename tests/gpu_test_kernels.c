@@ -31,7 +31,7 @@ static GpuCtx G;
 
 
 // uniform in [-amp, amp)
-static float *rand_vec(Rng *r, size_t n, float amp) {
+static float *rand_vec(uint64_t *r, size_t n, float amp) {
     float *x = malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = rng_unif(r, amp);
     return x;
@@ -57,7 +57,7 @@ static float *from_dev(const float *d, size_t n) {
 
 static void test_act(void) {
     Group gr = {"act", 1e-10, 0, 0};
-    Rng r = {42};
+    uint64_t r = 42;
     // 17M > 64K blocks x 256 threads: the grid-stride loop must wrap
     const size_t sizes[] = {1, 7, 255, 257, 1000, (1u << 20) + 3, (size_t)17 << 20};
     Error e = {{0}};
@@ -113,7 +113,7 @@ static void test_act(void) {
 
 static void test_norm(void) {
     Group gr = {"norm", 1e-10, 0, 0};
-    Rng r = {7};
+    uint64_t r = 7;
     const int shapes[][2] = {{1, 1}, {1, 64}, {3, 7}, {17, 64}, {5, 255}, {4, 257}, {5, 1000}, {64, 4096}, {2, 5000}, {300, 96}};
     Error e = {{0}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -171,7 +171,7 @@ static void test_norm(void) {
 
 static void test_rope(void) {
     Group gr = {"rope", 1e-10, 0, 0};
-    Rng r = {99};
+    uint64_t r = 99;
     const int shapes[][4] = {{1, 1, 1, 2}, {2, 7, 3, 16}, {2, 5, 2, 6}, {1, 33, 5, 128}, {3, 300, 4, 64}, {2, 24, 8, 256}};
     Error e = {{0}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -200,7 +200,7 @@ static void test_rope(void) {
 
 static void test_matmul(void) {
     Group gr = {"matmul", 1e-9, 0, 0};
-    Rng r = {2024};
+    uint64_t r = 2024;
     const int shapes[][3] = {{1, 1, 1}, {1, 64, 512}, {7, 13, 5}, {24, 64, 128}, {33, 64, 17}, {128, 256, 96},
                              {300, 1000, 513}, {512, 2048, 1536}, {3, 2048, 32000}};
     Error e = {{0}};
@@ -242,7 +242,7 @@ typedef struct {
     float amp;  // input magnitude: scores of order amp² * sqrt(hd) * scale
 } AttnCase;
 
-static void attn_case(Group *gr, Group *gp, const AttnCase *c, Rng *r) {
+static void attn_case(Group *gr, Group *gp, const AttnCase *c, uint64_t *r) {
     AttnShape s = {c->B, c->T, c->H, c->KVH, c->hd, 1.0f / sqrtf((float)c->hd), c->softcap, c->window};
     size_t nq = (size_t)c->B * c->T * c->H * c->hd, nkv = (size_t)c->B * c->T * c->KVH * c->hd;
     size_t np = (size_t)c->B * c->H * c->T * c->T;
@@ -291,7 +291,7 @@ static void attn_case(Group *gr, Group *gp, const AttnCase *c, Rng *r) {
 
 static void test_attention(void) {
     Group gr = {"attention out", 1e-8, 0, 0}, gp = {"attention probs", 1e-8, 0, 0};
-    Rng r = {31337};
+    uint64_t r = 31337;
     // GQA ratio 1, 2, 4 x softcap off/on x window off/on, at T = 1, 24 and 300
     const int gqa[][2] = {{4, 4}, {4, 2}, {8, 2}};
     const int Ts[] = {1, 24, 300};

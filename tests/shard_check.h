@@ -1,5 +1,5 @@
 // shard_check.h — what the token- and activation-shard tests (test_tokshard.c, test_actshard.c)
-// share: seeded generators, the test's temporary directory, raw file writes, activation writes in
+// share: the test's temporary directory, raw file writes, activation writes in
 // calls of varied sizes, the count of left-over temp
 // files, and little-endian fields for the files they build by hand. The byte helpers are the
 // tests' own (not libcommon's), so a hand-built file checks the format spec independently.
@@ -12,20 +12,8 @@
 #include <string.h>
 
 #include "actshard.h"
+#include "check.h"  // rng_next, rng_unit, rng_normal
 #include "tmpdir.h"
-
-static inline uint64_t rng_next(uint64_t *s) {  // xorshift64*
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
-static inline double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-static inline double rng_normal(uint64_t *s) {  // Box-Muller
-    double u = rng_unit(s), v = rng_unit(s);
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
 
 static TmpDir shard_tmp;  // the test's directory (tmp_open in main, tmp_close at the end)
 static inline char *tpath(const char *name) {  // caller frees

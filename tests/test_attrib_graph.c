@@ -172,12 +172,7 @@ static void test_partial_influence_golden(void) {
 // ---- the selection cut against a sort: random dyadic graphs (exact arithmetic, many ties) ------
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
+static uint32_t rnd(void) { return rng_u32(&rng_state); }
 
 static int cmp_desc(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;

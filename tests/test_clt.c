@@ -8,11 +8,6 @@
 #include <unistd.h>
 #include "safetensors.h"
 
-static float frand(uint64_t *s) {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(*s >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
-}
-
 static double total_loss(const CltParams *p, float **x, float **y, const CltLossParams *lp, CltWork *w) {
     clt_forward(p, x, w->B, w);
     return clt_loss(p, y, lp, w).total;
@@ -28,12 +23,12 @@ static void test_clt_gradients_match_finite_differences(void) {
     clt_params_init_random(&p, 42, 0.05f);
     uint64_t s = 7;
     for (int l = 0; l < L; l++)
-        for (int i = 0; i < F; i++) p.b_enc[l][i] = 0.1f * frand(&s);
+        for (int i = 0; i < F; i++) p.b_enc[l][i] = 0.1f * rng_unif(&s, 1.0f);
     float *x[3], *y[3];
     for (int l = 0; l < L; l++) {
         x[l] = malloc((size_t)B * d * sizeof(float));
         y[l] = malloc((size_t)B * d * sizeof(float));
-        for (int i = 0; i < B * d; i++) { x[l][i] = 2.0f * frand(&s); y[l][i] = frand(&s); }
+        for (int i = 0; i < B * d; i++) { x[l][i] = 2.0f * rng_unif(&s, 1.0f); y[l][i] = rng_unif(&s, 1.0f); }
     }
     CltLossParams lp = {.lam = 0.3f, .c = 4.0f, .lam_p = 0.05f, .eps = 1e-4f};  // tiny ε: no window terms
     CltWork w;
@@ -309,7 +304,7 @@ static void test_clt_batchtopk_cutoff_is_exact(void) {
     clt_work_set_activation(&w, CLT_BATCHTOPK, k);
     uint64_t s = 99;
     for (int i = 0; i < B * F; i++) {
-        float r = frand(&s);
+        float r = rng_unif(&s, 1.0f);
         w.h[0][i] = i < B * F / 2 ? -fabsf(r) : roundf(r * 8.0f) / 8.0f;  // first half negative, ties
     }
     size_t K = clt_topk_candidates_per_group(&w);
@@ -348,15 +343,15 @@ static void test_clt_save_load_folds_normalization(void) {
     clt_params_init_random(&p, 11, 0.05f);
     uint64_t s = 3;
     for (int l = 0; l < L; l++) {
-        for (int j = 0; j < d; j++) p.b_dec[l][j] = 0.1f * frand(&s);
-        for (int i = 0; i < F; i++) p.b_enc[l][i] = 0.1f * frand(&s);
+        for (int j = 0; j < d; j++) p.b_dec[l][j] = 0.1f * rng_unif(&s, 1.0f);
+        for (int i = 0; i < F; i++) p.b_enc[l][i] = 0.1f * rng_unif(&s, 1.0f);
     }
     float s_in[3] = {0.5f, 2.0f, 1.25f}, s_out[3] = {4.0f, 0.25f, 1.5f};
     float *xr[3], *xn[3];
     for (int l = 0; l < L; l++) {
         xr[l] = malloc((size_t)B * d * sizeof(float));
         xn[l] = malloc((size_t)B * d * sizeof(float));
-        for (int i = 0; i < B * d; i++) { xr[l][i] = 3.0f * frand(&s); xn[l][i] = xr[l][i] * s_in[l]; }
+        for (int i = 0; i < B * d; i++) { xr[l][i] = 3.0f * rng_unif(&s, 1.0f); xn[l][i] = xr[l][i] * s_in[l]; }
     }
     char dir[128];
     snprintf(dir, sizeof dir, "/tmp/cltkit-test-clt-%d", (int)getpid());

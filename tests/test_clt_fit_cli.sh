@@ -60,7 +60,7 @@ expect_error clt_fit_cuda_jumprelu_only "--device cuda trains --activation jumpr
   "$BIN/clt-fit" -o "$TMP/x" --device cuda --activation batchtopk "$TMP/a.acts"
 # without a GPU (CI), --device cuda says why it cannot run; with one, tests/gpu_test_clt_fit.sh runs it
 if ! nvidia-smi -L >/dev/null 2>&1; then
-  expect_error clt_fit_cuda_unavailable "--device cuda: (no CUDA device|this clt-fit was built without CUDA)" \
+  expect_error clt_fit_cuda_unavailable "--device cuda: (no CUDA device is visible|built without CUDA \(make without NO_CUDA=1\))" \
     "$BIN/clt-fit" -o "$TMP/x" --device cuda --steps 2 "$TMP/a.acts"
 fi
 # a diverging run (absurd learning rate) stops with one line; the parameters are checked after the

@@ -7,11 +7,6 @@
 #include "clt_shard.h"
 #include "comm.h"
 
-static float frand(uint64_t *s) {
-    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(*s >> 11) / 9007199254740992.0) * 2.0f - 1.0f;
-}
-
 // The slice [first, first + Fl) of every layer of full into local (both flat CltParams).
 static void take_slice(const CltParams *full, CltParams *local, int first) {
     int L = full->L, d = full->d, Fl = local->F;
@@ -70,14 +65,14 @@ static void test_two_shards_match_full(void) {
     clt_params_init_random(&full, 5, 0.05f);
     uint64_t s = 11;
     for (int l = 0; l < L; l++) {
-        for (int i = 0; i < F; i++) full.b_enc[l][i] = 0.1f * frand(&s);
-        for (int j = 0; j < d; j++) full.b_dec[l][j] = 0.2f * frand(&s);
+        for (int i = 0; i < F; i++) full.b_enc[l][i] = 0.1f * rng_unif(&s, 1.0f);
+        for (int j = 0; j < d; j++) full.b_dec[l][j] = 0.2f * rng_unif(&s, 1.0f);
     }
     float *x[3], *y[3], *zeros = calloc((size_t)d, sizeof(float)), *zb[3] = {zeros, zeros, zeros};
     for (int l = 0; l < L; l++) {
         x[l] = malloc((size_t)B * d * sizeof(float));
         y[l] = malloc((size_t)B * d * sizeof(float));
-        for (int i = 0; i < B * d; i++) { x[l][i] = 3.0f * frand(&s); y[l][i] = frand(&s); }
+        for (int i = 0; i < B * d; i++) { x[l][i] = 3.0f * rng_unif(&s, 1.0f); y[l][i] = rng_unif(&s, 1.0f); }
     }
     CltLossParams lp = {.lam = 0.3f, .c = 4.0f, .lam_p = 0.05f, .eps = 0.5f};
     CltWork wf, w[2];
@@ -186,7 +181,7 @@ static void test_one_rank_is_unsharded(void) {
     for (int l = 0; l < L; l++) {
         x[l] = malloc((size_t)B * d * sizeof(float));
         y[l] = malloc((size_t)B * d * sizeof(float));
-        for (int i = 0; i < B * d; i++) { x[l][i] = 4.0f * frand(&s); y[l][i] = frand(&s); }
+        for (int i = 0; i < B * d; i++) { x[l][i] = 4.0f * rng_unif(&s, 1.0f); y[l][i] = rng_unif(&s, 1.0f); }
     }
     CltLossParams lp = {.lam = 0.3f, .c = 4.0f, .lam_p = 0.05f, .eps = 2.0f};
     CltWork w1, w2;

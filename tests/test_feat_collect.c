@@ -27,10 +27,7 @@ static float acts[NL][NCTX * T * F];  // (layer, context·T + t, feature)
 static TmpDir td;
 
 static uint64_t rng = 12345;
-static uint32_t rnd(void) {
-    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-    return (uint32_t)(rng >> 11);
-}
+static uint32_t rnd(void) { return rng_u32(&rng); }
 
 // Feature 0 is dead, 1 fires everywhere, the rest with densities from 2% to 40%; values on a
 // coarse grid (ties), a few below and above the histogram's range. Tokens from a tiny vocabulary

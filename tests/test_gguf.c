@@ -148,12 +148,7 @@ static float ref_weight(uint32_t type, const uint8_t *blocks, uint64_t i) {
 
 // Random blocks whose f16 fields are finite (some subnormal, both signs).
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rnd(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 11);
-}
+static uint32_t rnd(void) { return rng_u32(&rng_state); }
 static void put_f16_at(uint8_t *p, int k) {
     float v = ((float)(rnd() % 2001) - 1000.0f) * 1e-4f;
     if (k % 5 == 0) v = (k % 2 ? -1 : 1) * 3e-6f;  // subnormal half

@@ -5,11 +5,6 @@
 #include "check.h"
 #include "matmul.h"
 
-static float frand(unsigned *state) {
-    *state = *state * 1664525u + 1013904223u;
-    return ((float)(*state >> 8) / 16777216.0f) * 2.0f - 1.0f;
-}
-
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -24,15 +19,15 @@ static void test_attention_matches_naive(void) {
         {1, 1, 1, 1, 8, 0, 0}, {2, 24, 4, 2, 16, 0, 0}, {1, 37, 8, 2, 32, 8, 5.0f}, {3, 64, 6, 6, 10, 0, 3.0f},
         {1, 130, 4, 1, 64, 17, 0}, {2, 9, 2, 1, 4, 1, 0},
     };
-    unsigned seed = 1;
+    uint64_t seed = 1;
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         AttnShape s = {cases[c].B, cases[c].T, cases[c].H, cases[c].KVH, cases[c].hd,
                        1.0f / sqrtf((float)cases[c].hd) * 3.0f, cases[c].softcap, cases[c].window};
         size_t nq = (size_t)s.B * s.T * s.H * s.hd, nk = (size_t)s.B * s.T * s.KVH * s.hd, np = (size_t)s.B * s.H * s.T * s.T;
         float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4);
         float *o1 = malloc(nq * 4), *o2 = malloc(nq * 4), *p1 = malloc(np * 4), *p2 = malloc(np * 4);
-        for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
-        for (size_t i = 0; i < nk; i++) { k[i] = frand(&seed); v[i] = frand(&seed); }
+        for (size_t i = 0; i < nq; i++) q[i] = rng_unif(&seed, 1.0f);
+        for (size_t i = 0; i < nk; i++) { k[i] = rng_unif(&seed, 1.0f); v[i] = rng_unif(&seed, 1.0f); }
         attention_cpu(o1, p1, q, k, v, &s);
         attention_naive_cpu(o2, p2, q, k, v, &s);
         CHECK(max_abs_diff(o1, o2, nq) < 1e-5, "case %zu: outputs differ by %.3g", c, max_abs_diff(o1, o2, nq));
@@ -45,13 +40,13 @@ static void test_attention_matches_naive(void) {
 
 static void test_matmul_matches_double_loop(void) {
     int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {64, 96, 33}, {5, 300, 129}};
-    unsigned seed = 7;
+    uint64_t seed = 7;
     for (int c = 0; c < 4; c++) {
         int N = shapes[c][0], IN = shapes[c][1], OUT = shapes[c][2];
         float *x = malloc((size_t)N * IN * 4), *w = malloc((size_t)OUT * IN * 4), *b = malloc((size_t)OUT * 4), *y = malloc((size_t)N * OUT * 4);
-        for (int i = 0; i < N * IN; i++) x[i] = frand(&seed);
-        for (int i = 0; i < OUT * IN; i++) w[i] = frand(&seed);
-        for (int i = 0; i < OUT; i++) b[i] = frand(&seed);
+        for (int i = 0; i < N * IN; i++) x[i] = rng_unif(&seed, 1.0f);
+        for (int i = 0; i < OUT * IN; i++) w[i] = rng_unif(&seed, 1.0f);
+        for (int i = 0; i < OUT; i++) b[i] = rng_unif(&seed, 1.0f);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             matmul_cpu(y, x, w, with_bias ? b : NULL, N, IN, OUT);
             double worst = 0;

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "shard_check.h"
 #include "crc32c.h"
+#include "fnv.h"
 #include "tokshard.h"
 
 

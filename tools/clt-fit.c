@@ -15,7 +15,9 @@
 #include "actshard.h"
 #include "cli.h"
 #include "clt.h"
-#include "clt_cmds.h"
+#include "clt_data.h"
+#include "clt-fit/cmds.h"
+#include "clt_metrics.h"
 #include "clt_io.h"
 #include "clt_state.h"
 #include "clt_report.h"
@@ -27,11 +29,9 @@
 #include "progress.h"
 #include "safetensors.h"
 #include "threads.h"
-#ifdef USE_CUDA
-#include "clt_cuda.h"
+#include "clt_cuda.h"     // the real GPU trainer, or the stub without CUDA (kernels/cuda_stub.c)
 #include "cuda_common.h"
 #include "gpu_ctx.h"
-#endif
 
 static const char USAGE[] =
     "usage: clt-fit -o OUT_DIR [options] ACTS...\n"
@@ -113,230 +113,21 @@ typedef struct {
     uint64_t seed;
 } Options;
 
-// ---------------------------------------------------------------------------------------------
-// Data: chunks in a seeded random order, K at a time decoded into a pool whose tokens are
-// shuffled; batches are consecutive slices of the shuffled pool. Everything follows from
-// (seed, epoch, pool, batch), which is all a resume needs.
-
-typedef struct {
-    ActShard *shards;
-    int n_shards, L, d;
-    uint64_t n_chunks;
-    uint32_t *chunk_shard;  // (n_chunks,) which shard
-    uint64_t *chunk_index;  // (n_chunks,) chunk within that shard
-    float *s_in, *s_out;    // (L,) normalization scales
-    float *mean_out;        // (L, d) normalized target means (for NMSE)
-    // current pool
-    int64_t epoch, pool;     // which pool is loaded (-1: none)
-    uint64_t *order;         // (n_chunks,) chunk permutation of the current epoch
-    int64_t order_epoch;
-    float **px, **py;        // [L] (pool_tokens, d) normalized
-    uint32_t *perm;          // (pool_tokens,) token permutation
-    size_t pool_tokens, pool_cap;
-    int pool_chunks;
-    uint64_t seed;
-    ActChunk chunk;
-} Data;
-
-static uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t z = a * 0x9E3779B97F4A7C15ULL ^ (b + 0xBF58476D1CE4E5B9ULL) * 0x94D049BB133111EBULL ^ (c + 1) * 0xD6E8FEB86659FD93ULL;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static void data_open(Data *D, char **paths, int n, int pool_chunks, uint64_t seed) {
-    memset(D, 0, sizeof *D);
-    D->shards = xcalloc((size_t)n, sizeof *D->shards);
-    D->n_shards = n;
-    D->pool_chunks = pool_chunks;
-    D->seed = seed;
-    D->epoch = D->pool = -1;
-    D->order_epoch = -1;
-    Error e;
-    for (int i = 0; i < n; i++) {
-        if (actshard_open(&D->shards[i], paths[i], &e)) fatal_err(&e);
-        const ActShard *s = &D->shards[i], *s0 = &D->shards[0];
-        if (s->n_layers != s0->n_layers || s->d_model != s0->d_model || memcmp(s->layers, s0->layers, (size_t)s->n_layers * sizeof(int)))
-            fatal("%s: layers or width differ from %s", paths[i], paths[0]);
-        if (strcmp(s->in_hook, s0->in_hook)) fatal("%s: input hook %s differs from %s's %s", paths[i], s->in_hook, paths[0], s0->in_hook);
-        if (s->model_hash && s0->model_hash && s->model_hash != s0->model_hash)
-            fatal("%s: made with another model than %s (model hash %016llx, not %016llx)", paths[i], paths[0],
-                  (unsigned long long)s->model_hash, (unsigned long long)s0->model_hash);
-        D->n_chunks += s->n_chunks;
-    }
-    D->L = D->shards[0].n_layers;
-    D->d = D->shards[0].d_model;
-    for (int l = 1; l < D->L; l++)
-        if (D->shards[0].layers[l] != D->shards[0].layers[l - 1] + 1)
-            fatal("%s: the CLT needs consecutive layers (got layer %d after %d)", paths[0], D->shards[0].layers[l], D->shards[0].layers[l - 1]);
-    if (!D->n_chunks) fatal("%s: no activations", paths[0]);
-    D->chunk_shard = xmalloc(D->n_chunks * sizeof *D->chunk_shard);
-    D->chunk_index = xmalloc(D->n_chunks * sizeof *D->chunk_index);
-    D->order = xmalloc(D->n_chunks * sizeof *D->order);
-    uint64_t k = 0;
-    for (int i = 0; i < n; i++)
-        for (uint64_t c = 0; c < D->shards[i].n_chunks; c++, k++) {
-            D->chunk_shard[k] = (uint32_t)i;
-            D->chunk_index[k] = c;
-        }
-    // normalization: mean norm sqrt(d) per layer, from all shards' statistics (token-weighted)
-    int L = D->L, d = D->d;
-    D->s_in = xmalloc((size_t)L * sizeof(float));
-    D->s_out = xmalloc((size_t)L * sizeof(float));
-    D->mean_out = xcalloc((size_t)L * d, sizeof(float));
-    for (int l = 0; l < L; l++) {
-        double tok = 0, nin = 0, nout = 0;
-        double *mo = xcalloc((size_t)d, sizeof(double));
-        for (int i = 0; i < n; i++) {
-            const ActLayerStats *st = &D->shards[i].stats[l];
-            tok += (double)st->count;
-            nin += st->in.mean_norm * (double)st->count;
-            nout += st->out.mean_norm * (double)st->count;
-            for (int j = 0; j < d; j++) mo[j] += st->out.mean[j] * (double)st->count;
-        }
-        D->s_in[l] = nin > 0 ? (float)(sqrt((double)d) * tok / nin) : 1.0f;
-        D->s_out[l] = nout > 0 ? (float)(sqrt((double)d) * tok / nout) : 1.0f;
-        for (int j = 0; j < d; j++) D->mean_out[(size_t)l * d + j] = (float)(mo[j] / tok) * D->s_out[l];
-        free(mo);
-    }
-    D->px = xcalloc((size_t)L, sizeof(float *));
-    D->py = xcalloc((size_t)L, sizeof(float *));
-}
-
-// Loads pool (epoch, pool) if not loaded; returns 0 if the epoch has no such pool.
-static int data_load_pool(Data *D, int64_t epoch, int64_t pool) {
-    if (D->epoch == epoch && D->pool == pool) return 1;
-    uint64_t first = (uint64_t)pool * (uint64_t)D->pool_chunks;
-    if (first >= D->n_chunks) return 0;
-    if (D->order_epoch != epoch) {  // Fisher-Yates with the epoch's seed
-        uint64_t s = mix_seed(D->seed, (uint64_t)epoch, 0xC0FFEE);
-        for (uint64_t i = 0; i < D->n_chunks; i++) D->order[i] = i;
-        for (uint64_t i = D->n_chunks; i > 1; i--) {
-            uint64_t j = clt_splitmix64(&s) % i, t = D->order[i - 1];
-            D->order[i - 1] = D->order[j];
-            D->order[j] = t;
-        }
-        D->order_epoch = epoch;
-    }
-    uint64_t last = first + (uint64_t)D->pool_chunks;
-    if (last > D->n_chunks) last = D->n_chunks;
-    int L = D->L, d = D->d;
-    size_t total = 0;
-    for (uint64_t c = first; c < last; c++) {
-        uint64_t k = D->order[c];
-        total += D->shards[D->chunk_shard[k]].index[D->chunk_index[k]].n_tokens;
-    }
-    if (total > D->pool_cap) {
-        D->pool_cap = total;
-        for (int l = 0; l < L; l++) {
-            D->px[l] = xrealloc(D->px[l], total * d * sizeof(float));
-            D->py[l] = xrealloc(D->py[l], total * d * sizeof(float));
-        }
-        D->perm = xrealloc(D->perm, total * sizeof(uint32_t));
-    }
-    size_t at = 0;
-    Error e;
-    for (uint64_t c = first; c < last; c++) {
-        uint64_t k = D->order[c];
-        const ActShard *sh = &D->shards[D->chunk_shard[k]];
-        if (actshard_read_chunk(sh, D->chunk_index[k], &D->chunk, &e)) fatal_err(&e);
-        uint32_t nt = D->chunk.n;
-        for (int l = 0; l < L; l++) {
-            const float *src_in = D->chunk.in + (size_t)l * nt * d, *src_out = D->chunk.out + (size_t)l * nt * d;
-            float *dx = D->px[l] + at * d, *dy = D->py[l] + at * d;
-            for (size_t i = 0; i < (size_t)nt * d; i++) {
-                dx[i] = src_in[i] * D->s_in[l];
-                dy[i] = src_out[i] * D->s_out[l];
-            }
-        }
-        at += nt;
-    }
-    D->pool_tokens = total;
-    uint64_t s = mix_seed(D->seed, (uint64_t)epoch, (uint64_t)pool + 1);
-    for (size_t i = 0; i < total; i++) D->perm[i] = (uint32_t)i;
-    for (size_t i = total; i > 1; i--) {
-        size_t j = (size_t)(clt_splitmix64(&s) % i);
-        uint32_t t = D->perm[i - 1];
-        D->perm[i - 1] = D->perm[j];
-        D->perm[j] = t;
-    }
-    D->epoch = epoch;
-    D->pool = pool;
-    return 1;
-}
-
-typedef struct { int64_t epoch, pool, batch; } Cursor;
-
-static int cmp_u64_desc(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
-// The most tokens any pool can hold: the largest pool_chunks chunks together. A batch larger than
-// that never fits, and data_next_batch would look for one forever.
-static uint64_t data_max_pool_tokens(const Data *D) {
-    uint64_t *n = xmalloc(D->n_chunks * sizeof *n), total = 0;
-    for (uint64_t k = 0; k < D->n_chunks; k++) n[k] = D->shards[D->chunk_shard[k]].index[D->chunk_index[k]].n_tokens;
-    qsort(n, D->n_chunks, sizeof *n, cmp_u64_desc);
-    for (uint64_t k = 0; k < D->n_chunks && k < (uint64_t)D->pool_chunks; k++) total += n[k];
-    free(n);
-    return total;
-}
-
-// Fills x/y (B rows per layer) with the batch at the cursor and advances it. A pool's last
-// partial batch is skipped (its tokens come back in later epochs in another order).
-static void data_next_batch(Data *D, Cursor *cur, int B, float **x, float **y) {
-    int epochs_crossed = 0;
-    for (;;) {
-        if (!data_load_pool(D, cur->epoch, cur->pool)) {
-            // a whole epoch passed without a full batch: no pool will ever hold one (was an endless loop)
-            if (++epochs_crossed == 2)
-                fatal("--batch %d: no shuffle pool holds that many tokens (pools of %d chunks; the shards' chunks "
-                      "hold fewer); lower --batch or raise --pool-chunks", B, D->pool_chunks);
-            cur->epoch++;
-            cur->pool = 0;
-            cur->batch = 0;
-            continue;
-        }
-        if ((size_t)(cur->batch + 1) * (size_t)B > D->pool_tokens) {
-            cur->pool++;
-            cur->batch = 0;
-            continue;
-        }
-        break;
-    }
-    int d = D->d;
-    for (int l = 0; l < D->L; l++)
-        for (int t = 0; t < B; t++) {
-            uint32_t src = D->perm[(size_t)cur->batch * B + t];
-            memcpy(x[l] + (size_t)t * d, D->px[l] + (size_t)src * d, (size_t)d * sizeof(float));
-            memcpy(y[l] + (size_t)t * d, D->py[l] + (size_t)src * d, (size_t)d * sizeof(float));
-        }
-    cur->batch++;
-}
-
-static void data_close(Data *D) {
-    for (int i = 0; i < D->n_shards; i++) actshard_close(&D->shards[i]);
-    for (int l = 0; l < D->L; l++) { free(D->px[l]); free(D->py[l]); }
-    free(D->px); free(D->py); free(D->perm); free(D->order); free(D->shards);
-    free(D->chunk_shard); free(D->chunk_index); free(D->s_in); free(D->s_out); free(D->mean_out);
-    actchunk_free(&D->chunk);
-}
-
 // The next batch is assembled on a thread of its own while the current step computes (on the GPU
-// the step would otherwise wait for it). Only that thread touches the Data while it runs; the
+// the step would otherwise wait for it). Only that thread touches the CltData while it runs; the
 // batches come in the same order as without it, so results do not change.
 typedef struct {
-    Data *D;
+    CltData *D;
     int B;
     float **x, **y;  // [L] (B, d)
-    Cursor cur;      // in: where the batch starts; out: after it
+    CltCursor cur;   // in: where the batch starts; out: after it
+    int rc;          // clt_data_next_batch's result, with e
+    Error e;
 } FetchJob;
 
 static void *fetch_batch(void *arg) {
     FetchJob *j = arg;
-    data_next_batch(j->D, &j->cur, j->B, j->x, j->y);
+    j->rc = clt_data_next_batch(j->D, &j->cur, j->B, j->x, j->y, &j->e);
     return NULL;
 }
 
@@ -488,7 +279,7 @@ static json_t *shard_identity(const ActShard *s) {
 }
 
 // run.json's text for this run (resolved settings: F and warm-up are numbers, not defaults).
-static char *run_config_text(const Options *o, const Data *D, int F) {
+static char *run_config_text(const Options *o, const CltData *D, int F) {
     Options r = *o;
     r.features = F;
     json_t *settings = json_object(), *shards = json_array();
@@ -557,7 +348,7 @@ static json_t *run_config_apply(Options *o, const int *given, Error *e) {
 
 // The shards given on a resume must be the run's (by identity; paths may differ) unless
 // --override shards.
-static int check_run_shards(const json_t *run, const Data *D, const Options *o, const char *path, Error *e) {
+static int check_run_shards(const json_t *run, const CltData *D, const Options *o, const char *path, Error *e) {
     if (list_has(o->override, "shards")) return 0;
     json_t *saved = json_object_get(run, "shards");
     if (json_array_size(saved) != (size_t)D->n_shards)
@@ -593,7 +384,7 @@ static float lambda_at(const Options *o, int64_t step) { return o->lam * (float)
 // Where a run is, beside its parameters and Adam moments (train_state.safetensors).
 typedef struct {
     int64_t step;
-    Cursor cur;
+    CltCursor cur;
     double time_s;  // training wall-clock so far, summed over the invocations
     float *silent;  // (L, F) steps since each feature last fired (capped at 2^24: exact in F32), or NULL
 } RunState;
@@ -659,7 +450,7 @@ static int load_state(const char *dir, CltParams *p, float *m, float *v, RunStat
     safetensors_close(&st);
     if (rc) return -1;
     rs->step = sm.step;
-    rs->cur = (Cursor){sm.epoch, sm.pool, sm.batch};
+    rs->cur = (CltCursor){sm.epoch, sm.pool, sm.batch};
     return 0;
 }
 
@@ -688,19 +479,17 @@ typedef struct {
 
 typedef struct {
     const Options *o;
-    const Data *D;
+    const CltData *D;
     const CltShard *sh;
     CltParams *p, *g;
     float *m, *v;
     CltWork *w;
-#ifdef USE_CUDA
     CltGpu *gpu;        // --device cuda: the state lives on the GPU (p, m, v are synced at checkpoints)
     const Comm *gcomm;  // the GPU step's communicator (NCCL across ranks, else the CPU one)
-#endif
 } Trainer;
 
 typedef struct {
-    const Data *D;
+    const CltData *D;
     float *const *y;
     int B;
     double *var;
@@ -743,7 +532,6 @@ static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, i
     return 0;
 }
 
-#ifdef USE_CUDA
 // The same step on the GPU (kernels/clt_cuda.h): only the batch goes up and the statistics come down.
 static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
     if (clt_gpu_set_batch(T->gpu, x, y, e) || clt_gpu_forward(T->gpu, T->gcomm, e) || clt_gpu_loss(T->gpu, T->gcomm, lp, &st->lt, e))
@@ -754,16 +542,11 @@ static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, i
         return -1;
     return 0;
 }
-#endif
 
 // Brings the GPU's parameters and moments to the host vectors a checkpoint writes.
 static void trainer_sync_host(Trainer *T) {
-#ifdef USE_CUDA
     Error e;
     if (T->gpu && clt_gpu_get_state(T->gpu, T->p->data, T->m, T->v, &e)) fatal_err(&e);
-#else
-    (void)T;
-#endif
 }
 
 // Ends the job over an error every rank has (or rank 0 has and the others were told of): rank 0
@@ -847,7 +630,7 @@ static void kept_note(char *buf, size_t n, const Options *o, int64_t ckpt_step) 
 // checks them and writes the full CLT, train state and run config as one set (clt_save_checkpoint),
 // so the files do not depend on the rank count. Rank 0 holds 3 full vectors meanwhile. *ckpt_step
 // becomes rs->step on success; a non-finite parameter ends the run.
-static void save_checkpoint(const Options *o, const Data *D, const CltShard *sh, const CltParams *p, const float *m,
+static void save_checkpoint(const Options *o, const CltData *D, const CltShard *sh, const CltParams *p, const float *m,
                             const float *v, const RunState *rs, const char *run_json, int64_t *ckpt_step) {
     Error e;
     const Comm *c = sh->comm;
@@ -923,7 +706,7 @@ static int load_state_sharded(const Options *o, const CltShard *sh, CltParams *p
     if (!rc && hdr[0]) rc = c->rank == 0 ? -1 : err_set(e, "rank 0 could not read the train state");
     if (!rc) {
         rs->step = (int64_t)hdr[1];
-        rs->cur = (Cursor){(int64_t)hdr[2], (int64_t)hdr[3], (int64_t)hdr[4]};
+        rs->cur = (CltCursor){(int64_t)hdr[2], (int64_t)hdr[3], (int64_t)hdr[4]};
         rs->time_s = hdr[5];
         rc = clt_shard_scatter(sh, c->rank == 0 ? full.data : NULL, p->data, e);
         if (!rc) rc = clt_shard_scatter(sh, fm, m, e);
@@ -945,7 +728,7 @@ static void on_stop_signal(int sig) { stop_signal = sig; }
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char **argv) {
-    int sub = clt_cmds_dispatch(argc, argv);  // synth, eval, eval-synth, report (libcommon/clt_cmds.c)
+    int sub = clt_cmds_dispatch(argc, argv);  // synth, eval, eval-synth, report (tools/clt-fit/cmds.c)
     if (sub >= 0) return sub;
     cli_standard(argc, argv, "clt-fit", USAGE);
     static const struct option opts[] = {{"output", required_argument, 0, 'o'},
@@ -1085,9 +868,8 @@ int main(int argc, char **argv) {
         cli_usage_error("clt-fit", "--bf16 goes with --device cuda (the CPU trainer computes in fp32)");
     if (o.cuda && o.act != CLT_JUMPRELU)
         cli_usage_error("clt-fit", "--device cuda trains --activation jumprelu only; topk/batchtopk run on the CPU");
-#ifndef USE_CUDA
-    if (o.cuda) fatal("--device cuda: this clt-fit was built without CUDA (nvcc not found at build time)");
-#endif
+    int n_dev = o.cuda ? cuda_devices(&e) : 0;  // per node: every rank says it (not only rank 0)
+    if (n_dev < 0) fatal("--device cuda: %s", e.msg);
 
     // ranks: MPI only when a launcher started us (a plain run never initializes MPI)
     Comm comm;
@@ -1097,14 +879,14 @@ int main(int argc, char **argv) {
 #else
     if (comm_launcher_size() > 1) fatal("built without MPI (mpicc not found at build time): cannot run as %d ranks", comm_launcher_size());
 #endif
-    Data D;
-    data_open(&D, shard_paths, n_shards, o.pool_chunks, o.seed);  // every rank reads the same batches
+    CltData D;  // every rank reads the same batches
+    if (clt_data_open(&D, shard_paths, n_shards, o.pool_chunks, o.seed, &e)) fatal_err(&e);
     char run_path[4200];
     snprintf(run_path, sizeof run_path, "%s/run.json", o.out_dir);
     if (run && argc - optind > 0 && check_run_shards(run, &D, &o, run_path, &e)) fatal_err(&e);
     int L = D.L, d = D.d, F = o.features ? o.features : 8 * d, B = o.batch;
     char *run_json = run_config_text(&o, &D, F);
-    uint64_t max_pool = data_max_pool_tokens(&D);
+    uint64_t max_pool = clt_data_max_pool_tokens(&D);
     if ((uint64_t)B > max_pool)
         fatal("--batch %d is more than the %llu tokens a pool of --pool-chunks %d chunks holds at most: lower --batch "
               "or raise --pool-chunks", B, (unsigned long long)max_pool, o.pool_chunks);
@@ -1131,7 +913,7 @@ int main(int argc, char **argv) {
         clt_shard_init_random(&sh, &p, o.seed, o.theta0);  // the full CLT's slice: rank-count independent
     }
     int64_t step = rs.step;
-    Cursor cur = rs.cur;
+    CltCursor cur = rs.cur;
     char metrics_default[4200];
     snprintf(metrics_default, sizeof metrics_default, "%s/metrics.jsonl", o.out_dir);
     const char *metrics_path = o.metrics_path ? o.metrics_path : metrics_default;
@@ -1142,37 +924,26 @@ int main(int argc, char **argv) {
         fatal("%s: cannot open the metrics file", metrics_path);
 
     FetchJob fetch[2];  // double buffer: the step's batch and the next one
-    for (int i = 0; i < 2; i++) fetch[i] = (FetchJob){&D, B, alloc_rows(L, (size_t)B * d), alloc_rows(L, (size_t)B * d), cur};
+    for (int i = 0; i < 2; i++)
+        fetch[i] = (FetchJob){&D, B, alloc_rows(L, (size_t)B * d), alloc_rows(L, (size_t)B * d), cur, 0, {{0}}};
     CltWork w = {0};
     if (!o.cuda) {
         clt_work_init(&w, L, d, Fl, B);
         clt_work_set_activation(&w, o.act, o.k);
     }
-    // dead features: the last step each (local) feature fired, from the state's silent counts
-    int64_t *last_fired = xmalloc((size_t)L * Fl * sizeof(int64_t));
-    for (size_t i = 0; i < (size_t)L * Fl; i++) last_fired[i] = step - (int64_t)rs.silent[i];
-    double *err_acc = xcalloc((size_t)L, sizeof(double)), *var_acc = xcalloc((size_t)L, sizeof(double)), *l0_acc = xcalloc((size_t)L, sizeof(double));
-    CltLossTerms acc = {0};
-    int acc_n = 0;
     StepStats st = {.err = xmalloc((size_t)L * sizeof(double)), .var = xmalloc((size_t)L * sizeof(double)),
                     .active = xmalloc((size_t)L * sizeof(int64_t)), .fired = xmalloc((size_t)L * Fl)};
     Trainer T = {.o = &o, .D = &D, .sh = &sh, .p = &p, .g = &g, .m = m, .v = v, .w = &w};
     int (*train_step)(Trainer *, float **, float **, const CltLossParams *, int64_t, StepStats *, Error *) = step_cpu;
-#ifdef USE_CUDA
     GpuCtx gctx;
     Comm nccl;
     int have_nccl = 0;
     if (o.cuda) {
-        int n_dev = cuda_device_count();
-        if (n_dev == 0) fatal("--device cuda: no CUDA device");  // per node: every rank says it (not only rank 0)
         T.gcomm = &comm;
         if (comm.size > 1) {  // NCCL between the ranks' GPUs, bootstrapped through the MPI Comm
-            const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-            if (!lr) lr = getenv("MPI_LOCALRANKID");
-            if (!lr) lr = getenv("SLURM_LOCALID");
-            long long local_rank;
-            if (lr && parse_int_strict(lr, 0, INT_MAX, &local_rank)) fatal("local rank '%s' is not a number", lr);
-            int device = (int)((lr ? local_rank : comm.rank) % n_dev);
+            int local_rank;
+            if (comm_local_rank(&comm, &local_rank, &e)) fatal_err(&e);
+            int device = local_rank % n_dev;
             if (comm_init_nccl(&nccl, &comm, device, &e)) fatal_ranks(&comm, &e);
             have_nccl = 1;
             T.gcomm = &nccl;
@@ -1183,7 +954,6 @@ int main(int argc, char **argv) {
             fatal_err(&e);
         train_step = step_gpu;
     }
-#endif
     // Ctrl-C / SIGTERM: finish the step, checkpoint, exit (on_stop_signal)
     struct sigaction sa = {0};
     sa.sa_handler = on_stop_signal;
@@ -1197,10 +967,12 @@ int main(int argc, char **argv) {
         progress_init(&prog, "clt-fit", "steps", 1, (uint64_t)o.steps);
         prog.first = (uint64_t)step;  // a resumed run's rate and ETA count from here
     }
-    double t0 = now_seconds(), t_log = t0, t_saved = t0, time_base = rs.time_s;
+    double t0 = now_seconds(), t_saved = t0, time_base = rs.time_s;
+    CltMetrics met;
+    clt_metrics_init(&met, L, F, Fl, B, step, rs.silent, t0);
     int64_t stop = o.run_steps && step + o.run_steps < o.steps ? step + o.run_steps : o.steps;
     int now_buf = 0, stopped_by = 0;
-    if (step < stop) fetch_batch(&fetch[0]);
+    if (step < stop && (fetch_batch(&fetch[0]), fetch[0].rc)) fatal_err(&fetch[0].e);
     for (; step < stop; step++) {
         FetchJob *job = &fetch[now_buf], *next = &fetch[now_buf ^ 1];
         pthread_t fetcher;
@@ -1220,51 +992,11 @@ int main(int argc, char **argv) {
             fatal("step %lld: loss is %g (mse %g, sparsity %g, preact %g); %s", (long long)step, lt.total, lt.mse,
                   lt.sparsity, lt.preact, note);
         }
-        // metrics accumulation
-        acc.mse += lt.mse; acc.sparsity += lt.sparsity; acc.preact += lt.preact; acc.total += lt.total; acc.l0 += lt.l0;
-        acc.window += lt.window;
-        acc_n++;
-        for (int k = 0; k < L; k++) {
-            err_acc[k] += st.err[k];
-            var_acc[k] += st.var[k];
-            l0_acc[k] += (double)st.active[k] / B;
-            for (int i = 0; i < Fl; i++)
-                if (st.fired[(size_t)k * Fl + i]) last_fired[(size_t)k * Fl + i] = step + 1;
-        }
+        clt_metrics_add(&met, step, &lt, st.err, st.var, st.active, st.fired);
         if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
             double now = now_seconds();
-            int64_t dead = 0;
-            // dead: silent during the last ~1M tokens, or all the tokens so far when fewer (a short
-            // run's collapsed features count)
-            int64_t window = 1000000 / B + 1;
-            if (window > step + 1) window = step + 1;
-            for (size_t i = 0; i < (size_t)L * Fl; i++) dead += step + 1 - last_fired[i] >= window;
-            double dead_all = (double)dead;  // per-feature counts: summed over the ranks' features
-            if (comm_allreduce_sum_f64(&comm, &dead_all, 1, &e) || comm_allreduce_sum_f64(&comm, l0_acc, (size_t)L, &e)) fatal_err(&e);
-            dead = (int64_t)dead_all;
-            if (mf) {  // rank 0
-                fprintf(mf,
-                        "{\"step\": %lld, \"tokens\": %lld, \"loss\": %.6g, \"mse\": %.6g, \"sparsity\": %.6g, "
-                        "\"preact\": %.6g, "
-                        "\"lambda\": %.6g, \"lr\": %.6g, \"l0\": %.4g, \"window\": %.4g, \"dead\": %lld, "
-                        "\"dead_frac\": %.6g, "
-                        "\"dead_window_tokens\": %lld, \"tokens_per_s\": %.1f, \"time_s\": %.3f, \"nmse\": [",
-                        (long long)step + 1, (long long)(step + 1) * B, acc.total / acc_n, acc.mse / acc_n,
-                        acc.sparsity / acc_n, acc.preact / acc_n, lp.lam, lr_at(&o, step), acc.l0 / acc_n,
-                        acc.window / acc_n, (long long)dead, (double)dead / ((double)L * F), (long long)window * B,
-                        (double)acc_n * B / (now - t_log > 0 ? now - t_log : 1e-9), time_base + now - t0);
-                for (int k = 0; k < L; k++) fprintf(mf, "%s%.5g", k ? ", " : "", var_acc[k] > 0 ? err_acc[k] / var_acc[k] : 0);
-                fprintf(mf, "], \"l0_per_layer\": [");
-                for (int k = 0; k < L; k++) fprintf(mf, "%s%.4g", k ? ", " : "", l0_acc[k] / acc_n);
-                fprintf(mf, "]}\n");
-                if (fflush(mf) || ferror(mf)) fatal("%s: write error: %s", metrics_path, strerror(errno));
-            }
-            memset(&acc, 0, sizeof acc);
-            acc_n = 0;
-            memset(err_acc, 0, (size_t)L * sizeof(double));
-            memset(var_acc, 0, (size_t)L * sizeof(double));
-            memset(l0_acc, 0, (size_t)L * sizeof(double));
-            t_log = now;
+            if (clt_metrics_log(&met, &comm, mf, metrics_path, step, lp.lam, lr_at(&o, step), now, time_base + now - t0, &e))
+                fatal_err(&e);
         }
         // checkpoints: every --save-every steps, every --save-interval seconds, and on a signal
         // (then the loop ends and the final save below writes it); the ranks agree on the time
@@ -1275,14 +1007,13 @@ int main(int argc, char **argv) {
         int by_steps = o.save_every && (step + 1) % o.save_every == 0;
         if ((by_steps || flags[0] > 0) && !(flags[1] > 0) && step + 1 < stop) {
             trainer_sync_host(&T);
-            for (size_t i = 0; i < (size_t)L * Fl; i++)
-                rs.silent[i] = fminf((float)(step + 1 - last_fired[i]), SILENT_CAP);
+            clt_metrics_silent(&met, step + 1, rs.silent, SILENT_CAP);
             rs.step = step + 1, rs.cur = cur, rs.time_s = time_base + now_seconds() - t0;
             save_checkpoint(&o, &D, &sh, &p, m, v, &rs, run_json, &ckpt_step);
             t_saved = now_seconds();
         }
         if (comm.rank == 0) progress_update(&prog, (uint64_t)step + 1);
-        if (prefetch) pthread_join(fetcher, NULL);
+        if (prefetch && (pthread_join(fetcher, NULL), next->rc)) fatal_err(&next->e);
         now_buf ^= 1;
         if (flags[1] > 0 && step + 1 < stop) {  // (on the last step the run simply ends)
             stopped_by = stop_signal ? (int)stop_signal : SIGTERM;
@@ -1292,7 +1023,7 @@ int main(int argc, char **argv) {
     }
     if (comm.rank == 0) progress_finish(&prog);
     trainer_sync_host(&T);
-    for (size_t i = 0; i < (size_t)L * Fl; i++) rs.silent[i] = fminf((float)(step - last_fired[i]), SILENT_CAP);
+    clt_metrics_silent(&met, step, rs.silent, SILENT_CAP);
     rs.step = step, rs.cur = cur, rs.time_s = time_base + now_seconds() - t0;
     save_checkpoint(&o, &D, &sh, &p, m, v, &rs, run_json, &ckpt_step);
     if (comm.rank == 0)
@@ -1306,26 +1037,21 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++) free_rows(fetch[i].x, L), free_rows(fetch[i].y, L);
     free(m);
     free(v);
-    free(last_fired);
-    free(err_acc);
-    free(var_acc);
-    free(l0_acc);
+    clt_metrics_free(&met);
     free(rs.silent);
     free(run_json);
     free(st.err); free(st.var); free(st.active); free(st.fired);
     if (shard_paths != argv + optind) free(shard_paths);
     json_decref(run);
-#ifdef USE_CUDA
     if (T.gpu) {
         clt_gpu_free(T.gpu);
         gpu_ctx_free(&gctx);
     }
     if (have_nccl) comm_free(&nccl);
-#endif
     clt_work_free(&w);
     clt_params_free(&p);
     clt_params_free(&g);
-    data_close(&D);
+    clt_data_close(&D);
     clt_shard_free(&sh);
     comm_free(&comm);
     return stopped_by ? 128 + stopped_by : 0;

@@ -108,7 +108,6 @@ static int run_generate(const Model *m, const Options *o) {
     return 0;
 }
 
-// Prints a shard's header and statistics, then reads every chunk (checksums, decoding).
 // One batch of kept tokens ready for the shard writer: ids, document ids, positions and the
 // selected layers' rows, layer-major (n_sel, kept, D). Two of these alternate so the writer
 // (conversion, statistics, zstd) runs on a background thread while the next batch is computed.
@@ -152,6 +151,7 @@ static void abort_output(Stage *stages, ActShardWriter *w) {
     if (w) actshard_writer_abort(w);
 }
 
+// --info: prints a shard's header and statistics, then reads every chunk (checksums, decoding).
 static int print_info(const char *path) {
     ActShard s;
     Error e;

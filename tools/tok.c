@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "fnv.h"
 #include "jsonl.h"
 #include "progress.h"
 #include "spm.h"
@@ -241,16 +242,8 @@ static Tokenizer *load_tokenizer_or_die(const char *arg, uint64_t *hash) {
     Error e;
     Tokenizer *t = tokenizer_load(path, &e);
     if (!t) fatal_err(&e);
-    if (hash) {
-        FILE *f = fopenCheck(path, "rb");
-        uint64_t h = 1469598103934665603ULL;
-        unsigned char buf[1 << 16];
-        size_t got;
-        while ((got = fread(buf, 1, sizeof buf, f)) > 0)
-            for (size_t i = 0; i < got; i++) h = (h ^ buf[i]) * 1099511628211ULL;
-        fclose(f);
-        *hash = h;
-    }
+    if (hash) *hash = CLTKIT_HASH_OFFSET;
+    if (hash && fnv1a64_file(path, hash, &e)) fatal_err(&e);
     free(path);
     return t;
 }

@@ -1,6 +1,7 @@
-// clt_cmds.c — see clt_cmds.h. JSON results go to stdout (or -o FILE), progress and summaries to
-// stderr, errors are one line (fatal / cli_usage_error).
-#include "clt_cmds.h"
+// tools/clt-fit/cmds.c — see cmds.h. JSON results go to stdout (or -o FILE), progress and
+// summaries to stderr, errors are one line (fatal / cli_usage_error): CLI code, so it lives with
+// its tool, not in libcommon.
+#include "cmds.h"
 
 #include <stdlib.h>
 #include <string.h>
