@@ -14,6 +14,8 @@
 #include "fileio.h"
 #include "clt_io.h"
 #include "matmul.h"
+#include "rope.h"
+#include "threads.h"
 
 // ---------------------------------------------------------------------------------------------
 // CLT files
@@ -209,7 +211,8 @@ void attrib_state_free(AttribState *s) {
     int L = s->L;
     free(s->tokens);
     free(s->tok_vec);
-    free_layers(s->x_in, L); free_layers(s->mlp_out, L); free_layers(s->probs, L);
+    free_layers(s->x_in, L); free_layers(s->mlp_out, L);
+    free_layers(s->q, L); free_layers(s->k, L); free_layers(s->row_max, L); free_layers(s->row_inv, L);
     free_layers(s->attn_rstd, L); free_layers(s->mlp_rstd, L); free_layers(s->post_attn_rstd, L);
     free(s->final_rstd); free(s->logits);
     free(s->active); free(s->activation); free(s->enc_vecs); free(s->recon); free(s->error);
@@ -328,6 +331,63 @@ static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
     return 0;
 }
 
+// A norm with its scale frozen at rstd (T,): RMSNorm x·rstd·(off + w), LayerNorm (x − mean)·rstd·w + b.
+static void frozen_norm(const Model *m, float *out, const float *x, const float *w, const float *b, const float *rstd,
+                        int T, int D) {
+    float off = norm_offset(m);
+    for (int p = 0; p < T; p++) {
+        const float *xr = x + (size_t)p * D;
+        float *o = out + (size_t)p * D;
+        float mean = 0;
+        if (is_gpt2(m)) {
+            double sum = 0;
+            for (int i = 0; i < D; i++) sum += xr[i];
+            mean = (float)(sum / D);
+        }
+        for (int i = 0; i < D; i++) o[i] = (xr[i] - mean) * rstd[p] * (off + w[i]) + (b ? b[i] : 0.0f);
+    }
+}
+
+AttribPattern attrib_layer_pattern(const Model *m, const AttribState *s, int l) {
+    const ModelConfig *c = &m->cfg;
+    AttnShape sh = {1, s->T, s->H, s->KVH, s->hd, model_attn_scale(c, l), c->attn_softcap,
+                    c->layer_sliding[l] ? c->sliding_window : 0};
+    return (AttribPattern){s->q[l], s->k[l], s->row_max[l], s->row_inv[l], sh};
+}
+
+// Each layer's queries and keys (after RoPE) from its input resid[l] (T, D), as the forward pass
+// makes them (the attention-input norm at its captured scale, the q/k projections, RoPE), and the
+// softmax statistics of its pattern rows: all attrib_layer_pattern needs, O(T) per layer.
+static void capture_patterns(const Model *m, AttribState *s, float **resid) {
+    const ModelConfig *c = &m->cfg;
+    int L = s->L, T = s->T, D = s->D, qd = s->H * s->hd, kvd = s->KVH * s->hd;
+    s->q = alloc_layers(L, (size_t)T * qd);
+    s->k = alloc_layers(L, (size_t)T * kvd);
+    s->row_max = alloc_layers(L, (size_t)s->H * T);
+    s->row_inv = alloc_layers(L, (size_t)s->H * T);
+    float *xn = xmalloc((size_t)T * D * sizeof(float)), *cos_t = NULL, *sin_t = NULL;
+    if (!is_gpt2(m)) {
+        cos_t = xmalloc((size_t)T * s->hd / 2 * sizeof(float));
+        sin_t = xmalloc((size_t)T * s->hd / 2 * sizeof(float));
+        RopeParams rp = {c->rope_theta, c->rope_llama3, c->rope_factor, c->rope_low_freq_factor,
+                         c->rope_high_freq_factor, c->rope_original_max_pos};
+        rope_table(cos_t, sin_t, T, s->hd, &rp);
+    }
+    for (int l = 0; l < L; l++) {
+        const LayerWeights *Lw = &m->layers[l];
+        frozen_norm(m, xn, resid[l], Lw->attn_norm_w, Lw->attn_norm_b, s->attn_rstd[l], T, D);
+        matmul_cpu(s->q[l], xn, Lw->wq, Lw->bq, T, D, qd);
+        matmul_cpu(s->k[l], xn, Lw->wk, Lw->bk, T, D, kvd);
+        if (cos_t) {
+            rope_apply_cpu(s->q[l], cos_t, sin_t, 1, T, s->H, s->hd);
+            rope_apply_cpu(s->k[l], cos_t, sin_t, 1, T, s->KVH, s->hd);
+        }
+        AttribPattern p = attrib_layer_pattern(m, s, l);
+        attention_row_stats_cpu(s->row_max[l], s->row_inv[l], s->q[l], s->k[l], &p.shape);
+    }
+    free(xn); free(cos_t); free(sin_t);
+}
+
 int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens, int T, AttribState *s, Error *e) {
     const ModelConfig *c = &m->cfg;
     memset(s, 0, sizeof *s);
@@ -352,13 +412,13 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
         memcpy(s->tok_vec + (size_t)p * D, m->embed + (size_t)tokens[p] * D, (size_t)D * sizeof(float));
     s->x_in = alloc_layers(L, TD);
     s->mlp_out = alloc_layers(L, TD);
-    s->probs = alloc_layers(L, (size_t)s->H * T * T);
     s->attn_rstd = alloc_layers(L, (size_t)T);
     s->mlp_rstd = alloc_layers(L, (size_t)T);
     if (is_gemma(m)) s->post_attn_rstd = alloc_layers(L, (size_t)T);
     s->final_rstd = xmalloc((size_t)T * sizeof(float));
     float *final = xmalloc(TD * sizeof(float));
-    ForwardOutputs out = {.mlp_out = s->mlp_out, .attn_probs = s->probs, .attn_rstd = s->attn_rstd,
+    float **resid = alloc_layers(L, TD);  // the layers' inputs, until their q and k are made
+    ForwardOutputs out = {.mlp_out = s->mlp_out, .resid_pre = resid, .attn_rstd = s->attn_rstd,
                           .mlp_rstd = s->mlp_rstd, .post_attn_rstd = s->post_attn_rstd,
                           .final_hidden = final, .final_rstd = s->final_rstd};
     if (clt->input == ATTRIB_IN_MLP_IN) out.mlp_in = s->x_in;
@@ -373,6 +433,8 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
         if (c->final_softcap > 0) softcap_cpu(s->logits, (size_t)s->V, c->final_softcap);
     }
     free(final);
+    if (!rc) capture_patterns(m, s, resid);
+    free_layers(resid, L);
     if (rc || encode_all(clt, s, e) || decode_all(clt, s, e)) {
         attrib_state_free(s);
         return -1;
@@ -498,6 +560,7 @@ static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l,
     const LayerWeights *Lw = &m->layers[l];
     int D = s->D, hd = s->hd, qd = s->H * hd, group = s->H / s->KVH, rows = n * Te;
     const float *go = w->g;
+    AttribPattern pat = attrib_layer_pattern(m, s, l);
     if (Lw->post_attn_norm_w) {  // Gemma 2: the attention output's norm, its scale frozen
         attrib_norm_vjp_cpu(w->tmp, w->g, Lw->post_attn_norm_w, 1.0f, 0, s->post_attn_rstd[l], n, Te, D, 0);
         go = w->tmp;
@@ -505,10 +568,10 @@ static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l,
     for (int g = 0; g < s->KVH; g++) {
         for (int k = 0; k < group; k++) {
             int h = g * group + k;
-            attrib_gemm_cpu(0, rows, hd, D, go, D, Lw->wo + (size_t)h * hd, qd, 0.0f, w->x, hd);
-            attrib_pattern_t_cpu(w->y, w->x, s->probs[l] + (size_t)h * s->T * s->T, Te, s->T, n * hd, k ? 1.0f : 0.0f);
+            gemm_cpu(0, 0, rows, hd, D, go, D, Lw->wo + (size_t)h * hd, qd, 0.0f, w->x, hd);
+            attrib_pattern_t_cpu(w->y, w->x, &pat, h, Te, n * hd, k ? 1.0f : 0.0f);
         }
-        attrib_gemm_cpu(0, rows, D, hd, w->y, hd, Lw->wv + (size_t)g * hd * D, D, g ? 1.0f : 0.0f, w->g_n, D);
+        gemm_cpu(0, 0, rows, D, hd, w->y, hd, Lw->wv + (size_t)g * hd * D, D, g ? 1.0f : 0.0f, w->g_n, D);
     }
     attrib_norm_vjp_cpu(w->g, w->g_n, Lw->attn_norm_w, norm_offset(m), is_gpt2(m), s->attn_rstd[l], n, Te, D, 1);
 }
@@ -561,22 +624,29 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
 // ---------------------------------------------------------------------------------------------
 // the frozen forward
 
-// A norm with its scale frozen at rstd (T,): RMSNorm x·rstd·(off + w), LayerNorm (x − mean)·rstd·w + b.
-static void frozen_norm(const Model *m, float *out, const float *x, const float *w, const float *b, const float *rstd,
-                        int T, int D) {
+enum { PV_ROWS = 64 };
 
-    float off = norm_offset(m);
-    for (int p = 0; p < T; p++) {
-        const float *xr = x + (size_t)p * D;
-        float *o = out + (size_t)p * D;
-        float mean = 0;
-        if (is_gpt2(m)) {
-            double sum = 0;
-            for (int i = 0; i < D; i++) sum += xr[i];
-            mean = (float)(sum / D);
-        }
-        for (int i = 0; i < D; i++) o[i] = (xr[i] - mean) * rstd[p] * (off + w[i]) + (b ? b[i] : 0.0f);
+typedef struct {
+    float *att;
+    const float *v;
+    const AttribPattern *p;
+} PatternVCtx;
+
+// att_h = P_h · v_kv(h) for items (head, block of PV_ROWS query rows): the rows' pattern (against
+// the keys up to the block's end) recomputed, then one product.
+static void pattern_v_items(void *arg, size_t begin, size_t end) {
+    const PatternVCtx *c = arg;
+    const AttnShape *s = &c->p->shape;
+    int T = s->T, H = s->H, hd = s->hd, nb = (T + PV_ROWS - 1) / PV_ROWS;
+    float *pt = xmalloc((size_t)PV_ROWS * T * sizeof(float));
+    for (size_t item = begin; item < end; item++) {
+        int h = (int)(item / (size_t)nb), i0 = (int)(item % (size_t)nb) * PV_ROWS;
+        int ni = T - i0 < PV_ROWS ? T - i0 : PV_ROWS, nj = i0 + ni;
+        attention_probs_block_cpu(pt, nj, c->p->q, c->p->k, c->p->row_max, c->p->row_inv, s, h, i0, ni, 0, nj);
+        gemm_serial_cpu(0, 0, ni, hd, nj, pt, nj, c->v + (size_t)(h / (H / s->KVH)) * hd, s->KVH * hd, 0.0f,
+                        c->att + (size_t)i0 * H * hd + (size_t)h * hd, H * hd);
     }
+    free(pt);
 }
 
 int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *mlp, const float *add_resid, int linear,
@@ -598,9 +668,9 @@ int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *ml
         const LayerWeights *Lw = &m->layers[l];
         frozen_norm(m, xn, x, Lw->attn_norm_w, linear ? NULL : Lw->attn_norm_b, s->attn_rstd[l], T, D);
         matmul_cpu(v, xn, Lw->wv, linear ? NULL : Lw->bv, T, D, kvd);
-        for (int h = 0; h < H; h++)  // att_h = P_h · v_{kv(h)}
-            attrib_gemm_cpu(0, T, hd, T, s->probs[l] + (size_t)h * T * T, T, v + (size_t)(h / (H / KVH)) * hd, kvd,
-                            0.0f, att + (size_t)h * hd, qd);
+        AttribPattern pat = attrib_layer_pattern(m, s, l);
+        PatternVCtx pc = {att, v, &pat};
+        parallel_for((size_t)H * ((T + PV_ROWS - 1) / PV_ROWS), 1, pattern_v_items, &pc);
         matmul_cpu(xn, att, Lw->wo, linear ? NULL : Lw->bo, T, qd, D);
         if (Lw->post_attn_norm_w) frozen_norm(m, xn, xn, Lw->post_attn_norm_w, NULL, s->post_attn_rstd[l], T, D);
         for (size_t i = 0; i < TD; i++) x[i] += xn[i];

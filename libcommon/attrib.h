@@ -21,6 +21,7 @@
 #include "err.h"
 #include "model.h"
 #include "attrib_graph.h"
+#include "attrib_vjp.h"
 #include "safetensors.h"
 
 typedef enum { ATTRIB_IN_MLP_IN = 0, ATTRIB_IN_RESID_MID = 1 } AttribInput;
@@ -60,7 +61,9 @@ typedef struct {
     // the frozen forward pass (per layer, T rows)
     float **x_in;          // [L] (T, D) the CLT's input
     float **mlp_out;       // [L] (T, D) the true MLP output
-    float **probs;         // [L] (H, T, T) attention patterns
+    // the frozen attention patterns, recomputed when needed (attrib_layer_pattern), never stored
+    float **q, **k;        // [L] (T, H·hd), (T, KVH·hd) queries and keys after RoPE
+    float **row_max, **row_inv;  // [L] (H, T) each pattern row's softmax max and 1 / sum
     float **attn_rstd, **mlp_rstd, **post_attn_rstd;  // [L] (T,); post_attn_rstd: Gemma 2 only, else NULL
     float *final_rstd;     // (T,)
     float *logits;         // (V,) at the last position
@@ -90,6 +93,8 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
 int attrib_logit_targets(AttribState *s, const Model *m, const int32_t *targets, int n_targets, int max_n_logits,
                          double desired_prob, Error *e);
 void attrib_state_free(AttribState *s);
+// Layer l's frozen attention pattern (views of s's q, k and statistics).
+AttribPattern attrib_layer_pattern(const Model *m, const AttribState *s, int l);
 
 // Row layout of the backward: the sources [active features | errors (l·T + p) | tokens], then room
 // for the logit columns circuit-tracer keeps (zero: logits are never sources).

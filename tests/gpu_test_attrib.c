@@ -1,8 +1,8 @@
 // gpu_test_attrib.c — the CUDA twins of kernels/attrib_vjp.h against their CPU references on
-// random data: GEMMs (both b layouts, strided), the frozen pattern's transpose (causal probs; the
-// CPU skips the zero triangle, the GPU multiplies it), frozen-norm VJPs (RMS and centered), and
-// the source dot products (decoder vectors grouped by position, errors/tokens by position). NMSE
-// as gpu_test_kernels.c: fp32 sums reordered give ~1e-13; limits 1e-9 (an indexing bug gives ~1).
+// random data: GEMMs (both b layouts, strided), the frozen pattern's transpose (recomputed from
+// q/k in tiles on both sides: key blocks on the CPU, query blocks on the GPU), frozen-norm VJPs
+// (RMS and centered), and the source dot products (decoder vectors grouped by position,
+// errors/tokens by position). NMSE as gpu_test_kernels.c: fp32 sums reordered give ~1e-13; limits 1e-9 (an indexing bug gives ~1).
 // Needs a GPU; without one it prints a SKIP line and exits 0.
 #include <stdint.h>
 
@@ -10,6 +10,7 @@
 #include "cuda_common.h"
 #include "gpu_check.h"
 #include "gpu_ctx.h"
+#include "matmul.h"
 
 static float *rand_vec(Rng *r, size_t n, float amp) {
     float *x = malloc((n ? n : 1) * sizeof(float));
@@ -46,8 +47,8 @@ static void test_gemm_and_pattern(void) {
             float *out = rand_vec(&r, (size_t)M * ldo, 1);
             float *da = to_dev(a, (size_t)M * lda * 4), *db = to_dev(b, (size_t)(tb ? N : K) * ldb * 4);
             float *dout = to_dev(out, (size_t)M * ldo * 4);
-            attrib_gemm_cpu(tb, M, N, K, a, lda, b, ldb, 0.5f, out, ldo);
-            CHECK(!attrib_gemm_cuda(&G, tb, M, N, K, da, lda, db, ldb, 0.5f, dout, ldo, &e), "%s", e.msg);
+            gemm_cpu(0, tb, M, N, K, a, lda, b, ldb, 0.5f, out, ldo);
+            CHECK(!gemm_cuda(&G, 0, tb, M, N, K, da, lda, db, ldb, 0.5f, dout, ldo, &e), "%s", e.msg);
             float *got = from_dev(&G, dout, (size_t)M * ldo);
             char what[64];
             snprintf(what, sizeof what, "gemm %dx%dx%d trans_b %d", M, N, K, tb);
@@ -56,24 +57,34 @@ static void test_gemm_and_pattern(void) {
             cuda_free(da); cuda_free(db); cuda_free(dout);
         }
     }
-    // pattern: causal softmax-like rows of a (T, T) block, Te ≤ T
-    const int pshapes[][3] = {{1, 1, 8}, {5, 9, 16}, {200, 257, 64}};
+    // pattern: recomputed from random q/k (GQA, softcap, window) and their row statistics, Te ≤ T
+    // Te, T, cols, window, softcap on, H / KVH
+    const int pshapes[][6] = {{1, 1, 8, 0, 0, 1}, {5, 9, 16, 0, 1, 2}, {600, 700, 64, 33, 1, 4},
+                              {200, 257, 64, 0, 0, 1}};
     for (size_t si = 0; si < sizeof pshapes / sizeof pshapes[0]; si++) {
-        int Te = pshapes[si][0], T = pshapes[si][1], cols = pshapes[si][2];
-        float *p = calloc((size_t)T * T, sizeof(float));
-        for (int i = 0; i < T; i++)
-            for (int j = 0; j <= i; j++) p[(size_t)i * T + j] = (rng_unif(&r, 1) + 1) / (float)(i + 1);
+        int Te = pshapes[si][0], T = pshapes[si][1], cols = pshapes[si][2], H = 4, KVH = 4 / pshapes[si][5], hd = 16;
+        AttnShape sh = {1, T, H, KVH, hd, 0.25f, pshapes[si][4] ? 3.0f : 0.0f, pshapes[si][3]};
+        float *q = rand_vec(&r, (size_t)T * H * hd, 1), *k = rand_vec(&r, (size_t)T * KVH * hd, 1);
+        float *mx = malloc((size_t)H * T * 4), *inv = malloc((size_t)H * T * 4);
+        attention_row_stats_cpu(mx, inv, q, k, &sh);
         float *x = rand_vec(&r, (size_t)Te * cols, 1), *y = rand_vec(&r, (size_t)Te * cols, 1);
-        float *dp = to_dev(p, (size_t)T * T * 4), *dx = to_dev(x, (size_t)Te * cols * 4);
-        float *dy = to_dev(y, (size_t)Te * cols * 4);
-        attrib_pattern_t_cpu(y, x, p, Te, T, cols, 1.0f);
-        CHECK(!attrib_pattern_t_cuda(&G, dy, dx, dp, Te, T, cols, 1.0f, &e), "%s", e.msg);
-        float *got = from_dev(&G, dy, (size_t)Te * cols);
-        char what[64];
-        snprintf(what, sizeof what, "pattern Te %d T %d cols %d", Te, T, cols);
-        group_check(&gr, what, got, y, (size_t)Te * cols);
-        free(got); free(p); free(x); free(y);
-        cuda_free(dp); cuda_free(dx); cuda_free(dy);
+        float *dq = to_dev(q, (size_t)T * H * hd * 4), *dk = to_dev(k, (size_t)T * KVH * hd * 4);
+        float *dmx = to_dev(mx, (size_t)H * T * 4), *dinv = to_dev(inv, (size_t)H * T * 4);
+        float *dx = to_dev(x, (size_t)Te * cols * 4), *dy = to_dev(y, (size_t)Te * cols * 4);
+        float *dsc = cuda_alloc((size_t)attrib_pattern_scratch_cuda(Te) * 4);
+        AttribPattern hp = {q, k, mx, inv, sh}, dp = {dq, dk, dmx, dinv, sh};
+        for (int beta = 1; beta >= 0; beta--) {
+            int h = beta ? H - 1 : 1;
+            attrib_pattern_t_cpu(y, x, &hp, h, Te, cols, (float)beta);
+            CHECK(!attrib_pattern_t_cuda(&G, dy, dx, &dp, h, Te, cols, (float)beta, dsc, &e), "%s", e.msg);
+            float *got = from_dev(&G, dy, (size_t)Te * cols);
+            char what[80];
+            snprintf(what, sizeof what, "pattern Te %d T %d cols %d window %d beta %d", Te, T, cols, sh.window, beta);
+            group_check(&gr, what, got, y, (size_t)Te * cols);
+            free(got);
+        }
+        free(q); free(k); free(mx); free(inv); free(x); free(y);
+        cuda_free(dq); cuda_free(dk); cuda_free(dmx); cuda_free(dinv); cuda_free(dx); cuda_free(dy); cuda_free(dsc);
     }
     group_report(&gr);
 }
