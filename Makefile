@@ -209,7 +209,7 @@ endif
 # Tools with a CUDA path (CUDA_TOOLS: --device cuda) are compiled with -DUSE_CUDA and linked with
 # the CUDA kernels where nvcc exists; tools that shard across processes (MPI_TOOLS) with -DUSE_MPI
 # and the MPI backend of libcommon/comm.h where mpicc exists. Elsewhere they build without.
-CUDA_TOOLS := fwd-acts clt-fit feat-topk
+CUDA_TOOLS := fwd-acts clt-fit feat-topk attrib
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))

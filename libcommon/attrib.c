@@ -576,19 +576,25 @@ static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l,
     attrib_norm_vjp_cpu(w->g, w->g_n, Lw->attn_norm_w, norm_offset(m), is_gpt2(m), s->attn_rstd[l], n, Te, D, 1);
 }
 
+int attrib_batch_span(const AttribState *s, int n, const int *layer, const int *pos, int *Te, int *top, Error *e) {
+    *Te = *top = 0;
+    for (int b = 0; b < n; b++) {
+        if (layer[b] < 0 || layer[b] > s->L || pos[b] < 0 || pos[b] >= s->T)
+            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b],
+                           pos[b]);
+        *Te = pos[b] + 1 > *Te ? pos[b] + 1 : *Te;
+        *top = layer[b] > *top ? layer[b] : *top;
+    }
+    return 0;
+}
+
 int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, const int *layer, const int *pos,
                 const float *vecs, float *rows, int64_t ld, Error *e) {
     int L = s->L, T = s->T, D = s->D;
     if (n < 1) return 0;
     if (n > w->B) return err_set(e, "attrib_rows: %d targets for a work area of %d", n, w->B);
-    int Te = 0, top = 0;
-    for (int b = 0; b < n; b++) {
-        if (layer[b] < 0 || layer[b] > L || pos[b] < 0 || pos[b] >= T)
-            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b],
-                           pos[b]);
-        Te = pos[b] + 1 > Te ? pos[b] + 1 : Te;
-        top = layer[b] > top ? layer[b] : top;
-    }
+    int Te, top;
+    if (attrib_batch_span(s, n, layer, pos, &Te, &top, e)) return -1;
     int64_t n_src = attrib_row_sources(s);
     for (int b = 0; b < n; b++) memset(rows + (size_t)b * ld, 0, (size_t)n_src * sizeof(float));
     memset(w->g, 0, (size_t)n * Te * D * sizeof(float));

@@ -111,6 +111,17 @@ void attrib_work_free(AttribWork *w);
 // vecs[b] (D,). rows (n, ld) receive columns [0, attrib_row_sources) (overwritten).
 int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, const int *layer, const int *pos,
                 const float *vecs, float *rows, int64_t ld, Error *e);
+// What a batch of targets spans: Te (positions 0..Te−1 carry gradient) and top (the highest
+// target layer); an error for a target outside the model. attrib_rows and its CUDA twin check here.
+int attrib_batch_span(const AttribState *s, int n, const int *layer, const int *pos, int *Te, int *top, Error *e);
+
+// Another device for attrib_rows (same contract, host rows out): kernels/attrib_cuda.h makes one.
+// attrib_run uses it when AttribRunOptions.backend is set, else the CPU.
+typedef struct {
+    void *ctx;
+    int (*rows)(void *ctx, const Model *m, const AttribState *s, int n, const int *layer, const int *pos,
+                const float *vecs, float *rows, int64_t ld, Error *e);
+} AttribBackend;
 
 // The replacement model run forward with everything frozen (patterns, norm scales): from the
 // embeddings, with the MLP outputs replaced by mlp[l] (T, D), plus optional additions: add_resid
@@ -131,6 +142,7 @@ typedef struct {
     // progress: phase "logits" or "features", rows done of total; may be NULL
     void (*progress)(void *ctx, const char *phase, int64_t done, int64_t total);
     void *progress_ctx;
+    const AttribBackend *backend;  // NULL: the CPU (attrib_rows)
 } AttribRunOptions;
 
 // circuit-tracer's attribute() after the setup: the logit rows, then the feature rows — all of

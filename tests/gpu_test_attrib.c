@@ -3,9 +3,13 @@
 // q/k in tiles on both sides: key blocks on the CPU, query blocks on the GPU), frozen-norm VJPs
 // (RMS and centered), and the source dot products (decoder vectors grouped by position,
 // errors/tokens by position). NMSE as gpu_test_kernels.c: fp32 sums reordered give ~1e-13; limits 1e-9 (an indexing bug gives ~1).
+// Then whole graphs: attrib_run with the GPU backend (kernels/attrib_cuda.h, `attrib --device
+// cuda`) against the CPU on the committed tiny Llama and its CLTs (mlp_in and resid_mid), every
+// feature row and logit row, in batches of 7 (several batches, a partial last one).
 // Needs a GPU; without one it prints a SKIP line and exits 0.
 #include <stdint.h>
 
+#include "attrib_cuda.h"
 #include "attrib_vjp.h"
 #include "cuda_common.h"
 #include "gpu_check.h"
@@ -137,10 +141,46 @@ static void test_norm_and_dots(void) {
     group_report(&gr);
 }
 
+static void test_rows_tiny(void) {
+    Group gr = {"attrib rows", 1e-9, 0, 0};
+    const char *clts[] = {"tests/golden/attrib/tiny/clt_mlp_in", "tests/golden/attrib/tiny/clt_resid_mid"};
+    Error e = {{0}};
+    Model m;
+    CHECK(!model_load(&m, "tests/golden/attrib/tiny/model", &e), "%s", e.msg);
+    uint32_t tokens[12] = {1, 17, 5, 42, 9, 33, 60, 2, 28, 11, 47, 3};
+    for (int c = 0; c < 2; c++) {
+        AttribClt clt;
+        AttribState s;
+        CHECK(!attrib_clt_open(&clt, clts[c], &e), "%s", e.msg);
+        CHECK(!attrib_capture(&m, &clt, tokens, 12, &s, &e), "%s", e.msg);
+        CHECK(!attrib_logit_targets(&s, &m, NULL, 0, 5, 0.95, &e), "%s", e.msg);
+        AttribRunOptions o = {7, 0, 4, NULL, NULL, NULL};
+        AttribGraph cpu, gpu;
+        CHECK(!attrib_run(&m, &s, &o, &cpu, &e), "%s", e.msg);
+        AttribGpu *ag = attrib_gpu_new(&m, &s, 7, &e);
+        CHECK(ag, "%s", e.msg);
+        AttribBackend be = attrib_gpu_backend(ag);
+        o.backend = &be;
+        CHECK(!attrib_run(&m, &s, &o, &gpu, &e), "%s", e.msg);
+        int64_t n = (int64_t)(cpu.n_feat + cpu.n_logits) * attrib_n_nodes(&cpu);
+        char what[160];
+        snprintf(what, sizeof what, "%s: %d feature rows + %d logit rows", clts[c], cpu.n_feat, cpu.n_logits);
+        group_check(&gr, what, gpu.adj, cpu.adj, (size_t)n);
+        attrib_gpu_free(ag);
+        attrib_graph_free(&cpu);
+        attrib_graph_free(&gpu);
+        attrib_state_free(&s);
+        attrib_clt_close(&clt);
+    }
+    model_free(&m);
+    group_report(&gr);
+}
+
 int main(void) {
     if (!gpu_test_start("gpu_test_attrib", &G)) return 0;
     RUN_TEST(test_gemm_and_pattern);
     RUN_TEST(test_norm_and_dots);
+    RUN_TEST(test_rows_tiny);
     gpu_ctx_free(&G);
     return test_summary();
 }
