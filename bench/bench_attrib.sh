@@ -13,7 +13,8 @@
 # cost is what is measured); CLT tests/golden/attrib/stories/clt (clt-fit, 64 features per layer,
 # mlp_in). MODEL=smollm2: SmolLM2-135M-Instruct from its GGUF (scripts/fetch_smollm2.sh +
 # gguf-convert, fp32) with a CLT from a short clt-fit run for timing only (256 features per layer,
-# 60 steps on the activations of tests/data/*.jsonl; cached in $CLTKIT_BENCH_CACHE, default
+# 60 steps on the activations of tests/data/{demo_stories,tok_corpus}.jsonl; cached in
+# $CLTKIT_BENCH_CACHE, default
 # /tmp/cltkit-bench/attrib/). CLT=DIR
 # for another CLT, HOOK=its circuit-tracer hook name. Prompt: BOS + the model's own greedy
 # continuation (bin/fwd-acts --generate), the first N ids at length N; both sides get the ids as given.
@@ -53,7 +54,7 @@ case $MODEL in
     if [ -z "${CLT:-}" ]; then
       CLT=$CACHE/smollm2_clt
       if [ ! -f "$CLT/config.yaml" ]; then
-        cat tests/data/*.jsonl > "$W/corpus.jsonl"
+        cat tests/data/demo_stories.jsonl tests/data/tok_corpus.jsonl > "$W/corpus.jsonl"  # the text records
         bin/tok encode -t "$M/tokenizer.json" -o "$W/c.tok" "$W/corpus.jsonl" 2>/dev/null
         bin/fwd-acts -m "$M" -o "$W/sm.acts" --ctx 128 --dtype bf16 "$W/c.tok" 2>/dev/null
         bin/clt-fit -o "$CLT" --features 256 --batch 256 --steps 60 --lr 1e-3 --log-every 20 "$W/sm.acts" 2>/dev/null

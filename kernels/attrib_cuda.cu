@@ -18,10 +18,10 @@ struct AttribGpu {
     int has_g, has_mg, B;
     int64_t n_src;  // attrib_row_sources: the device rows' stride
     // the frozen state: host arrays of device pointers, one per layer
-    float **q, **k, **row_max, **row_inv, **attn_rstd, **mlp_rstd, **post_attn_rstd, **dec_vec;
-    int64_t **dec_off;
+    float **q, **k, **row_max, **row_inv, **attn_rstd, **mlp_rstd, **post_attn_rstd, **dec_act;
+    int64_t **dec_off, **dec_row;
     int32_t **dec_src;
-    float *final_rstd, *error, *tok_vec;
+    float *final_rstd, *error, *tok_vec, *dec_rows;
     // a batch's work
     float *gr, *tmp, *g_n, *x, *y, *rows, *vecs, *scratch;
     void **owned;
@@ -64,7 +64,7 @@ extern "C" void attrib_gpu_free(AttribGpu *ag) {
     for (int i = 0; i < ag->n_owned; i++) cudaFree(ag->owned[i]);
     free(ag->owned);
     free(ag->q); free(ag->k); free(ag->row_max); free(ag->row_inv); free(ag->attn_rstd); free(ag->mlp_rstd);
-    free(ag->post_attn_rstd); free(ag->dec_vec); free(ag->dec_off); free(ag->dec_src);
+    free(ag->post_attn_rstd); free(ag->dec_act); free(ag->dec_off); free(ag->dec_row); free(ag->dec_src);
     if (ag->has_mg) model_gpu_free(&ag->mg);
     if (ag->has_g) gpu_ctx_free(&ag->g);
     free(ag);
@@ -81,9 +81,10 @@ extern "C" AttribGpu *attrib_gpu_new(const Model *m, const AttribState *s, int B
     ag->B = B;
     ag->n_src = attrib_row_sources(s);
     float ***fl[] = {&ag->q, &ag->k, &ag->row_max, &ag->row_inv, &ag->attn_rstd, &ag->mlp_rstd, &ag->post_attn_rstd,
-                     &ag->dec_vec};
+                     &ag->dec_act};
     for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++) *fl[i] = (float **)xcalloc((size_t)L, sizeof(float *));
     ag->dec_off = (int64_t **)xcalloc((size_t)L, sizeof(int64_t *));
+    ag->dec_row = (int64_t **)xcalloc((size_t)L, sizeof(int64_t *));
     ag->dec_src = (int32_t **)xcalloc((size_t)L, sizeof(int32_t *));
     if (gpu_ctx_init(&ag->g, e)) goto fail;
     ag->has_g = 1;
@@ -99,11 +100,13 @@ extern "C" AttribGpu *attrib_gpu_new(const Model *m, const AttribState *s, int B
         goto fail;
     for (int l = 0; l < L; l++) {
         size_t n_k = (size_t)s->dec_off[l][T];
-        if (!(ag->dec_vec[l] = (float *)dev_copy(ag, s->dec_vec[l], n_k * D * sizeof(float), e)) ||
+        if (!(ag->dec_row[l] = (int64_t *)dev_copy(ag, s->dec_row[l], n_k * sizeof(int64_t), e)) ||
+            !(ag->dec_act[l] = (float *)dev_copy(ag, s->dec_act[l], n_k * sizeof(float), e)) ||
             !(ag->dec_src[l] = (int32_t *)dev_copy(ag, s->dec_src[l], n_k * sizeof(int32_t), e)))
             goto fail;
     }
-    if (!(ag->final_rstd = (float *)dev_copy(ag, s->final_rstd, (size_t)T * sizeof(float), e)) ||
+    if (!(ag->dec_rows = (float *)dev_copy(ag, s->dec_rows, (size_t)s->n_dec_rows * sizeof(float), e)) ||
+        !(ag->final_rstd = (float *)dev_copy(ag, s->final_rstd, (size_t)T * sizeof(float), e)) ||
         !(ag->error = (float *)dev_copy(ag, s->error, (size_t)L * TD * sizeof(float), e)) ||
         !(ag->tok_vec = (float *)dev_copy(ag, s->tok_vec, TD * sizeof(float), e)) ||
         !(ag->gr = (float *)dev_alloc(ag, BT * D * sizeof(float), e)) ||
@@ -183,7 +186,7 @@ static int rows_gpu(void *ctx, const Model *m, const AttribState *s, int n, cons
     for (int l = top < L ? top : L - 1; l >= 0; l--) {
         if (l < top &&
             (attrib_decoder_dots_cuda(g, ag->rows, ns, ag->dec_off[l], T, s->dec_off[l][T], ag->dec_src[l],
-                                      ag->dec_vec[l], ag->gr, n, Te, D, e) ||
+                                      ag->dec_rows, ag->dec_row[l], ag->dec_act[l], ag->gr, n, Te, D, e) ||
              attrib_position_dots_cuda(g, ag->rows, ns, s->n_active + (int64_t)l * T, ag->error + (size_t)l * T * D,
                                        1.0f, ag->gr, n, Te, T, D, e)))
             return -1;

@@ -91,40 +91,49 @@ void attrib_norm_vjp_cpu(float *out, const float *g, const float *w, float w_off
 typedef struct {
     float *rows;
     int64_t ld;
-    const int64_t *off;
+    const int64_t *off, *row;
     const int32_t *col;
-    const float *vecs, *g;
+    const float *base, *act, *g;
     int B, Te, D;
 } DecDotsCtx;
 
 static void decoder_positions(void *arg, size_t begin, size_t end) {
     const DecDotsCtx *c = arg;
-    float *scratch = NULL;
+    float *vecs = NULL, *scratch = NULL;
     size_t cap = 0;
     for (size_t p = begin; p < end; p++) {
         int64_t s0 = c->off[p], n = c->off[p + 1] - s0;
         if (!n) continue;
-        if ((size_t)(c->B * n) > cap) {
-            cap = (size_t)(c->B * n);
+        if ((size_t)n > cap) {
+            cap = (size_t)n;
+            free(vecs);
             free(scratch);
-            scratch = xmalloc(cap * sizeof(float));
+            vecs = xmalloc(cap * c->D * sizeof(float));
+            scratch = xmalloc(cap * c->B * sizeof(float));
         }
-        // scratch (B, n) = g[p] (B, D) · vecs[s0:s0+n]ᵀ
-        gemm_serial_cpu(0, 1, c->B, (int)n, c->D, c->g + p * (size_t)c->B * c->D, c->D, c->vecs + (size_t)s0 * c->D,
-                        c->D, 0.0f, scratch, (int)n);
+        // the position's source vectors gathered (1/B of the product's work), then
+        // scratch (B, n) = g[p] (B, D) · vecsᵀ
+        for (int64_t s = 0; s < n; s++) {
+            const float *r = c->base + c->row[s0 + s];
+            float a = c->act[s0 + s], *v = vecs + (size_t)s * c->D;
+            for (int i = 0; i < c->D; i++) v[i] = r[i] * a;
+        }
+        gemm_serial_cpu(0, 1, c->B, (int)n, c->D, c->g + p * (size_t)c->B * c->D, c->D, vecs, c->D, 0.0f, scratch,
+                        (int)n);
         for (int b = 0; b < c->B; b++) {
             float *row = c->rows + (size_t)b * c->ld;
             const float *sc = scratch + (size_t)b * n;
             for (int64_t s = 0; s < n; s++) row[c->col[s0 + s]] += sc[s];
         }
     }
+    free(vecs);
     free(scratch);
 }
 
-void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *vecs,
-                             const float *g, int B, int Te, int D) {
+void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *base,
+                             const int64_t *row, const float *act, const float *g, int B, int Te, int D) {
     matmul_blas_init();
-    DecDotsCtx c = {rows, ld_rows, off, col, vecs, g, B, Te, D};
+    DecDotsCtx c = {rows, ld_rows, off, row, col, base, act, g, B, Te, D};
     parallel_for((size_t)Te, 1, decoder_positions, &c);
 }
 

@@ -96,7 +96,8 @@ __device__ float warp_dot(const float *a, const float *b, float b_scale, int D) 
 
 // One warp per (source, batch element); the source's position from off by binary search.
 __global__ void decoder_dots_kernel(float *rows, int64_t ld, const int64_t *off, int T, int64_t n_src,
-                                    const int32_t *col, const float *vecs, const float *gr, int B, int Te, int D) {
+                                    const int32_t *col, const float *base, const int64_t *row, const float *act,
+                                    const float *gr, int B, int Te, int D) {
     int64_t item = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32, stride = (int64_t)gridDim.x * blockDim.x / 32;
     for (; item < n_src * B; item += stride) {
         int64_t s = item / B;
@@ -108,17 +109,17 @@ __global__ void decoder_dots_kernel(float *rows, int64_t ld, const int64_t *off,
             else hi = mid;
         }
         if (lo >= Te) continue;  // no gradient there
-        float v = warp_dot(gr + ((size_t)lo * B + b) * D, vecs + (size_t)s * D, 1.0f, D);
+        float v = warp_dot(gr + ((size_t)lo * B + b) * D, base + row[s], act[s], D);
         if (threadIdx.x % 32 == 0) rows[(size_t)b * ld + col[s]] += v;
     }
 }
 
 extern "C" int attrib_decoder_dots_cuda(const GpuCtx *g, float *rows, int64_t ld_rows, const int64_t *off, int T,
-                                        int64_t n_src, const int32_t *col, const float *vecs, const float *gr, int B,
-                                        int Te, int D, Error *e) {
+                                        int64_t n_src, const int32_t *col, const float *base, const int64_t *row,
+                                        const float *act, const float *gr, int B, int Te, int D, Error *e) {
     if (!n_src || !B) return 0;
     decoder_dots_kernel<<<cuda_grid_for((size_t)n_src * B * 32, BLOCK), BLOCK, 0, gpu_stream(g)>>>(
-        rows, ld_rows, off, T, n_src, col, vecs, gr, B, Te, D);
+        rows, ld_rows, off, T, n_src, col, base, row, act, gr, B, Te, D);
     return gpu_launch_status(e, "attrib_decoder_dots_cuda");
 }
 

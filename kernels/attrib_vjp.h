@@ -39,12 +39,13 @@ void attrib_norm_vjp_cpu(float *out, const float *g, const float *w, float w_off
                          int B, int Te, int D, int accumulate);
 
 // The decoder sources writing into one layer, grouped by position: sources off[p] ≤ s < off[p+1]
-// sit at position p (off (T+1,)), vecs (n, D) their activation-scaled decoder vectors, col (n,)
-// their row columns. g (Te, B, D). For every batch element b and p < Te:
-//   rows[b·ld_rows + col[s]] += Σ_d g[b, p, d] · vecs[s, d]
+// sit at position p (off (T+1,)); source s's vector is act[s] · base[row[s] .. row[s] + D) (an
+// activation-scaled decoder row), col (n,) their row columns. g (Te, B, D). For every batch element
+// b and p < Te:
+//   rows[b·ld_rows + col[s]] += Σ_d g[b, p, d] · act[s] · base[row[s] + d]
 // A column appears at most once per call (one decoder vector per feature and layer).
-void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *vecs,
-                             const float *g, int B, int Te, int D);
+void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *base,
+                             const int64_t *row, const float *act, const float *g, int B, int Te, int D);
 
 // One source per position: rows[b·ld_rows + col0 + p] = Σ_d g[p, b, d] · vecs[p, d] for p < Te and 0
 // for Te ≤ p < T. vecs (T, D): error vectors of one layer, or the token embeddings (scaled by
@@ -65,7 +66,8 @@ int attrib_norm_vjp_cuda(const GpuCtx *g, float *out, const float *gr, const flo
                          const float *rstd, int B, int Te, int D, int accumulate, Error *e);
 // n_src: the number of sources (off[T]); T: positions in off.
 int attrib_decoder_dots_cuda(const GpuCtx *g, float *rows, int64_t ld_rows, const int64_t *off, int T, int64_t n_src,
-                             const int32_t *col, const float *vecs, const float *gr, int B, int Te, int D, Error *e);
+                             const int32_t *col, const float *base, const int64_t *row, const float *act,
+                             const float *gr, int B, int Te, int D, Error *e);
 int attrib_position_dots_cuda(const GpuCtx *g, float *rows, int64_t ld_rows, int64_t col0, const float *vecs,
                               float vec_scale, const float *gr, int B, int Te, int T, int D, Error *e);
 

@@ -215,26 +215,32 @@ void attrib_state_free(AttribState *s) {
     free_layers(s->q, L); free_layers(s->k, L); free_layers(s->row_max, L); free_layers(s->row_inv, L);
     free_layers(s->attn_rstd, L); free_layers(s->mlp_rstd, L); free_layers(s->post_attn_rstd, L);
     free(s->final_rstd); free(s->logits);
-    free(s->active); free(s->activation); free(s->enc_vecs); free(s->recon); free(s->error);
+    free(s->active); free(s->activation); free(s->uniq_of); free(s->enc_rows); free(s->dec_base); free(s->dec_rows);
+    free(s->recon); free(s->error);
     if (s->dec_off)
         for (int l = 0; l < L; l++) {
             free(s->dec_off[l]);
-            free(s->dec_vec[l]);
+            free(s->dec_row[l]);
+            free(s->dec_act[l]);
             free(s->dec_src[l]);
         }
-    free(s->dec_off); free(s->dec_vec); free(s->dec_src);
+    free(s->dec_off); free(s->dec_row); free(s->dec_act); free(s->dec_src);
     free(s->logit_token); free(s->logit_prob); free(s->logit_vec);
     memset(s, 0, sizeof *s);
 }
 
 // Encodes every layer: the active features (a = h where h > θ, position 0 excluded) in (layer,
-// pos, feature) order, their activations and encoder rows.
-static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
+// pos, feature) order, their activations, and the distinct (layer, feature) pairs with their
+// encoder rows (*uniq (n_uniq, 2): layer, feature).
+static int encode_all(const AttribClt *clt, AttribState *s, int32_t **uniq, Error *e) {
     int L = s->L, T = s->T, D = s->D, F = clt->F;
-    int64_t cap = 1024, n = 0;
+    int64_t cap = 1024, n = 0, ucap = 256, nu = 0;
     s->active = xmalloc((size_t)cap * 3 * sizeof(int32_t));
     s->activation = xmalloc((size_t)cap * sizeof(float));
-    s->enc_vecs = xmalloc((size_t)cap * D * sizeof(float));
+    s->uniq_of = xmalloc((size_t)cap * sizeof(int32_t));
+    s->enc_rows = xmalloc((size_t)ucap * D * sizeof(float));
+    *uniq = xmalloc((size_t)ucap * 2 * sizeof(int32_t));
+    int32_t *uid = xmalloc((size_t)(F > 0 ? F : 1) * sizeof(int32_t));  // feature → pair, this layer
     // positions per block: the pre-activations of a block stay under 16M floats
     int rows = (int)((1 << 24) / (F > 0 ? F : 1));
     rows = rows < 1 ? 1 : rows > T ? T : rows;
@@ -244,8 +250,10 @@ static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
         float *owned;
         if (attrib_clt_encoder(clt, l, &w, &owned, e)) {
             free(h);
+            free(uid);
             return -1;
         }
+        for (int i = 0; i < F; i++) uid[i] = -1;
         const float *th = clt->threshold[l];
         for (int p0 = 0; p0 < T; p0 += rows) {
             int nr = T - p0 < rows ? T - p0 : rows;
@@ -260,13 +268,24 @@ static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
                         cap *= 2;
                         s->active = xrealloc(s->active, (size_t)cap * 3 * sizeof(int32_t));
                         s->activation = xrealloc(s->activation, (size_t)cap * sizeof(float));
-                        s->enc_vecs = xrealloc(s->enc_vecs, (size_t)cap * D * sizeof(float));
+                        s->uniq_of = xrealloc(s->uniq_of, (size_t)cap * sizeof(int32_t));
+                    }
+                    if (uid[i] < 0) {
+                        if (nu == ucap) {
+                            ucap *= 2;
+                            s->enc_rows = xrealloc(s->enc_rows, (size_t)ucap * D * sizeof(float));
+                            *uniq = xrealloc(*uniq, (size_t)ucap * 2 * sizeof(int32_t));
+                        }
+                        memcpy(s->enc_rows + (size_t)nu * D, w + (size_t)i * D, (size_t)D * sizeof(float));
+                        (*uniq)[2 * nu] = l;
+                        (*uniq)[2 * nu + 1] = i;
+                        uid[i] = (int32_t)nu++;
                     }
                     s->active[3 * n] = l;
                     s->active[3 * n + 1] = p;
                     s->active[3 * n + 2] = i;
                     s->activation[n] = hr[i];
-                    memcpy(s->enc_vecs + (size_t)n * D, w + (size_t)i * D, (size_t)D * sizeof(float));
+                    s->uniq_of[n] = uid[i];
                     n++;
                 }
             }
@@ -274,16 +293,29 @@ static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
         free(owned);
     }
     free(h);
+    free(uid);
     s->n_active = (int)n;
+    s->n_uniq = (int)nu;
     return 0;
 }
 
-// Decoder vectors a_s·W_dec[s, k − l_s] grouped by target layer and position, the reconstruction
-// and the error vectors.
-static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
+// The distinct pairs' decoder blocks, the sources grouped by target layer and position, the
+// reconstruction and the error vectors.
+static int decode_all(const AttribClt *clt, AttribState *s, const int32_t *uniq, Error *e) {
     int L = s->L, T = s->T, D = s->D;
+    s->dec_base = xmalloc(((size_t)s->n_uniq + 1) * sizeof(int64_t));
+    int64_t total = 0;
+    for (int u = 0; u < s->n_uniq; u++) {
+        s->dec_base[u] = total;
+        total += (int64_t)(L - uniq[2 * u]) * D;
+    }
+    s->n_dec_rows = total;
+    s->dec_rows = xmalloc(((size_t)total + 1) * sizeof(float));
+    for (int u = 0; u < s->n_uniq; u++)
+        if (attrib_clt_decoder_row(clt, uniq[2 * u], uniq[2 * u + 1], s->dec_rows + s->dec_base[u], e)) return -1;
     s->dec_off = xcalloc((size_t)L, sizeof(int64_t *));
-    s->dec_vec = xcalloc((size_t)L, sizeof(float *));
+    s->dec_row = xcalloc((size_t)L, sizeof(int64_t *));
+    s->dec_act = xcalloc((size_t)L, sizeof(float *));
     s->dec_src = xcalloc((size_t)L, sizeof(int32_t *));
     for (int k = 0; k < L; k++) s->dec_off[k] = xcalloc((size_t)T + 1, sizeof(int64_t));
     for (int a = 0; a < s->n_active; a++)
@@ -291,29 +323,24 @@ static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
     int64_t **fill = xcalloc((size_t)L, sizeof(int64_t *));
     for (int k = 0; k < L; k++) {
         for (int p = 0; p < T; p++) s->dec_off[k][p + 1] += s->dec_off[k][p];
-        s->dec_vec[k] = xmalloc(((size_t)s->dec_off[k][T] + 1) * D * sizeof(float));
-        s->dec_src[k] = xmalloc(((size_t)s->dec_off[k][T] + 1) * sizeof(int32_t));
+        size_t n_k = (size_t)s->dec_off[k][T] + 1;
+        s->dec_row[k] = xmalloc(n_k * sizeof(int64_t));
+        s->dec_act[k] = xmalloc(n_k * sizeof(float));
+        s->dec_src[k] = xmalloc(n_k * sizeof(int32_t));
         fill[k] = xmalloc((size_t)T * sizeof(int64_t));
         memcpy(fill[k], s->dec_off[k], (size_t)T * sizeof(int64_t));
     }
-    float *row = xmalloc((size_t)L * D * sizeof(float));
-    int rc = 0;
-    for (int a = 0; a < s->n_active && !rc; a++) {
+    for (int a = 0; a < s->n_active; a++) {
         int l = s->active[3 * a], p = s->active[3 * a + 1];
-        if ((rc = attrib_clt_decoder_row(clt, l, s->active[3 * a + 2], row, e))) break;
-        float act = s->activation[a];
         for (int k = l; k < L; k++) {
             int64_t j = fill[k][p]++;
-            float *v = s->dec_vec[k] + (size_t)j * D;
-            const float *r = row + (size_t)(k - l) * D;
-            for (int i = 0; i < D; i++) v[i] = r[i] * act;
+            s->dec_row[k][j] = s->dec_base[s->uniq_of[a]] + (int64_t)(k - l) * D;
+            s->dec_act[k][j] = s->activation[a];
             s->dec_src[k][j] = a;
         }
     }
-    free(row);
     for (int k = 0; k < L; k++) free(fill[k]);
     free(fill);
-    if (rc) return -1;
     size_t TD = (size_t)T * D;
     s->recon = xmalloc((size_t)L * TD * sizeof(float));
     s->error = xmalloc((size_t)L * TD * sizeof(float));
@@ -323,8 +350,9 @@ static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
             const float *y = s->mlp_out[k] + (size_t)p * D;
             memcpy(r, clt->b_dec[k], (size_t)D * sizeof(float));
             for (int64_t j = s->dec_off[k][p]; j < s->dec_off[k][p + 1]; j++) {
-                const float *v = s->dec_vec[k] + (size_t)j * D;
-                for (int i = 0; i < D; i++) r[i] += v[i];
+                const float *v = s->dec_rows + s->dec_row[k][j];
+                float act = s->dec_act[k][j];
+                for (int i = 0; i < D; i++) r[i] += v[i] * act;
             }
             for (int i = 0; i < D; i++) er[i] = p == 0 ? 0.0f : y[i] - r[i];
         }
@@ -435,10 +463,13 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
     free(final);
     if (!rc) capture_patterns(m, s, resid);
     free_layers(resid, L);
-    if (rc || encode_all(clt, s, e) || decode_all(clt, s, e)) {
+    int32_t *uniq = NULL;
+    if (rc || encode_all(clt, s, &uniq, e) || decode_all(clt, s, uniq, e)) {
+        free(uniq);
         attrib_state_free(s);
         return -1;
     }
+    free(uniq);
     return 0;
 }
 
@@ -605,7 +636,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     for (int l = top < L ? top : L - 1; l >= 0; l--) {
         // g is the gradient at the residual after layer l: what layer l's MLP sources write into
         if (l < top) {
-            attrib_decoder_dots_cpu(rows, ld, s->dec_off[l], s->dec_src[l], s->dec_vec[l], w->g, n, Te, D);
+            attrib_decoder_dots_cpu(rows, ld, s->dec_off[l], s->dec_src[l], s->dec_rows, s->dec_row[l], s->dec_act[l],
+                                    w->g, n, Te, D);
             attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)l * T, s->error + (size_t)l * T * D, 1.0f, w->g,
                                      n, Te, T, D);
         }

@@ -71,12 +71,21 @@ typedef struct {
     int n_active;
     int32_t *active;       // (n_active, 3): layer, pos, feature
     float *activation;     // (n_active,)
-    float *enc_vecs;       // (n_active, D): the raw encoder rows (the feature targets' injections)
+    // the distinct (layer, feature) pairs among them, each row read from the CLT once: memory
+    // grows with the features the prompt uses, not with every (position, feature, layer) source
+    int n_uniq;
+    int32_t *uniq_of;      // (n_active,) the pair of each active feature
+    float *enc_rows;       // (n_uniq, D): the raw encoder rows (the feature targets' injections)
+    int64_t *dec_base;     // (n_uniq,) offset of the pair's decoder block (L − l, D) in dec_rows
+    float *dec_rows;       // the decoder blocks W_dec[f] (unscaled), one after another
+    int64_t n_dec_rows;    // floats in dec_rows
     float *recon;          // (L, T, D): b_dec + Σ decoder vectors
     float *error;          // (L, T, D): mlp_out − recon, zero at position 0
-    // decoder sources by target layer k, grouped by position: dec_off[k][p] ≤ j < dec_off[k][p+1]
+    // decoder sources by target layer k, grouped by position: dec_off[k][p] ≤ j < dec_off[k][p+1];
+    // source j's vector is dec_act[k][j] · dec_rows[dec_row[k][j] ...+D] = a_s · W_dec[s, k − l_s]
     int64_t **dec_off;     // [L] (T+1,)
-    float **dec_vec;       // [L] (n_k, D) a_s · W_dec[s, k − l_s]
+    int64_t **dec_row;     // [L] (n_k,) offset of W_dec[s, k − l_s] in dec_rows
+    float **dec_act;       // [L] (n_k,) a_s
     int32_t **dec_src;     // [L] (n_k,) active index s
     // logit targets
     int n_logits;
@@ -93,6 +102,10 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
 int attrib_logit_targets(AttribState *s, const Model *m, const int32_t *targets, int n_targets, int max_n_logits,
                          double desired_prob, Error *e);
 void attrib_state_free(AttribState *s);
+// The encoder row of active feature a (D,).
+static inline const float *attrib_enc_vec(const AttribState *s, int64_t a) {
+    return s->enc_rows + (size_t)s->uniq_of[a] * s->D;
+}
 // Layer l's frozen attention pattern (views of s's q, k and statistics).
 AttribPattern attrib_layer_pattern(const Model *m, const AttribState *s, int l);
 

@@ -42,7 +42,7 @@ static int run_batch(const Model *m, const AttribState *s, const AttribBackend *
         } else {
             layer[b] = s->active[3 * i];
             pos[b] = s->active[3 * i + 1];
-            memcpy(vecs + (size_t)b * D, s->enc_vecs + (size_t)i * D, (size_t)D * sizeof(float));
+            memcpy(vecs + (size_t)b * D, attrib_enc_vec(s, i), (size_t)D * sizeof(float));
         }
     }
     if (be) return be->rows(be->ctx, m, s, n, layer, pos, vecs, rows, n_cols, e);

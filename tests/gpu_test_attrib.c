@@ -120,21 +120,29 @@ static void test_norm_and_dots(void) {
         int64_t n_src = off[T], ld = n_src + 2 * T + 5;
         int32_t *col = malloc(((size_t)n_src + 1) * sizeof(int32_t));
         for (int64_t s = 0; s < n_src; s++) col[s] = (int32_t)(n_src - 1 - s);  // reversed: a permutation
-        float *vecs = rand_vec(&r, (size_t)n_src * D, 1), *rows = rand_vec(&r, (size_t)B * ld, 1);
+        // decoder rows: a shared pool read at shuffled offsets, each source scaled by its activation
+        float *vecs = rand_vec(&r, (size_t)n_src * D + 1, 1), *rows = rand_vec(&r, (size_t)B * ld, 1);
+        float *act = rand_vec(&r, (size_t)n_src + 1, 2);
+        int64_t *row = malloc(((size_t)n_src + 1) * sizeof(int64_t));
+        for (int64_t s = 0; s < n_src; s++) row[s] = (int64_t)(rng_u32(&r) % (uint32_t)n_src) * D;
         float *evec = rand_vec(&r, (size_t)T * D, 1);
         float *dvecs = to_dev(vecs, (size_t)n_src * D * 4), *drows = to_dev(rows, (size_t)B * ld * 4);
+        float *dact = to_dev(act, (size_t)n_src * 4);
+        int64_t *drow = to_dev(row, (size_t)n_src * sizeof(int64_t));
         float *devec = to_dev(evec, (size_t)T * D * 4);
         int64_t *doff = to_dev(off, ((size_t)T + 1) * sizeof(int64_t));
         int32_t *dcol = to_dev(col, (size_t)n_src * sizeof(int32_t));
-        attrib_decoder_dots_cpu(rows, ld, off, col, vecs, g, B, Te, D);
+        attrib_decoder_dots_cpu(rows, ld, off, col, vecs, row, act, g, B, Te, D);
         attrib_position_dots_cpu(rows, ld, n_src + T, evec, 0.5f, g, B, Te, T, D);
-        CHECK(!attrib_decoder_dots_cuda(&G, drows, ld, doff, T, n_src, dcol, dvecs, dg, B, Te, D, &e), "%s", e.msg);
+        CHECK(!attrib_decoder_dots_cuda(&G, drows, ld, doff, T, n_src, dcol, dvecs, drow, dact, dg, B, Te, D, &e), "%s",
+              e.msg);
         CHECK(!attrib_position_dots_cuda(&G, drows, ld, n_src + T, devec, 0.5f, dg, B, Te, T, D, &e), "%s", e.msg);
         float *got = from_dev(&G, drows, (size_t)B * ld);
         char what[64];
         snprintf(what, sizeof what, "dots B %d Te %d T %d D %d", B, Te, T, D);
         group_check(&gr, what, got, rows, (size_t)B * ld);
-        free(got); free(off); free(col); free(vecs); free(rows); free(evec); free(g); free(w); free(rstd);
+        free(got); free(off); free(col); free(vecs); free(act); free(row);
+        cuda_free(dact); cuda_free(drow); free(rows); free(evec); free(g); free(w); free(rstd);
         cuda_free(dvecs); cuda_free(drows); cuda_free(devec); cuda_free(doff); cuda_free(dcol);
         cuda_free(dg); cuda_free(dw); cuda_free(drs);
     }
