@@ -217,7 +217,7 @@ endif
 # exists, else with libcommon.a's kernels/cuda_stub.o; tools that shard across processes
 # (MPI_TOOLS) are compiled with -DUSE_MPI and the MPI backend of libcommon/comm.h where mpicc
 # exists. Elsewhere they build without.
-CUDA_TOOLS := fwd-acts clt-fit feat-topk
+CUDA_TOOLS := fwd-acts clt-fit feat-topk attrib
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))

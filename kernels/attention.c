@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "err.h"  // xmalloc: a context too big for memory is a clear error, not a NULL write
+#include "matmul.h"
 #include "threads.h"
 
 typedef struct {
@@ -73,8 +74,6 @@ void attention_naive_cpu(float *out, float *probs, const float *q, const float *
 
 #ifdef USE_BLAS
 #include <cblas.h>
-
-#include "matmul.h"
 
 typedef struct {
     float *out, *probs;
@@ -160,4 +159,77 @@ void attention_kv_cpu(float *out, const float *q, const float *k, const float *v
     // a decode step over a short cache is a few microseconds: threads only pay off for long ones
     size_t work = (size_t)(pos0 + n) * s->hd * 2, min_items = ((size_t)1 << 20) / work;
     parallel_for((size_t)n * s->H, min_items ? min_items : 1, attention_kv_rows, &c);
+}
+
+// ---- the pattern recomputed in blocks --------------------------------------------------------
+
+// Scores of head h: sc (ni, nj) row stride ldc = softcap(scale · q_i·k_j) for queries
+// [i0, i0+ni), keys [j0, j0+nj); -INFINITY where masked (j > i, or j ≤ i − window).
+static void scores_block(float *sc, int ldc, const float *q, const float *k, const AttnShape *s, int h, int i0, int ni,
+                         int j0, int nj) {
+    int H = s->H, KVH = s->KVH, hd = s->hd;
+    const float *qh = q + (size_t)i0 * H * hd + (size_t)h * hd;
+    const float *kh = k + (size_t)j0 * KVH * hd + (size_t)(h / (H / KVH)) * hd;
+    gemm_serial_cpu(0, 1, ni, nj, hd, qh, H * hd, kh, KVH * hd, 0.0f, sc, ldc);
+    for (int r = 0; r < ni; r++) {
+        int i = i0 + r;
+        float *row = sc + (size_t)r * ldc;
+        for (int c = 0; c < nj; c++) {
+            int j = j0 + c;
+            if (j > i || (s->window > 0 && j <= i - s->window)) {
+                row[c] = -INFINITY;
+                continue;
+            }
+            float v = row[c] * s->scale;
+            row[c] = s->softcap > 0 ? s->softcap * tanhf(v / s->softcap) : v;
+        }
+    }
+}
+
+enum { STATS_ROWS = 32 };
+
+typedef struct {
+    float *row_max, *row_inv;
+    const float *q, *k;
+    const AttnShape *s;
+} StatsCtx;
+
+// Items are (head, block of STATS_ROWS query rows); each row's scores against every key it sees.
+static void stats_items(void *arg, size_t begin, size_t end) {
+    const StatsCtx *c = arg;
+    const AttnShape *s = c->s;
+    int T = s->T, nb = (T + STATS_ROWS - 1) / STATS_ROWS;
+    float *sc = xmalloc((size_t)STATS_ROWS * T * sizeof(float));
+    for (size_t item = begin; item < end; item++) {
+        int h = (int)(item / (size_t)nb), i0 = (int)(item % (size_t)nb) * STATS_ROWS;
+        int ni = T - i0 < STATS_ROWS ? T - i0 : STATS_ROWS, nj = i0 + ni;
+        scores_block(sc, nj, c->q, c->k, s, h, i0, ni, 0, nj);
+        for (int r = 0; r < ni; r++) {
+            const float *row = sc + (size_t)r * nj;
+            int i = i0 + r, j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
+            float max = -INFINITY, sum = 0;
+            for (int j = j0; j <= i; j++) max = row[j] > max ? row[j] : max;
+            for (int j = j0; j <= i; j++) sum += expf(row[j] - max);  // in order, as attention_cpu sums
+            c->row_max[(size_t)h * T + i] = max;
+            c->row_inv[(size_t)h * T + i] = 1.0f / sum;
+        }
+    }
+    free(sc);
+}
+
+void attention_row_stats_cpu(float *row_max, float *row_inv, const float *q, const float *k, const AttnShape *s) {
+    matmul_blas_init();
+    StatsCtx c = {row_max, row_inv, q, k, s};
+    parallel_for((size_t)s->H * ((s->T + STATS_ROWS - 1) / STATS_ROWS), 1, stats_items, &c);
+}
+
+void attention_probs_block_cpu(float *p, int ldp, const float *q, const float *k, const float *row_max,
+                               const float *row_inv, const AttnShape *s, int h, int i0, int ni, int j0, int nj) {
+    if (ni <= 0 || nj <= 0) return;
+    scores_block(p, ldp, q, k, s, h, i0, ni, j0, nj);
+    for (int r = 0; r < ni; r++) {
+        float *row = p + (size_t)r * ldp, mx = row_max[(size_t)h * s->T + i0 + r];
+        float inv = row_inv[(size_t)h * s->T + i0 + r];
+        for (int c = 0; c < nj; c++) row[c] = expf(row[c] - mx) * inv;  // exp(-inf) = 0 where masked
+    }
 }

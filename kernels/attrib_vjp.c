@@ -8,95 +8,52 @@
 #include "matmul.h"
 #include "threads.h"
 
-#ifdef USE_BLAS
-#include <cblas.h>
-#endif
 
-// One block of a GEMM on the calling thread: out (M, N) = beta·out + a · op(b).
-static void gemm_block(int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta,
-                       float *out, int ldo) {
-#ifdef USE_BLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f, a, lda, b, ldb, beta,
-                out, ldo);
-#else
-    for (int m = 0; m < M; m++) {
-        float *o = out + (size_t)m * ldo;
-        const float *ar = a + (size_t)m * lda;
-        if (trans_b) {
-            for (int n = 0; n < N; n++) {
-                const float *br = b + (size_t)n * ldb;
-                float s = 0;
-                for (int k = 0; k < K; k++) s += ar[k] * br[k];
-                o[n] = (beta != 0 ? beta * o[n] : 0.0f) + s;
-            }
-        } else {
-            for (int n = 0; n < N; n++) o[n] = beta != 0 ? beta * o[n] : 0.0f;
-            for (int k = 0; k < K; k++) {
-                const float *br = b + (size_t)k * ldb;
-                float av = ar[k];
-                for (int n = 0; n < N; n++) o[n] += av * br[n];
-            }
-        }
-    }
-#endif
-}
-
-typedef struct {
-    int trans_b, M, N, K, lda, ldb, ldo;
-    const float *a, *b;
-    float beta;
-    float *out;
-} GemmCtx;
-
-static void gemm_rows(void *arg, size_t begin, size_t end) {
-    const GemmCtx *c = arg;
-    gemm_block(c->trans_b, (int)(end - begin), c->N, c->K, c->a + begin * (size_t)c->lda, c->lda, c->b, c->ldb,
-               c->beta, c->out + begin * (size_t)c->ldo, c->ldo);
-}
-
-void attrib_gemm_cpu(int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb, float beta,
-                     float *out, int ldo) {
-    if (M <= 0 || N <= 0) return;
-    matmul_blas_init();
-    GemmCtx c = {trans_b, M, N, K, lda, ldb, ldo, a, b, beta, out};
-    // row blocks of >= 16 rows; small products stay on one thread (start-up would dominate)
-    size_t min_rows = (size_t)M * N * (size_t)K < ((size_t)1 << 21) ? (size_t)M : 16;
-    parallel_for((size_t)M, min_rows, gemm_rows, &c);
-}
+// Pattern tiles: JB keys (output rows) × IB queries; the GEMM per tile is (JB × cols × IB).
+enum { PAT_JB = 64, PAT_IB = 256 };
 
 typedef struct {
     float *y;
-    const float *x, *p;
-    int Te, T, cols;
+    const float *x;
+    const AttribPattern *p;
+    int h, Te, cols, nb;
     float beta;
 } PatternCtx;
 
-// Output rows [begin, end): y[j] = beta·y[j] + Σ_{i ≥ begin} P[i, j] x[i] (P[i, j] = 0 for i < j).
-static void pattern_rows(void *arg, size_t begin, size_t end) {
-    const PatternCtx *c = arg;
-    int j0 = (int)begin, m = (int)(end - begin), k = c->Te - j0;
-#ifdef USE_BLAS
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, c->cols, k, 1.0f, c->p + (size_t)j0 * c->T + j0, c->T,
-                c->x + (size_t)j0 * c->cols, c->cols, c->beta, c->y + (size_t)j0 * c->cols, c->cols);
-#else
-    for (int j = j0; j < j0 + m; j++) {
-        float *o = c->y + (size_t)j * c->cols;
-        for (int d = 0; d < c->cols; d++) o[d] = c->beta != 0 ? c->beta * o[d] : 0.0f;
-        for (int i = j; i < c->Te; i++) {
-            float w = c->p[(size_t)i * c->T + j];
-            if (w == 0) continue;
-            const float *xi = c->x + (size_t)i * c->cols;
-            for (int d = 0; d < c->cols; d++) o[d] += w * xi[d];
-        }
+// Key block b: y[j0, j0+nj) = beta·y + Σ over query tiles i ≥ j0 of P[tile, block]ᵀ x[tile].
+static void pattern_block(const PatternCtx *c, int b, float *pt) {
+    const AttnShape *s = &c->p->shape;
+    int j0 = b * PAT_JB, nj = c->Te - j0 < PAT_JB ? c->Te - j0 : PAT_JB, i_end = c->Te;
+    // query i sees key j iff i < j + window
+    if (s->window > 0 && j0 + nj - 1 + s->window < i_end) i_end = j0 + nj - 1 + s->window;
+    float beta = c->beta, *yb = c->y + (size_t)j0 * c->cols;
+    for (int i0 = j0; i0 < i_end; i0 += PAT_IB) {
+        int ni = i_end - i0 < PAT_IB ? i_end - i0 : PAT_IB;
+        attention_probs_block_cpu(pt, nj, c->p->q, c->p->k, c->p->row_max, c->p->row_inv, s, c->h, i0, ni, j0, nj);
+        gemm_serial_cpu(1, 0, nj, c->cols, ni, pt, nj, c->x + (size_t)i0 * c->cols, c->cols, beta, yb, c->cols);
+        beta = 1.0f;
     }
-#endif
 }
 
-void attrib_pattern_t_cpu(float *y, const float *x, const float *probs, int Te, int T, int cols, float beta) {
+// Item t takes key blocks t and nb − 1 − t: early keys are read by many queries, late ones by few,
+// so every item costs about the same.
+static void pattern_items(void *arg, size_t begin, size_t end) {
+    const PatternCtx *c = arg;
+    float *pt = xmalloc((size_t)PAT_IB * PAT_JB * sizeof(float));
+    for (size_t t = begin; t < end; t++) {
+        pattern_block(c, (int)t, pt);
+        if ((int)t != c->nb - 1 - (int)t) pattern_block(c, c->nb - 1 - (int)t, pt);
+    }
+    free(pt);
+}
+
+void attrib_pattern_t_cpu(float *y, const float *x, const AttribPattern *p, int h, int Te, int cols, float beta) {
+    if (Te <= 0 || cols <= 0) return;
     matmul_blas_init();
-    PatternCtx c = {y, x, probs, Te, T, cols, beta};
-    // early output rows read the most input rows: blocks of 8 rows keep the threads balanced
-    parallel_for((size_t)Te, (size_t)Te * cols * (size_t)Te < ((size_t)1 << 20) ? (size_t)Te : 8, pattern_rows, &c);
+    int nb = (Te + PAT_JB - 1) / PAT_JB;
+    PatternCtx c = {y, x, p, h, Te, cols, nb, beta};
+    size_t items = (size_t)(nb + 1) / 2;
+    parallel_for(items, (size_t)Te * Te * (size_t)cols < ((size_t)1 << 22) ? items : 1, pattern_items, &c);
 }
 
 typedef struct {
@@ -134,40 +91,49 @@ void attrib_norm_vjp_cpu(float *out, const float *g, const float *w, float w_off
 typedef struct {
     float *rows;
     int64_t ld;
-    const int64_t *off;
+    const int64_t *off, *row;
     const int32_t *col;
-    const float *vecs, *g;
+    const float *base, *act, *g;
     int B, Te, D;
 } DecDotsCtx;
 
 static void decoder_positions(void *arg, size_t begin, size_t end) {
     const DecDotsCtx *c = arg;
-    float *scratch = NULL;
+    float *vecs = NULL, *scratch = NULL;
     size_t cap = 0;
     for (size_t p = begin; p < end; p++) {
         int64_t s0 = c->off[p], n = c->off[p + 1] - s0;
         if (!n) continue;
-        if ((size_t)(c->B * n) > cap) {
-            cap = (size_t)(c->B * n);
+        if ((size_t)n > cap) {
+            cap = (size_t)n;
+            free(vecs);
             free(scratch);
-            scratch = xmalloc(cap * sizeof(float));
+            vecs = xmalloc(cap * c->D * sizeof(float));
+            scratch = xmalloc(cap * c->B * sizeof(float));
         }
-        // scratch (B, n) = g[p] (B, D) · vecs[s0:s0+n]ᵀ
-        gemm_block(1, c->B, (int)n, c->D, c->g + p * (size_t)c->B * c->D, c->D, c->vecs + (size_t)s0 * c->D, c->D,
-                   0.0f, scratch, (int)n);
+        // the position's source vectors gathered (1/B of the product's work), then
+        // scratch (B, n) = g[p] (B, D) · vecsᵀ
+        for (int64_t s = 0; s < n; s++) {
+            const float *r = c->base + c->row[s0 + s];
+            float a = c->act[s0 + s], *v = vecs + (size_t)s * c->D;
+            for (int i = 0; i < c->D; i++) v[i] = r[i] * a;
+        }
+        gemm_serial_cpu(0, 1, c->B, (int)n, c->D, c->g + p * (size_t)c->B * c->D, c->D, vecs, c->D, 0.0f, scratch,
+                        (int)n);
         for (int b = 0; b < c->B; b++) {
             float *row = c->rows + (size_t)b * c->ld;
             const float *sc = scratch + (size_t)b * n;
             for (int64_t s = 0; s < n; s++) row[c->col[s0 + s]] += sc[s];
         }
     }
+    free(vecs);
     free(scratch);
 }
 
-void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *vecs,
-                             const float *g, int B, int Te, int D) {
+void attrib_decoder_dots_cpu(float *rows, int64_t ld_rows, const int64_t *off, const int32_t *col, const float *base,
+                             const int64_t *row, const float *act, const float *g, int B, int Te, int D) {
     matmul_blas_init();
-    DecDotsCtx c = {rows, ld_rows, off, col, vecs, g, B, Te, D};
+    DecDotsCtx c = {rows, ld_rows, off, row, col, base, act, g, B, Te, D};
     parallel_for((size_t)Te, 1, decoder_positions, &c);
 }
 

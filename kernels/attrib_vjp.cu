@@ -1,38 +1,53 @@
 // attrib_vjp.cu — CUDA twins of kernels/attrib_vjp.h (device pointers, GpuCtx stream).
-//
-// Row-major buffers are the transposed column-major matrices of cuBLAS: out (M, N) = a · op(b)
-// becomes outᵀ (N × M, ld ldo) = op(b)ᵀ · aᵀ, i.e. cublasSgemm(op_b', N, N, M, K, b, a, out) with
-// op_b' = N for a row-major b (K, N) and T for b (N, K).
+// GEMMs through matmul.h's gemm_cuda (cuBLAS, row-major views).
 #include "attrib_vjp.h"
 #include "cuda_common.h"
+#include "matmul.h"
 
 static const unsigned int BLOCK = 256;
 
-static int gemm_cm(const GpuCtx *g, cublasOperation_t opa, cublasOperation_t opb, int m, int n, int k, const float *A,
-                   int lda, const float *B, int ldb, float beta, float *C, int ldc, const char *what, Error *e) {
-    if (!g || !g->cublas) return err_set(e, "%s: no cuBLAS handle (gpu_ctx_init)", what);
-    const float alpha = 1.0f;
-    cublasStatus_t st =
-        cublasSgemm((cublasHandle_t)g->cublas, opa, opb, m, n, k, &alpha, A, lda, B, ldb, &beta, C, ldc);
-    if (st != CUBLAS_STATUS_SUCCESS)
-        return err_set(e, "%s: cublasSgemm (%d x %d x %d): %s", what, m, n, k, cublasGetStatusString(st));
-    return 0;
+// Query rows per pattern tile: the scratch holds PAT_QB × Te scores (32 MB at 16k tokens).
+static const int PAT_QB = 512;
+
+extern "C" int64_t attrib_pattern_scratch_cuda(int Te) { return (int64_t)PAT_QB * (Te > 0 ? Te : 1); }
+
+// Scores → probabilities in place, p (ni, nj) for queries i0 + r: exp(softcap(scale·s) − max)·inv,
+// 0 where masked (attention_probs_block_cpu's arithmetic).
+__global__ void probs_from_scores_kernel(float *p, int ni, int nj, int i0, const float *row_max,
+                                         const float *row_inv, float scale, float softcap, int window) {
+    size_t n = (size_t)ni * nj;
+    for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < n; idx += (size_t)gridDim.x * blockDim.x) {
+        int i = i0 + (int)(idx / nj), j = (int)(idx % nj);
+        float v = p[idx] * scale;
+        if (softcap > 0) v = softcap * tanhf(v / softcap);
+        p[idx] = j > i || (window > 0 && j <= i - window) ? 0.0f : expf(v - row_max[i]) * row_inv[i];
+    }
 }
 
-extern "C" int attrib_gemm_cuda(const GpuCtx *g, int trans_b, int M, int N, int K, const float *a, int lda,
-                                const float *b, int ldb, float beta, float *out, int ldo, Error *e) {
-    if (M <= 0 || N <= 0) return 0;
-    return gemm_cm(g, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, b, ldb, a, lda, beta, out, ldo,
-                   "attrib_gemm_cuda", e);
-}
-
-// y (Te, cols) = beta·y + Pᵀ x: column-major yᵀ (cols × Te) = xᵀ (cols × Te) · P, and the row-major
-// P buffer read column-major is Pᵀ, hence op = T.
-extern "C" int attrib_pattern_t_cuda(const GpuCtx *g, float *y, const float *x, const float *probs, int Te, int T,
-                                     int cols, float beta, Error *e) {
+// y (Te, cols) = beta·y + Pᵀ x, tile by tile of PAT_QB query rows: scores of the tile against every
+// key up to its end (one GEMM), probabilities, then y[:end] += P_tileᵀ x[tile] (one GEMM).
+extern "C" int attrib_pattern_t_cuda(const GpuCtx *g, float *y, const float *x, const AttribPattern *p, int h, int Te,
+                                     int cols, float beta, float *scratch, Error *e) {
     if (Te <= 0 || cols <= 0) return 0;
-    return gemm_cm(g, CUBLAS_OP_N, CUBLAS_OP_T, cols, Te, Te, x, cols, probs, T, beta, y, cols,
-                   "attrib_pattern_t_cuda", e);
+    if (beta != 0.0f && beta != 1.0f) return err_set(e, "attrib_pattern_t_cuda: beta must be 0 or 1 (got %g)", beta);
+    const AttnShape *s = &p->shape;
+    int H = s->H, KVH = s->KVH, hd = s->hd;
+    if (beta == 0.0f) {
+        cudaError_t err = cudaMemsetAsync(y, 0, (size_t)Te * cols * sizeof(float), gpu_stream(g));
+        if (err != cudaSuccess) return err_set(e, "attrib_pattern_t_cuda: %s", cudaGetErrorString(err));
+    }
+    for (int i0 = 0; i0 < Te; i0 += PAT_QB) {
+        int ni = Te - i0 < PAT_QB ? Te - i0 : PAT_QB, nj = i0 + ni;
+        if (gemm_cuda(g, 0, 1, ni, nj, hd, p->q + (size_t)i0 * H * hd + (size_t)h * hd, H * hd,
+                      p->k + (size_t)(h / (H / KVH)) * hd, KVH * hd, 0.0f, scratch, nj, e))
+            return -1;
+        probs_from_scores_kernel<<<cuda_grid_for((size_t)ni * nj, BLOCK), BLOCK, 0, gpu_stream(g)>>>(
+            scratch, ni, nj, i0, p->row_max + (size_t)h * s->T, p->row_inv + (size_t)h * s->T, s->scale, s->softcap,
+            s->window);
+        if (gpu_launch_status(e, "attrib_pattern_t_cuda")) return -1;
+        if (gemm_cuda(g, 1, 0, nj, cols, ni, scratch, nj, x + (size_t)i0 * cols, cols, 1.0f, y, cols, e)) return -1;
+    }
+    return 0;
 }
 
 // One block per row (position r / B, batch element r % B).
@@ -81,7 +96,8 @@ __device__ float warp_dot(const float *a, const float *b, float b_scale, int D) 
 
 // One warp per (source, batch element); the source's position from off by binary search.
 __global__ void decoder_dots_kernel(float *rows, int64_t ld, const int64_t *off, int T, int64_t n_src,
-                                    const int32_t *col, const float *vecs, const float *gr, int B, int Te, int D) {
+                                    const int32_t *col, const float *base, const int64_t *row, const float *act,
+                                    const float *gr, int B, int Te, int D) {
     int64_t item = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / 32, stride = (int64_t)gridDim.x * blockDim.x / 32;
     for (; item < n_src * B; item += stride) {
         int64_t s = item / B;
@@ -93,17 +109,17 @@ __global__ void decoder_dots_kernel(float *rows, int64_t ld, const int64_t *off,
             else hi = mid;
         }
         if (lo >= Te) continue;  // no gradient there
-        float v = warp_dot(gr + ((size_t)lo * B + b) * D, vecs + (size_t)s * D, 1.0f, D);
+        float v = warp_dot(gr + ((size_t)lo * B + b) * D, base + row[s], act[s], D);
         if (threadIdx.x % 32 == 0) rows[(size_t)b * ld + col[s]] += v;
     }
 }
 
 extern "C" int attrib_decoder_dots_cuda(const GpuCtx *g, float *rows, int64_t ld_rows, const int64_t *off, int T,
-                                        int64_t n_src, const int32_t *col, const float *vecs, const float *gr, int B,
-                                        int Te, int D, Error *e) {
+                                        int64_t n_src, const int32_t *col, const float *base, const int64_t *row,
+                                        const float *act, const float *gr, int B, int Te, int D, Error *e) {
     if (!n_src || !B) return 0;
     decoder_dots_kernel<<<cuda_grid_for((size_t)n_src * B * 32, BLOCK), BLOCK, 0, gpu_stream(g)>>>(
-        rows, ld_rows, off, T, n_src, col, vecs, gr, B, Te, D);
+        rows, ld_rows, off, T, n_src, col, base, row, act, gr, B, Te, D);
     return gpu_launch_status(e, "attrib_decoder_dots_cuda");
 }
 

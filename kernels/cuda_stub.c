@@ -3,9 +3,10 @@
 // otherwise, so the tools have no #ifdef USE_CUDA. Each returns the same error; a tool asks
 // cuda_devices first for --device cuda, so that is the one line a user sees. Keep in step with the
 // plain C headers it implements: cuda_common.h (cuda_devices), gpu_ctx.h, forward_cuda.h,
-// clt_cuda.h, comm.h (comm_init_nccl).
+// clt_cuda.h, attrib_cuda.h, comm.h (comm_init_nccl).
 #include <stddef.h>
 
+#include "attrib_cuda.h"
 #include "clt_cuda.h"
 #include "comm.h"
 #include "cuda_common.h"
@@ -75,3 +76,11 @@ int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error *e) {
     comm_init_single(c);
     return err_set(e, NO_CUDA);
 }
+
+AttribGpu *attrib_gpu_new(const Model *m, const AttribState *s, int B, Error *e) {
+    (void)m, (void)s, (void)B;
+    err_set(e, NO_CUDA);
+    return NULL;
+}
+void attrib_gpu_free(AttribGpu *ag) { (void)ag; }
+AttribBackend attrib_gpu_backend(AttribGpu *ag) { return (void)ag, (AttribBackend){0}; }

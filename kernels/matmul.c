@@ -48,38 +48,9 @@ void matmul_cpu(float *out, const float *in, const float *weight, const float *b
     parallel_for((size_t)OUT, min_cols, matmul_cols, &c);
 }
 
-typedef struct {
-    float *out;
-    const float *a, *b;
-    int M, K, N;
-    float beta;
-} MatmulTnCtx;
-
-// Rows [begin, end) of out: aᵀ[begin:end] b.
-static void matmul_tn_rows(void *arg, size_t begin, size_t end) {
-    const MatmulTnCtx *c = arg;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(end - begin), c->N, c->K, 1.0f, c->a + begin, c->M,
-                c->b, c->N, c->beta, c->out + begin * (size_t)c->N, c->N);
-}
-
-void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta) {
-    matmul_blas_init();
-    MatmulTnCtx c = {out, a, b, M, K, N, beta};
-    parallel_for((size_t)M, (size_t)M * K < 65536 ? (size_t)M : 32, matmul_tn_rows, &c);
-}
-
 #else
 
 void matmul_blas_init(void) {}
-
-void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta) {
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) {
-            float s = 0;
-            for (int k = 0; k < K; k++) s += a[(size_t)k * M + m] * b[(size_t)k * N + n];
-            out[(size_t)m * N + n] = beta * out[(size_t)m * N + n] + s;
-        }
-}
 
 typedef struct {
     float *out;
@@ -118,6 +89,58 @@ void matmul_cpu(float *out, const float *in, const float *weight, const float *b
     parallel_for((size_t)OUT, 16, matmul_cols, &c);
 }
 #endif
+
+// ---- the general product ---------------------------------------------------------------------
+
+void gemm_serial_cpu(int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb,
+                     float beta, float *out, int ldo) {
+    if (M <= 0 || N <= 0) return;
+#ifdef USE_BLAS
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
+                a, lda, b, ldb, beta, out, ldo);
+#else
+    for (int m = 0; m < M; m++) {
+        float *o = out + (size_t)m * ldo;
+        for (int n = 0; n < N; n++) o[n] = beta != 0 ? beta * o[n] : 0.0f;
+        for (int k = 0; k < K; k++) {
+            float av = trans_a ? a[(size_t)k * lda + m] : a[(size_t)m * lda + k];
+            if (trans_b)
+                for (int n = 0; n < N; n++) o[n] += av * b[(size_t)n * ldb + k];
+            else
+                for (int n = 0; n < N; n++) o[n] += av * b[(size_t)k * ldb + n];
+        }
+    }
+#endif
+}
+
+typedef struct {
+    int trans_a, trans_b, N, K, lda, ldb, ldo;
+    const float *a, *b;
+    float beta;
+    float *out;
+} GemmCtx;
+
+// Rows [begin, end) of out: rows of a, or columns of a when it is transposed.
+static void gemm_rows(void *arg, size_t begin, size_t end) {
+    const GemmCtx *c = arg;
+    const float *a = c->trans_a ? c->a + begin : c->a + begin * (size_t)c->lda;
+    gemm_serial_cpu(c->trans_a, c->trans_b, (int)(end - begin), c->N, c->K, a, c->lda, c->b, c->ldb, c->beta,
+                    c->out + begin * (size_t)c->ldo, c->ldo);
+}
+
+void gemm_cpu(int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b, int ldb,
+              float beta, float *out, int ldo) {
+    if (M <= 0 || N <= 0) return;
+    matmul_blas_init();
+    GemmCtx c = {trans_a, trans_b, N, K, lda, ldb, ldo, a, b, beta, out};
+    // row blocks of >= 16 rows; small products stay on one thread (start-up would dominate)
+    size_t min_rows = (size_t)M * N * (size_t)K < ((size_t)1 << 21) ? (size_t)M : 16;
+    parallel_for((size_t)M, min_rows, gemm_rows, &c);
+}
+
+void matmul_tn_cpu(float *out, const float *a, const float *b, int M, int K, int N, float beta) {
+    gemm_cpu(1, 0, M, N, K, a, M, b, N, beta, out, N);
+}
 
 // ---- one input row against several weights (decoding) ---------------------------------------
 

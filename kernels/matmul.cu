@@ -1,4 +1,5 @@
-// matmul.cu — CUDA twin of matmul_cpu: out (N, OUT) = in (N, IN) · W (OUT, IN)ᵀ + bias, row-major.
+// matmul.cu — CUDA twins of matmul_cpu: out (N, OUT) = in (N, IN) · W (OUT, IN)ᵀ + bias, row-major,
+// and of gemm_cpu.
 //
 // cuBLAS is column-major. A row-major (R, C) buffer is the column-major (C, R) matrix, so in
 // cuBLAS terms the buffers hold outᵀ (OUT x N, ld OUT), inᵀ (IN x N, ld IN) and Wᵀ (IN x OUT,
@@ -29,5 +30,20 @@ extern "C" int matmul_cuda(const GpuCtx *g, float *out, const float *in, const f
                                     in, IN, &beta, out, OUT);
     if (st != CUBLAS_STATUS_SUCCESS)
         return err_set(e, "matmul_cuda: cublasSgemm (N %d, IN %d, OUT %d): %s", N, IN, OUT, cublasGetStatusString(st));
+    return 0;
+}
+
+// Row-major out (M, N) = op(a) · op(b) is column-major outᵀ (N × M) = op(b)ᵀ · op(a)ᵀ; the row-major
+// buffer of b read column-major is bᵀ, so op(b)ᵀ is that buffer untransposed unless trans_b (same for a).
+extern "C" int gemm_cuda(const GpuCtx *g, int trans_a, int trans_b, int M, int N, int K, const float *a, int lda,
+                         const float *b, int ldb, float beta, float *out, int ldo, Error *e) {
+    if (M <= 0 || N <= 0) return 0;
+    if (!g || !g->cublas) return err_set(e, "gemm_cuda: no cuBLAS handle (gpu_ctx_init)");
+    const float alpha = 1.0f;
+    cublasStatus_t st = cublasSgemm((cublasHandle_t)g->cublas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                    trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, b, ldb, a, lda, &beta, out,
+                                    ldo);
+    if (st != CUBLAS_STATUS_SUCCESS)
+        return err_set(e, "gemm_cuda: cublasSgemm (%d x %d x %d): %s", M, N, K, cublasGetStatusString(st));
     return 0;
 }

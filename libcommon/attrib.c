@@ -15,6 +15,8 @@
 #include "fileio.h"
 #include "clt_io.h"
 #include "matmul.h"
+#include "rope.h"
+#include "threads.h"
 
 // ---------------------------------------------------------------------------------------------
 // CLT files
@@ -212,29 +214,36 @@ void attrib_state_free(AttribState *s) {
     int L = s->L;
     free(s->tokens);
     free(s->tok_vec);
-    free_layers(s->x_in, L); free_layers(s->mlp_out, L); free_layers(s->probs, L);
+    free_layers(s->x_in, L); free_layers(s->mlp_out, L);
+    free_layers(s->q, L); free_layers(s->k, L); free_layers(s->row_max, L); free_layers(s->row_inv, L);
     free_layers(s->attn_rstd, L); free_layers(s->mlp_rstd, L); free_layers(s->post_attn_rstd, L);
     free(s->final_rstd); free(s->logits);
-    free(s->active); free(s->activation); free(s->enc_vecs); free(s->recon); free(s->error);
+    free(s->active); free(s->activation); free(s->uniq_of); free(s->enc_rows); free(s->dec_base); free(s->dec_rows);
+    free(s->recon); free(s->error);
     if (s->dec_off)
         for (int l = 0; l < L; l++) {
             free(s->dec_off[l]);
-            free(s->dec_vec[l]);
+            free(s->dec_row[l]);
+            free(s->dec_act[l]);
             free(s->dec_src[l]);
         }
-    free(s->dec_off); free(s->dec_vec); free(s->dec_src);
+    free(s->dec_off); free(s->dec_row); free(s->dec_act); free(s->dec_src);
     free(s->logit_token); free(s->logit_prob); free(s->logit_vec);
     memset(s, 0, sizeof *s);
 }
 
 // Encodes every layer: the active features (a = h where h > θ, position 0 excluded) in (layer,
-// pos, feature) order, their activations and encoder rows.
-static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
+// pos, feature) order, their activations, and the distinct (layer, feature) pairs with their
+// encoder rows (*uniq (n_uniq, 2): layer, feature).
+static int encode_all(const AttribClt *clt, AttribState *s, int32_t **uniq, Error *e) {
     int L = s->L, T = s->T, D = s->D, F = clt->F;
-    int64_t cap = 1024, n = 0;
+    int64_t cap = 1024, n = 0, ucap = 256, nu = 0;
     s->active = xmalloc((size_t)cap * 3 * sizeof(int32_t));
     s->activation = xmalloc((size_t)cap * sizeof(float));
-    s->enc_vecs = xmalloc((size_t)cap * D * sizeof(float));
+    s->uniq_of = xmalloc((size_t)cap * sizeof(int32_t));
+    s->enc_rows = xmalloc((size_t)ucap * D * sizeof(float));
+    *uniq = xmalloc((size_t)ucap * 2 * sizeof(int32_t));
+    int32_t *uid = xmalloc((size_t)(F > 0 ? F : 1) * sizeof(int32_t));  // feature → pair, this layer
     // positions per block: the pre-activations of a block stay under 16M floats
     int rows = (int)((1 << 24) / (F > 0 ? F : 1));
     rows = rows < 1 ? 1 : rows > T ? T : rows;
@@ -244,8 +253,10 @@ static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
         float *owned;
         if (attrib_clt_encoder(clt, l, &w, &owned, e)) {
             free(h);
+            free(uid);
             return -1;
         }
+        for (int i = 0; i < F; i++) uid[i] = -1;
         const float *th = clt->threshold[l];
         for (int p0 = 0; p0 < T; p0 += rows) {
             int nr = T - p0 < rows ? T - p0 : rows;
@@ -260,13 +271,24 @@ static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
                         cap *= 2;
                         s->active = xrealloc(s->active, (size_t)cap * 3 * sizeof(int32_t));
                         s->activation = xrealloc(s->activation, (size_t)cap * sizeof(float));
-                        s->enc_vecs = xrealloc(s->enc_vecs, (size_t)cap * D * sizeof(float));
+                        s->uniq_of = xrealloc(s->uniq_of, (size_t)cap * sizeof(int32_t));
+                    }
+                    if (uid[i] < 0) {
+                        if (nu == ucap) {
+                            ucap *= 2;
+                            s->enc_rows = xrealloc(s->enc_rows, (size_t)ucap * D * sizeof(float));
+                            *uniq = xrealloc(*uniq, (size_t)ucap * 2 * sizeof(int32_t));
+                        }
+                        memcpy(s->enc_rows + (size_t)nu * D, w + (size_t)i * D, (size_t)D * sizeof(float));
+                        (*uniq)[2 * nu] = l;
+                        (*uniq)[2 * nu + 1] = i;
+                        uid[i] = (int32_t)nu++;
                     }
                     s->active[3 * n] = l;
                     s->active[3 * n + 1] = p;
                     s->active[3 * n + 2] = i;
                     s->activation[n] = hr[i];
-                    memcpy(s->enc_vecs + (size_t)n * D, w + (size_t)i * D, (size_t)D * sizeof(float));
+                    s->uniq_of[n] = uid[i];
                     n++;
                 }
             }
@@ -274,16 +296,29 @@ static int encode_all(const AttribClt *clt, AttribState *s, Error *e) {
         free(owned);
     }
     free(h);
+    free(uid);
     s->n_active = (int)n;
+    s->n_uniq = (int)nu;
     return 0;
 }
 
-// Decoder vectors a_s·W_dec[s, k − l_s] grouped by target layer and position, the reconstruction
-// and the error vectors.
-static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
+// The distinct pairs' decoder blocks, the sources grouped by target layer and position, the
+// reconstruction and the error vectors.
+static int decode_all(const AttribClt *clt, AttribState *s, const int32_t *uniq, Error *e) {
     int L = s->L, T = s->T, D = s->D;
+    s->dec_base = xmalloc(((size_t)s->n_uniq + 1) * sizeof(int64_t));
+    int64_t total = 0;
+    for (int u = 0; u < s->n_uniq; u++) {
+        s->dec_base[u] = total;
+        total += (int64_t)(L - uniq[2 * u]) * D;
+    }
+    s->n_dec_rows = total;
+    s->dec_rows = xmalloc(((size_t)total + 1) * sizeof(float));
+    for (int u = 0; u < s->n_uniq; u++)
+        if (attrib_clt_decoder_row(clt, uniq[2 * u], uniq[2 * u + 1], s->dec_rows + s->dec_base[u], e)) return -1;
     s->dec_off = xcalloc((size_t)L, sizeof(int64_t *));
-    s->dec_vec = xcalloc((size_t)L, sizeof(float *));
+    s->dec_row = xcalloc((size_t)L, sizeof(int64_t *));
+    s->dec_act = xcalloc((size_t)L, sizeof(float *));
     s->dec_src = xcalloc((size_t)L, sizeof(int32_t *));
     for (int k = 0; k < L; k++) s->dec_off[k] = xcalloc((size_t)T + 1, sizeof(int64_t));
     for (int a = 0; a < s->n_active; a++)
@@ -291,29 +326,24 @@ static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
     int64_t **fill = xcalloc((size_t)L, sizeof(int64_t *));
     for (int k = 0; k < L; k++) {
         for (int p = 0; p < T; p++) s->dec_off[k][p + 1] += s->dec_off[k][p];
-        s->dec_vec[k] = xmalloc(((size_t)s->dec_off[k][T] + 1) * D * sizeof(float));
-        s->dec_src[k] = xmalloc(((size_t)s->dec_off[k][T] + 1) * sizeof(int32_t));
+        size_t n_k = (size_t)s->dec_off[k][T] + 1;
+        s->dec_row[k] = xmalloc(n_k * sizeof(int64_t));
+        s->dec_act[k] = xmalloc(n_k * sizeof(float));
+        s->dec_src[k] = xmalloc(n_k * sizeof(int32_t));
         fill[k] = xmalloc((size_t)T * sizeof(int64_t));
         memcpy(fill[k], s->dec_off[k], (size_t)T * sizeof(int64_t));
     }
-    float *row = xmalloc((size_t)L * D * sizeof(float));
-    int rc = 0;
-    for (int a = 0; a < s->n_active && !rc; a++) {
+    for (int a = 0; a < s->n_active; a++) {
         int l = s->active[3 * a], p = s->active[3 * a + 1];
-        if ((rc = attrib_clt_decoder_row(clt, l, s->active[3 * a + 2], row, e))) break;
-        float act = s->activation[a];
         for (int k = l; k < L; k++) {
             int64_t j = fill[k][p]++;
-            float *v = s->dec_vec[k] + (size_t)j * D;
-            const float *r = row + (size_t)(k - l) * D;
-            for (int i = 0; i < D; i++) v[i] = r[i] * act;
+            s->dec_row[k][j] = s->dec_base[s->uniq_of[a]] + (int64_t)(k - l) * D;
+            s->dec_act[k][j] = s->activation[a];
             s->dec_src[k][j] = a;
         }
     }
-    free(row);
     for (int k = 0; k < L; k++) free(fill[k]);
     free(fill);
-    if (rc) return -1;
     size_t TD = (size_t)T * D;
     s->recon = xmalloc((size_t)L * TD * sizeof(float));
     s->error = xmalloc((size_t)L * TD * sizeof(float));
@@ -323,12 +353,68 @@ static int decode_all(const AttribClt *clt, AttribState *s, Error *e) {
             const float *y = s->mlp_out[k] + (size_t)p * D;
             memcpy(r, clt->b_dec[k], (size_t)D * sizeof(float));
             for (int64_t j = s->dec_off[k][p]; j < s->dec_off[k][p + 1]; j++) {
-                const float *v = s->dec_vec[k] + (size_t)j * D;
-                for (int i = 0; i < D; i++) r[i] += v[i];
+                const float *v = s->dec_rows + s->dec_row[k][j];
+                float act = s->dec_act[k][j];
+                for (int i = 0; i < D; i++) r[i] += v[i] * act;
             }
             for (int i = 0; i < D; i++) er[i] = p == 0 ? 0.0f : y[i] - r[i];
         }
     return 0;
+}
+
+// A norm with its scale frozen at rstd (T,): RMSNorm x·rstd·(off + w), LayerNorm (x − mean)·rstd·w + b.
+static void frozen_norm(const Model *m, float *out, const float *x, const float *w, const float *b, const float *rstd,
+                        int T, int D) {
+    float off = norm_offset(m);
+    for (int p = 0; p < T; p++) {
+        const float *xr = x + (size_t)p * D;
+        float *o = out + (size_t)p * D;
+        float mean = 0;
+        if (centered_norm(m)) {
+            double sum = 0;
+            for (int i = 0; i < D; i++) sum += xr[i];
+            mean = (float)(sum / D);
+        }
+        for (int i = 0; i < D; i++) o[i] = (xr[i] - mean) * rstd[p] * (off + w[i]) + (b ? b[i] : 0.0f);
+    }
+}
+
+AttribPattern attrib_layer_pattern(const Model *m, const AttribState *s, int l) {
+    const ModelConfig *c = &m->cfg;
+    AttnShape sh = {1, s->T, s->H, s->KVH, s->hd, model_attn_scale(c, l), c->attn_softcap,
+                    c->layer_sliding[l] ? c->sliding_window : 0};
+    return (AttribPattern){s->q[l], s->k[l], s->row_max[l], s->row_inv[l], sh};
+}
+
+// Each layer's queries and keys (after RoPE) from its input resid[l] (T, D), as the forward pass
+// makes them (the attention-input norm at its captured scale, the q/k projections, RoPE), and the
+// softmax statistics of its pattern rows: all attrib_layer_pattern needs, O(T) per layer.
+static void capture_patterns(const Model *m, AttribState *s, float **resid) {
+    const ModelConfig *c = &m->cfg;
+    int L = s->L, T = s->T, D = s->D, qd = s->H * s->hd, kvd = s->KVH * s->hd;
+    s->q = alloc_layers(L, (size_t)T * qd);
+    s->k = alloc_layers(L, (size_t)T * kvd);
+    s->row_max = alloc_layers(L, (size_t)s->H * T);
+    s->row_inv = alloc_layers(L, (size_t)s->H * T);
+    float *xn = xmalloc((size_t)T * D * sizeof(float)), *cos_t = NULL, *sin_t = NULL;
+    if (c->block.rope) {
+        cos_t = xmalloc((size_t)T * s->hd / 2 * sizeof(float));
+        sin_t = xmalloc((size_t)T * s->hd / 2 * sizeof(float));
+        rope_table(cos_t, sin_t, T, s->hd, &c->block.rope_params);
+    }
+    for (int l = 0; l < L; l++) {
+        const LayerWeights *Lw = &m->layers[l];
+        frozen_norm(m, xn, resid[l], Lw->attn_norm_w, Lw->attn_norm_b, s->attn_rstd[l], T, D);
+        matmul_cpu(s->q[l], xn, Lw->wq, Lw->bq, T, D, qd);
+        matmul_cpu(s->k[l], xn, Lw->wk, Lw->bk, T, D, kvd);
+        if (cos_t) {
+            rope_apply_cpu(s->q[l], cos_t, sin_t, 1, T, s->H, s->hd);
+            rope_apply_cpu(s->k[l], cos_t, sin_t, 1, T, s->KVH, s->hd);
+        }
+        AttribPattern p = attrib_layer_pattern(m, s, l);
+        attention_row_stats_cpu(s->row_max[l], s->row_inv[l], s->q[l], s->k[l], &p.shape);
+    }
+    free(xn); free(cos_t); free(sin_t);
 }
 
 int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens, int T, AttribState *s, Error *e) {
@@ -355,13 +441,13 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
         memcpy(s->tok_vec + (size_t)p * D, m->embed + (size_t)tokens[p] * D, (size_t)D * sizeof(float));
     s->x_in = alloc_layers(L, TD);
     s->mlp_out = alloc_layers(L, TD);
-    s->probs = alloc_layers(L, (size_t)s->H * T * T);
     s->attn_rstd = alloc_layers(L, (size_t)T);
     s->mlp_rstd = alloc_layers(L, (size_t)T);
     if (m->cfg.block.post_attn_norm) s->post_attn_rstd = alloc_layers(L, (size_t)T);
     s->final_rstd = xmalloc((size_t)T * sizeof(float));
     float *final = xmalloc(TD * sizeof(float));
-    ForwardOutputs out = {.mlp_out = s->mlp_out, .attn_probs = s->probs, .attn_rstd = s->attn_rstd,
+    float **resid = alloc_layers(L, TD);  // the layers' inputs, until their q and k are made
+    ForwardOutputs out = {.mlp_out = s->mlp_out, .resid_pre = resid, .attn_rstd = s->attn_rstd,
                           .mlp_rstd = s->mlp_rstd, .post_attn_rstd = s->post_attn_rstd,
                           .final_hidden = final, .final_rstd = s->final_rstd};
     if (clt->input == ATTRIB_IN_MLP_IN) out.mlp_in = s->x_in;
@@ -375,10 +461,15 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
         block_logits_cpu(m, s->logits, final + (size_t)(T - 1) * D, 1);
     }
     free(final);
-    if (rc || encode_all(clt, s, e) || decode_all(clt, s, e)) {
+    if (!rc) capture_patterns(m, s, resid);
+    free_layers(resid, L);
+    int32_t *uniq = NULL;
+    if (rc || encode_all(clt, s, &uniq, e) || decode_all(clt, s, uniq, e)) {
+        free(uniq);
         attrib_state_free(s);
         return -1;
     }
+    free(uniq);
     return 0;
 }
 
@@ -500,6 +591,7 @@ static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l,
     const LayerWeights *Lw = &m->layers[l];
     int D = s->D, hd = s->hd, qd = s->H * hd, group = s->H / s->KVH, rows = n * Te;
     const float *go = w->g;
+    AttribPattern pat = attrib_layer_pattern(m, s, l);
     if (Lw->post_attn_norm_w) {  // Gemma 2: the attention output's norm, its scale frozen
         attrib_norm_vjp_cpu(w->tmp, w->g, Lw->post_attn_norm_w, 1.0f, 0, s->post_attn_rstd[l], n, Te, D, 0);
         go = w->tmp;
@@ -507,12 +599,24 @@ static void attn_vjp(const Model *m, const AttribState *s, AttribWork *w, int l,
     for (int g = 0; g < s->KVH; g++) {
         for (int k = 0; k < group; k++) {
             int h = g * group + k;
-            attrib_gemm_cpu(0, rows, hd, D, go, D, Lw->wo + (size_t)h * hd, qd, 0.0f, w->x, hd);
-            attrib_pattern_t_cpu(w->y, w->x, s->probs[l] + (size_t)h * s->T * s->T, Te, s->T, n * hd, k ? 1.0f : 0.0f);
+            gemm_cpu(0, 0, rows, hd, D, go, D, Lw->wo + (size_t)h * hd, qd, 0.0f, w->x, hd);
+            attrib_pattern_t_cpu(w->y, w->x, &pat, h, Te, n * hd, k ? 1.0f : 0.0f);
         }
-        attrib_gemm_cpu(0, rows, D, hd, w->y, hd, Lw->wv + (size_t)g * hd * D, D, g ? 1.0f : 0.0f, w->g_n, D);
+        gemm_cpu(0, 0, rows, D, hd, w->y, hd, Lw->wv + (size_t)g * hd * D, D, g ? 1.0f : 0.0f, w->g_n, D);
     }
     attrib_norm_vjp_cpu(w->g, w->g_n, Lw->attn_norm_w, norm_offset(m), centered_norm(m), s->attn_rstd[l], n, Te, D, 1);
+}
+
+int attrib_batch_span(const AttribState *s, int n, const int *layer, const int *pos, int *Te, int *top, Error *e) {
+    *Te = *top = 0;
+    for (int b = 0; b < n; b++) {
+        if (layer[b] < 0 || layer[b] > s->L || pos[b] < 0 || pos[b] >= s->T)
+            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b],
+                           pos[b]);
+        *Te = pos[b] + 1 > *Te ? pos[b] + 1 : *Te;
+        *top = layer[b] > *top ? layer[b] : *top;
+    }
+    return 0;
 }
 
 int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, const int *layer, const int *pos,
@@ -520,14 +624,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     int L = s->L, T = s->T, D = s->D;
     if (n < 1) return 0;
     if (n > w->B) return err_set(e, "attrib_rows: %d targets for a work area of %d", n, w->B);
-    int Te = 0, top = 0;
-    for (int b = 0; b < n; b++) {
-        if (layer[b] < 0 || layer[b] > L || pos[b] < 0 || pos[b] >= T)
-            return err_set(e, "attrib_rows: target %d at layer %d, position %d is outside the model", b, layer[b],
-                           pos[b]);
-        Te = pos[b] + 1 > Te ? pos[b] + 1 : Te;
-        top = layer[b] > top ? layer[b] : top;
-    }
+    int Te, top;
+    if (attrib_batch_span(s, n, layer, pos, &Te, &top, e)) return -1;
     int64_t n_src = attrib_row_sources(s);
     for (int b = 0; b < n; b++) memset(rows + (size_t)b * ld, 0, (size_t)n_src * sizeof(float));
     memset(w->g, 0, (size_t)n * Te * D * sizeof(float));
@@ -538,7 +636,8 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
     for (int l = top < L ? top : L - 1; l >= 0; l--) {
         // g is the gradient at the residual after layer l: what layer l's MLP sources write into
         if (l < top) {
-            attrib_decoder_dots_cpu(rows, ld, s->dec_off[l], s->dec_src[l], s->dec_vec[l], w->g, n, Te, D);
+            attrib_decoder_dots_cpu(rows, ld, s->dec_off[l], s->dec_src[l], s->dec_rows, s->dec_row[l], s->dec_act[l],
+                                    w->g, n, Te, D);
             attrib_position_dots_cpu(rows, ld, s->n_active + (int64_t)l * T, s->error + (size_t)l * T * D, 1.0f, w->g,
                                      n, Te, T, D);
         }
@@ -563,22 +662,29 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
 // ---------------------------------------------------------------------------------------------
 // the frozen forward
 
-// A norm with its scale frozen at rstd (T,): RMSNorm x·rstd·(off + w), LayerNorm (x − mean)·rstd·w + b.
-static void frozen_norm(const Model *m, float *out, const float *x, const float *w, const float *b, const float *rstd,
-                        int T, int D) {
+enum { PV_ROWS = 64 };
 
-    float off = norm_offset(m);
-    for (int p = 0; p < T; p++) {
-        const float *xr = x + (size_t)p * D;
-        float *o = out + (size_t)p * D;
-        float mean = 0;
-        if (centered_norm(m)) {
-            double sum = 0;
-            for (int i = 0; i < D; i++) sum += xr[i];
-            mean = (float)(sum / D);
-        }
-        for (int i = 0; i < D; i++) o[i] = (xr[i] - mean) * rstd[p] * (off + w[i]) + (b ? b[i] : 0.0f);
+typedef struct {
+    float *att;
+    const float *v;
+    const AttribPattern *p;
+} PatternVCtx;
+
+// att_h = P_h · v_kv(h) for items (head, block of PV_ROWS query rows): the rows' pattern (against
+// the keys up to the block's end) recomputed, then one product.
+static void pattern_v_items(void *arg, size_t begin, size_t end) {
+    const PatternVCtx *c = arg;
+    const AttnShape *s = &c->p->shape;
+    int T = s->T, H = s->H, hd = s->hd, nb = (T + PV_ROWS - 1) / PV_ROWS;
+    float *pt = xmalloc((size_t)PV_ROWS * T * sizeof(float));
+    for (size_t item = begin; item < end; item++) {
+        int h = (int)(item / (size_t)nb), i0 = (int)(item % (size_t)nb) * PV_ROWS;
+        int ni = T - i0 < PV_ROWS ? T - i0 : PV_ROWS, nj = i0 + ni;
+        attention_probs_block_cpu(pt, nj, c->p->q, c->p->k, c->p->row_max, c->p->row_inv, s, h, i0, ni, 0, nj);
+        gemm_serial_cpu(0, 0, ni, hd, nj, pt, nj, c->v + (size_t)(h / (H / s->KVH)) * hd, s->KVH * hd, 0.0f,
+                        c->att + (size_t)i0 * H * hd + (size_t)h * hd, H * hd);
     }
+    free(pt);
 }
 
 int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *mlp, const float *add_resid, int linear,
@@ -600,9 +706,9 @@ int attrib_frozen_forward(const Model *m, const AttribState *s, float *const *ml
         const LayerWeights *Lw = &m->layers[l];
         frozen_norm(m, xn, x, Lw->attn_norm_w, linear ? NULL : Lw->attn_norm_b, s->attn_rstd[l], T, D);
         matmul_cpu(v, xn, Lw->wv, linear ? NULL : Lw->bv, T, D, kvd);
-        for (int h = 0; h < H; h++)  // att_h = P_h · v_{kv(h)}
-            attrib_gemm_cpu(0, T, hd, T, s->probs[l] + (size_t)h * T * T, T, v + (size_t)(h / (H / KVH)) * hd, kvd,
-                            0.0f, att + (size_t)h * hd, qd);
+        AttribPattern pat = attrib_layer_pattern(m, s, l);
+        PatternVCtx pc = {att, v, &pat};
+        parallel_for((size_t)H * ((T + PV_ROWS - 1) / PV_ROWS), 1, pattern_v_items, &pc);
         matmul_cpu(xn, att, Lw->wo, linear ? NULL : Lw->bo, T, qd, D);
         if (Lw->post_attn_norm_w) frozen_norm(m, xn, xn, Lw->post_attn_norm_w, NULL, s->post_attn_rstd[l], T, D);
         for (size_t i = 0; i < TD; i++) x[i] += xn[i];

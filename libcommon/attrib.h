@@ -21,6 +21,7 @@
 #include "err.h"
 #include "model.h"
 #include "attrib_graph.h"
+#include "attrib_vjp.h"
 #include "safetensors.h"
 
 typedef enum { ATTRIB_IN_MLP_IN = 0, ATTRIB_IN_RESID_MID = 1 } AttribInput;
@@ -60,7 +61,9 @@ typedef struct {
     // the frozen forward pass (per layer, T rows)
     float **x_in;          // [L] (T, D) the CLT's input
     float **mlp_out;       // [L] (T, D) the true MLP output
-    float **probs;         // [L] (H, T, T) attention patterns
+    // the frozen attention patterns, recomputed when needed (attrib_layer_pattern), never stored
+    float **q, **k;        // [L] (T, H·hd), (T, KVH·hd) queries and keys after RoPE
+    float **row_max, **row_inv;  // [L] (H, T) each pattern row's softmax max and 1 / sum
     float **attn_rstd, **mlp_rstd, **post_attn_rstd;  // [L] (T,); post_attn_rstd: Gemma 2 only, else NULL
     float *final_rstd;     // (T,)
     float *logits;         // (V,) at the last position
@@ -68,12 +71,21 @@ typedef struct {
     int n_active;
     int32_t *active;       // (n_active, 3): layer, pos, feature
     float *activation;     // (n_active,)
-    float *enc_vecs;       // (n_active, D): the raw encoder rows (the feature targets' injections)
+    // the distinct (layer, feature) pairs among them, each row read from the CLT once: memory
+    // grows with the features the prompt uses, not with every (position, feature, layer) source
+    int n_uniq;
+    int32_t *uniq_of;      // (n_active,) the pair of each active feature
+    float *enc_rows;       // (n_uniq, D): the raw encoder rows (the feature targets' injections)
+    int64_t *dec_base;     // (n_uniq,) offset of the pair's decoder block (L − l, D) in dec_rows
+    float *dec_rows;       // the decoder blocks W_dec[f] (unscaled), one after another
+    int64_t n_dec_rows;    // floats in dec_rows
     float *recon;          // (L, T, D): b_dec + Σ decoder vectors
     float *error;          // (L, T, D): mlp_out − recon, zero at position 0
-    // decoder sources by target layer k, grouped by position: dec_off[k][p] ≤ j < dec_off[k][p+1]
+    // decoder sources by target layer k, grouped by position: dec_off[k][p] ≤ j < dec_off[k][p+1];
+    // source j's vector is dec_act[k][j] · dec_rows[dec_row[k][j] ...+D] = a_s · W_dec[s, k − l_s]
     int64_t **dec_off;     // [L] (T+1,)
-    float **dec_vec;       // [L] (n_k, D) a_s · W_dec[s, k − l_s]
+    int64_t **dec_row;     // [L] (n_k,) offset of W_dec[s, k − l_s] in dec_rows
+    float **dec_act;       // [L] (n_k,) a_s
     int32_t **dec_src;     // [L] (n_k,) active index s
     // logit targets
     int n_logits;
@@ -90,6 +102,12 @@ int attrib_capture(const Model *m, const AttribClt *clt, const uint32_t *tokens,
 int attrib_logit_targets(AttribState *s, const Model *m, const int32_t *targets, int n_targets, int max_n_logits,
                          double desired_prob, Error *e);
 void attrib_state_free(AttribState *s);
+// The encoder row of active feature a (D,).
+static inline const float *attrib_enc_vec(const AttribState *s, int64_t a) {
+    return s->enc_rows + (size_t)s->uniq_of[a] * s->D;
+}
+// Layer l's frozen attention pattern (views of s's q, k and statistics).
+AttribPattern attrib_layer_pattern(const Model *m, const AttribState *s, int l);
 
 // Row layout of the backward: the sources [active features | errors (l·T + p) | tokens], then room
 // for the logit columns circuit-tracer keeps (zero: logits are never sources).
@@ -106,6 +124,17 @@ void attrib_work_free(AttribWork *w);
 // vecs[b] (D,). rows (n, ld) receive columns [0, attrib_row_sources) (overwritten).
 int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, const int *layer, const int *pos,
                 const float *vecs, float *rows, int64_t ld, Error *e);
+// What a batch of targets spans: Te (positions 0..Te−1 carry gradient) and top (the highest
+// target layer); an error for a target outside the model. attrib_rows and its CUDA twin check here.
+int attrib_batch_span(const AttribState *s, int n, const int *layer, const int *pos, int *Te, int *top, Error *e);
+
+// Another device for attrib_rows (same contract, host rows out): kernels/attrib_cuda.h makes one.
+// attrib_run uses it when AttribRunOptions.backend is set, else the CPU.
+typedef struct {
+    void *ctx;
+    int (*rows)(void *ctx, const Model *m, const AttribState *s, int n, const int *layer, const int *pos,
+                const float *vecs, float *rows, int64_t ld, Error *e);
+} AttribBackend;
 
 // The replacement model run forward with everything frozen (patterns, norm scales): from the
 // embeddings, with the MLP outputs replaced by mlp[l] (T, D), plus optional additions: add_resid
@@ -126,6 +155,7 @@ typedef struct {
     // progress: phase "logits" or "features", rows done of total; may be NULL
     void (*progress)(void *ctx, const char *phase, int64_t done, int64_t total);
     void *progress_ctx;
+    const AttribBackend *backend;  // NULL: the CPU (attrib_rows)
 } AttribRunOptions;
 
 // circuit-tracer's attribute() after the setup: the logit rows, then the feature rows — all of

@@ -29,8 +29,9 @@ static int by_position(const void *a, const void *b, void *state) {
 }
 
 // Rows for n targets (all logits or all features) at rows + st·n_cols.
-static int run_batch(const Model *m, const AttribState *s, AttribWork *w, int n, const int32_t *idx, int logits,
-                     float *rows, int64_t n_cols, int *layer, int *pos, float *vecs, Error *e) {
+static int run_batch(const Model *m, const AttribState *s, const AttribBackend *be, AttribWork *w, int n,
+                     const int32_t *idx, int logits, float *rows, int64_t n_cols, int *layer, int *pos, float *vecs,
+                     Error *e) {
     int D = s->D;
     for (int b = 0; b < n; b++) {
         int32_t i = idx[b];
@@ -41,9 +42,10 @@ static int run_batch(const Model *m, const AttribState *s, AttribWork *w, int n,
         } else {
             layer[b] = s->active[3 * i];
             pos[b] = s->active[3 * i + 1];
-            memcpy(vecs + (size_t)b * D, s->enc_vecs + (size_t)i * D, (size_t)D * sizeof(float));
+            memcpy(vecs + (size_t)b * D, attrib_enc_vec(s, i), (size_t)D * sizeof(float));
         }
     }
+    if (be) return be->rows(be->ctx, m, s, n, layer, pos, vecs, rows, n_cols, e);
     return attrib_rows(m, s, w, n, layer, pos, vecs, rows, n_cols, e);
 }
 
@@ -62,7 +64,7 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
     float *vecs = xmalloc((size_t)B * D * sizeof(float));
     int32_t *idx = xmalloc(((size_t)(n_act > K ? n_act : K) + 1) * sizeof(int32_t));
     uint8_t *visited = xcalloc((size_t)n_act + 1, 1);
-    AttribWork *w = attrib_work_new(s, B);
+    AttribWork *w = o->backend ? NULL : attrib_work_new(s, B);
     int rc = 0;
 
     // logit rows first
@@ -73,7 +75,7 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
             row_node[k0 + b] = logit_off + k0 + b;
             row_weight[k0 + b] = s->logit_prob[k0 + b];
         }
-        rc = run_batch(m, s, w, n, idx, 1, rows + (size_t)k0 * n_cols, n_cols, layer, pos, vecs, e);
+        rc = run_batch(m, s, o->backend, w, n, idx, 1, rows + (size_t)k0 * n_cols, n_cols, layer, pos, vecs, e);
         if (o->progress) o->progress(o->progress_ctx, "logits", k0 + n, K);
     }
     // feature rows
@@ -97,7 +99,7 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
         qsort_r(idx, (size_t)n_pending, sizeof *idx, by_position, (void *)s);
         for (int q = 0; q < n_pending && !rc; q += B) {
             int n = n_pending - q < B ? n_pending - q : B;
-            rc = run_batch(m, s, w, n, idx + q, 0, rows + (size_t)st * n_cols, n_cols, layer, pos, vecs, e);
+            rc = run_batch(m, s, o->backend, w, n, idx + q, 0, rows + (size_t)st * n_cols, n_cols, layer, pos, vecs, e);
             for (int b = 0; b < n; b++) {
                 row_node[st + b] = idx[q + b];
                 visited[idx[q + b]] = 1;

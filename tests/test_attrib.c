@@ -160,7 +160,7 @@ static float *all_rows(Fixture *f, int B, int64_t *ld_out) {
         if (t < s->n_active) {
             layer[t] = s->active[3 * t];
             pos[t] = s->active[3 * t + 1];
-            memcpy(vecs + (size_t)t * D, s->enc_vecs + (size_t)t * D, (size_t)D * sizeof(float));
+            memcpy(vecs + (size_t)t * D, attrib_enc_vec(s, t), (size_t)D * sizeof(float));
         } else {
             layer[t] = s->L;
             pos[t] = s->T - 1;
@@ -204,13 +204,14 @@ static void check_interventions(Fixture *f, const char *name) {
     for (int64_t src = 0; src < n_src; src += src < s->n_active ? 3 : 1) {
         for (int l = 0; l < L; l++) memset(mlp[l], 0, TD * sizeof(float));
         memset(add, 0, (size_t)(L + 1) * TD * sizeof(float));
-        if (src < s->n_active) {  // a_s·W_dec[s, k − l_s] into every layer k ≥ l_s
-            for (int k = s->active[3 * src]; k < L; k++)
-                for (int64_t j = 0; j < s->dec_off[k][T]; j++)
-                    if (s->dec_src[k][j] == src) {
-                        int p = s->active[3 * src + 1];
-                        memcpy(mlp[k] + (size_t)p * D, s->dec_vec[k] + (size_t)j * D, (size_t)D * sizeof(float));
-                    }
+        if (src < s->n_active) {  // a_s·W_dec[s, k − l_s] into every layer k ≥ l_s, from the CLT file
+            int ls = s->active[3 * src], p = s->active[3 * src + 1];
+            float *dec = malloc((size_t)(L - ls) * D * sizeof(float));
+            CHECK(!attrib_clt_decoder_row(&f->clt, ls, s->active[3 * src + 2], dec, &e), "%s", e.msg);
+            for (int k = ls; k < L; k++)
+                for (int i = 0; i < D; i++)
+                    mlp[k][(size_t)p * D + i] = dec[(size_t)(k - ls) * D + i] * s->activation[src];
+            free(dec);
         } else if (src < s->n_active + (int64_t)L * T) {
             int64_t i = src - s->n_active;
             int k = (int)(i / T), p = (int)(i % T);
@@ -224,7 +225,7 @@ static void check_interventions(Fixture *f, const char *name) {
             float moved;
             if (t < s->n_active) {
                 int l = s->active[3 * t], p = s->active[3 * t + 1];
-                moved = dot(s->enc_vecs + (size_t)t * D, x_in[l] + (size_t)p * D, D);
+                moved = dot(attrib_enc_vec(s, t), x_in[l] + (size_t)p * D, D);
             } else {
                 moved = dot(s->logit_vec + (size_t)(t - s->n_active) * D, final + (size_t)(T - 1) * D, D);
             }

@@ -16,6 +16,8 @@
 #include "model_resolve.h"
 #include "progress.h"
 #include "tokenizer.h"
+#include "attrib_cuda.h"
+#include "cuda_common.h"
 
 static const char USAGE[] =
     "usage: attrib -m MODEL_DIR --clt CLT_DIR [options] [PROMPT_FILE | -]\n"
@@ -49,7 +51,8 @@ static const char USAGE[] =
     "  --batch B                targets per backward pass (default 256)\n"
     "  --update-interval N      greedy: batches between re-rankings (default 4)\n"
     "  --threads N              CPU threads (default: $CLTKIT_THREADS, else all cores)\n"
-    "  --device D               cpu (default); cuda is not available for attrib yet\n"
+    "  --device D               cpu (default) or cuda: the backward passes (the rows) on the GPU\n"
+    "                           (builds with CUDA; the forward, pruning and intervene stay on the CPU)\n"
     "  --slug NAME              the graph's slug (default \"graph\")\n"
     "  --scan NAME              the graph's scan (default: the CLT's scan, else its directory name)\n"
     "  -o, --output FILE        the graph JSON (default stdout); written atomically\n"
@@ -250,9 +253,11 @@ static void parse_args(int argc, char **argv, Options *o, int intervene) {
         cli_usage_error("attrib", "--node-threshold must be in [0, 1]");
     if (!(o->edge_threshold >= 0 && o->edge_threshold <= 1))
         cli_usage_error("attrib", "--edge-threshold must be in [0, 1]");
-    if (strcmp(o->device, "cpu")) {
-        if (!strcmp(o->device, "cuda")) fatal("--device cuda: attrib runs on the CPU only so far");
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda"))
         cli_usage_error("attrib", "--device must be cpu or cuda (got \"%s\")", o->device);
+    if (!strcmp(o->device, "cuda")) {
+        Error e;
+        if (cuda_devices(&e) < 1) fatal("--device cuda: %s", e.msg);
     }
     if (intervene && !o->n_sets) cli_usage_error("attrib", "intervene needs at least one --set or --scale");
     if (!intervene && o->n_sets) cli_usage_error("attrib", "--set/--scale belong to `attrib intervene`");
@@ -425,10 +430,18 @@ int main(int argc, char **argv) {
     for (int k = 0; k < o.n_targets; k++) targets[k] = target_id(o.targets[k], tok, m.cfg.vocab_size);
     if (attrib_logit_targets(&s, &m, targets, o.n_targets, o.max_logits, o.logit_prob, &e)) fatal_err(&e);
 
-    AttribRunOptions ro = {o.batch, o.max_feature_nodes, o.update_interval, on_progress, &ps};
+    AttribRunOptions ro = {o.batch, o.max_feature_nodes, o.update_interval, on_progress, &ps, NULL};
+    AttribGpu *ag = NULL;
+    AttribBackend be;
+    if (!strcmp(o.device, "cuda")) {
+        if (!(ag = attrib_gpu_new(&m, &s, o.batch, &e))) fatal_err(&e);
+        be = attrib_gpu_backend(ag);
+        ro.backend = &be;
+    }
     ps.phase = NULL;
     AttribGraph g;
     if (attrib_run(&m, &s, &ro, &g, &e)) fatal_err(&e);
+    attrib_gpu_free(ag);
     if (ps.phase) progress_finish(&ps.bar);
 
     progress_init(&ps.bar, "pruning", "steps", 1, 1);
