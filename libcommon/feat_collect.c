@@ -1060,14 +1060,16 @@ static void select_rows(void *arg, size_t r0, size_t r1) {
     free(ids); free(vals);
 }
 
-void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m) {
+void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m, int shard_i, int shard_n) {
     int d = p->d, F = p->F, V = m->cfg.vocab_size, L = p->L, n = c->o.n_logits;
     if (n < 1 || n > V) return;
-    enum { BLK = 64 };
+    enum { BLK = FEAT_LOGIT_BLOCK };
+    uint64_t n_blk = (uint64_t)(F + BLK - 1) / BLK;
     float *g = xmalloc((size_t)d * sizeof(float)), *dec = xmalloc((size_t)BLK * d * sizeof(float));
     float *logits = xmalloc((size_t)BLK * V * sizeof(float));
     for (int j = 0; j < d; j++) g[j] = m->final_norm_w[j] + (m->cfg.arch == ARCH_GEMMA2 ? 1.0f : 0.0f);
     for (int f0 = 0; f0 < F; f0 += BLK) {
+        if (((uint64_t)li * n_blk + (uint64_t)(f0 / BLK)) % (uint64_t)shard_n != (uint64_t)shard_i) continue;
         int nb = F - f0 < BLK ? F - f0 : BLK;
         for (int i = 0; i < nb; i++) {
             const float *w = p->W_dec[l] + (size_t)(f0 + i) * (L - l) * d;  // (L−l, d)
