@@ -85,11 +85,22 @@ typedef struct {
     float *logit_vals;
 } FeatState;
 
+// Each feature's entry bars, copied out of its lists into one small contiguous record, so the
+// collection rejects almost every (window, feature) with one comparison without touching the
+// feature's state: a candidate whose activation is below top_act, or whose priority is above
+// samp_key / rnd_key, cannot enter that list (equal values go on to the exact test).
+typedef struct {
+    float top_act;         // the top list's worst activation; -inf while it has room
+    uint64_t samp_key[2];  // per split, the sample list's worst priority; UINT64_MAX while it has room
+    uint64_t rnd_key[2];   // the same for the non-activating list
+} Gate;
+
 struct FeatCollector {
     FeatOptions o;
     int n_layers, F, T, wpc, view, threads;
     int *layers;
     FeatState *st;  // (n_layers · F,)
+    Gate *gate;     // (n_layers · F,)
     uint64_t n_tokens, n_contexts;
 };
 
@@ -106,6 +117,9 @@ FeatCollector *feat_collector_new(const FeatOptions *o, int n_layers, const int 
     c->layers = xmalloc((size_t)n_layers * sizeof(int));
     memcpy(c->layers, layers, (size_t)n_layers * sizeof(int));
     c->st = xcalloc((size_t)n_layers * n_features, sizeof(FeatState));
+    c->gate = xmalloc((size_t)n_layers * n_features * sizeof(Gate));
+    Gate g0 = {-INFINITY, {UINT64_MAX, UINT64_MAX}, {o->n_random ? UINT64_MAX : 0, o->n_random ? UINT64_MAX : 0}};
+    for (size_t i = 0; i < (size_t)n_layers * n_features; i++) c->gate[i] = g0;
     for (size_t i = 0; i < (size_t)n_layers * n_features; i++) c->st[i].min = INFINITY;
     return c;
 }
@@ -126,7 +140,7 @@ void feat_collector_free(FeatCollector *c) {
         list_free(&s->top, c->o.k);
         for (int h = 0; h < 2; h++) { list_free(&s->samp[h], samp_cap(&c->o)); list_free(&s->rnd[h], c->o.n_random); }
     }
-    free(c->st); free(c->layers); free(c);
+    free(c->st); free(c->gate); free(c->layers); free(c);
 }
 
 // Order of the top list: higher activation first, then the lower window id.
@@ -265,6 +279,18 @@ static void list_insert(ExList *l, int cap, int cap_tokens, const Example *cand,
     sift_down(l, 0, better);
 }
 
+// Refreshes feature i's gate from its lists (after any of them changed).
+static void gate_update(FeatCollector *c, size_t i) {
+    const FeatState *s = &c->st[i];
+    const FeatOptions *o = &c->o;
+    Gate *g = &c->gate[i];
+    g->top_act = s->top.n < o->k ? -INFINITY : list_worst(&s->top)->act;
+    for (int h = 0; h < 2; h++) {
+        g->samp_key[h] = s->samp[h].n < samp_cap(o) ? UINT64_MAX : list_worst(&s->samp[h])->key;
+        g->rnd_key[h] = s->rnd[h].n < o->n_random ? UINT64_MAX : o->n_random ? list_worst(&s->rnd[h])->key : 0;
+    }
+}
+
 static uint64_t content_hash(const uint32_t *tok, int n, int max_idx) {
     uint64_t h = mix64((uint64_t)n << 32 | (uint32_t)max_idx);
     for (int i = 0; i < n; i++) h = mix64(h ^ tok[i]);
@@ -323,8 +349,14 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                     if (a > wmax[j]) { wmax[j] = a; warg[j] = r; }
                 }
             }
+            const Gate *gate = c->gate + (size_t)x->li * F;
             for (int j = 0; j < nf; j++) {
                 int f = (int)f0 + j;
+                const Gate *g = &gate[f];
+                uint64_t sp = 0;
+                if (warg[j] < 0 ? wp > g->rnd_key[split]
+                                : wmax[j] < g->top_act && (sp = feat_sample_priority(wp, x->li, F, f)) > g->samp_key[split])
+                    continue;  // enters no list: one or two comparisons, the feature's state untouched
                 FeatState *s = &st[f];
                 Example cand = {.act = wmax[j], .window = wid, .split = (uint8_t)split, .tok = tok, .acts = va};
                 if (warg[j] < 0) {  // a non-activating window: its own tokens
@@ -335,10 +367,11 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                     cand.pos = b->positions[(size_t)bi * T + r0];
                     memcpy(tok, ctok + r0, cand.n * sizeof(uint32_t));
                     list_insert(&s->rnd[split], o->n_random, W, &cand, samp_better, 0, 0);
+                    gate_update(c, (size_t)x->li * F + f);
                     continue;
                 }
                 int p = warg[j];
-                uint64_t sp = feat_sample_priority(wp, x->li, F, f);
+                if (!sp) sp = feat_sample_priority(wp, x->li, F, f);
                 cand.key = sp;
                 int to_samp = would_enter(&s->samp[split], samp_cap(o), &cand, samp_better);
                 int to_top = would_enter(&s->top, o->k, &cand, top_better);
@@ -355,6 +388,7 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                     cand.key = content_hash(tok, cand.n, cand.max_idx);
                     list_insert(&s->top, o->k, V, &cand, top_better, 1, 1);
                 }
+                gate_update(c, (size_t)x->li * F + f);
             }
         }
     }
@@ -801,6 +835,7 @@ static int merge_record(FeatCollector *c, int li, int f, json_t *r) {
         feat_set_logits(c, li, f, ids, vals, ids + o->n_logits, vals + o->n_logits);
         free(ids); free(vals);
     }
+    gate_update(c, (size_t)li * c->F + f);
     return rc;
 }
 
