@@ -62,9 +62,17 @@ typedef struct {
     float *acts;           // (cap_tokens,) owned; NULL in non-activating lists
 } Example;
 
+// A bounded list of the best examples seen. The slots never move; a binary heap of slot ids keeps
+// the worst at its root, so a candidate is judged with one comparison and entered in O(log cap).
+// Deduplicating lists (the top) also find an entry by its content key in a small hash table, so
+// no candidate costs a scan of the list.
 typedef struct {
-    Example *ex;
-    int n, worst;  // worst: the entry a better candidate replaces (valid when n > 0)
+    Example *ex;     // (cap,) slots 0..n-1 in use
+    int32_t *heap;   // (cap,) slot ids, the worst at heap[0]
+    int32_t *hpos;   // deduplicating lists: (cap,) each slot's position in heap
+    int32_t *hash;   // deduplicating lists: (hmask + 1,) slot + 1 by key, linear probing; 0 = empty
+    uint32_t hmask;
+    int n;
 } ExList;
 
 typedef struct {
@@ -77,11 +85,22 @@ typedef struct {
     float *logit_vals;
 } FeatState;
 
+// Each feature's entry bars, copied out of its lists into one small contiguous record, so the
+// collection rejects almost every (window, feature) with one comparison without touching the
+// feature's state: a candidate whose activation is below top_act, or whose priority is above
+// samp_key / rnd_key, cannot enter that list (equal values go on to the exact test).
+typedef struct {
+    float top_act;         // the top list's worst activation; -inf while it has room
+    uint64_t samp_key[2];  // per split, the sample list's worst priority; UINT64_MAX while it has room
+    uint64_t rnd_key[2];   // the same for the non-activating list
+} Gate;
+
 struct FeatCollector {
     FeatOptions o;
     int n_layers, F, T, wpc, view, threads;
     int *layers;
     FeatState *st;  // (n_layers · F,)
+    Gate *gate;     // (n_layers · F,)
     uint64_t n_tokens, n_contexts;
 };
 
@@ -98,6 +117,9 @@ FeatCollector *feat_collector_new(const FeatOptions *o, int n_layers, const int 
     c->layers = xmalloc((size_t)n_layers * sizeof(int));
     memcpy(c->layers, layers, (size_t)n_layers * sizeof(int));
     c->st = xcalloc((size_t)n_layers * n_features, sizeof(FeatState));
+    c->gate = xmalloc((size_t)n_layers * n_features * sizeof(Gate));
+    Gate g0 = {-INFINITY, {UINT64_MAX, UINT64_MAX}, {o->n_random ? UINT64_MAX : 0, o->n_random ? UINT64_MAX : 0}};
+    for (size_t i = 0; i < (size_t)n_layers * n_features; i++) c->gate[i] = g0;
     for (size_t i = 0; i < (size_t)n_layers * n_features; i++) c->st[i].min = INFINITY;
     return c;
 }
@@ -105,7 +127,7 @@ FeatCollector *feat_collector_new(const FeatOptions *o, int n_layers, const int 
 static void list_free(ExList *l, int cap) {
     if (!l->ex) return;
     for (int i = 0; i < cap; i++) { free(l->ex[i].tok); free(l->ex[i].acts); }
-    free(l->ex);
+    free(l->ex); free(l->heap); free(l->hpos); free(l->hash);
 }
 
 static int samp_cap(const FeatOptions *o) { return o->n_bins * o->per_bin; }
@@ -118,7 +140,7 @@ void feat_collector_free(FeatCollector *c) {
         list_free(&s->top, c->o.k);
         for (int h = 0; h < 2; h++) { list_free(&s->samp[h], samp_cap(&c->o)); list_free(&s->rnd[h], c->o.n_random); }
     }
-    free(c->st); free(c->layers); free(c);
+    free(c->st); free(c->gate); free(c->layers); free(c);
 }
 
 // Order of the top list: higher activation first, then the lower window id.
@@ -132,15 +154,72 @@ static int samp_better(const Example *a, const Example *b) {
 
 typedef int (*Better)(const Example *, const Example *);
 
-static void find_worst(ExList *l, Better better) {
-    l->worst = 0;
-    for (int i = 1; i < l->n; i++)
-        if (better(&l->ex[l->worst], &l->ex[i])) l->worst = i;
+static const Example *list_worst(const ExList *l) { return &l->ex[l->heap[0]]; }
+
+// Whether a candidate (act, window, key) would enter list l of capacity cap: one comparison.
+static int would_enter(const ExList *l, int cap, const Example *cand, Better better) {
+    return l->n < cap || (cap > 0 && better(cand, list_worst(l)));
 }
 
-// Whether a candidate (act, window, key) would enter list l of capacity cap.
-static int would_enter(const ExList *l, int cap, const Example *cand, Better better) {
-    return l->n < cap || better(cand, &l->ex[l->worst]);
+static void heap_set(ExList *l, int i, int32_t slot) {
+    l->heap[i] = slot;
+    if (l->hpos) l->hpos[slot] = i;
+}
+
+// The heap's order: a parent is never better than its children (the worst rises to the root).
+static void sift_up(ExList *l, int i, Better better) {
+    int32_t x = l->heap[i];
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!better(&l->ex[l->heap[p]], &l->ex[x])) break;
+        heap_set(l, i, l->heap[p]);
+        i = p;
+    }
+    heap_set(l, i, x);
+}
+
+static void sift_down(ExList *l, int i, Better better) {
+    int32_t x = l->heap[i];
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= l->n) break;
+        if (c + 1 < l->n && better(&l->ex[l->heap[c]], &l->ex[l->heap[c + 1]])) c++;  // the worse child
+        if (!better(&l->ex[x], &l->ex[l->heap[c]])) break;
+        heap_set(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_set(l, i, x);
+}
+
+// The slot holding key, or -1. Keys are hashes already: their low bits index the table.
+static int hash_find(const ExList *l, uint64_t key) {
+    for (uint32_t i = (uint32_t)key & l->hmask; l->hash[i]; i = (i + 1) & l->hmask)
+        if (l->ex[l->hash[i] - 1].key == key) return l->hash[i] - 1;
+    return -1;
+}
+
+static void hash_put(ExList *l, uint64_t key, int32_t slot) {
+    uint32_t i = (uint32_t)key & l->hmask;
+    while (l->hash[i]) i = (i + 1) & l->hmask;
+    l->hash[i] = slot + 1;
+}
+
+// Removes key (present; its slot still holds it), shifting the entries after it back so every
+// probe sequence stays unbroken (no tombstones).
+static void hash_del(ExList *l, uint64_t key) {
+    uint32_t m = l->hmask, i = (uint32_t)key & m;
+    while (l->ex[l->hash[i] - 1].key != key) i = (i + 1) & m;
+    for (uint32_t j = i;;) {
+        j = (j + 1) & m;
+        if (!l->hash[j]) break;
+        uint32_t home = (uint32_t)l->ex[l->hash[j] - 1].key & m;
+        // entry j may move to i unless its home lies cyclically in (i, j]
+        if (((j - home) & m) >= ((j - i) & m)) {
+            l->hash[i] = l->hash[j];
+            i = j;
+        }
+    }
+    l->hash[i] = 0;
 }
 
 static void copy_example(Example *dst, const Example *src, int with_acts) {
@@ -153,29 +232,63 @@ static void copy_example(Example *dst, const Example *src, int with_acts) {
     if (with_acts) memcpy(acts, src->acts, src->n * sizeof(float));
 }
 
+static void list_alloc(ExList *l, int cap, int dedup) {
+    l->ex = xcalloc((size_t)cap, sizeof(Example));  // token buffers come with each slot's first use
+    l->heap = xmalloc((size_t)cap * sizeof(int32_t));
+    if (!dedup) return;
+    l->hpos = xmalloc((size_t)cap * sizeof(int32_t));
+    uint32_t n = 4;
+    while (n < 2 * (uint32_t)cap) n *= 2;  // at most half full
+    l->hash = xcalloc(n, sizeof(int32_t));
+    l->hmask = n - 1;
+}
+
 // Inserts cand into l (capacity cap, examples of up to cap_tokens tokens). dedup: an entry with
 // the same key (content hash) is one example, the better of the two kept — the result is the top
 // of the per-content best, whatever the order of arrival.
 static void list_insert(ExList *l, int cap, int cap_tokens, const Example *cand, Better better, int with_acts, int dedup) {
-    if (!l->ex) l->ex = xcalloc((size_t)cap, sizeof(Example));  // token buffers come with each slot's first use
-    if (dedup)
-        for (int i = 0; i < l->n; i++)
-            if (l->ex[i].key == cand->key) {
-                if (!better(cand, &l->ex[i])) return;
-                copy_example(&l->ex[i], cand, with_acts);
-                find_worst(l, better);
-                return;
-            }
+    if (cap < 1) return;  // --random 0
+    if (!l->ex) list_alloc(l, cap, dedup);
+    if (dedup) {
+        int slot = hash_find(l, cand->key);
+        if (slot >= 0) {
+            if (!better(cand, &l->ex[slot])) return;
+            copy_example(&l->ex[slot], cand, with_acts);
+            sift_down(l, l->hpos[slot], better);  // it got better: away from the root
+            return;
+        }
+    }
     if (l->n < cap) {
-        Example *slot = &l->ex[l->n++];
-        slot->tok = xmalloc((size_t)cap_tokens * sizeof(uint32_t));
-        if (with_acts) slot->acts = xmalloc((size_t)cap_tokens * sizeof(float));
-        copy_example(slot, cand, with_acts);
-        if (l->n == 1 || better(&l->ex[l->worst], slot)) l->worst = l->n - 1;  // O(1) while filling
+        int32_t slot = l->n++;
+        Example *x = &l->ex[slot];
+        x->tok = xmalloc((size_t)cap_tokens * sizeof(uint32_t));
+        if (with_acts) x->acts = xmalloc((size_t)cap_tokens * sizeof(float));
+        copy_example(x, cand, with_acts);
+        if (dedup) hash_put(l, cand->key, slot);
+        heap_set(l, l->n - 1, slot);
+        sift_up(l, l->n - 1, better);
         return;
-    } else if (better(cand, &l->ex[l->worst])) copy_example(&l->ex[l->worst], cand, with_acts);
-    else return;
-    find_worst(l, better);
+    }
+    int32_t slot = l->heap[0];
+    if (!better(cand, &l->ex[slot])) return;
+    if (dedup) {
+        hash_del(l, l->ex[slot].key);
+        hash_put(l, cand->key, slot);
+    }
+    copy_example(&l->ex[slot], cand, with_acts);
+    sift_down(l, 0, better);
+}
+
+// Refreshes feature i's gate from its lists (after any of them changed).
+static void gate_update(FeatCollector *c, size_t i) {
+    const FeatState *s = &c->st[i];
+    const FeatOptions *o = &c->o;
+    Gate *g = &c->gate[i];
+    g->top_act = s->top.n < o->k ? -INFINITY : list_worst(&s->top)->act;
+    for (int h = 0; h < 2; h++) {
+        g->samp_key[h] = s->samp[h].n < samp_cap(o) ? UINT64_MAX : list_worst(&s->samp[h])->key;
+        g->rnd_key[h] = s->rnd[h].n < o->n_random ? UINT64_MAX : o->n_random ? list_worst(&s->rnd[h])->key : 0;
+    }
 }
 
 static uint64_t content_hash(const uint32_t *tok, int n, int max_idx) {
@@ -236,8 +349,14 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                     if (a > wmax[j]) { wmax[j] = a; warg[j] = r; }
                 }
             }
+            const Gate *gate = c->gate + (size_t)x->li * F;
             for (int j = 0; j < nf; j++) {
                 int f = (int)f0 + j;
+                const Gate *g = &gate[f];
+                uint64_t sp = 0;
+                if (warg[j] < 0 ? wp > g->rnd_key[split]
+                                : wmax[j] < g->top_act && (sp = feat_sample_priority(wp, x->li, F, f)) > g->samp_key[split])
+                    continue;  // enters no list: one or two comparisons, the feature's state untouched
                 FeatState *s = &st[f];
                 Example cand = {.act = wmax[j], .window = wid, .split = (uint8_t)split, .tok = tok, .acts = va};
                 if (warg[j] < 0) {  // a non-activating window: its own tokens
@@ -248,10 +367,11 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                     cand.pos = b->positions[(size_t)bi * T + r0];
                     memcpy(tok, ctok + r0, cand.n * sizeof(uint32_t));
                     list_insert(&s->rnd[split], o->n_random, W, &cand, samp_better, 0, 0);
+                    gate_update(c, (size_t)x->li * F + f);
                     continue;
                 }
                 int p = warg[j];
-                uint64_t sp = feat_sample_priority(wp, x->li, F, f);
+                if (!sp) sp = feat_sample_priority(wp, x->li, F, f);
                 cand.key = sp;
                 int to_samp = would_enter(&s->samp[split], samp_cap(o), &cand, samp_better);
                 int to_top = would_enter(&s->top, o->k, &cand, top_better);
@@ -268,6 +388,7 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                     cand.key = content_hash(tok, cand.n, cand.max_idx);
                     list_insert(&s->top, o->k, V, &cand, top_better, 1, 1);
                 }
+                gate_update(c, (size_t)x->li * F + f);
             }
         }
     }
@@ -714,6 +835,7 @@ static int merge_record(FeatCollector *c, int li, int f, json_t *r) {
         feat_set_logits(c, li, f, ids, vals, ids + o->n_logits, vals + o->n_logits);
         free(ids); free(vals);
     }
+    gate_update(c, (size_t)li * c->F + f);
     return rc;
 }
 
@@ -973,14 +1095,16 @@ static void select_rows(void *arg, size_t r0, size_t r1) {
     free(ids); free(vals);
 }
 
-void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m) {
+void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m, int shard_i, int shard_n) {
     int d = p->d, F = p->F, V = m->cfg.vocab_size, L = p->L, n = c->o.n_logits;
     if (n < 1 || n > V) return;
-    enum { BLK = 64 };
+    enum { BLK = FEAT_LOGIT_BLOCK };
+    uint64_t n_blk = (uint64_t)(F + BLK - 1) / BLK;
     float *g = xmalloc((size_t)d * sizeof(float)), *dec = xmalloc((size_t)BLK * d * sizeof(float));
     float *logits = xmalloc((size_t)BLK * V * sizeof(float));
     for (int j = 0; j < d; j++) g[j] = m->final_norm_w[j] + m->cfg.block.norm.weight_offset;
     for (int f0 = 0; f0 < F; f0 += BLK) {
+        if (((uint64_t)li * n_blk + (uint64_t)(f0 / BLK)) % (uint64_t)shard_n != (uint64_t)shard_i) continue;
         int nb = F - f0 < BLK ? F - f0 : BLK;
         for (int i = 0; i < nb; i++) {
             const float *w = p->W_dec[l] + (size_t)(f0 + i) * (L - l) * d;  // (L−l, d)

@@ -116,4 +116,8 @@ void feat_clt_activations(const CltParams *p, int l, const float *x, int N, floa
 // CLT layer l's decoders over its target layers, times the final norm's weight (Gemma: 1 + w),
 // through lm_head (V, d); the n_logits highest and lowest logits of every feature of layer l go to
 // stored layer li of c. Cost: F·V·d multiply-adds per layer (GEMMs of 64 features at a time).
-void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m);
+// Job shard_i of shard_n computes only its share of the blocks of 64 features (block b of stored
+// layer li, numbered li·⌈F/64⌉ + b, goes to shard number % shard_n): the shards of one run compute
+// every logit once, and their merge is the one job's store (a block is the same GEMM in any job).
+#define FEAT_LOGIT_BLOCK 64
+void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m, int shard_i, int shard_n);

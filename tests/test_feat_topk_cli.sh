@@ -43,6 +43,14 @@ done
 "$FT" merge -o "$TMP/merged" "$TMP/s2" "$TMP/s0" "$TMP/s1" 2>/dev/null
 cmp -s "$TMP/one/features.bin" "$TMP/merged/features.bin" && ok feat_shard_merge_identical \
   || fail feat_shard_merge_identical "merged store differs from one job"
+# each shard computes its share of the logits (blocks of 64 features: here one per layer, layer l to shard l % 3)
+nlog() { "$FT" show "$1" "$2" --raw | "$PY" -c "import json,sys; print(len(json.load(sys.stdin)['top_logits']))"; }
+[ "$(nlog "$TMP/s1" 0:0) $(nlog "$TMP/s1" 1:0) $(nlog "$TMP/s1" 4:5) $(nlog "$TMP/s0" 3:2)" = "0 10 10 10" ] \
+  && ok feat_shard_logits_once || fail feat_shard_logits_once "a shard's logits are not its share"
+# --random 0: no non-activating samples (an empty list used to be dereferenced)
+"$FT" -m "$TMP/st" --clt "$CLT" -o "$TMP/r0" --ctx 64 --k 3 --random 0 --max-tokens 2000 "$TMP/c.tok" 2>/dev/null &&
+  [ "$("$FT" show "$TMP/r0" 1:3 --raw | "$PY" -c "import json,sys; print(len(json.load(sys.stdin)['random']))")" = 0 ] \
+  && ok feat_random_zero || fail feat_random_zero "--random 0 failed"
 expect_error feat_merge_twice "shard 1/3 is merged twice" "$FT" merge -o "$TMP/m2" "$TMP/s1" "$TMP/s1"
 "$FT" -m "$TMP/st" --clt "$CLT" -o "$TMP/k5" --ctx 64 --k 5 --shard 1/3 "$TMP/c.tok" 2>/dev/null
 expect_error feat_merge_other_run "not a shard of the same run" "$FT" merge -o "$TMP/m3" "$TMP/s0" "$TMP/k5"

@@ -38,8 +38,9 @@ static const char USAGE[] =
     "tokens after the max, and the top/bottom logits of the feature's decoder through the\n"
     "unembedding. The model runs with the CLT encoder on its --in hook (or --acts reads fwd-acts\n"
     "shards). Dead and always-on features are flagged. Output: a feature store (formats/features.md),\n"
-    "written atomically. --shard i/N takes every N-th batch of contexts; `merge` of all N shards\n"
-    "is identical to one job (same --batch). Memory: per live feature (k + 2*bins*per-bin) examples of\n"
+    "written atomically. --shard i/N takes every N-th batch of contexts and computes every N-th\n"
+    "block of 64 features' decoder logits; `merge` of all N shards is identical to one job (same\n"
+    "--batch). Memory: per live feature (k + 2*bins*per-bin) examples of\n"
     "window+2*extra tokens (8 bytes a token) + 2*random windows + 1 KiB, whatever the corpus size.\n"
     "\n"
     "options:\n"
@@ -614,7 +615,7 @@ int main(int argc, char **argv) {
     progress_finish(&prog);
     double dt = now_seconds() - t0;
     if (mp && o.fo.n_logits > 0)
-        for (int li = 0; li < n_sel; li++) feat_collect_logits(fc, li, &p, sel[li], mp);
+        for (int li = 0; li < n_sel; li++) feat_collect_logits(fc, li, &p, sel[li], mp, o.shard_i, o.shard_n);
     json_t *meta = run_meta(&o, argv + optind, argc - optind, mp, hook, Tc);
     if (feat_collector_write(fc, o.out, meta, &e)) fatal_err(&e);
     fprintf(stderr, "feat-topk: %llu tokens, %d layers x %d features in %.2f s: %.0f tokens/s (forward %.2f s, encoder "
