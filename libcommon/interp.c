@@ -878,25 +878,25 @@ void score_prompt(const ScoreSet *s, int begin, int end, ScoreTask task, const c
 static const char YESNO_DETECTION_SYSTEM[] =
     "You check whether a text matches a description of a feature. Answer yes or no.";
 static const char *const YESNO_DETECTION_SHOTS[] = {
-    "Description: the word \"ball\"\nText: Tom threw the ball to his dog and laughed.\nDoes the text match?",
+    "Text: Tom threw the ball to his dog and laughed.\nDescription: the word \"ball\"\nDoes the text match?",
     "yes",
-    "Description: the word \"ball\"\nText: She ate a red apple under the big tree.\nDoes the text match?",
+    "Text: She ate a red apple under the big tree.\nDescription: the word \"ball\"\nDoes the text match?",
     "no",
-    "Description: names of children\nText: The cat sat on the warm mat all day long.\nDoes the text match?",
+    "Text: The cat sat on the warm mat all day long.\nDescription: names of children\nDoes the text match?",
     "no",
-    "Description: names of children\nText: One day, Lily went to the park with her mom.\nDoes the text match?",
+    "Text: One day, Lily went to the park with her mom.\nDescription: names of children\nDoes the text match?",
     "yes",
 };
 static const char YESNO_FUZZING_SYSTEM[] =
     "You check whether the words marked << >> in a text match a description of a feature. Answer yes or no.";
 static const char *const YESNO_FUZZING_SHOTS[] = {
-    "Description: the word \"ball\"\nText: Tom threw the <<ball>> to his dog.\nDo the marked words match?",
+    "Text: Tom threw the <<ball>> to his dog.\nDescription: the word \"ball\"\nDo the marked words match?",
     "yes",
-    "Description: the word \"ball\"\nText: Tom <<threw>> the ball to <<his>> dog.\nDo the marked words match?",
+    "Text: Tom <<threw>> the ball to <<his>> dog.\nDescription: the word \"ball\"\nDo the marked words match?",
     "no",
-    "Description: names of children\nText: The <<cat>> sat on the warm mat.\nDo the marked words match?",
+    "Text: The <<cat>> sat on the warm mat.\nDescription: names of children\nDo the marked words match?",
     "no",
-    "Description: names of children\nText: One day, <<Lily>> went to the park.\nDo the marked words match?",
+    "Text: One day, <<Lily>> went to the park.\nDescription: names of children\nDo the marked words match?",
     "yes",
 };
 
@@ -908,12 +908,12 @@ const char *score_yesno_system(ScoreTask task, const char *const **shots, int *n
 
 char *score_yesno_prompt(const ScoreSet *s, int i, ScoreTask task, const char *explanation) {
     Str b = {0};
-    str_add(&b, "Description: ");
-    str_add(&b, explanation);
-    str_add(&b, "\nText: ");
+    str_add(&b, "Text: ");
     const char *t = s->texts[i];
     while (*t == ' ') t++;
     str_add(&b, t);
+    str_add(&b, "\nDescription: ");
+    str_add(&b, explanation);
     str_add(&b, task == TASK_DETECTION ? "\nDoes the text match?" : "\nDo the marked words match?");
     return str_take(&b);
 }

@@ -157,7 +157,7 @@ static void test_yesno(void) {
     int truth[] = {1};
     ScoreSet s = {texts, truth, 1};
     char *u = score_yesno_prompt(&s, 0, TASK_FUZZING, "the word \"dog\"");
-    CHK(!strcmp(u, "Description: the word \"dog\"\nText: the <<dog>> ran\nDo the marked words match?"));
+    CHK(!strcmp(u, "Text: the <<dog>> ran\nDescription: the word \"dog\"\nDo the marked words match?"));
     free(u);
 }
 

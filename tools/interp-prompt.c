@@ -193,15 +193,17 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
     int batch = o->yesno && strcmp(scorer, "lexical") ? 1 : o->score_batch;
     ScoreJob *jobs = NULL;
     int nj = 0, cap = 0;
+    // window-major: the variants of one window in a row, so a builtin scorer keeps the window's
+    // keys and values (the yes/no prompt shows the window before the explanation)
     for (int i = 0; i < n; i++) {
         Item *it = &items[i];
         if (!it->explanation) continue;
-        for (int v = 0; v < N_VARIANTS; v++) {
-            if (!variant_text(it, v) || (v == V_BASELINE && !baseline_differs)) continue;
-            it->scored[v] = 1;
-            for (int t = 0; t < 2; t++) {
-                const ScoreSet *s = &it->sets[t];
-                for (int b = 0; b < s->n; b += batch) {
+        for (int v = 0; v < N_VARIANTS; v++) it->scored[v] = variant_text(it, v) && (v != V_BASELINE || baseline_differs);
+        for (int t = 0; t < 2; t++) {
+            const ScoreSet *s = &it->sets[t];
+            for (int b = 0; b < s->n; b += batch) {
+                for (int v = 0; v < N_VARIANTS; v++) {
+                    if (!it->scored[v]) continue;
                     if (nj == cap) jobs = xrealloc(jobs, (size_t)(cap = cap ? 2 * cap : 256) * sizeof *jobs);
                     jobs[nj++] = (ScoreJob){i, v, t, b, b + batch < s->n ? b + batch : s->n};
                 }
