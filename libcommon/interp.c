@@ -926,6 +926,27 @@ int score_parse_yesno(const char *reply) {
     return -1;
 }
 
+double score_yesno_margin(const char *reply) {
+    const char *p = strchr(reply, '(');
+    if (score_parse_yesno(reply) < 0 || !p) return NAN;
+    char *end;
+    double d = strtod(p + 1, &end);
+    return end > p + 1 && *end == ')' ? d : NAN;
+}
+
+double roc_auc(const double *score, const int *truth, int n) {
+    double wins = 0;
+    long pos = 0, neg = 0;
+    for (int i = 0; i < n; i++) {
+        if (isnan(score[i])) continue;
+        truth[i] ? pos++ : neg++;
+        if (!truth[i]) continue;
+        for (int j = 0; j < n; j++)  // n is tens of windows: the quadratic count is the clear one
+            if (!truth[j] && !isnan(score[j])) wins += score[i] > score[j] ? 1 : score[i] == score[j] ? 0.5 : 0;
+    }
+    return pos && neg ? wins / ((double)pos * neg) : NAN;
+}
+
 int score_parse_reply(const char *reply, int n, int *pred) {
     for (const char *p = strchr(reply, '['); p; p = strchr(p + 1, '[')) {
         const char *q = p + 1;

@@ -142,6 +142,12 @@ const char *score_yesno_system(ScoreTask task, const char *const **shots, int *n
 char *score_yesno_prompt(const ScoreSet *s, int i, ScoreTask task, const char *explanation);
 // 1 for a reply starting (after spaces, quotes, markdown) with yes, 0 with no, -1 otherwise.
 int score_parse_yesno(const char *reply);
+// The log-odds d of the builtin backend's "yes (+d)" / "no (-d)" reply; NAN for other replies.
+double score_yesno_margin(const char *reply);
+// The area under the ROC curve of scores against truth (1: positive): the chance that a random
+// positive scores above a random negative, ties counting half. NAN scores are left out; NAN
+// unless both classes remain. Threshold-free: it reads a scorer biased to one answer.
+double roc_auc(const double *score, const int *truth, int n);
 // Parses the reply to a score_prompt of n windows: the first [...] list holding exactly n 0/1
 // values. 0 with pred filled, -1 when there is none.
 int score_parse_reply(const char *reply, int n, int *pred);

@@ -144,6 +144,13 @@ static void test_label_line(void) {
 static void test_yesno(void) {
     CHK(score_parse_yesno("yes (+1.250)") == 1 && score_parse_yesno(" No.") == 0 && score_parse_yesno("**Yes**") == 1);
     CHK(score_parse_yesno("nope") == -1 && score_parse_yesno("maybe") == -1 && score_parse_yesno("") == -1);
+    CHECK_NEAR(score_yesno_margin("no (-1.250)"), -1.25, 1e-12);
+    CHK(isnan(score_yesno_margin("yes")) && isnan(score_yesno_margin("maybe (+1)")));
+    // AUROC: positives 3, 1 (score) against negatives 2, 0, 1: wins 3 + (1 + 0.5) = 4.5 of 6 pairs
+    double sc[] = {3, 2, 1, 0, 1, NAN};
+    int tr[] = {1, 0, 1, 0, 0, 1};
+    CHECK_NEAR(roc_auc(sc, tr, 6), 4.5 / 6, 1e-12);
+    CHK(isnan(roc_auc(sc, tr, 1)));  // one class only
     for (int t = 0; t < 2; t++) {
         const char *const *shots;
         int n;

@@ -177,6 +177,7 @@ typedef struct {
     const char *shuffled;  // another feature's explanation (borrowed), NULL if none
     ParseStatus parse;
     ScoreSet sets[2];
+    double *margin[N_VARIANTS][2];  // per window the builtin yes/no log-odds (NAN: none); NULL: not asked
     Confusion conf[N_VARIANTS][2];
     int scored[N_VARIANTS];
 } Item;
@@ -246,6 +247,12 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
             int pred[64], len = jb->end - jb->begin;
             int ok = answers[j].text && (o->yesno ? (pred[0] = score_parse_yesno(answers[j].text)) >= 0
                                                   : !score_parse_reply(answers[j].text, len, pred));
+            double **mg = &it->margin[jb->variant][jb->task];
+            if (o->yesno && !*mg) {
+                *mg = xmalloc(((size_t)it->sets[jb->task].n + 1) * sizeof **mg);
+                for (int k = 0; k < it->sets[jb->task].n; k++) (*mg)[k] = NAN;
+            }
+            if (o->yesno && answers[j].text) (*mg)[jb->begin] = score_yesno_margin(answers[j].text);
             confusion_add(&it->conf[jb->variant][jb->task], &it->sets[jb->task], jb->begin, ok ? pred : NULL, len);
             free((char *)prompts[j].system);
             free((char *)prompts[j].user);
@@ -283,10 +290,19 @@ static Confusion constant_confusion(const ScoreSet *s, int yes) {
     return c;
 }
 
+// The AUROC of the yes/no log-odds of variant v on task t; NAN without them.
+static double item_auroc(const Item *it, int v, int t) {
+    return it->margin[v][t] ? roc_auc(it->margin[v][t], it->sets[t].truth, it->sets[t].n) : NAN;
+}
+
 static json_t *scores_json(const Item *it, int v) {
     if (!it->scored[v]) return json_null();
-    return json_pack("{s:o, s:o}", "detection", metrics_json(&it->conf[v][TASK_DETECTION]), "fuzzing",
-                     metrics_json(&it->conf[v][TASK_FUZZING]));
+    json_t *r = json_pack("{s:o, s:o}", "detection", metrics_json(&it->conf[v][TASK_DETECTION]), "fuzzing",
+                          metrics_json(&it->conf[v][TASK_FUZZING]));
+    for (int t = 0; t < 2; t++)
+        if (!isnan(item_auroc(it, v, t)))
+            json_object_set_new(json_object_get(r, t ? "fuzzing" : "detection"), "auroc", real4(item_auroc(it, v, t)));
+    return r;
 }
 
 static json_t *constant_json(const Item *it, int yes) {
@@ -355,6 +371,25 @@ static void print_report(FILE *f, const Item *items, int n, const FeatStore *s, 
         report_row(f, name, &r);
     }
     report_row(f, "all", &all);
+    // the builtin yes/no scorer's log-odds, threshold-free: a scorer that always answers one way
+    // has balanced accuracy 0.5 whatever it reads, but may still rank the windows
+    double sum[N_VARIANTS][2] = {{0}};
+    int cnt[N_VARIANTS][2] = {{0}};
+    for (int i = 0; i < n; i++)
+        for (int v = 0; v < N_VARIANTS; v++)
+            for (int t = 0; t < 2; t++)
+                if (!isnan(item_auroc(&items[i], v, t))) sum[v][t] += item_auroc(&items[i], v, t), cnt[v][t]++;
+    if (cnt[V_MAIN][0] || cnt[V_MAIN][1]) {
+        fprintf(f, "mean AUROC of the yes/no log-odds (chance 0.5):");
+        for (int t = 0; t < 2; t++) {
+            fprintf(f, " %s", t ? "| fuzzing" : "detection");
+            for (int v = 0; v < N_VARIANTS; v++)
+                if (cnt[v][t])
+                    fprintf(f, " %s %.3f (%d)", v == V_MAIN ? "explainer" : v == V_SHUFFLED ? "shuffled" : "baseline",
+                            sum[v][t] / cnt[v][t], cnt[v][t]);
+        }
+        fprintf(f, "\n");
+    }
 }
 
 // ---- main --------------------------------------------------------------------------------------
@@ -645,6 +680,7 @@ done:
         free(it->label), free(it->explanation), free(it->error), free(it->base_label), free(it->base_explanation);
         score_set_free(&it->sets[0]);
         score_set_free(&it->sets[1]);
+        for (int v = 0; v < N_VARIANTS; v++) free(it->margin[v][0]), free(it->margin[v][1]);
     }
     free(items);
     explainer_free(x);
