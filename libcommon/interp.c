@@ -674,7 +674,8 @@ ParseStatus interp_parse_answer(const char *raw, char **label, char **explanatio
 static const char *const ECHOES[] = {"top words", "next words", "examples", "max_activating", "top_activating",
                                      "tokens_after", "top_positive"};
 
-// A word said three times or more: a small model looping ("happy, happy, happy, ...").
+// A word of 4+ letters said three times or more: a small model looping ("happy, happy, happy,
+// ..."); short words ("the", "and") recur in plain sentences.
 static int word_loops(const char *s) {
     char words[16][32];
     int n = 0;
@@ -685,7 +686,7 @@ static int word_loops(const char *s) {
             if (k < 31) words[n][k++] = (char)tolower((unsigned char)*p);
             p++;
         }
-        if (k) words[n][k] = 0, n++;
+        if (k >= 4) words[n][k] = 0, n++;
     }
     for (int i = 0; i < n; i++) {
         int same = 0;

@@ -135,6 +135,8 @@ static void test_label_line(void) {
     free(l), free(x);
     CHK(interp_parse_label_line("happy, happy, happy, happy", &l, &x) == PARSE_FAILED);
     free(l), free(x);
+    CHK(interp_parse_label_line("the word \"in\" and the examples of the word", &l, &x) == PARSE_OK);
+    free(l), free(x);
     CHK(interp_parse_label_line("   \n\n", &l, &x) == PARSE_FAILED);
     free(l), free(x);
     CHK(interp_parse_label_line("Label: a\x01b\x1b[31m", &l, &x) == PARSE_OK && !strchr(l, 0x1b) && !strchr(l, 1));

@@ -330,6 +330,7 @@ static void report_add(LayerSums *r, const Item *it) {
         }
         for (int yes = 0; yes < 2; yes++) {
             Confusion c = constant_confusion(&it->sets[t], yes);
+            if (isnan(confusion_metrics(&c).balanced_accuracy)) continue;  // one class only (an always-on feature)
             r->sum[3 + !yes][t] += confusion_metrics(&c).balanced_accuracy;
             r->n[3 + !yes][t]++;
         }
