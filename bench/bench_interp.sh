@@ -32,7 +32,7 @@ for scorer in $([ -n "${SKIP_BUILTIN:-}" ] || echo none builtin); do
   bin/interp-prompt "$W/store" --features "$FEATS" --scorer $scorer --score-examples 6 -o "$W/b.jsonl" 2>"$W/b.err"
   t1=$(date +%s.%N)
   s=$(elapsed "$t0" "$t1")
-  tok_s=$(grep -oE '\(([0-9]+) tok/s\)' "$W/b.err" | grep -oE '[0-9]+')
+  tok_s=$(grep -oE '\(([0-9]+) tok/s' "$W/b.err" | grep -oE '[0-9]+')
   prompts=$(grep -oE '^interp-prompt: [a-z]+: [0-9]+ prompts' "$W/b.err" | grep -oE '[0-9]+' | paste -sd+ | bc)
   printf '| builtin smollm2, scorer %s, %s threads | %s | %s | %.1f | %s | %s |\n' "$scorer" "$CLTKIT_THREADS" "$N" \
     "$prompts" "$s" "$(per_min "$N" "$s")" "$tok_s"

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,7 +44,9 @@ struct Explainer {
     uint32_t eos[16];
     int n_eos;
     KVDecoder *dec;
-    long prompt_tokens, new_tokens;
+    uint32_t *held;  // the prompt ids whose keys and values dec holds at positions 0..n_held
+    int n_held;
+    long prompt_tokens, new_tokens, reused_tokens;
     double prefill_s, decode_s;
 };
 
@@ -63,6 +66,8 @@ void explainer_builtin_stats(const Explainer *x, long *prompt_tokens, double *pr
     *new_tokens = x->new_tokens;
     *decode_s = x->decode_s;
 }
+
+long explainer_builtin_reused(const Explainer *x) { return x->reused_tokens; }
 
 static char *fmt_alloc(const char *fmt, const char *a, const char *b) {
     size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
@@ -124,6 +129,96 @@ static char *defuse_specials(const char *s) {
     return out;
 }
 
+// The prompt prefix the decoder already holds: the common prefix of ids and the held ids, at
+// most n - 1 (the last id is run again for its logits). The decoder is cut back to it.
+static int builtin_reuse(Explainer *x, const uint32_t *ids, int n) {
+    int keep = 0;
+    while (keep < x->n_held && keep < n - 1 && x->held[keep] == ids[keep]) keep++;
+    if (keep) kv_decoder_truncate(x->dec, keep);
+    else kv_decoder_reset(x->dec);
+    x->reused_tokens += keep;
+    return keep;
+}
+
+// Records that the decoder holds ids[0..n) (n = 0 after a failure: nothing is trusted).
+static void builtin_hold(Explainer *x, const uint32_t *ids, int n) {
+    x->held = xrealloc(x->held, ((size_t)n + 1) * sizeof *x->held);
+    memcpy(x->held, ids, (size_t)n * sizeof *ids);
+    x->n_held = n;
+}
+
+// The first ids of the spellings of a word ("yes", " yes", "Yes", " Yes"), distinct: with a large
+// vocabulary each is the whole word; with a small one (stories260K: "▁y" "es") the first piece
+// stands for it. How many (at most 4).
+static int word_ids(const Tokenizer *tok, const char *word, uint32_t *out) {
+    char forms[4][32];
+    snprintf(forms[0], 32, "%s", word);
+    snprintf(forms[1], 32, " %s", word);
+    snprintf(forms[2], 32, "%c%s", word[0] - 'a' + 'A', word + 1);
+    snprintf(forms[3], 32, " %c%s", word[0] - 'a' + 'A', word + 1);
+    int k = 0;
+    TokScratch *ts = tokscratch_new();
+    for (int i = 0; i < 4; i++) {
+        TokIds ids = {0};
+        TokEncodeOptions eo = {0};
+        Error e;
+        if (!tokenizer_encode(tok, ts, forms[i], strlen(forms[i]), &eo, &ids, &e) && ids.n >= 1) {
+            int dup = 0;
+            for (int j = 0; j < k; j++) dup |= out[j] == ids.ids[0];
+            if (!dup) out[k++] = ids.ids[0];
+        }
+        tokids_free(&ids);
+    }
+    tokscratch_free(ts);
+    return k;
+}
+
+// Drops the ids both lists hold (a bare "▁" that starts " yes" and " no" alike says neither).
+static void drop_common(uint32_t *a, int *na, uint32_t *b, int *nb) {
+    int ka = 0, kb = 0;
+    for (int i = 0; i < *na; i++) {
+        int in_b = 0;
+        for (int j = 0; j < *nb; j++) in_b |= a[i] == b[j];
+        if (!in_b) a[ka++] = a[i];
+        else for (int j = 0; j < *nb; j++) if (b[j] == a[i]) b[j] = UINT32_MAX;
+    }
+    for (int j = 0; j < *nb; j++)
+        if (b[j] != UINT32_MAX) b[kb++] = b[j];
+    *na = ka, *nb = kb;
+}
+
+static double logsumexp_ids(const float *logits, const uint32_t *ids, int n) {
+    double mx = -INFINITY, sum = 0;
+    for (int i = 0; i < n; i++) mx = logits[ids[i]] > mx ? logits[ids[i]] : mx;
+    for (int i = 0; i < n; i++) sum += exp(logits[ids[i]] - mx);
+    return mx + log(sum);
+}
+
+// The reply to a yes/no prompt from one forward: the log-odds of the answer's first token being
+// a spelling of "yes" rather than of "no" (Delphi's probability scoring, for a model that would
+// not reliably write either word). "yes (+d)" or "no (-d)".
+static int builtin_yes_no(Explainer *x, const uint32_t *ids, int n_ids, char **text, Error *e) {
+    uint32_t yes[4], no[4];
+    int ny = word_ids(x->tok, "yes", yes), nn = word_ids(x->tok, "no", no);
+    drop_common(yes, &ny, no, &nn);
+    if (!ny || !nn) return err_set(e, "builtin: \"yes\" and \"no\" start with the same tokens");
+    float *logits = xmalloc((size_t)x->m.cfg.vocab_size * sizeof *logits);
+    int keep = builtin_reuse(x, ids, n_ids);
+    double t0 = now_seconds();
+    int rc = kv_decoder_forward(x->dec, ids + keep, n_ids - keep, logits, e);
+    x->prefill_s += now_seconds() - t0;
+    x->prompt_tokens += n_ids - keep;
+    builtin_hold(x, ids, rc ? 0 : n_ids);
+    if (!rc) {
+        double d = logsumexp_ids(logits, yes, ny) - logsumexp_ids(logits, no, nn);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s (%+.3f)", d > 0 ? "yes" : "no", d);
+        *text = xstrdup(buf);
+    }
+    free(logits);
+    return rc;
+}
+
 // The reply "[d,d,...,d]" of a scorer prompt, each d the more likely of "1" and "0" after what
 // came before: a 135M model rarely writes a well-formed list on its own, but its preference
 // between the two digits still carries the judgement, and every window gets an answer.
@@ -136,11 +231,12 @@ static int builtin_list(Explainer *x, const uint32_t *ids, int n_ids, int items,
     char *out = xmalloc((size_t)items * 2 + 2);
     int k = 0;
     out[k++] = '[';
-    kv_decoder_reset(x->dec);
+    int keep = builtin_reuse(x, ids, n_ids);
     double t0 = now_seconds();
-    int rc = kv_decoder_forward(x->dec, ids, n_ids, logits, e);
+    int rc = kv_decoder_forward(x->dec, ids + keep, n_ids - keep, logits, e);
     x->prefill_s += now_seconds() - t0;
-    x->prompt_tokens += n_ids;
+    x->prompt_tokens += n_ids - keep;
+    builtin_hold(x, ids, rc ? 0 : n_ids);
     t0 = now_seconds();
     for (int i = 0; i < items && !rc; i++) {
         int yes = logits[one] > logits[zero];
@@ -166,15 +262,28 @@ static int builtin_list(Explainer *x, const uint32_t *ids, int n_ids, int items,
 static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) {
     char *sys = p->system && *p->system ? defuse_specials(p->system) : NULL, *user = defuse_specials(p->user);
     char *full;
+    char **shots = xcalloc((size_t)2 * p->n_shots + 1, sizeof *shots);
+    for (int i = 0; i < 2 * p->n_shots; i++) shots[i] = defuse_specials(p->shots[i]);
     if (x->chat) {
-        ChatMessage msgs[2];
+        ChatMessage *msgs = xcalloc((size_t)2 * p->n_shots + 2, sizeof *msgs);
         int n = 0;
         if (sys) msgs[n++] = (ChatMessage){"system", sys};
+        for (int i = 0; i < 2 * p->n_shots; i++) msgs[n++] = (ChatMessage){i % 2 ? "assistant" : "user", shots[i]};
         msgs[n++] = (ChatMessage){"user", user};
         full = chat_format(&x->ct, msgs, n, 1);
+        free(msgs);
     } else {
-        full = fmt_alloc("%s\n\n%s\n", sys ? sys : "", user);
+        char *h = fmt_alloc("%s\n\n%s", sys ? sys : "", NULL);
+        for (int i = 0; i < 2 * p->n_shots; i++) {
+            char *next = fmt_alloc(i % 2 ? "%s%s\n\n" : "%s%s\n", h, shots[i]);
+            free(h);
+            h = next;
+        }
+        full = fmt_alloc("%s%s\n", h, user);
+        free(h);
     }
+    for (int i = 0; i < 2 * p->n_shots; i++) free(shots[i]);
+    free(shots);
     if (p->list_items > 0) {  // the answer is opened for the model
         char *opened = fmt_alloc("%s%s[", full, NULL);
         free(full);
@@ -196,18 +305,25 @@ static int builtin_answer(Explainer *x, const Prompt *p, char **text, Error *e) 
         return err_set(e, "builtin: the prompt (%zu tokens) and %d answer tokens do not fit the model's context (%d)",
                        n, max_new, x->m.cfg.max_pos);
     }
-    if (p->list_items > 0) {
-        rc = builtin_list(x, ids.ids, (int)ids.n, p->list_items, text, e);
+    if (p->list_items > 0 || p->yes_no) {
+        rc = p->yes_no ? builtin_yes_no(x, ids.ids, (int)ids.n, text, e)
+                       : builtin_list(x, ids.ids, (int)ids.n, p->list_items, text, e);
         tokids_free(&ids);
         return rc;
     }
+    const char *stop[1] = {p->stop};
     GenerateOptions go = {.max_tokens = max_new,
                           .sampling = {.temperature = 0, .top_p = 1},
                           .eos_ids = x->eos,
                           .n_eos = x->n_eos,
-                          .tok = x->tok};
+                          .stop = stop,
+                          .n_stop = p->stop && *p->stop,
+                          .tok = x->tok,
+                          .cached_prefix = builtin_reuse(x, ids.ids, (int)ids.n)};
     GenerateResult r;
     rc = generate(x->dec, ids.ids, (int)ids.n, &go, &r, e);
+    // the decoder holds the prompt (and answer ids after it, which the next prompt cuts off)
+    builtin_hold(x, ids.ids, rc ? 0 : (int)ids.n);
     tokids_free(&ids);
     if (rc) return -1;
     x->prompt_tokens += r.n_prompt;
@@ -315,7 +431,15 @@ int run_command(const char *command, const char *input, size_t input_len, double
 }
 
 static int cmd_answer(Explainer *x, const Prompt *p, char **text, Error *e) {
-    char *input = p->system && *p->system ? fmt_alloc("%s\n\n%s", p->system, p->user) : xstrdup(p->user);
+    char *input = p->system && *p->system ? fmt_alloc("%s\n\n", p->system, NULL) : xstrdup("");
+    for (int i = 0; i < 2 * p->n_shots; i++) {  // worked examples: the user's text, then the answer
+        char *next = fmt_alloc(i % 2 ? "%s%s\n\n" : "%s%s\n", input, p->shots[i]);
+        free(input);
+        input = next;
+    }
+    char *full = fmt_alloc("%s%s", input, p->user);
+    free(input);
+    input = full;
     size_t len;
     int rc = run_command(x->arg, input, strlen(input), x->o.timeout_s, text, &len, e);
     free(input);
@@ -351,9 +475,12 @@ static char *chat_request_body(const Explainer *x, const Prompt *p) {
     json_t *msgs = json_array();
     if (p->system && *p->system)
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
+    for (int i = 0; i < 2 * p->n_shots; i++)
+        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", i % 2 ? "assistant" : "user", "content", p->shots[i]));
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", p->user));
     json_t *req = json_pack("{s:s, s:o, s:i, s:f}", "model", x->o.model, "messages", msgs, "max_tokens",
                             p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "temperature", x->o.temperature);
+    if (req && p->stop && *p->stop) json_object_set_new(req, "stop", json_string(p->stop));
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;  // NULL: the prompt is not UTF-8
     json_decref(req);
     return body;
@@ -458,10 +585,20 @@ static int http_answer(Explainer *x, const Prompt *p, char **text, int *attempts
 // The cache file of a prompt: DIR/<hash>.json holding the key fields and the answer. The full
 // key is stored and compared on reading, so a hash collision is a miss, never a wrong answer.
 static json_t *cache_key(const Explainer *x, const char *tag, const Prompt *p) {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
-                     x->model_id ? x->model_id : "", "system", p->system ? p->system : "", "user", p->user,
-                     "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "list_items",
-                     x->kind == EXPLAINER_BUILTIN ? p->list_items : 0);
+    json_t *k = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "template", tag ? tag : "", "backend", x->id, "model",
+                          x->model_id ? x->model_id : "", "system", p->system ? p->system : "", "user", p->user,
+                          "max_tokens", p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "list_items",
+                          x->kind == EXPLAINER_BUILTIN ? p->list_items : 0);
+    if (!k) return NULL;
+    // added only when set, so the keys (and cached answers) of prompts without them stay valid
+    if (p->n_shots) {
+        json_t *shots = json_array();
+        for (int i = 0; i < 2 * p->n_shots; i++) json_array_append_new(shots, json_string(p->shots[i]));
+        json_object_set_new(k, "shots", shots);
+    }
+    if (p->stop && *p->stop) json_object_set_new(k, "stop", json_string(p->stop));
+    if (p->yes_no && x->kind == EXPLAINER_BUILTIN) json_object_set_new(k, "yes_no", json_integer(1));
+    return k;
 }
 
 static void cache_path(const Explainer *x, json_t *key, char *path, size_t cap) {
@@ -645,5 +782,6 @@ void explainer_free(Explainer *x) {
     free(x->arg);
     free(x->id);
     free(x->model_id);
+    free(x->held);
     free(x);
 }

@@ -7,7 +7,9 @@
 //                   retries with exponential backoff on 429/5xx/transport errors/malformed JSON,
 //                   a per-request timeout; the API key from an environment variable, never printed
 //   builtin[:MODEL] our engine in-process (generate.h + chat.h), greedy; MODEL resolved as
-//                   generate -m (model_resolve.h), default smollm2
+//                   generate -m (model_resolve.h), default smollm2. It keeps the keys and values
+//                   of its last prompt and prefills only what a new prompt does not share with it
+//                   (the system text and worked examples of a scorer repeat in every prompt)
 // Every answer can be cached on disk under a hash of (template, backend id, model, prompt): a
 // rerun with the same inputs makes no call. A prompt that fails (after the retries) fails alone:
 // its Answer says why and the others are kept.
@@ -38,6 +40,12 @@ typedef struct {
     int list_items;  // > 0: the reply is a list of this many 0/1 values (a scorer prompt); the
                      // builtin backend then decodes it constrained: "[", and per item the more
                      // likely of the tokens "1" and "0", then ","; others generate freely
+    const char *const *shots;  // worked examples before the user message: n_shots (user, assistant)
+    int n_shots;               // pairs, sent as chat turns (cmd: as text)
+    const char *stop;          // the answer ends before this string (builtin, http "stop"); NULL: none
+    int yes_no;  // 1: the reply is "yes" or "no"; the builtin backend answers from one forward, the
+                 // likelier of the two words as the answer's first token, as "yes (+d)" or "no (-d)"
+                 // with d the log-odds; others generate freely
 } Prompt;
 
 typedef struct {
@@ -69,6 +77,8 @@ void answer_free(Answer *a);
 // The builtin backend's prefill and decode totals so far (tokens, seconds): for the benchmarks.
 void explainer_builtin_stats(const Explainer *x, long *prompt_tokens, double *prefill_s, long *new_tokens,
                              double *decode_s);
+// The prompt tokens the builtin backend did not prefill: held from the prompt before.
+long explainer_builtin_reused(const Explainer *x);
 
 // Runs `/bin/sh -c command` with input on its stdin and returns its stdout (malloc'd, *out_len
 // bytes, NUL-terminated). The command is never built from the input. Killed after timeout_s

@@ -65,7 +65,11 @@ int generate(KVDecoder *d, const uint32_t *prompt, int n_prompt, const GenerateO
     if (o->n_stop && !o->tok) return err_set(e, "generate: stop strings need a tokenizer");
     const ModelConfig *c = &kv_decoder_model(d)->cfg;
     int V = c->vocab_size;
-    kv_decoder_reset(d);
+    int keep = o->cached_prefix < n_prompt ? o->cached_prefix : n_prompt - 1;  // the last id gives the logits
+    if (keep > kv_decoder_pos(d)) return err_set(e, "generate: %d cached prompt ids, the decoder holds %d", keep,
+                                                 kv_decoder_pos(d));
+    if (keep > 0) kv_decoder_truncate(d, keep);
+    else kv_decoder_reset(d);
     float *logits = xmalloc((size_t)V * sizeof(float));
     Sampler sampler;
     sampler_init(&sampler, &o->sampling, V);
@@ -73,7 +77,7 @@ int generate(KVDecoder *d, const uint32_t *prompt, int n_prompt, const GenerateO
     size_t emitted = 0, searched = 0;  // answer bytes passed to on_text / scanned for stop strings
     int rc = 0;
     double t0 = now_seconds();
-    if (kv_decoder_forward(d, prompt, n_prompt, logits, e)) { rc = -1; goto done; }
+    if (kv_decoder_forward(d, prompt + keep, n_prompt - keep, logits, e)) { rc = -1; goto done; }
     r->prefill_s = now_seconds() - t0;
     t0 = now_seconds();
     r->stop = GEN_STOP_LENGTH;

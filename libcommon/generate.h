@@ -19,6 +19,7 @@ typedef struct KVDecoder KVDecoder;
 KVDecoder *kv_decoder_new(const Model *m);
 void kv_decoder_free(KVDecoder *d);
 void kv_decoder_reset(KVDecoder *d);      // forget every cached position
+void kv_decoder_truncate(KVDecoder *d, int pos);  // forget the positions >= pos (a shared prefix stays)
 int kv_decoder_pos(const KVDecoder *d);   // positions cached so far
 const Model *kv_decoder_model(const KVDecoder *d);
 // Runs n tokens at positions pos..pos+n-1 (pos = kv_decoder_pos) through the model with the
@@ -39,6 +40,8 @@ typedef struct {
     const char *const *stop;      // stop when the answer text contains one (cut before it)
     int n_stop;
     const Tokenizer *tok;         // decodes the answer (skipping special tokens); NULL: ids only
+    int cached_prefix;            // the decoder already holds the first cached_prefix prompt ids (from an
+                                  // earlier run on the same ids): only the rest is prefilled; 0: reset
     // Optional streaming callbacks: every sampled id; answer text as it becomes final (held back
     // while it could still be the start of a stop string or an unfinished UTF-8 character).
     void (*on_token)(void *ctx, uint32_t id);

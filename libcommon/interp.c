@@ -265,9 +265,42 @@ static const char NP_USER[] =
     "<TOP_POSITIVE_LOGITS>\n{{top_logits}}\n</TOP_POSITIVE_LOGITS>\n\n"
     "<TOP_ACTIVATING_TEXTS>\n{{texts}}\n</TOP_ACTIVATING_TEXTS>\n";
 
+// The small template: what a 135M instruct model can follow. Few words of instruction, the
+// evidence as three short fields, and three worked examples in the same fields answered with one
+// line. A 135M model copies rather than abstracts: each worked answer quotes the top words of its
+// evidence (a word, a kind of word, a word in a context), so the answer to the real evidence
+// names its top words too, and in a form the lexical scorer reads ("quoted" keys). Made-up
+// evidence in the style of the TinyStories features.
+static const char SMALL_SYSTEM[] =
+    "You name what a neuron in a language model detects from its top words. Answer with one short label on one "
+    "line.";
+
+static const char SMALL_USER[] = "Top words: {{max_counts}}\nNext words: {{next_tokens}}\nExamples:\n{{snippets}}";
+
+static const char *const SMALL_SHOTS[] = {
+    "Top words: \"Lily\" (5), \"Tom\" (4), \"Ben\" (3)\nNext words: was, said, and\nExamples:\n"
+    "- Once upon a time, <<Lily>> was\n- Then <<Tom>> said\n- One day, <<Ben>> and",
+    "Label: names like \"Lily\" and \"Tom\"",
+    "Top words: \"went\" (6), \"ran\" (4)\nNext words: to, home, away\nExamples:\n- Then they <<went>> to\n"
+    "- the dog <<ran>> away\n- she <<went>> home",
+    "Label: verbs like \"went\" and \"ran\"",
+    "Top words: \"ball\" (9), \"balls\" (2)\nNext words: to, and, .\nExamples:\n- Tom kicked the <<ball>> to\n"
+    "- she threw the red <<ball>> and\n- the dog ran after the <<balls>>.",
+    "Label: the word \"ball\"",
+};
+
 int interp_template_builtin(InterpTemplate *t, const char *name, Error *e) {
     memset(t, 0, sizeof *t);
     Str sys = {0}, user = {0};
+    if (!strcmp(name, "small")) {
+        t->name = xstrdup(name);
+        t->system = xstrdup(SMALL_SYSTEM);
+        t->user = xstrdup(SMALL_USER);
+        t->shots = SMALL_SHOTS;
+        t->n_shots = (int)(sizeof SMALL_SHOTS / sizeof *SMALL_SHOTS / 2);
+        t->one_line = 1;
+        return 0;
+    }
     if (!strcmp(name, "delphi")) {
         str_add(&sys, DELPHI_SYSTEM);
         str_add(&user, "{{examples}}\n\n");
@@ -276,7 +309,7 @@ int interp_template_builtin(InterpTemplate *t, const char *name, Error *e) {
         str_add(&user, NP_USER);
         str_add(&user, "\n");
     } else {
-        return err_set(e, "--template '%s': expected delphi, np or a template file", name);
+        return err_set(e, "--template '%s': expected small, delphi, np or a template file", name);
     }
     str_add(&user, ANSWER_FORMAT);
     t->name = xstrdup(name);
@@ -384,7 +417,7 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
     int max = o->max_examples > 0 ? o->max_examples : 12;
     const InterpExample **ws = xcalloc((size_t)max, sizeof *ws);
     int nw = explain_windows(f, max, ws);
-    Str examples = {0}, texts = {0}, maxtok = {0}, next = {0}, logits = {0};
+    Str examples = {0}, texts = {0}, maxtok = {0}, next = {0}, logits = {0}, counts = {0}, snippets = {0};
     uint32_t *max_ids = xcalloc((size_t)nw + 1, sizeof *max_ids), *next_ids = xcalloc((size_t)nw + 1, sizeof *next_ids);
     int n_next = 0;
     for (int w = 0; w < nw; w++) {
@@ -393,6 +426,14 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
         int *mark = xcalloc((size_t)x->n, sizeof *mark);
         mark_active(x, mark);
         char *m = marked_text(pieces, mark, x->n);
+        if (w < 4) {  // a short view: 8 tokens before the max, 2 after
+            int lo = x->max_idx > 8 ? x->max_idx - 8 : 0, hi = x->max_idx + 3 < x->n ? x->max_idx + 3 : x->n;
+            char *v = marked_text(pieces + lo, mark + lo, hi - lo), *p = v;
+            while (*p == ' ') p++;
+            str_add(&snippets, w ? "\n- " : "- ");
+            str_add(&snippets, p);
+            free(v);
+        }
         str_add(&examples, m);
         str_add(&texts, m);
         str_add(&texts, "\n");
@@ -419,9 +460,12 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
         str_add(&maxtok, s);
         free(s);
     }
-    Tally *tl = xcalloc((size_t)(n_next + f->n_top_logits + 1), sizeof *tl);
-    int k = tally_tokens(o->tok, next_ids, n_next, tl);
-    for (int i = 0; i < k; i++) str_add(&next, i ? ", " : ""), str_add(&next, tl[i].text);
+    Tally *tl = xcalloc((size_t)(nw + n_next + f->n_top_logits + 1), sizeof *tl);
+    int k = tally_tokens(o->tok, max_ids, nw, tl);
+    for (int i = 0; i < k && i < 5; i++) str_addf(&counts, "%s\"%s\" (%d)", i ? ", " : "", tl[i].text, tl[i].count);
+    tally_free(tl, k);
+    k = tally_tokens(o->tok, next_ids, n_next, tl);
+    for (int i = 0; i < k && i < 5; i++) str_add(&next, i ? ", " : ""), str_add(&next, tl[i].text);
     tally_free(tl, k);
     k = tally_tokens(o->tok, f->top_logits, f->n_top_logits, tl);
     for (int i = 0; i < k; i++) str_add(&logits, i ? ", " : ""), str_add(&logits, tl[i].text);
@@ -434,12 +478,15 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
     char layer[16], feature[16];
     snprintf(layer, sizeof layer, "%d", f->layer);
     snprintf(feature, sizeof feature, "%d", f->feature);
-    const char *names[] = {"examples", "texts", "max_tokens", "next_tokens", "top_logits", "layer", "feature"};
+    const char *names[] = {"examples",   "texts",      "max_tokens", "next_tokens", "top_logits",
+                           "max_counts", "snippets", "layer",      "feature"};
     const char *values[] = {examples.s ? examples.s : "",
                             texts.s ? texts.s : "",
                             maxtok.s ? maxtok.s : "",
                             next.s ? next.s : "(none)",
                             logits.s ? logits.s : "(none)",
+                            counts.s ? counts.s : "(none)",
+                            snippets.s ? snippets.s : "(none)",
                             layer,
                             feature};
     Str out = {0};
@@ -464,7 +511,7 @@ char *interp_render(const InterpTemplate *t, const FeatureEvidence *f, const Int
         else
             str_addn(&out, open, 2), p = open + 2;  // not a placeholder: the text as is
     }
-    free(examples.s), free(texts.s), free(maxtok.s), free(next.s), free(logits.s);
+    free(examples.s), free(texts.s), free(maxtok.s), free(next.s), free(logits.s), free(counts.s), free(snippets.s);
     return str_take(&out);
 }
 
@@ -623,6 +670,85 @@ ParseStatus interp_parse_answer(const char *raw, char **label, char **explanatio
     return st;
 }
 
+// Prompt field names a small model echoes instead of answering.
+static const char *const ECHOES[] = {"top words", "next words", "examples", "max_activating", "top_activating",
+                                     "tokens_after", "top_positive"};
+
+// A word of 4+ letters said three times or more: a small model looping ("happy, happy, happy,
+// ..."); short words ("the", "and") recur in plain sentences.
+static int word_loops(const char *s) {
+    char words[16][32];
+    int n = 0;
+    for (const char *p = s; *p && n < 16;) {
+        while (*p && !isalnum((unsigned char)*p)) p++;
+        int k = 0;
+        while (*p && isalnum((unsigned char)*p)) {
+            if (k < 31) words[n][k++] = (char)tolower((unsigned char)*p);
+            p++;
+        }
+        if (k >= 4) words[n][k] = 0, n++;
+    }
+    for (int i = 0; i < n; i++) {
+        int same = 0;
+        for (int j = 0; j < n; j++) same += !strcmp(words[i], words[j]);
+        if (same >= 3) return 1;
+    }
+    return 0;
+}
+
+ParseStatus interp_parse_label_line(const char *raw, char **label, char **explanation) {
+    char *answer = utf8_clean(raw, strlen(raw));
+    const char *p = answer;
+    while (*p && isspace((unsigned char)*p)) p++;
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char *line = xmalloc(len + 1);
+    memcpy(line, p, len);
+    line[len] = 0;
+    defuse_controls(line);
+    free(answer);
+    char *v = line;
+    static const char *const PREFIX[] = {"[LABEL]:", "[DESCRIPTION]:", "LABEL:", "ANSWER:"};
+    for (;;) {  // prefixes, in any order: "**Label:** ", "- ", "[LABEL]: "
+        while (*v == ' ' || *v == '*' || *v == '-' || *v == '#') v++;
+        size_t i = 0;
+        while (i < sizeof PREFIX / sizeof *PREFIX && strncasecmp(v, PREFIX[i], strlen(PREFIX[i]))) i++;
+        if (i == sizeof PREFIX / sizeof *PREFIX) break;
+        v += strlen(PREFIX[i]);
+    }
+    size_t n = strlen(v);
+    while (n && strchr(" \t\r*.", v[n - 1])) v[--n] = 0;
+    // enclosing quotes only: `the word "ball"` keeps its quotes (the lexical scorer's keys)
+    if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0] && !memchr(v + 1, v[0], n - 2))
+        v[--n] = 0, v++, n--;
+    int echo = 0;
+    for (size_t i = 0; i < sizeof ECHOES / sizeof *ECHOES; i++) echo |= !strncasecmp(v, ECHOES[i], strlen(ECHOES[i]));
+    echo |= !strncmp(v, "<<", 2);  // a snippet copied
+    echo |= word_loops(v);
+    ParseStatus st = PARSE_OK;
+    if (!*v || echo) {
+        st = PARSE_FAILED;
+        *label = first_words(line, 8);
+        *explanation = first_sentence(line);
+    } else {
+        *label = first_words(v, 8);
+        int quotes = 0;  // first_words drops a final quote: `the word "ball"` keeps it
+        for (const char *q = *label; *q; q++) quotes += *q == '"';
+        if (quotes % 2) {
+            size_t l = strlen(*label);
+            *label = xrealloc(*label, l + 2);
+            strcpy(*label + l, "\"");
+        }
+        Str b = {0};
+        str_add(&b, "Fires on ");
+        str_add(&b, *label);
+        str_add(&b, ".");
+        *explanation = str_take(&b);
+    }
+    free(line);
+    return st;
+}
+
 // ---- scoring -----------------------------------------------------------------------------------
 
 ScoreMetrics confusion_metrics(const Confusion *c) {
@@ -746,6 +872,80 @@ void score_prompt(const ScoreSet *s, int begin, int end, ScoreTask task, const c
     }
     str_addf(&b, "\nReturn a Python list of %d values, 0 or 1.", end - begin);
     *user = str_take(&b);
+}
+
+// Worked examples of the yes/no scorer: both answers for each description, yes and no in mixed
+// order, so neither the last answer nor the majority gives the next one away.
+static const char YESNO_DETECTION_SYSTEM[] =
+    "You check whether a text matches a description of a feature. Answer yes or no.";
+static const char *const YESNO_DETECTION_SHOTS[] = {
+    "Text: Tom threw the ball to his dog and laughed.\nDescription: the word \"ball\"\nDoes the text match?",
+    "yes",
+    "Text: She ate a red apple under the big tree.\nDescription: the word \"ball\"\nDoes the text match?",
+    "no",
+    "Text: The cat sat on the warm mat all day long.\nDescription: names of children\nDoes the text match?",
+    "no",
+    "Text: One day, Lily went to the park with her mom.\nDescription: names of children\nDoes the text match?",
+    "yes",
+};
+static const char YESNO_FUZZING_SYSTEM[] =
+    "You check whether the words marked << >> in a text match a description of a feature. Answer yes or no.";
+static const char *const YESNO_FUZZING_SHOTS[] = {
+    "Text: Tom threw the <<ball>> to his dog.\nDescription: the word \"ball\"\nDo the marked words match?",
+    "yes",
+    "Text: Tom <<threw>> the ball to <<his>> dog.\nDescription: the word \"ball\"\nDo the marked words match?",
+    "no",
+    "Text: The <<cat>> sat on the warm mat.\nDescription: names of children\nDo the marked words match?",
+    "no",
+    "Text: One day, <<Lily>> went to the park.\nDescription: names of children\nDo the marked words match?",
+    "yes",
+};
+
+const char *score_yesno_system(ScoreTask task, const char *const **shots, int *n_shots) {
+    *shots = task == TASK_DETECTION ? YESNO_DETECTION_SHOTS : YESNO_FUZZING_SHOTS;
+    *n_shots = (int)(sizeof YESNO_DETECTION_SHOTS / sizeof *YESNO_DETECTION_SHOTS / 2);
+    return task == TASK_DETECTION ? YESNO_DETECTION_SYSTEM : YESNO_FUZZING_SYSTEM;
+}
+
+char *score_yesno_prompt(const ScoreSet *s, int i, ScoreTask task, const char *explanation) {
+    Str b = {0};
+    str_add(&b, "Text: ");
+    const char *t = s->texts[i];
+    while (*t == ' ') t++;
+    str_add(&b, t);
+    str_add(&b, "\nDescription: ");
+    str_add(&b, explanation);
+    str_add(&b, task == TASK_DETECTION ? "\nDoes the text match?" : "\nDo the marked words match?");
+    return str_take(&b);
+}
+
+int score_parse_yesno(const char *reply) {
+    const char *p = reply;
+    while (*p && (isspace((unsigned char)*p) || *p == '"' || *p == '\'' || *p == '*' || *p == '[')) p++;
+    if (!strncasecmp(p, "yes", 3) && !isalpha((unsigned char)p[3])) return 1;
+    if (!strncasecmp(p, "no", 2) && !isalpha((unsigned char)p[2])) return 0;
+    return -1;
+}
+
+double score_yesno_margin(const char *reply) {
+    const char *p = strchr(reply, '(');
+    if (score_parse_yesno(reply) < 0 || !p) return NAN;
+    char *end;
+    double d = strtod(p + 1, &end);
+    return end > p + 1 && *end == ')' ? d : NAN;
+}
+
+double roc_auc(const double *score, const int *truth, int n) {
+    double wins = 0;
+    long pos = 0, neg = 0;
+    for (int i = 0; i < n; i++) {
+        if (isnan(score[i])) continue;
+        truth[i] ? pos++ : neg++;
+        if (!truth[i]) continue;
+        for (int j = 0; j < n; j++)  // n is tens of windows: the quadratic count is the clear one
+            if (!truth[j] && !isnan(score[j])) wins += score[i] > score[j] ? 1 : score[i] == score[j] ? 0.5 : 0;
+    }
+    return pos && neg ? wins / ((double)pos * neg) : NAN;
 }
 
 int score_parse_reply(const char *reply, int n, int *pred) {

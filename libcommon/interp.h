@@ -53,14 +53,24 @@ void feature_evidence_free(FeatureEvidence *f);
 //   {{max_tokens}}   the max-activating token of each window, comma-separated
 //   {{next_tokens}}  the tokens right after the max, most frequent first
 //   {{top_logits}}   the tokens the feature's decoder promotes most
+//   {{max_counts}}   the distinct max-activating tokens with their counts, most frequent first:
+//                    `"with" (9), "to" (2)` — compact where a small model would copy a long list
+//   {{snippets}}     up to 4 short views of the explain windows, `- ` a line: the 8 tokens before
+//                    the max, the max and 2 after, firing tokens <<marked>>
 //   {{layer}}, {{feature}}
-// Built in: "delphi" (Delphi's explainer prompt, answer with a label line added) and "np"
-// (Neuronpedia's max-activation + logits lists, a 1-6 word label). A template file holds the
-// system text, a line `---`, and the user text (no `---`: all of it is the user text).
+// Built in: "delphi" (Delphi's explainer prompt, answer with a label line added), "np"
+// (Neuronpedia's max-activation + logits lists, a 1-6 word label) and "small" (for a ~100M
+// instruct model: the max tokens with counts, the tokens after them and 4 snippets; three worked
+// examples in the chat history answered `Label: ...`; the answer is one line, parsed leniently by
+// interp_parse_label_line). A template file holds the system text, a line `---`, and the user
+// text (no `---`: all of it is the user text).
 typedef struct {
-    char *name;  // "delphi", "np" or the file's path: part of the cache key
+    char *name;  // "delphi", "np", "small" or the file's path: part of the cache key
     char *system;
     char *user;
+    const char *const *shots;  // worked examples for the chat history: user, assistant, user, ... (static)
+    int n_shots;               // pairs
+    int one_line;              // the answer is a single line (stop at a newline, interp_parse_label_line)
 } InterpTemplate;
 
 int interp_template_builtin(InterpTemplate *t, const char *name, Error *e);
@@ -88,6 +98,12 @@ typedef enum { PARSE_OK, PARSE_NO_LABEL, PARSE_FAILED } ParseStatus;
 // neither, the first line of the answer stands in (PARSE_FAILED). Control characters are dropped.
 ParseStatus interp_parse_answer(const char *answer, char **label, char **explanation);
 const char *parse_status_name(ParseStatus s);  // "ok", "no_label", "failed"
+// The one-line answer of a `one_line` template: its first non-empty line, a `Label:` (or
+// [LABEL]:, -, *) prefix and enclosing quotes or a final period stripped, at most 8 words; the
+// explanation is the label as a sentence. PARSE_FAILED when nothing is left, or when the line
+// echoes the prompt (it starts with one of the prompt's field names) — then label and
+// explanation are the line as it came, for the record.
+ParseStatus interp_parse_label_line(const char *answer, char **label, char **explanation);
 
 // ---- scoring -----------------------------------------------------------------------------------
 
@@ -118,6 +134,20 @@ void score_set_free(ScoreSet *s);
 // The scorer prompt for windows [begin, end) of s (Delphi's detection / fuzzing prompts).
 void score_prompt(const ScoreSet *s, int begin, int end, ScoreTask task, const char *explanation, char **system,
                   char **user);
+// The yes/no scorer: one window a prompt, a system text and worked examples (static, in the chat
+// history: user, assistant, ...; n_shots pairs) that are the same for every window, so a model
+// run can keep their keys and values from one prompt to the next; the user message (malloc'd)
+// names the explanation, then the window. A 135M model follows this where it cannot write a list.
+const char *score_yesno_system(ScoreTask task, const char *const **shots, int *n_shots);
+char *score_yesno_prompt(const ScoreSet *s, int i, ScoreTask task, const char *explanation);
+// 1 for a reply starting (after spaces, quotes, markdown) with yes, 0 with no, -1 otherwise.
+int score_parse_yesno(const char *reply);
+// The log-odds d of the builtin backend's "yes (+d)" / "no (-d)" reply; NAN for other replies.
+double score_yesno_margin(const char *reply);
+// The area under the ROC curve of scores against truth (1: positive): the chance that a random
+// positive scores above a random negative, ties counting half. NAN scores are left out; NAN
+// unless both classes remain. Threshold-free: it reads a scorer biased to one answer.
+double roc_auc(const double *score, const int *truth, int n);
 // Parses the reply to a score_prompt of n windows: the first [...] list holding exactly n 0/1
 // values. 0 with pred filled, -1 when there is none.
 int score_parse_reply(const char *reply, int n, int *pred);

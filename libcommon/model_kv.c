@@ -35,6 +35,11 @@ void kv_decoder_free(KVDecoder *d) {
 }
 
 void kv_decoder_reset(KVDecoder *d) { d->pos = 0; }
+// The rows of positions < pos were computed from the tokens before them only (causal attention),
+// so forgetting the later ones leaves exactly the cache a run of the first pos tokens builds.
+void kv_decoder_truncate(KVDecoder *d, int pos) {
+    if (pos >= 0 && pos < d->pos) d->pos = pos;
+}
 int kv_decoder_pos(const KVDecoder *d) { return d->pos; }
 const Model *kv_decoder_model(const KVDecoder *d) { return d->m; }
 

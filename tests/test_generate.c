@@ -164,6 +164,26 @@ static void test_hf_greedy_tiny(void) {
         for (int k = 0; same && k < ng; k++) same = r.ids[k] == (uint32_t)json_integer_value(json_array_get(jg, k));
         CHECK(same, "%s, prompt of %d: greedy ids differ from transformers' generate", name, np);
         generate_result_free(&r);
+        // the same prompt after a decoy that shares all but its last id: generate keeps the shared
+        // keys and values (cached_prefix) and must continue exactly as from scratch
+        if (np >= 2) {
+            uint32_t decoy[64];
+            memcpy(decoy, prompt, (size_t)np * sizeof *decoy);
+            decoy[np - 1] = (prompt[np - 1] + 1) % (uint32_t)m.cfg.vocab_size;
+            GenerateOptions gd = {.max_tokens = 3};
+            CHECK(!generate(d, decoy, np, &gd, &r, &e), "%s", e.msg);
+            generate_result_free(&r);
+            GenerateOptions gp = {.max_tokens = ng, .cached_prefix = np - 1};
+            CHECK(!generate(d, prompt, np, &gp, &r, &e), "%s", e.msg);
+            same = r.n == ng;
+            for (int k = 0; same && k < ng; k++) same = r.ids[k] == (uint32_t)json_integer_value(json_array_get(jg, k));
+            CHECK(same, "%s, prompt of %d after a decoy (cached prefix %d): greedy ids differ", name, np, np - 1);
+            generate_result_free(&r);
+            gp.cached_prefix = np + 5;  // more than the decoder holds: an error, not garbage
+            kv_decoder_reset(d);
+            CHECK(generate(d, prompt, np, &gp, &r, &e) == -1 && strstr(e.msg, "cached"), "%s: cached_prefix past the cache",
+                  name);
+        }
         kv_decoder_free(d);
         model_free(&m);
         n_cases++;

@@ -93,6 +93,81 @@ static void test_templates(void) {
     CHK(interp_template_builtin(&t, "np", &e) == 0 && strstr(t.user, "{{top_logits}}"));
     interp_template_free(&t);
     CHK(interp_template_builtin(&t, "gpt", &e) == -1 && strstr(e.msg, "gpt"));
+    // small: one-line answers after worked examples whose answers parse, quote a top word of their
+    // evidence, and that word is a lexical key found in their snippets — the form the model copies
+    CHK(interp_template_builtin(&t, "small", &e) == 0 && t.one_line && t.n_shots == 3);
+    CHK(strstr(t.user, "{{max_counts}}") && strstr(t.user, "{{snippets}}") && strstr(t.user, "{{next_tokens}}"));
+    for (int i = 0; i < t.n_shots; i++) {
+        const char *user = t.shots[2 * i], *answer = t.shots[2 * i + 1];
+        CHK(strstr(user, "Top words: ") == user && strstr(user, "<<"));
+        char *l, *x;
+        CHECK(interp_parse_label_line(answer, &l, &x) == PARSE_OK, "shot %d: %s", i, answer);
+        const char *q1 = strchr(l, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
+        char top[64] = "";
+        if (q2 && q2 - q1 + 1 < 64) memcpy(top, q1, (size_t)(q2 - q1 + 1)), top[q2 - q1 + 1] = 0;
+        CHECK(*top && strstr(user, top) && strstr(user, top) < strchr(user, '\n'), "shot %d: %s", i, l);
+        const char *snippets = strstr(user, "Examples:");
+        CHECK(lexical_predict(x, snippets, TASK_DETECTION) == 1, "shot %d: %s", i, x);
+        CHECK(lexical_predict(x, "xyz qqq", TASK_DETECTION) == 0, "shot %d: %s", i, x);
+        free(l), free(x);
+    }
+    interp_template_free(&t);
+}
+
+static void test_label_line(void) {
+    char *l, *x;
+    CHK(interp_parse_label_line("Label: the word \"ball\"\nLabel: more", &l, &x) == PARSE_OK);
+    CHK(!strcmp(l, "the word \"ball\"") && !strcmp(x, "Fires on the word \"ball\"."));
+    free(l), free(x);
+    CHK(interp_parse_label_line("\n  **Label:** \"dogs\".  ", &l, &x) == PARSE_OK && !strcmp(l, "dogs"));
+    free(l), free(x);
+    CHK(interp_parse_label_line("- [LABEL]: names like \"Lily\" and \"Tom\"", &l, &x) == PARSE_OK);
+    CHK(!strcmp(l, "names like \"Lily\" and \"Tom\""));
+    free(l), free(x);
+    // eight words at most; a final quote that first_words would drop is kept
+    CHK(interp_parse_label_line("one two three four five six seven \"eight\" nine", &l, &x) == PARSE_OK);
+    CHK(!strcmp(l, "one two three four five six seven \"eight\""));
+    free(l), free(x);
+    // echoes of the prompt, loops and empty answers fail, kept as they came
+    CHK(interp_parse_label_line("Top words: \"with\" (12)", &l, &x) == PARSE_FAILED && strstr(l, "Top"));
+    free(l), free(x);
+    CHK(interp_parse_label_line("Label: <<with>> a", &l, &x) == PARSE_FAILED);
+    free(l), free(x);
+    CHK(interp_parse_label_line("happy, happy, happy, happy", &l, &x) == PARSE_FAILED);
+    free(l), free(x);
+    CHK(interp_parse_label_line("the word \"in\" and the examples of the word", &l, &x) == PARSE_OK);
+    free(l), free(x);
+    CHK(interp_parse_label_line("   \n\n", &l, &x) == PARSE_FAILED);
+    free(l), free(x);
+    CHK(interp_parse_label_line("Label: a\x01b\x1b[31m", &l, &x) == PARSE_OK && !strchr(l, 0x1b) && !strchr(l, 1));
+    free(l), free(x);
+}
+
+static void test_yesno(void) {
+    CHK(score_parse_yesno("yes (+1.250)") == 1 && score_parse_yesno(" No.") == 0 && score_parse_yesno("**Yes**") == 1);
+    CHK(score_parse_yesno("nope") == -1 && score_parse_yesno("maybe") == -1 && score_parse_yesno("") == -1);
+    CHECK_NEAR(score_yesno_margin("no (-1.250)"), -1.25, 1e-12);
+    CHK(isnan(score_yesno_margin("yes")) && isnan(score_yesno_margin("maybe (+1)")));
+    // AUROC: positives 3, 1 (score) against negatives 2, 0, 1: wins 3 + (1 + 0.5) = 4.5 of 6 pairs
+    double sc[] = {3, 2, 1, 0, 1, NAN};
+    int tr[] = {1, 0, 1, 0, 0, 1};
+    CHECK_NEAR(roc_auc(sc, tr, 6), 4.5 / 6, 1e-12);
+    CHK(isnan(roc_auc(sc, tr, 1)));  // one class only
+    for (int t = 0; t < 2; t++) {
+        const char *const *shots;
+        int n;
+        const char *sys = score_yesno_system((ScoreTask)t, &shots, &n);
+        CHK(sys && n == 4);
+        int yes = 0;
+        for (int i = 0; i < n; i++) yes += score_parse_yesno(shots[2 * i + 1]) == 1;
+        CHK(yes == 2);  // balanced: the examples favour neither answer
+    }
+    char *texts[] = {"  the <<dog>> ran"};
+    int truth[] = {1};
+    ScoreSet s = {texts, truth, 1};
+    char *u = score_yesno_prompt(&s, 0, TASK_FUZZING, "the word \"dog\"");
+    CHK(!strcmp(u, "Text: the <<dog>> ran\nDescription: the word \"dog\"\nDo the marked words match?"));
+    free(u);
 }
 
 // A feature with 3 test samples (one with two marked tokens), 2 test random windows, and explain
@@ -151,6 +226,10 @@ static void test_sets(void) {
     char *r = interp_render(&t, &f, &o, &e);
     CHK(r && !strcmp(r, "[11], [11]|[10]<<[11]>>[12]\n<<[11]>>[16]\n|2:7|{{nope}}"));
     free(r);
+    InterpTemplate ts = {.name = "t", .system = "", .user = "{{max_counts}}|{{next_tokens}}|{{snippets}}"};
+    r = interp_render(&ts, &f, &o, &e);
+    CHECK(r && !strcmp(r, "\"[11]\" (2)|[12], [16]|- [10]<<[11]>>[12]\n- <<[11]>>[16]"), "%s", r);
+    free(r);
     score_set_free(&d);
     score_set_free(&z);
     feature_evidence_free(&f);
@@ -165,6 +244,8 @@ int main(void) {
     RUN_TEST(test_metrics);
     RUN_TEST(test_lexical);
     RUN_TEST(test_templates);
+    RUN_TEST(test_label_line);
+    RUN_TEST(test_yesno);
     RUN_TEST(test_sets);
     return test_summary();
 }

@@ -183,7 +183,8 @@ check interp_cmd_timeout "$TMP/cmdslow.jsonl" 'len(rows) == 1 and "timed out" in
 printf 'Say what the marked words share.\n---\n{{texts}}\n' >"$TMP/short.tmpl"
 for run in 1 2; do
   "$IP" "$TMP/store" --explainer "builtin:$TMP/st" --template "$TMP/short.tmpl" --features 0:1-2 --max-examples 2 \
-    --score-examples 2 --score-batch 1 --max-new-tokens 16 --cache "$TMP/bcache" -o "$TMP/builtin$run.jsonl" 2>"$TMP/b.err"
+    --score-examples 2 --score-batch 1 --score-style list --max-new-tokens 16 --cache "$TMP/bcache" \
+    -o "$TMP/builtin$run.jsonl" 2>"$TMP/b.err"
 done
 check interp_builtin "$TMP/builtin1.jsonl" \
   'len(rows) == 2 and all(r["explainer"] == "builtin:" + sys.argv[1].rsplit("/", 1)[0] + "/st" and r["explanation"]
@@ -192,6 +193,18 @@ check interp_builtin "$TMP/builtin1.jsonl" \
 if cmp -s "$TMP/builtin1.jsonl" "$TMP/builtin2.jsonl" && grep -q "from the cache" "$TMP/b.err"; then
   ok interp_builtin_cached
 else fail interp_builtin_cached "the cached rerun differs: $(cat "$TMP/b.err")"; fi
+# The default builtin scoring: one window a prompt after worked examples, answered by the log-odds
+# of "yes" over "no" (here their first pieces, "▁y" vs "▁n"). Every detection window is
+# answered, every fuzzing window answered or counted failed (a few prompts pass stories260K's 512
+# positions; the small template's worked examples do not fit at all), and the worked examples
+# stay in the KV cache from one prompt to the next.
+"$IP" "$TMP/store" --explainer "builtin:$TMP/st" --template "$TMP/short.tmpl" --features 0:1-2 --max-examples 2 \
+  --score-examples 2 --max-new-tokens 16 -o "$TMP/yesno.jsonl" 2>"$TMP/y.err"
+check interp_builtin_yesno "$TMP/yesno.jsonl" \
+  'len(rows) == 2 and all(s["detection"]["n"] == 4 and s["fuzzing"]["n"] + s["fuzzing"]["failed"] == 4
+    for r in rows for s in (r["scores"], r["controls"]["shuffled"]))'
+if grep -Eq "[1-9][0-9]* more held from the prompt before" "$TMP/y.err"; then ok interp_builtin_prefix_held
+else fail interp_builtin_prefix_held "$(cat "$TMP/y.err")"; fi
 
 # ---- bad input: one line, non-zero, no crash ----
 expect_error interp_no_store "nope" "$IP" "$TMP/nope" --explainer tokens -o "$TMP/x.jsonl"

@@ -46,17 +46,24 @@ static const char USAGE[] =
     "  --scorer SPEC           the scorer: a backend as --explainer, lexical (model-free: the\n"
     "                          explanation's words in the text), or none (default: the explainer's\n"
     "                          backend; lexical for tokens)\n"
-    "  --template T            delphi, np (default: Neuronpedia's max-activation + logits lists) or\n"
-    "                          a file: system text, a line ---, user text with {{examples}},\n"
-    "                          {{texts}}, {{max_tokens}}, {{next_tokens}}, {{top_logits}},\n"
-    "                          {{layer}}, {{feature}}\n"
+    "  --score-style S         yesno (one window a prompt after worked examples, answered yes or\n"
+    "                          no; builtin: the log-odds of the two words; default for a builtin\n"
+    "                          scorer) or list (Delphi's: --score-batch windows a prompt answered\n"
+    "                          with a 0/1 list; default for the others)\n"
+    "  --template T            small (default for builtin: counted max tokens, next tokens, 4\n"
+    "                          snippets, three worked examples in the chat, a one-line answer),\n"
+    "                          np (default otherwise: Neuronpedia's max-activation + logits\n"
+    "                          lists), delphi, or a file: system text, a line ---, user text with\n"
+    "                          {{examples}}, {{texts}}, {{max_tokens}}, {{max_counts}},\n"
+    "                          {{snippets}}, {{next_tokens}}, {{top_logits}}, {{layer}}, {{feature}}\n"
     "  -t, --tokenizer FILE    tokenizer.json (default: the one the store's meta names)\n"
     "  --cache DIR             answer cache (default: none)\n"
     "  --concurrency N         prompts in flight at once (cmd, http; default 4)\n"
     "  --max-examples N        explain windows shown to the explainer (default 12)\n"
     "  --score-examples N      test windows per class and task (default 10)\n"
     "  --score-batch N         windows per scorer prompt (default 5)\n"
-    "  --max-new-tokens N      answer tokens at most (default 128; scorer answers 8 + 4 a window)\n"
+    "  --max-new-tokens N      answer tokens at most (default 128, small template 16; scorer\n"
+    "                          answers: 8 + 4 a window)\n"
     "  --max-tokens N          the old name of --max-new-tokens: an error that says so\n"
     "  --temperature T         http sampling temperature (default 0)\n"
     "  --timeout S             seconds per cmd/http attempt (default 120)\n"
@@ -69,8 +76,9 @@ static const char USAGE[] =
     "  -h, --help, --version\n";
 
 typedef struct {
-    const char *store, *output, *features, *explainer, *model, *api_key_env, *scorer, *template, *tokenizer, *cache;
-    int concurrency, max_examples, score_examples, score_batch, max_tokens, retries, dry_run, report;
+    const char *store, *output, *features, *explainer, *model, *api_key_env, *scorer, *score_style, *template,
+        *tokenizer, *cache;
+    int concurrency, max_examples, score_examples, score_batch, max_tokens, retries, dry_run, report, yesno;
     double temperature, timeout, backoff;
     uint64_t seed;
 } Options;
@@ -170,6 +178,7 @@ typedef struct {
     const char *shuffled;  // another feature's explanation (borrowed), NULL if none
     ParseStatus parse;
     ScoreSet sets[2];
+    double *margin[N_VARIANTS][2];  // per window the builtin yes/no log-odds (NAN: none); NULL: not asked
     Confusion conf[N_VARIANTS][2];
     int scored[N_VARIANTS];
 } Item;
@@ -183,18 +192,20 @@ static const char *variant_text(const Item *it, int v) {
 }
 
 static void score_all(Item *items, int n, const char *scorer, Explainer *sx, const Options *o, int baseline_differs) {
-    int batch = o->score_batch;
+    int batch = o->yesno && strcmp(scorer, "lexical") ? 1 : o->score_batch;
     ScoreJob *jobs = NULL;
     int nj = 0, cap = 0;
+    // window-major: the variants of one window in a row, so a builtin scorer keeps the window's
+    // keys and values (the yes/no prompt shows the window before the explanation)
     for (int i = 0; i < n; i++) {
         Item *it = &items[i];
         if (!it->explanation) continue;
-        for (int v = 0; v < N_VARIANTS; v++) {
-            if (!variant_text(it, v) || (v == V_BASELINE && !baseline_differs)) continue;
-            it->scored[v] = 1;
-            for (int t = 0; t < 2; t++) {
-                const ScoreSet *s = &it->sets[t];
-                for (int b = 0; b < s->n; b += batch) {
+        for (int v = 0; v < N_VARIANTS; v++) it->scored[v] = variant_text(it, v) && (v != V_BASELINE || baseline_differs);
+        for (int t = 0; t < 2; t++) {
+            const ScoreSet *s = &it->sets[t];
+            for (int b = 0; b < s->n; b += batch) {
+                for (int v = 0; v < N_VARIANTS; v++) {
+                    if (!it->scored[v]) continue;
                     if (nj == cap) jobs = xrealloc(jobs, (size_t)(cap = cap ? 2 * cap : 256) * sizeof *jobs);
                     jobs[nj++] = (ScoreJob){i, v, t, b, b + batch < s->n ? b + batch : s->n};
                 }
@@ -216,16 +227,33 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
         for (int j = 0; j < nj; j++) {
             ScoreJob *jb = &jobs[j];
             Item *it = &items[jb->item];
+            if (o->yesno) {
+                Prompt *p = &prompts[j];
+                p->system = xstrdup(score_yesno_system(jb->task, &p->shots, &p->n_shots));
+                p->user = score_yesno_prompt(&it->sets[jb->task], jb->begin, jb->task, variant_text(it, jb->variant));
+                p->max_tokens = 4, p->stop = "\n", p->yes_no = 1;
+                continue;
+            }
             char *sys, *user;
             score_prompt(&it->sets[jb->task], jb->begin, jb->end, jb->task, variant_text(it, jb->variant), &sys, &user);
-            prompts[j] = (Prompt){sys, user, 8 + 4 * (jb->end - jb->begin), jb->end - jb->begin};
+            prompts[j] = (Prompt){.system = sys,
+                                  .user = user,
+                                  .max_tokens = 8 + 4 * (jb->end - jb->begin),
+                                  .list_items = jb->end - jb->begin};
         }
         Answer *answers = answer_all(sx, "score", prompts, nj, "score");
         for (int j = 0; j < nj; j++) {
             ScoreJob *jb = &jobs[j];
             Item *it = &items[jb->item];
             int pred[64], len = jb->end - jb->begin;
-            int ok = answers[j].text && !score_parse_reply(answers[j].text, len, pred);
+            int ok = answers[j].text && (o->yesno ? (pred[0] = score_parse_yesno(answers[j].text)) >= 0
+                                                  : !score_parse_reply(answers[j].text, len, pred));
+            double **mg = &it->margin[jb->variant][jb->task];
+            if (o->yesno && !*mg) {
+                *mg = xmalloc(((size_t)it->sets[jb->task].n + 1) * sizeof **mg);
+                for (int k = 0; k < it->sets[jb->task].n; k++) (*mg)[k] = NAN;
+            }
+            if (o->yesno && answers[j].text) (*mg)[jb->begin] = score_yesno_margin(answers[j].text);
             confusion_add(&it->conf[jb->variant][jb->task], &it->sets[jb->task], jb->begin, ok ? pred : NULL, len);
             free((char *)prompts[j].system);
             free((char *)prompts[j].user);
@@ -263,10 +291,19 @@ static Confusion constant_confusion(const ScoreSet *s, int yes) {
     return c;
 }
 
+// The AUROC of the yes/no log-odds of variant v on task t; NAN without them.
+static double item_auroc(const Item *it, int v, int t) {
+    return it->margin[v][t] ? roc_auc(it->margin[v][t], it->sets[t].truth, it->sets[t].n) : NAN;
+}
+
 static json_t *scores_json(const Item *it, int v) {
     if (!it->scored[v]) return json_null();
-    return json_pack("{s:o, s:o}", "detection", metrics_json(&it->conf[v][TASK_DETECTION]), "fuzzing",
-                     metrics_json(&it->conf[v][TASK_FUZZING]));
+    json_t *r = json_pack("{s:o, s:o}", "detection", metrics_json(&it->conf[v][TASK_DETECTION]), "fuzzing",
+                          metrics_json(&it->conf[v][TASK_FUZZING]));
+    for (int t = 0; t < 2; t++)
+        if (!isnan(item_auroc(it, v, t)))
+            json_object_set_new(json_object_get(r, t ? "fuzzing" : "detection"), "auroc", real4(item_auroc(it, v, t)));
+    return r;
 }
 
 static json_t *constant_json(const Item *it, int yes) {
@@ -294,6 +331,7 @@ static void report_add(LayerSums *r, const Item *it) {
         }
         for (int yes = 0; yes < 2; yes++) {
             Confusion c = constant_confusion(&it->sets[t], yes);
+            if (isnan(confusion_metrics(&c).balanced_accuracy)) continue;  // one class only (an always-on feature)
             r->sum[3 + !yes][t] += confusion_metrics(&c).balanced_accuracy;
             r->n[3 + !yes][t]++;
         }
@@ -335,6 +373,25 @@ static void print_report(FILE *f, const Item *items, int n, const FeatStore *s, 
         report_row(f, name, &r);
     }
     report_row(f, "all", &all);
+    // the builtin yes/no scorer's log-odds, threshold-free: a scorer that always answers one way
+    // has balanced accuracy 0.5 whatever it reads, but may still rank the windows
+    double sum[N_VARIANTS][2] = {{0}};
+    int cnt[N_VARIANTS][2] = {{0}};
+    for (int i = 0; i < n; i++)
+        for (int v = 0; v < N_VARIANTS; v++)
+            for (int t = 0; t < 2; t++)
+                if (!isnan(item_auroc(&items[i], v, t))) sum[v][t] += item_auroc(&items[i], v, t), cnt[v][t]++;
+    if (cnt[V_MAIN][0] || cnt[V_MAIN][1]) {
+        fprintf(f, "mean AUROC of the yes/no log-odds (chance 0.5):");
+        for (int t = 0; t < 2; t++) {
+            fprintf(f, " %s", t ? "| fuzzing" : "detection");
+            for (int v = 0; v < N_VARIANTS; v++)
+                if (cnt[v][t])
+                    fprintf(f, " %s %.3f (%d)", v == V_MAIN ? "explainer" : v == V_SHUFFLED ? "shuffled" : "baseline",
+                            sum[v][t] / cnt[v][t], cnt[v][t]);
+        }
+        fprintf(f, "\n");
+    }
 }
 
 // ---- main --------------------------------------------------------------------------------------
@@ -347,6 +404,7 @@ int main(int argc, char **argv) {
                                          {"model", required_argument, 0, 'm'},
                                          {"api-key-env", required_argument, 0, 'K'},
                                          {"scorer", required_argument, 0, 's'},
+                                         {"score-style", required_argument, 0, 'Y'},
                                          {"template", required_argument, 0, 'T'},
                                          {"tokenizer", required_argument, 0, 't'},
                                          {"cache", required_argument, 0, 'C'},
@@ -365,12 +423,10 @@ int main(int argc, char **argv) {
                                          {"report", no_argument, 0, 'R'},
                                          {0, 0, 0, 0}};
     Options o = {.explainer = "builtin",
-                 .template = "np",
                  .concurrency = 4,
                  .max_examples = 12,
                  .score_examples = 10,
                  .score_batch = 5,
-                 .max_tokens = 128,
                  .retries = 4,
                  .timeout = 120,
                  .backoff = 1};
@@ -383,6 +439,7 @@ int main(int argc, char **argv) {
             case 'm': o.model = optarg; break;
             case 'K': o.api_key_env = optarg; break;
             case 's': o.scorer = optarg; break;
+            case 'Y': o.score_style = optarg; break;
             case 'T': o.template = optarg; break;
             case 't': o.tokenizer = optarg; break;
             case 'C': o.cache = optarg; break;
@@ -412,6 +469,13 @@ int main(int argc, char **argv) {
     if (!o.scorer) o.scorer = tokens_explainer ? "lexical" : o.explainer;
     if (!strcmp(o.scorer, "tokens"))
         cli_usage_error("interp-prompt", "--scorer tokens: the tokens backend scores nothing; use lexical");
+    // a small local model follows one-line answers and yes/no questions; a large one the lists
+    int builtin_explainer = !strncmp(o.explainer, "builtin", 7);
+    if (!o.template) o.template = builtin_explainer ? "small" : "np";
+    if (!o.score_style) o.score_style = !strncmp(o.scorer, "builtin", 7) ? "yesno" : "list";
+    if (strcmp(o.score_style, "yesno") && strcmp(o.score_style, "list"))
+        cli_usage_error("interp-prompt", "--score-style '%s': expected yesno or list", o.score_style);
+    o.yesno = !strcmp(o.score_style, "yesno");
     signal(SIGPIPE, SIG_IGN);  // a cmd: explainer that exits without reading its input
 
     Error e;
@@ -424,11 +488,12 @@ int main(int argc, char **argv) {
     Tokenizer *tok = tokenizer_load(tok_path, &e);
     if (!tok) fatal_err(&e);
     InterpTemplate tmpl;
-    if (!strcmp(o.template, "delphi") || !strcmp(o.template, "np")) {
+    if (!strcmp(o.template, "delphi") || !strcmp(o.template, "np") || !strcmp(o.template, "small")) {
         if (interp_template_builtin(&tmpl, o.template, &e)) fatal_err(&e);
     } else if (interp_template_load(&tmpl, o.template, &e)) {
         fatal_err(&e);
     }
+    if (!o.max_tokens) o.max_tokens = tmpl.one_line ? 16 : 128;
     ExplainerOptions xo = {.spec = o.explainer,
                            .model = o.model,
                            .api_key_env = o.api_key_env,
@@ -489,12 +554,20 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             char *user = interp_render(&tmpl, &items[i].ev, &io, &e);
             if (!user) fatal_err(&e);
-            prompts[i] = (Prompt){tmpl.system, user, 0, 0};
+            prompts[i] = (Prompt){.system = tmpl.system,
+                                  .user = user,
+                                  .shots = tmpl.shots,
+                                  .n_shots = tmpl.n_shots,
+                                  .stop = tmpl.one_line ? "\n" : NULL};
         }
         if (o.dry_run) {
-            for (int i = 0; i < n; i++)
-                printf("== layer %d feature %d\n-- system\n%s\n-- user\n%s\n", items[i].ev.layer, items[i].ev.feature,
-                       prompts[i].system, prompts[i].user);
+            for (int i = 0; i < n; i++) {
+                printf("== layer %d feature %d\n-- system\n%s\n", items[i].ev.layer, items[i].ev.feature,
+                       prompts[i].system);
+                for (int k = 0; k < 2 * tmpl.n_shots; k++)
+                    printf("-- %s\n%s\n", k % 2 ? "assistant" : "user", tmpl.shots[k]);
+                printf("-- user\n%s\n", prompts[i].user);
+            }
             for (int i = 0; i < n; i++) free((char *)prompts[i].user);
             free(prompts);
             goto done;
@@ -502,7 +575,9 @@ int main(int argc, char **argv) {
         Answer *answers = answer_all(x, tmpl.name, prompts, n, "explain");
         for (int i = 0; i < n; i++) {
             if (answers[i].text)
-                items[i].parse = interp_parse_answer(answers[i].text, &items[i].label, &items[i].explanation);
+                items[i].parse = tmpl.one_line
+                                     ? interp_parse_label_line(answers[i].text, &items[i].label, &items[i].explanation)
+                                     : interp_parse_answer(answers[i].text, &items[i].label, &items[i].explanation);
             else
                 items[i].error = xstrdup(answers[i].error);
             answer_free(&answers[i]);
@@ -590,8 +665,10 @@ int main(int argc, char **argv) {
         long pt, nt;
         double ps, ds;
         explainer_builtin_stats(x, &pt, &ps, &nt, &ds);
-        fprintf(stderr, "interp-prompt: builtin: %ld prompt tokens in %.1f s (%.0f tok/s), %ld new in %.1f s\n", pt, ps,
-                ps > 0 ? pt / ps : 0, nt, ds);
+        fprintf(stderr,
+                "interp-prompt: builtin: %ld prompt tokens prefilled in %.1f s (%.0f tok/s; %ld more held from the "
+                "prompt before), %ld new in %.1f s\n",
+                pt, ps, ps > 0 ? pt / ps : 0, explainer_builtin_reused(x), nt, ds);
     }
     if (o.report) {
         if (!strcmp(o.scorer, "none"))
@@ -607,6 +684,7 @@ done:
         free(it->label), free(it->explanation), free(it->error), free(it->base_label), free(it->base_explanation);
         score_set_free(&it->sets[0]);
         score_set_free(&it->sets[1]);
+        for (int v = 0; v < N_VARIANTS; v++) free(it->margin[v][0]), free(it->margin[v][1]);
     }
     free(items);
     explainer_free(x);
