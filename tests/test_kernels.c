@@ -74,7 +74,7 @@ static void test_attention_recomputed(void) {
         {1, 1, 1, 8, 0, 0, 1, 3}, {37, 8, 2, 32, 8, 5.0f, 30, 17}, {130, 4, 1, 64, 17, 0, 130, 64},
         {300, 3, 3, 16, 0, 2.0f, 257, 96}, {64, 2, 1, 8, 1, 0, 64, 5},
     };
-    unsigned seed = 3;
+    uint64_t seed = 3;
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         int T = cases[c].T, H = cases[c].H, hd = cases[c].hd, Te = cases[c].Te, cols = cases[c].cols;
         AttnShape s = {1, T, H, cases[c].KVH, hd, 1.0f / sqrtf((float)hd) * 3.0f, cases[c].softcap, cases[c].window};
@@ -82,8 +82,8 @@ static void test_attention_recomputed(void) {
         float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4), *o = malloc(nq * 4);
         float *p = malloc(np * 4), *blk = malloc((size_t)T * T * 4), *mx = malloc((size_t)H * T * 4);
         float *inv = malloc((size_t)H * T * 4);
-        for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
-        for (size_t i = 0; i < nk; i++) { k[i] = frand(&seed); v[i] = frand(&seed); }
+        for (size_t i = 0; i < nq; i++) q[i] = rng_unif(&seed, 1.0f);
+        for (size_t i = 0; i < nk; i++) { k[i] = rng_unif(&seed, 1.0f); v[i] = rng_unif(&seed, 1.0f); }
         attention_cpu(o, p, q, k, v, &s);
         attention_row_stats_cpu(mx, inv, q, k, &s);
         double worst = 0;
@@ -101,7 +101,7 @@ static void test_attention_recomputed(void) {
         CHECK(worst < 1e-6, "case %zu: recomputed probs differ by %.3g", c, worst);
         size_t nx = (size_t)Te * cols;
         float *x = malloc(nx * 4), *y = malloc(nx * 4), *ref = malloc(nx * 4);
-        for (size_t i = 0; i < (size_t)Te * cols; i++) { x[i] = frand(&seed); y[i] = ref[i] = frand(&seed); }
+        for (size_t i = 0; i < (size_t)Te * cols; i++) { x[i] = rng_unif(&seed, 1.0f); y[i] = ref[i] = rng_unif(&seed, 1.0f); }
         AttribPattern pat = {q, k, mx, inv, s};
         int h = H - 1;
         attrib_pattern_t_cpu(y, x, &pat, h, Te, cols, 0.5f);
@@ -120,7 +120,7 @@ static void test_attention_recomputed(void) {
 // gemm_cpu on strided views, every transpose combination, beta 0 and 0.5 (K ≤ 129 terms of |a·b| ≤ 1).
 static void test_gemm_matches_double_loop(void) {
     int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {200, 96, 33}, {5, 300, 129}};
-    unsigned seed = 9;
+    uint64_t seed = 9;
     for (int c = 0; c < 4; c++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
@@ -128,9 +128,9 @@ static void test_gemm_matches_double_loop(void) {
                 int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldo = N + 2;
                 float *a = malloc((size_t)(ta ? K : M) * lda * 4), *b = malloc((size_t)(tb ? N : K) * ldb * 4);
                 float *o = malloc((size_t)M * ldo * 4), *o0 = malloc((size_t)M * ldo * 4);
-                for (size_t i = 0; i < (size_t)(ta ? K : M) * lda; i++) a[i] = frand(&seed);
-                for (size_t i = 0; i < (size_t)(tb ? N : K) * ldb; i++) b[i] = frand(&seed);
-                for (size_t i = 0; i < (size_t)M * ldo; i++) o[i] = o0[i] = frand(&seed);
+                for (size_t i = 0; i < (size_t)(ta ? K : M) * lda; i++) a[i] = rng_unif(&seed, 1.0f);
+                for (size_t i = 0; i < (size_t)(tb ? N : K) * ldb; i++) b[i] = rng_unif(&seed, 1.0f);
+                for (size_t i = 0; i < (size_t)M * ldo; i++) o[i] = o0[i] = rng_unif(&seed, 1.0f);
                 float beta = (c + ta + tb) % 2 ? 0.5f : 0.0f;
                 gemm_cpu(ta, tb, M, N, K, a, lda, b, ldb, beta, o, ldo);
                 double worst = 0;
