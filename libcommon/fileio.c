@@ -28,22 +28,36 @@ static void temp_unlink_all(void) {
         if (temp_used[i]) unlink(temp_paths[i]);
 }
 
+// The handlers that were in place when the registry's were installed: a program's own handler
+// (clt-fit's "finish the step, save, exit") must keep working after its first atomic write.
+static const int temp_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction temp_prev[3];
+
 static void temp_on_signal(int sig) {
+    for (size_t i = 0; i < sizeof temp_sigs / sizeof *temp_sigs; i++) {
+        void (*prev)(int) = temp_prev[i].sa_handler;
+        // a program handler decides itself (a graceful stop ends its writes and exits normally,
+        // and the atexit hook removes what is still registered); else remove the temporaries and
+        // die of the signal as if there were no handler (exit status 128 + sig)
+        if (temp_sigs[i] == sig && prev != SIG_DFL && prev != SIG_IGN && !(temp_prev[i].sa_flags & SA_SIGINFO)) {
+            prev(sig);
+            return;
+        }
+    }
     temp_unlink_all();
-    signal(sig, SIG_DFL);  // then die of the signal as if there were no handler (exit status 128 + sig)
+    signal(sig, SIG_DFL);
     raise(sig);
 }
 
 static void temp_install_handlers(void) {
     atexit(temp_unlink_all);
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
-        struct sigaction old, sa = {0};
+    for (size_t i = 0; i < sizeof temp_sigs / sizeof *temp_sigs; i++) {
+        struct sigaction sa = {0};
         sa.sa_handler = temp_on_signal;
         sigemptyset(&sa.sa_mask);
         // a signal the caller ignores (nohup, a background job's SIGINT) stays ignored
-        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) continue;
-        sigaction(sigs[i], &sa, NULL);
+        if (sigaction(temp_sigs[i], NULL, &temp_prev[i]) == 0 && temp_prev[i].sa_handler == SIG_IGN) continue;
+        sigaction(temp_sigs[i], &sa, NULL);
     }
 }
 

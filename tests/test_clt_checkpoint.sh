@@ -67,6 +67,14 @@ then ok ckpt_sigterm_saves; else fail ckpt_sigterm_saves "exit $rc, step $(st_st
 "$FIT" -o "$TMP/term" --resume 2>/dev/null
 if out=$("$PY" "$ROOT/tests/compare_clt.py" "$TMP/full" "$TMP/term" 0 2>&1); then ok ckpt_sigterm_resume_bit_identical
 else fail ckpt_sigterm_resume_bit_identical "$out"; fi
+# --- SIGTERM after a checkpoint was written: the atomic writers' signal cleanup (fileio.c) chains
+# to clt-fit's handler, so the step still finishes and saves (it used to kill the run unsaved) --
+"$FIT" -o "$TMP/term2" "${LONG[@]}" --save-interval 0.05 "$TMP/a.acts" 2>"$TMP/term2.err" & pid=$!
+for _ in $(seq 200); do [ -s "$TMP/term2/checkpoint.json" ] && break; sleep 0.05; done
+sleep 0.2; kill -TERM $pid; wait $pid; rc=$?
+if [ $rc = 143 ] && grep -q "stopped by SIGTERM; checkpoint at step [0-9]* in" "$TMP/term2.err" \
+   && ! ls "$TMP/term2" | grep -q '\.tmp\.'
+then ok ckpt_sigterm_after_save; else fail ckpt_sigterm_after_save "exit $rc: $(tail -c 300 "$TMP/term2.err")"; fi
 # --- SIGKILL after a time-cadence checkpoint: resumable, metrics cut back to the checkpoint ----
 "$FIT" -o "$TMP/kill" "${LONG[@]}" --save-interval 0.05 "$TMP/a.acts" 2>/dev/null & pid=$!
 wait_rows "$TMP/kill/metrics.jsonl"; sleep 0.3; kill -KILL $pid; wait $pid 2>/dev/null
