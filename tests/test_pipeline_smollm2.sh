@@ -27,5 +27,5 @@ grep -q "fetch_smollm2.sh) && .*gguf-convert \"\$gguf\" -o $TMP/model" <<< "$pla
   && grep -q "pystdlib_corpus.py --kind source > $TMP/out/corpus-source.jsonl.tmp" <<< "$plan" \
   && grep -q -- "clt-fit -o $TMP/out/clt --features 1024 --batch 1024 --steps 1200 " <<< "$plan" \
   && grep -q -- "--dtype int8 --layers all --in mlp_in --max-tokens 135000" <<< "$plan" \
-  && [ "$(grep -c 'attrib -m' <<< "$plan")" -eq 4 ] && grep -q -- "--explainer builtin" <<< "$plan" \
+  && [ "$(grep -c 'attrib -m' <<< "$plan")" -eq "$(ls "$ROOT"/pipelines/prompts/circuits/*.txt | wc -l)" ] && grep -q -- "--explainer builtin" <<< "$plan" \
   && ok smollm2_plan || fail smollm2_plan "${plan:0:600}"
