@@ -22,7 +22,7 @@
 #include "progress.h"
 #ifdef USE_CUDA
 #include "cuda_common.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "gpu_ctx.h"
 #endif
 

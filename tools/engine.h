@@ -1,5 +1,5 @@
 // engine.h — the model's forward pass on the device a tool's --device names (cpu, or cuda);
-// outputs are host buffers either way. The CUDA side is kernels/forward_cuda.h, linked from
+// outputs are host buffers either way. The CUDA side is libcommon/model/model_forward_cuda.h, linked from
 // libkernels_cuda.a where nvcc exists and from the stub kernels/cuda_stub.c elsewhere (its
 // cuda_devices says "built without CUDA"), so this header has no #ifdef. fwd-acts and feat-topk
 // include it.
@@ -8,7 +8,7 @@
 
 #include "cuda_common.h"
 #include "err.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "model.h"
 
 // The forward pass on the chosen device; outputs are host buffers either way.

@@ -1,5 +1,5 @@
-// forward_cuda.cu — the GPU forward pass (forward_cuda.h), a line-by-line mirror of
-// libcommon/model_forward.c: the block's steps of libcommon/model_block.c under the same names
+// model_forward_cuda.cu — the GPU forward pass (model_forward_cuda.h), a line-by-line mirror of
+// libcommon/model/model_forward.c: the block's steps of libcommon/model/model_block.c under the same names
 // (block_norm_cuda for block_norm_cpu...), reading the same description (ModelConfig.block), over
 // the CUDA kernel twins. The only device code of its own: the embedding lookup and the residual add.
 #include <math.h>
@@ -9,7 +9,7 @@
 #include "act.h"
 #include "attention.h"
 #include "cuda_common.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "matmul.h"
 #include "norm.h"
 #include "rope.h"
