@@ -94,8 +94,8 @@ LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
 .SECONDARY:
-.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo install \
-    print-layers
+.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo \
+    install print-layers
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)

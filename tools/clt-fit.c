@@ -29,7 +29,7 @@
 #include "progress.h"
 #include "safetensors.h"
 #include "threads.h"
-#include "clt_cuda.h"     // the real GPU trainer, or the stub without CUDA (kernels/cuda_stub.c)
+#include "clt_cuda.h"     // the real GPU trainer, or the stub without CUDA (clt_cuda_stub.c)
 #include "cuda_common.h"
 #include "gpu_ctx.h"
 

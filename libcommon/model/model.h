@@ -2,7 +2,7 @@
 // model.safetensors or model.safetensors.index.json shards), weights held in fp32 on the CPU.
 // Architectures: Llama (incl. Llama 3 rope scaling, GQA, tied or untied), Gemma 2 and GPT-2.
 // The config parser settles how the block computes once, into a BlockSpec (below); every forward
-// path (model_forward.c batched, model_kv.c cached, libcommon/model/model_forward_cuda.cu, attrib's frozen
+// path (model_forward.c batched, model_kv.c cached, model_forward_cuda.cu, attrib's frozen
 // backward) reads only that description, through the step functions of model_block.h.
 #pragma once
 #include <stddef.h>
