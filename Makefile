@@ -128,9 +128,10 @@ $(LIBCUDA): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
 
+# (the archive last: a tool's own parts, added as prerequisites below, come after it in $^)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.o,$^) $(LIBCOMMON) -o $@ $(LDLIBS)
 
 # A tool's own CLI files beside its main (tools/NAME/*.c: code that parses options or exits, which
 # does not belong in libcommon) are linked into bin/NAME alone.
