@@ -4,15 +4,21 @@
 
 CC       ?= gcc
 CFLAGS   ?= -O2 -g
+# The library's layers, bottom up (ARCHITECTURE.md, "Layers"): a file may include headers of its own
+# layer and the layers before it in this list, never after (tests/test_layers.sh asks `make print-layers`
+# and checks every #include). Each folder is on the include path, so an include names the header alone
+# ("err.h", "model.h"): header names are unique across the folders (the same test checks that too).
+LAYER_DIRS := libcommon/base kernels $(addprefix libcommon/,io tok model clt feat interp attrib)
+INCLUDES := $(addprefix -I,$(LAYER_DIRS))
 # The flags the code needs (language, warnings, include paths, dependency files) live apart from
 # CFLAGS, the user's optimisation/debug choice, and are appended with `override` so that
 # `make CFLAGS=-O1` (or any CFLAGS on the command line) keeps them.
-REQUIRED_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon -Ikernels -MMD -MP
+REQUIRED_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $(INCLUDES) -MMD -MP
 override CFLAGS += $(REQUIRED_CFLAGS)
 LDLIBS   := -lzstd -ljansson -lm -pthread
 NVCC     ?= nvcc
 CUDA_ARCH ?= sm_90
-NVCCFLAGS := -O2 -std=c++17 -MMD -MP -arch=$(CUDA_ARCH) -Ilibcommon -Ikernels -Xcompiler -Wall,-Wextra,-Werror
+NVCCFLAGS := -O2 -std=c++17 -MMD -MP -arch=$(CUDA_ARCH) $(INCLUDES) -Xcompiler -Wall,-Wextra,-Werror
 
 BUILD := build
 BIN   := bin
@@ -58,25 +64,27 @@ endif
 
 ifneq ($(USE_BLAS),)
   override CFLAGS += -DUSE_BLAS $(BLAS_CFLAGS)
-  # -u cpu_level: libcommon/cpu.o (its guard against an OPENBLAS_CORETYPE this CPU cannot run) in
+  # -u cpu_level: libcommon/base/cpu.o (its guard against an OPENBLAS_CORETYPE this CPU cannot run) in
   # every program, whether or not it calls cpu_level itself
   LDLIBS += $(BLAS_LDLIBS) -Wl,-u,cpu_level
 endif
 
 # ---- sources ---------------------------------------------------------------------------------
 # comm_mpi.c needs mpicc's flags and libmpi: it stays out of libcommon.a (see MPI_TOOLS below).
-COMMON_SRC := $(filter-out libcommon/comm_mpi.c,$(wildcard libcommon/*.c))
-# kernels/cuda_stub.c stands in for the CUDA entry points in a build without CUDA (so the tools
-# need no #ifdef USE_CUDA); where nvcc exists libkernels_cuda.a has the real ones.
-KERNEL_SRC := $(filter-out $(if $(USE_CUDA),kernels/cuda_stub.c),$(wildcard kernels/*.c))
-CUDA_SRC   := $(wildcard kernels/*.cu)
+# Each NAME_stub.c stands in for NAME.cu's entry points in a build without CUDA (so the tools need
+# no #ifdef USE_CUDA): it is in libcommon.a only then; where nvcc exists libkernels_cuda.a has the
+# real ones. The CUDA twins live beside their CPU code, in kernels/ and in the layer folders.
+CUDA_STUBS := $(if $(USE_CUDA),%_stub.c)
+COMMON_SRC := $(filter-out libcommon/clt/comm_mpi.c $(CUDA_STUBS),$(wildcard libcommon/*/*.c))
+KERNEL_SRC := $(filter-out $(CUDA_STUBS),$(wildcard kernels/*.c))
+CUDA_SRC   := $(wildcard kernels/*.cu libcommon/*/*.cu)
 TOOL_SRC   := $(wildcard tools/*.c)
 TEST_SRC   := $(wildcard tests/test_*.c)
 GPU_TEST_SRC := $(wildcard tests/gpu_test_*.c)
 
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o) $(KERNEL_SRC:%.c=$(BUILD)/%.o)
-# graph2html's viewer (libcommon/graph_html/viewer.{html,css,js}) compiled in as C arrays
-VIEWER_SRC := $(wildcard libcommon/graph_html/viewer.html libcommon/graph_html/viewer.css libcommon/graph_html/viewer.js)
+# graph2html's viewer (libcommon/attrib/graph_html/viewer.{html,css,js}) compiled in as C arrays
+VIEWER_SRC := $(addprefix libcommon/attrib/graph_html/viewer.,html css js)
 COMMON_OBJ += $(BUILD)/gen/graph_html_assets.o
 CUDA_OBJ   := $(CUDA_SRC:%.cu=$(BUILD)/%.cu.o)
 TOOLS      := $(TOOL_SRC:tools/%.c=$(BIN)/%)
@@ -86,7 +94,8 @@ LIBCOMMON  := $(BUILD)/libcommon.a
 LIBCUDA    := $(BUILD)/libkernels_cuda.a
 
 .SECONDARY:
-.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo install
+.PHONY: all tools tests test check test-gpu test-data fuzz fuzz-smoke sanitize bench bench-bins clean deps demo \
+    install print-layers
 all: tools tests $(if $(USE_CUDA),$(LIBCUDA) $(GPU_TESTS))
 tools: $(TOOLS)
 tests: $(TESTS)
@@ -99,7 +108,7 @@ $(BUILD)/%.o: %.c
 # (int8/int4 -> fp32 conversions, byte-plane gathers), which -O2's cheap cost model skips.
 $(BUILD)/kernels/actquant.o: override CFLAGS += -O3
 # The same for the CLT trainer's sparse decoder rows (dot products and axpys of (L−l)·d floats).
-$(BUILD)/libcommon/clt.o: override CFLAGS += -O3
+$(BUILD)/libcommon/clt/clt.o: override CFLAGS += -O3
 
 $(BUILD)/gen/graph_html_assets.c: $(VIEWER_SRC) scripts/embed.sh
 	@mkdir -p $(dir $@)
@@ -119,9 +128,10 @@ $(LIBCUDA): $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	ar rcs $@ $^
 
+# (the archive last: a tool's own parts, added as prerequisites below, come after it in $^)
 $(BIN)/%: $(BUILD)/tools/%.o $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.o,$^) $(LIBCOMMON) -o $@ $(LDLIBS)
 
 # A tool's own CLI files beside its main (tools/NAME/*.c: code that parses options or exits, which
 # does not belong in libcommon) are linked into bin/NAME alone.
@@ -155,7 +165,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_OBJ := $(COMMON_SRC:%.c=$(BUILD)/fuzzobj/%.o) $(KERNEL_SRC:%.c=$(BUILD)/fuzzobj/%.o) \
     $(BUILD)/fuzzobj/gen/graph_html_assets.o
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-sanitize-recover=all -Ilibcommon -Ikernels -MMD -MP
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fno-sanitize-recover=all $(INCLUDES) -MMD -MP
 fuzz: $(FUZZ_BIN)
 $(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -214,25 +224,25 @@ $(CUDA_BENCH:%=$(BUILD)/bench/%): $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBCUDA
 endif
 
 # Tools with a CUDA path (CUDA_TOOLS: --device cuda) are linked with the CUDA kernels where nvcc
-# exists, else with libcommon.a's kernels/cuda_stub.o; tools that shard across processes
-# (MPI_TOOLS) are compiled with -DUSE_MPI and the MPI backend of libcommon/comm.h where mpicc
+# exists, else with libcommon.a's stubs (*_stub.o); tools that shard across processes
+# (MPI_TOOLS) are compiled with -DUSE_MPI and the MPI backend of libcommon/clt/comm.h where mpicc
 # exists. Elsewhere they build without.
 CUDA_TOOLS := fwd-acts clt-fit feat-topk attrib
 MPI_TOOLS  := clt-fit
 CUDA_ON := $(if $(USE_CUDA),$(CUDA_TOOLS))
 MPI_ON  := $(if $(USE_MPI),$(MPI_TOOLS))
 $(MPI_ON:%=$(BUILD)/tools/%.o): override CFLAGS += -DUSE_MPI
-$(BUILD)/libcommon/comm_mpi.o: override CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/libcommon/clt/comm_mpi.o: override CFLAGS += $(MPI_CFLAGS)
 ifneq ($(CUDA_ON)$(MPI_ON),)
 $(patsubst %,$(BIN)/%,$(sort $(CUDA_ON) $(MPI_ON))): $(BIN)/%: $(BUILD)/tools/%.o \
-    $(if $(MPI_ON),$(BUILD)/libcommon/comm_mpi.o) $(if $(CUDA_ON),$(LIBCUDA)) $(LIBCOMMON)
+    $(if $(MPI_ON),$(BUILD)/libcommon/clt/comm_mpi.o) $(if $(CUDA_ON),$(LIBCUDA)) $(LIBCOMMON)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $< $(filter $(BUILD)/tools/$*/%,$^) $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/comm_mpi.o) \
+	$(CC) $(CFLAGS) $< $(filter $(BUILD)/tools/$*/%,$^) $(if $(filter $*,$(MPI_ON)),$(BUILD)/libcommon/clt/comm_mpi.o) \
 	    $(if $(filter $*,$(CUDA_ON)),$(LIBCUDA)) $(LIBCOMMON) -o $@ $(LDLIBS) \
 	    $(if $(filter $*,$(MPI_ON)),$(MPI_LDLIBS)) $(if $(filter $*,$(CUDA_ON)),$(CUDA_LDLIBS) -lstdc++)
 endif
 
-# interp-prompt's http: explainer (libcommon/explainer.c) is the only user of libcurl.
+# interp-prompt's http: explainer (libcommon/interp/explainer.c) is the only user of libcurl.
 $(BIN)/interp-prompt: LDLIBS += -lcurl
 
 bench: tools bench-bins
@@ -249,5 +259,8 @@ install: tools
 
 clean:
 	rm -rf $(BUILD) $(BIN)
+
+print-layers:
+	@echo "layers: $(LAYER_DIRS)"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

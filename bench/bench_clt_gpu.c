@@ -1,4 +1,4 @@
-// bench_clt_gpu — throughput of one CLT training step on the GPU (kernels/clt_cuda.h): batch
+// bench_clt_gpu — throughput of one CLT training step on the GPU (libcommon/clt/clt_cuda.h): batch
 // upload + forward + loss + backward + Adam, as clt-fit runs it, and optionally the same step on
 // the CPU (clt.c) for the speedup.
 //

@@ -1,4 +1,4 @@
-// bench_clt_step — throughput of one clt-fit training step on the CPU (libcommon/clt.c): encoder
+// bench_clt_step — throughput of one clt-fit training step on the CPU (libcommon/clt/clt.c): encoder
 // GEMMs + JumpReLU, sparse decode, loss, backward, Adam. The torch twin is bench/clt_step_torch.py
 // (dense decoder, as CircuitLab/CLT-Forge train); bench/bench_clt_step.sh runs both side by side.
 //
@@ -40,8 +40,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-F")) F = (int)cli_parse_int("-F", v, 1, 1 << 22);
         else if (!strcmp(a, "-B")) B = (int)cli_parse_int("-B", v, 1, 1 << 20);
         else if (!strcmp(a, "-n")) iters = (int)cli_parse_int("-n", v, 1, 1000);
-        else if (!strcmp(a, "--l0")) l0_target = cli_parse_double("--l0", v);
-        else if (!strcmp(a, "--window")) window = cli_parse_double("--window", v);
+        else if (!strcmp(a, "--l0")) l0_target = cli_parse_double("--l0", v, 0, 1 << 22);
+        else if (!strcmp(a, "--window")) window = cli_parse_double("--window", v, 0, 1);
         else fatal("bench_clt_step: unknown option %s", a);
         i++;
     }

@@ -22,7 +22,7 @@
 #include "progress.h"
 #ifdef USE_CUDA
 #include "cuda_common.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "gpu_ctx.h"
 #endif
 
@@ -125,7 +125,8 @@ int main(int argc, char **argv) {
     const ModelConfig *c = &m.cfg;
     fprintf(stderr, "model %s: %d layers, d %d, vocab %d (%.1f s to load); batch %d x ctx %d, best of %d\n", m.dir,
             c->n_layers, c->d_model, c->vocab_size, now_seconds() - t0, B, T, iters);
-    if (c->arch == ARCH_GPT2 && T > c->max_pos) fatal("ctx %d > GPT-2's %d positions", T, c->max_pos);
+    // learned absolute positions (no rope) end at max_pos; rotary ones do not
+    if (!c->block.rope && T > c->max_pos) fatal("ctx %d > the model's %d learned positions", T, c->max_pos);
 
     size_t N = (size_t)B * T, D = c->d_model, V = c->vocab_size;
     int L = c->n_layers;

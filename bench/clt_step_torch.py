@@ -6,7 +6,7 @@ train (the baseline bench/bench_clt_step.c is compared against; bench/bench_clt_
         [--l0 32] [--threads N]
     (venv: torch==2.9.1 CPU, the pin of tests/ref/requirements-models.txt)
 
-Same model and loss as libcommon/clt.h (formats/clt.md): h_l = x_l W_enc[l]^T + b_enc[l]; a = JumpReLU
+Same model and loss as libcommon/clt/clt.h (formats/clt.md): h_l = x_l W_enc[l]^T + b_enc[l]; a = JumpReLU
 (straight-through estimator with a rectangle kernel); yhat_k = b_dec[k] + sum_{l<=k} a_l W_dec[l][:, k-l]
 computed densely (one GEMM per (l, k) pair, as CLT-Forge's decoder); loss = sum_k |yhat_k - y_k|^2 / B +
 lam sum tanh(c a |W_dec|) / B + lam_p sum relu(theta - h) |W_dec| / B; torch.optim.Adam (fp32).

@@ -21,16 +21,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// actshard.h inside extern "C": its functions (and err.h's) are C, also when nvcc compiles this.
-// gpu_ctx.h stays outside: under nvcc it pulls in the C++ CUDA headers.
+// err.h inside extern "C": its functions are C, also when nvcc compiles this. gpu_ctx.h stays
+// outside: under nvcc it pulls in the C++ CUDA headers.
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "actshard.h"
+#include "err.h"
 #ifdef __cplusplus
 }
 #endif
 #include "convert.h"
+#include "dtype.h"  // ActDtype
 #include "gpu_ctx.h"
 
 #ifdef __cplusplus

@@ -7,9 +7,7 @@
 #include "convert_cuda.h"
 #include "gpu_ctx.h"
 #include "cuda_common.h"
-extern "C" {
-#include "safetensors.h"
-}
+#include "dtype.h"  // StDtype
 
 static const unsigned int BLOCK = 256;
 

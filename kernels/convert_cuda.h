@@ -1,6 +1,6 @@
 // convert_cuda.h — CUDA twins of convert.h, callable from C. Pointers are device pointers;
 // work is queued on the default stream (call cuda_sync() before reading results on the host).
-// dtype arguments are StDtype values (safetensors.h). Returns 0, or -1 with an Error for an
+// dtype arguments are StDtype values (dtype.h). Returns 0, or -1 with an Error for an
 // unsupported dtype or a failed launch.
 #pragma once
 #include <stddef.h>

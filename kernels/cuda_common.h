@@ -16,9 +16,11 @@ extern "C" {
 #include "err.h"  // inside extern "C": err_set is a C function, also when nvcc compiles this
 
 // The number of usable GPUs (> 0), or -1 with e: "no CUDA device is visible", or in a build
-// without CUDA (kernels/cuda_stub.c) "built without CUDA (make without NO_CUDA=1)". Tools check
-// it once for --device cuda and print "--device cuda: " and the message.
+// without CUDA (kernels/cuda_stub.c) CUDA_STUB_MSG. Tools check it once for --device cuda and
+// print "--device cuda: " and the message.
 int cuda_devices(Error *e);
+// What every entry point of a *_stub.c (a build without CUDA) returns as its error.
+#define CUDA_STUB_MSG "built without CUDA (make without NO_CUDA=1)"
 
 // Implemented in cuda_common.cu; each failure prints the caller's file:line and exits.
 void *cuda_alloc_at(size_t nbytes, const char *file, int line);

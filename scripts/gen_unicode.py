@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generates libcommon/unicode_data.c: a two-stage table of per-code-point category flags.
+"""Generates libcommon/base/unicode_data.c: a two-stage table of per-code-point category flags.
 
-Usage: python3 scripts/gen_unicode.py /usr/share/unicode/UnicodeData.txt > libcommon/unicode_data.c
+Usage: python3 scripts/gen_unicode.py /usr/share/unicode/UnicodeData.txt > libcommon/base/unicode_data.c
 (Debian package `unicode-data`, Unicode 15.0.0.)
 
 Flags follow the definitions of the regex engine behind Hugging Face `tokenizers` (Oniguruma):

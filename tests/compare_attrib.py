@@ -6,7 +6,7 @@
 Standard library only (CI has no numpy). Prints one `ok NAME_<check>` or `FAIL NAME_<check>: why`
 line per check (tests/run.sh counts them); exit status 0 even on FAIL (the lines carry it).
 The raw file is formats/graph.md's: the visited rows as CSR (row_ptr, col_idx, values; feature rows
-in node order, then logit rows), the node tables and masks of libcommon/attrib_graph.h, the scores in
+in node order, then logit rows), the node tables and masks of libcommon/attrib/attrib_graph.h, the scores in
 its metadata. Tolerances: the issue's 1e-4 relative per adjacency row (relative to the row's largest
 |A|, the golden's); the same 1e-4 relative to the largest magnitude for activations (per layer) and
 error vectors (per layer); influences and scores are sums of normalized |A| terms (each in [0, 1]),

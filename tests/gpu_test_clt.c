@@ -1,6 +1,6 @@
-// gpu_test_clt.c — the CUDA CLT training step (kernels/clt_cuda.h) against the CPU reference
-// (libcommon/clt.c: clt_forward, clt_loss, clt_backward, adam_step), and the NCCL Comm backend
-// (kernels/comm_nccl.cu) on one rank. Needs a GPU; without one it prints a SKIP line and exits 0.
+// gpu_test_clt.c — the CUDA CLT training step (libcommon/clt/clt_cuda.h) against the CPU reference
+// (libcommon/clt/clt.c: clt_forward, clt_loss, clt_backward, adam_step), and the NCCL Comm backend
+// (libcommon/clt/comm_nccl.cu) on one rank. Needs a GPU; without one it prints a SKIP line and exits 0.
 //
 // The CLTs are built so that the structure of the step is exactly the same on both sides: x,
 // W_enc and b_enc are small dyadic rationals (multiples of 1/8, 1/64 and 1/512), so every partial

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # clt-fit --device cuda end to end (make test-gpu; SKIP without a GPU): the GPU trainer
-# (kernels/clt_cuda.h) against the CPU trainer on stories260K activations, 30 steps with the same
+# (libcommon/clt/clt_cuda.h) against the CPU trainer on stories260K activations, 30 steps with the same
 # data order; a killed GPU run resumes bit-identically (the GPU step is deterministic); a GPU
 # checkpoint resumes on the CPU; with two GPUs and mpirun, 2 ranks (NCCL) match 1.
 #

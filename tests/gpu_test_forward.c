@@ -1,5 +1,5 @@
-// gpu_test_forward.c — the GPU forward pass (kernels/forward_cuda.cu) against the CPU forward
-// (libcommon/model_forward.c) and against the Hugging Face goldens directly, on every model in
+// gpu_test_forward.c — the GPU forward pass (libcommon/model/model_forward_cuda.cu) against the CPU forward
+// (libcommon/model/model_forward.c) and against the Hugging Face goldens directly, on every model in
 // tests/golden/models: every hook (resid_pre/mid, mlp_in/out, attention probs, the three rstd
 // outputs), final_hidden, logits and the loss, with test_model.c's metric and tolerance (max
 // |a − b| / max |b| ≤ 1e-4 per tensor). Also: stopping after layer 0, a bad token id, device
@@ -9,7 +9,7 @@
 
 #include "gpu_check.h"
 #include "cuda_common.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "gpu_ctx.h"
 #include "model.h"
 #include "safetensors.h"

@@ -6,7 +6,7 @@
 # Portability: machines differ (CPUs with and without AVX-512; OPENBLAS_CORETYPE set by the
 # environment), so after the normal run the test binaries run again once per CPU configuration
 # this machine can execute — an OpenBLAS kernel family and the matching level of our own per-ISA
-# kernels (CLTKIT_CPU, libcommon/cpu.h) — with their lines tagged "[core/level]". A tolerance that
+# kernels (CLTKIT_CPU, libcommon/base/cpu.h) — with their lines tagged "[core/level]". A tolerance that
 # holds for one BLAS kernel only fails here, not on the next machine. CLTKIT_TEST_MATRIX=0 skips it.
 set -u
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-// The attribution engine (libcommon/attrib.h) on the tiny random Llama 3, Gemma 2 and GPT-2
+// The attribution engine (libcommon/attrib/attrib.h) on the tiny random Llama 3, Gemma 2 and GPT-2
 // checkpoints of tests/golden/models with a random CLT made here (thresholds set from the
 // prompt's pre-activations so about a third of the features fire):
 //   - the replacement model (frozen attention and norm scales, MLPs = CLT reconstruction + error

@@ -1,4 +1,4 @@
-// test_attrib_graph.c — influence, pruning and graph scores (libcommon/attrib_graph.c) against
+// test_attrib_graph.c — influence, pruning and graph scores (libcommon/attrib/attrib_graph.c) against
 // circuit-tracer 0.5.0's own graph.py (goldens by tests/ref/make_prune_goldens.py), the
 // selection-based cut against a sort-based one on graphs full of ties, the graph JSON against the
 // schema's required fields and create_graph_files' node/link choice, and the raw file.

@@ -3,9 +3,12 @@
 # debug choice, never the flags the code needs; -O1 (whose extra warnings differ from -O2's)
 # compiles cleanly under -Werror.
 source "$(dirname "$0")/lib.sh"
-cmd=$(make -s -n -B -C "$ROOT" NO_CUDA=1 NO_MPI=1 CFLAGS=-O1 build/libcommon/err.o 2>/dev/null | grep -- '-c libcommon/err.c')
+cmd=$(make -s -n -B -C "$ROOT" NO_CUDA=1 NO_MPI=1 CFLAGS=-O1 build/libcommon/base/err.o 2>/dev/null |
+  grep -- '-c libcommon/base/err.c')
 missing=""
-for f in -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon -Ikernels -MMD; do
+# (every layer folder on the include path: the first, kernels/ and the last)
+for f in -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Ilibcommon/base -Ikernels -Ilibcommon/attrib \
+    -MMD; do
   case " $cmd " in *" $f "*) ;; *) missing="$missing $f" ;; esac
 done
 [ -n "$cmd" ] && [ -z "$missing" ] && ok build_cflags_keep_required || fail build_cflags_keep_required "missing:$missing in: $cmd"
@@ -14,7 +17,9 @@ case " $cmd " in *" -O3 "*" -Werror "*|*" -Werror "*" -O3 "*) ok build_cflags_ke
   *) fail build_cflags_keep_per_file "actquant.o lost -O3 or -Werror: $cmd" ;; esac
 # -O1 -Werror on the file whose format-truncation warning only -O1 raised
 CC=${CC:-cc}
-if "$CC" -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -I"$ROOT/libcommon" -I"$ROOT/kernels" \
+incs=$(make -s -C "$ROOT" NO_CUDA=1 NO_MPI=1 print-layers 2>/dev/null | sed -n 's#^layers: ##p' |
+  sed "s#[^ ]*#-I$ROOT/&#g")
+if "$CC" -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread $incs \
     -c "$ROOT/tests/test_smollm2.c" -o "$TMP/o1.o" 2>"$TMP/o1.err"; then ok build_O1_werror
 else fail build_O1_werror "$(head -3 "$TMP/o1.err")"; fi
 # no machine-specific absolute paths in the sources and docs (issue 10): a venv is .venv-ref/...

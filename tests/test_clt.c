@@ -1,4 +1,4 @@
-// The CLT training math (libcommon/clt.c): gradients against PyTorch autograd goldens
+// The CLT training math (libcommon/clt/clt.c): gradients against PyTorch autograd goldens
 // (tests/ref/make_clt_goldens.py) and against central finite differences in C; Adam against
 // torch.optim.Adam.
 #include "check.h"

@@ -1,4 +1,4 @@
-// Checkpoint sets (libcommon/clt_io.h, fileio.h DirTxn): a CLT with a non-finite value or a
+// Checkpoint sets (libcommon/clt/clt_io.h, fileio.h DirTxn): a CLT with a non-finite value or a
 // threshold of 0/inf is refused and leaves the directory as it was; the manifest catches files
 // from another checkpoint; a staged set is invisible until committed; an interrupted switch is
 // refused by readers and finished by dir_txn_recover, which also removes orphans.

@@ -1,5 +1,5 @@
-// test_clt_data.c — the CLT trainer's data loader (libcommon/clt_data.h), metrics
-// (libcommon/clt_metrics.h) and a rank's GPU (comm_local_rank), tested directly: a loader
+// test_clt_data.c — the CLT trainer's data loader (libcommon/clt/clt_data.h), metrics
+// (libcommon/clt/clt_metrics.h) and a rank's GPU (comm_local_rank), tested directly: a loader
 // reopened at a saved cursor yields the very batches (bit for bit) an uninterrupted one does,
 // every batch row is a token of the shards scaled by its layer's normalisation, a batch no pool
 // can hold is an error; the metrics row's values; the local rank from the launcher.

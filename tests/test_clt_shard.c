@@ -1,4 +1,4 @@
-// Feature sharding (libcommon/clt_shard.c, comm.c) without MPI: the sharded math simulated in one
+// Feature sharding (libcommon/clt/clt_shard.c, comm.c) without MPI: the sharded math simulated in one
 // process (slices, partial reconstructions summed by hand, per-shard backward), the slice
 // initialization against the full one, the single-process Comm. tests/test_clt_mpi.sh runs the
 // real thing under mpirun.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # An OPENBLAS_CORETYPE this CPU cannot run (the environment may set one: SkylakeX on a CPU without
-# AVX-512 used to kill every GEMM with SIGILL) is dropped before main (libcommon/cpu.c) and the
+# AVX-512 used to kill every GEMM with SIGILL) is dropped before main (libcommon/base/cpu.c) and the
 # program runs as without it: the numeric tests pass and the tools' outputs are identical.
 source "$(dirname "$0")/lib.sh"
 flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)

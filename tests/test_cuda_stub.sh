@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A build without CUDA (NO_CUDA=1, or no nvcc) links kernels/cuda_stub.c in place of the CUDA
-# kernels: --device cuda is then one error line, "--device cuda: built without CUDA (make without
-# NO_CUDA=1)", from every tool that has a CUDA path, before any work. A CUDA build skips this.
+# A build without CUDA (NO_CUDA=1, or no nvcc) links kernels/cuda_stub.c and the other *_stub.c in
+# place of the CUDA code: --device cuda is then one error line, "--device cuda: built without CUDA
+# (make without NO_CUDA=1)", from every tool that has a CUDA path, before any work. A CUDA build
+# skips this.
 source "$(dirname "$0")/lib.sh"
 MSG="built without CUDA (make without NO_CUDA=1)"
 if ! grep -qaF "$MSG" "$BIN/fwd-acts"; then echo "SKIP cuda_stub: this build has CUDA"; exit 0; fi

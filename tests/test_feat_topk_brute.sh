@@ -43,7 +43,7 @@ import cltkit_io as ck
 K, W, MAX_AT, EXTRA, BINS, PER_BIN, NRAND, SEED = 10, 16, 10, 2, 4, 3, 5, 7
 M64 = (1 << 64) - 1
 
-def mix64(z):  # splitmix64's finalizer (libcommon/feat_collect.c)
+def mix64(z):  # splitmix64's finalizer (libcommon/feat/feat_collect.c)
     z = (z + 0x9e3779b97f4a7c15) & M64
     z = ((z ^ (z >> 30)) * 0xbf58476d1ce4e5b9) & M64
     z = ((z ^ (z >> 27)) * 0x94d049bb133111eb) & M64

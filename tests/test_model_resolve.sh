@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model names resolve one way in every tool (libcommon/model_resolve.h): a path (a '/' or a leading
+# Model names resolve one way in every tool (libcommon/model/model_resolve.h): a path (a '/' or a leading
 # '.') is a directory; a name is looked up in the cache ($CLTKIT_CACHE) first, then here; a local
 # folder never silently shadows the cache, and the tools say on stderr which model they used.
 # tok -t takes a tokenizer.json, a directory, or a model's name.

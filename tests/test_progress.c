@@ -1,4 +1,4 @@
-// progress: the one progress style (libcommon/progress.h) rendered into a buffer: integer counts
+// progress: the one progress style (libcommon/base/progress.h) rendered into a buffer: integer counts
 // (issue 13: "58.0/2000.0 steps"), the total, percentage and ETA when the total is known, the key
 // metric, and nothing drawn when stderr is not a terminal.
 #include <stdio.h>

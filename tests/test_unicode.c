@@ -1,4 +1,4 @@
-// Checks libcommon/unicode.c and the generated flag table (libcommon/unicode_data.c):
+// Checks libcommon/base/unicode.c and the generated flag table (libcommon/base/unicode_data.c):
 //  - unicode_flags() against tests/golden/unicode_classes.txt, which records how HF tokenizers'
 //    own regex engine (Oniguruma) classifies every scalar value under \p{L}, \p{N} and \s
 //    (tests/ref/make_unicode_golden.py);

@@ -1,6 +1,6 @@
 // attrib — the attribution graph of a prompt through a CLT's replacement model (circuit-tracer's
 // semantics), as Neuronpedia graph JSON; `attrib intervene` sets or scales features and prints the
-// new top logits. A thin main over libcommon/attrib.h (engine) and attrib_graph.h (pruning, JSON,
+// new top logits. A thin main over libcommon/attrib/attrib.h (engine) and attrib_graph.h (pruning, JSON,
 // raw file).
 #include <math.h>
 #include <stdlib.h>

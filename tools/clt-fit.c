@@ -29,7 +29,7 @@
 #include "progress.h"
 #include "safetensors.h"
 #include "threads.h"
-#include "clt_cuda.h"     // the real GPU trainer, or the stub without CUDA (kernels/cuda_stub.c)
+#include "clt_cuda.h"     // the real GPU trainer, or the stub without CUDA (clt_cuda_stub.c)
 #include "cuda_common.h"
 #include "gpu_ctx.h"
 
@@ -90,7 +90,7 @@ static const char USAGE[] =
     "  --override KEYS      with --resume: comma-separated settings allowed to change (option names\n"
     "                       without dashes, e.g. lr,steps; `shards` for other input shards)\n"
     "  --run-steps N        stop (with a checkpoint) after N steps of this invocation; resume later\n"
-    "  --device D           cpu (default) or cuda: the whole step on the GPU (kernels/clt_cuda.h;\n"
+    "  --device D           cpu (default) or cuda: the whole step on the GPU (libcommon/clt/clt_cuda.h;\n"
     "                       jumprelu only); under mpirun each rank takes GPU (local rank mod count)\n"
     "                       and the ranks all-reduce the reconstruction with NCCL\n"
     "  --bf16               with --device cuda: the encoder GEMMs on bf16 copies of W_enc, x and dh\n"
@@ -511,7 +511,7 @@ static void target_variance(void *arg, size_t begin, size_t end) {
     }
 }
 
-// The step on the CPU (libcommon/clt.c, sharded by clt_shard.c).
+// The step on the CPU (libcommon/clt/clt.c, sharded by clt_shard.c).
 static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
     const CltShard *sh = T->sh;
     CltWork *w = T->w;
@@ -532,7 +532,7 @@ static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, i
     return 0;
 }
 
-// The same step on the GPU (kernels/clt_cuda.h): only the batch goes up and the statistics come down.
+// The same step on the GPU (libcommon/clt/clt_cuda.h): only the batch goes up and the statistics come down.
 static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
     if (clt_gpu_set_batch(T->gpu, x, y, e) || clt_gpu_forward(T->gpu, T->gcomm, e) || clt_gpu_loss(T->gpu, T->gcomm, lp, &st->lt, e))
         return -1;

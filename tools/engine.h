@@ -1,14 +1,14 @@
 // engine.h — the model's forward pass on the device a tool's --device names (cpu, or cuda);
-// outputs are host buffers either way. The CUDA side is kernels/forward_cuda.h, linked from
-// libkernels_cuda.a where nvcc exists and from the stub kernels/cuda_stub.c elsewhere (its
-// cuda_devices says "built without CUDA"), so this header has no #ifdef. fwd-acts and feat-topk
-// include it.
+// outputs are host buffers either way. The CUDA side is libcommon/model/model_forward_cuda.h,
+// linked from libkernels_cuda.a where nvcc exists and from its stubs (model_forward_cuda_stub.c,
+// kernels/cuda_stub.c, whose cuda_devices says "built without CUDA") elsewhere, so this header has
+// no #ifdef. fwd-acts and feat-topk include it.
 #pragma once
 #include <string.h>
 
 #include "cuda_common.h"
 #include "err.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "model.h"
 
 // The forward pass on the chosen device; outputs are host buffers either way.

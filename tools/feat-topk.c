@@ -592,7 +592,9 @@ int main(int argc, char **argv) {
         bos = o.no_bos ? -1 : o.bos >= 0 ? o.bos : m.cfg.bos_id;
         if (!o.no_bos && bos < 0) fatal("%s: config.json has no bos_token_id; pass --bos ID or --no-bos", o.model_dir);
         if (bos >= m.cfg.vocab_size) fatal("--bos %lld is outside the vocabulary (%d)", (long long)bos, m.cfg.vocab_size);
-        if (m.cfg.arch == ARCH_GPT2 && o.ctx > m.cfg.max_pos) fatal("--ctx %d exceeds the model's %d positions", o.ctx, m.cfg.max_pos);
+        // learned absolute positions (no rope) end at max_pos; rotary ones do not
+        if (!m.cfg.block.rope && o.ctx > m.cfg.max_pos)
+            fatal("--ctx %d exceeds the model's %d positions", o.ctx, m.cfg.max_pos);
         Tc = o.ctx - (bos >= 0);
     }
     FeatCollector *fc = feat_collector_new(&o.fo, n_sel, sel, p.F, Tc, o.threads);

@@ -14,7 +14,7 @@ for llama (LlamaConfig / LlamaForCausalLM), gemma2 and gpt2. A key is listed whe
   - save_pretrained writes it (to_diff_dict);
   - it is an alias in the class's attribute_map (GPT-2's hidden_size = n_embd ...).
 Names starting with "_" (runtime settings such as _attn_implementation) and methods are left out.
-tests/test_model.c checks that libcommon/model.c classifies every listed key as used, checked
+tests/test_model.c checks that libcommon/model/model.c classifies every listed key as used, checked
 (other values refused) or without effect (model_config_key_use), so a key a new transformers reads
 cannot go unnoticed: rerun this script when the pinned transformers changes.
 """

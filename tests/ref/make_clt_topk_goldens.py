@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TopK / BatchTopK CLT oracle: forward, loss and gradients in float64 with PyTorch autograd, using
 torch.topk (the selection EleutherAI's sparsify and crosslayer-coding train with), for the C trainer
-(libcommon/clt.c with clt_work_set_activation).
+(libcommon/clt/clt.c with clt_work_set_activation).
 
     .venv-ref/bin/python tests/ref/make_clt_topk_goldens.py          # from the repo root
     (venv: torch==2.9.1 safetensors==0.6.2 numpy, as tests/ref/make_clt_goldens.py)

@@ -2,7 +2,7 @@
 """Pruning oracle: circuit-tracer 0.5.0's own graph.py (prune_graph, compute_node_influence,
 compute_graph_scores, compute_partial_influences) and utils/create_graph_files.py (create_nodes,
 create_used_nodes_and_edges: which nodes and links the JSON holds) run on small synthetic
-attribution graphs, for libcommon/attrib_graph.c (tests/test_attrib_graph.c).
+attribution graphs, for libcommon/attrib/attrib_graph.c (tests/test_attrib_graph.c).
 
     .venv-ref/bin/python tests/ref/make_prune_goldens.py        # from the repo root
     (venv: python3.11 -m venv .venv-ref && .venv-ref/bin/pip install -r tests/ref/requirements-prune.txt)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden oracle for libcommon/unicode_data.c: how HF tokenizers' regex engine (Oniguruma, via
+"""Golden oracle for libcommon/base/unicode_data.c: how HF tokenizers' regex engine (Oniguruma, via
 the `onig` crate) classifies every Unicode scalar value.
 
 Run from the repo root:

@@ -9,7 +9,7 @@ model.safetensors.index.json's weight_map, else model.safetensors), in byte orde
 the file size (u64 little-endian), the 8-byte header length and the JSON header as stored, and for
 each tensor in byte order of its name: all its bytes when it has at most 16 * 64, else 16 windows of
 64 bytes starting at floor(k * (nbytes - 64) / 15), k = 0..15 (the first and the last 64 bytes
-included). tests/test_model.c checks libcommon/model.c against the committed values.
+included). tests/test_model.c checks libcommon/model/model.c against the committed values.
 """
 import json
 import os

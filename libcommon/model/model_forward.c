@@ -1,6 +1,6 @@
 // model_forward.c — the CPU forward pass of model.h, batched: B sequences of T tokens, rows
 // batch-major (N = B*T), with every hook of ForwardOutputs. The block's steps are model_block.h's,
-// shared with the KV-cache decoder (model_kv.c); kernels/forward_cuda.cu is the CUDA twin.
+// shared with the KV-cache decoder (model_kv.c); libcommon/model/model_forward_cuda.cu is the CUDA twin.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 // model.safetensors or model.safetensors.index.json shards), weights held in fp32 on the CPU.
 // Architectures: Llama (incl. Llama 3 rope scaling, GQA, tied or untied), Gemma 2 and GPT-2.
 // The config parser settles how the block computes once, into a BlockSpec (below); every forward
-// path (model_forward.c batched, model_kv.c cached, kernels/forward_cuda.cu, attrib's frozen
+// path (model_forward.c batched, model_kv.c cached, model_forward_cuda.cu, attrib's frozen
 // backward) reads only that description, through the step functions of model_block.h.
 #pragma once
 #include <stddef.h>
@@ -34,7 +34,7 @@ typedef enum { ARCH_LLAMA, ARCH_GEMMA2, ARCH_GPT2 } ModelArch;
 // step the description already has (Mistral: a window on every layer; Qwen 2: q/k/v biases, which
 // LayerWeights already carries) needs no other change. A new kind of step (Qwen 3 and Gemma 3 norm
 // q and k per head; Gemma 3 rotates its sliding layers with another rope base) is a field here, a
-// tensor in LayerWeights, and the step in model_block.c with its CUDA twin in forward_cuda.cu.
+// tensor in LayerWeights, and the step in model_block.c with its CUDA twin in model_forward_cuda.cu.
 
 typedef enum { NORM_RMS, NORM_LAYER } NormKind;
 

@@ -1,5 +1,5 @@
 // graph_html.c — validate a graph JSON, pack it, and write the self-contained viewer page.
-// The viewer's code is libcommon/graph_html/viewer.{html,css,js}; the build turns those files into
+// The viewer's code is libcommon/attrib/graph_html/viewer.{html,css,js}; the build turns those files into
 // C arrays (scripts/embed.sh -> build/gen/graph_html_assets.c), declared below.
 #include "graph_html.h"
 

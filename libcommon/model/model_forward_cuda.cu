@@ -1,5 +1,5 @@
-// forward_cuda.cu — the GPU forward pass (forward_cuda.h), a line-by-line mirror of
-// libcommon/model_forward.c: the block's steps of libcommon/model_block.c under the same names
+// model_forward_cuda.cu — the GPU forward pass (model_forward_cuda.h), a line-by-line mirror of
+// model_forward.c beside it: the block's steps of model_block.c under the same names
 // (block_norm_cuda for block_norm_cpu...), reading the same description (ModelConfig.block), over
 // the CUDA kernel twins. The only device code of its own: the embedding lookup and the residual add.
 #include <math.h>
@@ -9,7 +9,7 @@
 #include "act.h"
 #include "attention.h"
 #include "cuda_common.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "matmul.h"
 #include "norm.h"
 #include "rope.h"
@@ -18,6 +18,7 @@ extern "C" {
 }
 
 static const unsigned int FWD_BLOCK = 256;
+#define CUDA_WHO "forward_cuda"  // the start of the state's and the pass's error messages (cuda_common.h)
 
 #define GRID_STRIDE(i, n) \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
@@ -39,9 +40,9 @@ __global__ void add_inplace_kernel(float *x, const float *t, size_t n) {
 
 // ---- weights ---------------------------------------------------------------------------------
 
+// A device buffer the ModelGpu owns (freed by model_gpu_free).
 static int dev_alloc(ModelGpu *mg, void **d, size_t nbytes, Error *e) {
-    cudaError_t err = cudaMalloc(d, nbytes ? nbytes : 1);
-    if (err != cudaSuccess) return err_set(e, "model_gpu_upload: cudaMalloc(%zu): %s", nbytes, cudaGetErrorString(err));
+    if (cuda_alloc_e(d, nbytes, "model_gpu_upload", "a weight", e)) return -1;
     if (mg->n_owned == mg->cap_owned) {
         mg->cap_owned = mg->cap_owned ? 2 * mg->cap_owned : 64;
         mg->owned = (void **)xrealloc(mg->owned, (size_t)mg->cap_owned * sizeof *mg->owned);
@@ -57,8 +58,8 @@ static int upload(ModelGpu *mg, float **dst, const float *h, size_t n, Error *e)
     if (!h) return 0;
     void *d;
     if (dev_alloc(mg, &d, n * sizeof(float), e)) return -1;
-    cudaError_t err = cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice);
-    if (err != cudaSuccess) return err_set(e, "model_gpu_upload: cudaMemcpy: %s", cudaGetErrorString(err));
+    if (cuda_status(cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice), "model_gpu_upload", "cudaMemcpy", e))
+        return -1;
     *dst = (float *)d;
     return 0;
 }
@@ -129,15 +130,7 @@ struct ForwardStateGpu {
     float *logits;          // (N, V), allocated on first use
 };
 
-static int state_alloc(void **d, size_t nbytes, Error *e) {
-    cudaError_t err = cudaMalloc(d, nbytes ? nbytes : 1);
-    if (err != cudaSuccess) {
-        *d = NULL;
-        return err_set(e, "forward_cuda: cudaMalloc(%zu): %s", nbytes, cudaGetErrorString(err));
-    }
-    return 0;
-}
-#define SALLOC(ptr, nbytes) state_alloc((void **)&(ptr), (nbytes), e)
+#define SALLOC(ptr, nbytes) cuda_alloc_e(&(ptr), (nbytes), CUDA_WHO, #ptr, e)
 
 extern "C" ForwardStateGpu *forward_state_gpu_new(const ModelGpu *mg, int B, int T, Error *e) {
     const ModelConfig *c = &mg->cfg;
@@ -155,10 +148,8 @@ extern "C" ForwardStateGpu *forward_state_gpu_new(const ModelGpu *mg, int B, int
         float *cos_h = (float *)xmalloc(nt * f), *sin_h = (float *)xmalloc(nt * f);
         rope_table(cos_h, sin_h, T, c->head_dim, &c->block.rope_params);  // block_rope_table's, on the host
         rc = SALLOC(s->cos_t, nt * f) || SALLOC(s->sin_t, nt * f);
-        cudaError_t err = cudaSuccess;
-        if (!rc && ((err = cudaMemcpy(s->cos_t, cos_h, nt * f, cudaMemcpyHostToDevice)) != cudaSuccess ||
-                    (err = cudaMemcpy(s->sin_t, sin_h, nt * f, cudaMemcpyHostToDevice)) != cudaSuccess))
-            rc = err_set(e, "forward_cuda: rope tables: %s", cudaGetErrorString(err));
+        rc = rc || cuda_status(cudaMemcpy(s->cos_t, cos_h, nt * f, cudaMemcpyHostToDevice), CUDA_WHO, "rope cos", e) ||
+             cuda_status(cudaMemcpy(s->sin_t, sin_h, nt * f, cudaMemcpyHostToDevice), CUDA_WHO, "rope sin", e);
         free(cos_h);
         free(sin_h);
     }
@@ -260,8 +251,7 @@ static int block_logits_cuda(const GpuCtx *g, const ModelGpu *mg, float *logits,
 
 // Copies n floats of device src to dst (host or device memory) on the stream.
 static int copy_out(const GpuCtx *g, float *dst, const float *src, size_t n, Error *e) {
-    cudaError_t err = cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, gpu_stream(g));
-    if (err != cudaSuccess) return err_set(e, "forward_cuda: copying an output: %s", cudaGetErrorString(err));
+    CUDA_OK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDefault, gpu_stream(g)), "copying an output");
     return 0;
 }
 
@@ -280,8 +270,8 @@ static int forward_queue(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu *s
     cudaStream_t stream = gpu_stream(g);
 
     TRY(block_check_tokens(c, tokens, N, "forward", e));
-    cudaError_t err = cudaMemcpyAsync(s->tokens, tokens, (size_t)N * sizeof(uint32_t), cudaMemcpyHostToDevice, stream);
-    if (err != cudaSuccess) return err_set(e, "forward_cuda: uploading tokens: %s", cudaGetErrorString(err));
+    CUDA_OK(cudaMemcpyAsync(s->tokens, tokens, (size_t)N * sizeof(uint32_t), cudaMemcpyHostToDevice, stream),
+            "uploading tokens");
     if (out->attn_probs && !s->probs && SALLOC(s->probs, (size_t)s->B * H * T * T * sizeof(float))) return -1;
     if (out->logits && n_run == c->n_layers && !s->logits &&
         SALLOC(s->logits, (size_t)s->B * T * c->vocab_size * sizeof(float)))
@@ -337,7 +327,5 @@ extern "C" int forward_cuda(const GpuCtx *g, const ModelGpu *mg, ForwardStateGpu
     // Always drain the stream, also after a failure, so the state can be reused or freed safely.
     cudaError_t err = cudaStreamSynchronize(gpu_stream(g));
     if (err == cudaSuccess) err = cudaGetLastError();
-    if (rc) return -1;
-    if (err != cudaSuccess) return err_set(e, "forward_cuda: %s (%s)", cudaGetErrorString(err), cudaGetErrorName(err));
-    return 0;
+    return rc ? -1 : cuda_status(err, CUDA_WHO, "running the pass", e);
 }

@@ -21,7 +21,7 @@
 
 typedef struct {
     uint32_t vocab_size;      // ids in the shard are < vocab_size
-    uint64_t tokenizer_hash;  // FNV-1a 64 (fnv.h) of the tokenizer.json bytes (0 if unknown)
+    uint64_t tokenizer_hash;  // FNV-1a 64 from CLTKIT_HASH_OFFSET (fnv.h) of the tokenizer.json bytes, or 0
     uint32_t chunk_tokens;    // target tokens per chunk (0 = default 65536)
     int zstd_level;           // 0 = default SHARD_ZSTD_LEVEL
     const char *meta_json;    // free-form JSON object string stored in the header (may be NULL)

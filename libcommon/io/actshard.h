@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "dtype.h"
 #include "err.h"
 #include "shard_defaults.h"
 #include "shard_io.h"
@@ -30,16 +31,7 @@
 #define ACTSHARD_MAX_CHUNK_TOKENS (1u << 24)
 #define ACTSHARD_MAX_CHUNK_VALUES (1ull << 30)  // 4 GiB of fp32 once decoded
 
-// File encoding of the activation values (formats/acts.md, "Encodings"). The id is stored once
-// per file (header) with a parameter (enc_param); quantised encodings keep bf16 scales in each
-// chunk's scale block. The numbers (rounding, scales, exact decoding) are in kernels/actquant.h.
-//   f32, bf16, f16  one word per value, no parameter, no scales
-//   int8            int8 per value, one scale per (hook, layer, token); enc_param = qmax (1..127,
-//                   default 127: fewer levels trade error for size under zstd)
-//   fp8             OCP E4M3FN per value, one scale per (hook, layer, token); no parameter
-//   int4            4 bits per value, one scale per group of enc_param values of a row (default 32)
-typedef enum { ACT_F32 = 0, ACT_BF16 = 1, ACT_F16 = 2, ACT_INT8 = 3, ACT_FP8 = 4, ACT_INT4 = 5 } ActDtype;
-#define ACT_N_DTYPES 6
+// ActDtype (the file encodings, ACT_F32 … ACT_INT4) is in base/dtype.h.
 
 const char *act_dtype_name(ActDtype d);                // "f32", "bf16", "f16", "int8", "fp8", "int4"; "?"
 int act_dtype_parse(const char *name, ActDtype *out);  // 0, or -1 if the name is unknown

@@ -1,6 +1,6 @@
 // model_block.h — the steps of the transformer block (model.h's BlockSpec) on the CPU, shared by
 // the batched forward (model_forward.c) and the KV-cache decoder (model_kv.c); the CUDA twin
-// (kernels/forward_cuda.cu) has the same steps under the same names with _cuda. Each step reads
+// (libcommon/model/model_forward_cuda.cu) has the same steps under the same names with _cuda. Each step reads
 // the description, never the architecture, so a path is the same sequence of calls for every
 // model:
 //

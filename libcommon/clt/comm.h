@@ -4,7 +4,7 @@
 //   single  comm_init_single (comm.c): one process; every collective is a no-op or a copy.
 //   MPI     comm_init_mpi (comm_mpi.c, compiled only where mpicc exists — the Makefile links it
 //           into MPI_TOOLS, which are built with -DUSE_MPI): CPU processes under mpirun.
-//   NCCL    comm_init_nccl (kernels/comm_nccl.cu, in libkernels_cuda.a: CUDA builds only; a stub
+//   NCCL    comm_init_nccl (libcommon/clt/comm_nccl.cu, in libkernels_cuda.a: CUDA builds only; a stub
 //           that errors where nccl.h is missing): GPU ranks, one device each, bootstrapped through
 //           another Comm (llm.c's pattern: rank 0 makes the ncclUniqueId, the bootstrap
 //           broadcasts it). Its all-reduce runs on NCCL and also takes device pointers; the other
@@ -66,7 +66,7 @@ int comm_gatherv_f32(const Comm *c, const float *send, size_t n, float *recv, in
 // every rank's part in rank order (ignored on other ranks); send and recv must not overlap.
 int comm_scatterv_f32(const Comm *c, const float *send, float *recv, size_t n, int root, Error *e);
 
-// Backend interface (comm_mpi.c, kernels/comm_nccl.cu): size > 1 collectives.
+// Backend interface (comm_mpi.c, libcommon/clt/comm_nccl.cu): size > 1 collectives.
 struct CommOps {
     int (*allreduce_sum)(const Comm *c, void *buf, size_t n, int is_double, Error *e);
     int (*bcast)(const Comm *c, void *buf, size_t bytes, int root, Error *e);

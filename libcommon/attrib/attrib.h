@@ -128,7 +128,7 @@ int attrib_rows(const Model *m, const AttribState *s, AttribWork *w, int n, cons
 // target layer); an error for a target outside the model. attrib_rows and its CUDA twin check here.
 int attrib_batch_span(const AttribState *s, int n, const int *layer, const int *pos, int *Te, int *top, Error *e);
 
-// Another device for attrib_rows (same contract, host rows out): kernels/attrib_cuda.h makes one.
+// Another device for attrib_rows (same contract, host rows out): libcommon/attrib/attrib_cuda.h makes one.
 // attrib_run uses it when AttribRunOptions.backend is set, else the CPU.
 typedef struct {
     void *ctx;

@@ -1,4 +1,4 @@
-// attrib_cuda.cu — attrib_rows (libcommon/attrib.c) on the GPU: the same steps in the same order
+// attrib_cuda.cu — attrib_rows (libcommon/attrib/attrib.c) on the GPU: the same steps in the same order
 // over the device twins of kernels/attrib_vjp.h; see attrib_cuda.h.
 #include "attrib_cuda.h"
 
@@ -8,7 +8,7 @@
 
 #include "attrib_vjp.h"
 #include "cuda_common.h"
-#include "forward_cuda.h"
+#include "model_forward_cuda.h"
 #include "gpu_ctx.h"
 #include "matmul.h"
 
@@ -128,7 +128,7 @@ static int cuda_status(cudaError_t err, const char *what, Error *e) {
     return err == cudaSuccess ? 0 : err_set(e, "attrib --device cuda: %s: %s", what, cudaGetErrorString(err));
 }
 
-// attn_vjp of libcommon/attrib.c on the device: g += the frozen attention block's VJP of layer l.
+// attn_vjp of libcommon/attrib/attrib.c on the device: g += the frozen attention block's VJP of layer l.
 static int attn_vjp_gpu(AttribGpu *ag, const Model *m, const AttribState *s, int l, int n, int Te, Error *e) {
     const GpuCtx *g = &ag->g;
     const LayerWeights *Lw = &ag->mg.layers[l];  // device pointers

@@ -1,7 +1,7 @@
 // graph_html.h — an attribution graph (Neuronpedia graph JSON, schema version 1, as `attrib` and
 // circuit-tracer's create_graph_files write it) as one self-contained HTML page: the graph is
 // validated, packed compactly (node/link tables as base64 little-endian typed arrays, strings as
-// JSON arrays) and embedded with the viewer (libcommon/graph_html/viewer.{html,css,js}, compiled
+// JSON arrays) and embedded with the viewer (libcommon/attrib/graph_html/viewer.{html,css,js}, compiled
 // in at build time) into a page that needs no server and loads nothing from outside.
 //
 // Packed data (the page's <script id="graph-data" type="application/json">), N nodes, M links:

@@ -1,4 +1,4 @@
-// graph2html viewer: draws the packed attribution graph of this page (libcommon/graph_html.h
+// graph2html viewer: draws the packed attribution graph of this page (libcommon/attrib/graph_html.h
 // documents the data) with no library and no network. Every string from the data reaches the page
 // through textContent / createTextNode / canvas fillText, never as markup.
 "use strict";

@@ -7,11 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtype.h"
 #include "err.h"
 
-typedef enum {
-    ST_F32, ST_F16, ST_BF16, ST_I32, ST_I64, ST_U8, ST_I8, ST_F8_E4M3, ST_BOOL, ST_F64, ST_DTYPE_COUNT
-} StDtype;
+// StDtype (ST_F32 …) is in base/dtype.h.
 
 const char *st_dtype_name(StDtype t);
 size_t st_dtype_size(StDtype t);

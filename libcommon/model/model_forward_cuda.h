@@ -1,4 +1,4 @@
-// forward_cuda.h — the GPU forward pass: libcommon/model_forward.c on the device, over the CUDA
+// model_forward_cuda.h — the GPU forward pass: libcommon/model/model_forward.c on the device, over the CUDA
 // kernel twins (cuBLAS sgemm, norm.cu, rope.cu, attention.cu, act.cu), fp32 throughout.
 //
 //   ModelGpu mg;  model_gpu_upload(&mg, &model, &e);          // fp32 weights -> device

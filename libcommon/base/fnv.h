@@ -12,7 +12,7 @@
 // The start the hashes stored in files have always had: 1469598103934665603, FNV's basis with its
 // last digit lost (a common slip). The model hash in activation shards and CLT configs, the
 // tokenizer_hash of token shards and tests/ref/model_hash.py all use it, so it stays until the
-// formats change (formats/tokens.md and formats/acts.md still name 0xcbf29ce484222325).
+// formats change; formats/tokens.md and formats/acts.md ("Conventions") state it as the start.
 #define CLTKIT_HASH_OFFSET 1469598103934665603ull
 
 // Continues hash h over len more bytes.
