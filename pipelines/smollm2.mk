@@ -16,14 +16,15 @@
 # distribution: the CLT learns features the model uses, and its held-out shard is text it never
 # saw. Python 3.11: ~12 M characters, 731 modules (source); docstrings alone: ~1.6 M characters.
 #
-# Size (planned for a 24 GB, 2-core machine and ~1 h of clt-fit; an estimate from bench/RESULTS.md's
-# step timings, not a measured run): 30 layers x 1024 features at d 576 is 17.7 M encoder and
-# 274 M decoder parameters, 16 bytes each with gradients and Adam moments: ~4.7 GB, plus the
-# shuffle pools (--pool-chunks 8 x 4096 tokens of 30 layers' int8 inputs and targets, ~1 GB
-# dequantized to f32 ~4.5 GB); 1200 steps of 1024 tokens (1.2 M tokens, one pass) at ~3 s a step.
-# The activations: SHARDS=10 x ACTS_TOKENS=135000 tokens (9 train, 1 held out), int8: 25.7 KB a
-# token (measured), ~35 GB of disk; caching them is ~45 min at fwd-acts' ~540 tokens/s on 2 threads
-# (bench/RESULTS.md). The corpus (source, Python 3.11) is 3.4 M tokens: --max-tokens takes a part.
+# Size (the defaults: what ran on a 24 GB, 2-core machine in ~1 h 15 min end to end, bench/RESULTS.md
+# "SmolLM2-135M end to end"): SHARDS=6 token shards of the corpus (3.4 M tokens, Python 3.11), the
+# first ACTS_TOKENS=50,000 tokens of each cached (int8, 30 layers, both hooks: 1.33 GB a shard, 4.5
+# min each), a CLT of 30 layers x 1024 features (BatchTopK, 16 a layer; 17.7 M encoder and 274 M
+# decoder parameters, ~4.7 GB of training state) trained 300 steps of 1024 tokens on shards 0-4
+# (307 k tokens, 32 min) and evaluated on shard 5; feat-topk on 40,000 tokens; SmolLM2's own labels
+# for the graphs' features, scored by the lexical scorer (the builtin yes/no judge costs ~20 prompts
+# a feature and SmolLM2-135M answers it at chance, bench/RESULTS.md). A bigger run on the same
+# machine: SHARDS=10 ACTS_TOKENS=135000 CLT_STEPS=1200 (~35 GB of activations, ~1.2 M tokens seen).
 
 CACHE       ?= $(or $(CLTKIT_CACHE),$(HOME)/.cache/cltkit)
 MODEL_DIR   ?= $(CACHE)/smollm2/hf
@@ -31,27 +32,28 @@ OUT         ?= smollm2-out
 KIND        ?= source
 PYTHON      ?= python3
 CORPUS      ?= $(OUT)/corpus-$(KIND).jsonl
-SHARDS      ?= 10
+SHARDS      ?= 6
 CTX         ?= 128
 BATCH       ?= 8
 DTYPE       ?= int8
-ACTS_TOKENS ?= 135000
+ACTS_TOKENS ?= 50000
 ACTS_FLAGS  ?= --max-tokens $(ACTS_TOKENS)
 D_MODEL     ?= 576
 FEATURES    ?= 1024
 CLT_BATCH   ?= 1024
-CLT_STEPS   ?= 1200
+CLT_STEPS   ?= 300
 CLT_LR      ?= 1e-3
 LAMBDA      ?= 1
 THETA0      ?= 0.03
 BANDWIDTH   ?= 1.0
-SAVE_EVERY  ?= 100
+SAVE_EVERY  ?= 40
+CLT_FLAGS   ?= --activation batchtopk --k 16 --log-every 10
 FEAT_SHARDS ?= 2
-FEAT_TOKENS ?= 100000
+FEAT_TOKENS ?= 40000
 FEAT_FLAGS  ?= --max-tokens $(FEAT_TOKENS)
 FEAT_K      ?= 50
 EXPLAINER   ?= builtin
-INTERP_FLAGS ?= --max-examples 8 --score-examples 5 --max-new-tokens 64
+INTERP_FLAGS ?= --max-examples 8 --score-examples 5 --scorer lexical
 ATTRIB_FLAGS ?= --max-feature-nodes 2048
 
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk

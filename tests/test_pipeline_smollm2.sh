@@ -25,7 +25,7 @@ plan=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -n -f "$ROOT/pipelines/smoll
        2>&1 | sed -e ':a' -e '/\\$/N; s/\\\n *//; ta')  # one line a command
 grep -q "fetch_smollm2.sh) && .*gguf-convert \"\$gguf\" -o $TMP/model" <<< "$plan" \
   && grep -q "pystdlib_corpus.py --kind source > $TMP/out/corpus-source.jsonl.tmp" <<< "$plan" \
-  && grep -q -- "clt-fit -o $TMP/out/clt --features 1024 --batch 1024 --steps 1200 " <<< "$plan" \
-  && grep -q -- "--dtype int8 --layers all --in mlp_in --max-tokens 135000" <<< "$plan" \
+  && grep -q -- "clt-fit -o $TMP/out/clt --features 1024 --batch 1024 --steps 300 " <<< "$plan" \
+  && grep -q -- "--dtype int8 --layers all --in mlp_in --max-tokens 50000" <<< "$plan" \
   && [ "$(grep -c 'attrib -m' <<< "$plan")" -eq "$(ls "$ROOT"/pipelines/prompts/circuits/*.txt | wc -l)" ] && grep -q -- "--explainer builtin" <<< "$plan" \
   && ok smollm2_plan || fail smollm2_plan "${plan:0:600}"
