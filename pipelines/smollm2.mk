@@ -21,7 +21,7 @@
 # first ACTS_TOKENS=50,000 tokens of each cached (int8, 30 layers, both hooks: 1.33 GB a shard, 4.5
 # min each), a CLT of 30 layers x 1024 features (BatchTopK, 16 a layer; 17.7 M encoder and 274 M
 # decoder parameters, ~4.7 GB of training state) trained 300 steps of 1024 tokens on shards 0-4
-# (307 k tokens, 32 min) and evaluated on shard 5; feat-topk on 40,000 tokens; SmolLM2's own labels
+# (307 k tokens, 32 min) and evaluated on shard 5; feat-topk on 80,000 tokens; SmolLM2's own labels
 # for the graphs' features, scored by the lexical scorer (the builtin yes/no judge costs ~20 prompts
 # a feature and SmolLM2-135M answers it at chance, bench/RESULTS.md). A bigger run on the same
 # machine: SHARDS=10 ACTS_TOKENS=135000 CLT_STEPS=1200 (~35 GB of activations, ~1.2 M tokens seen).
@@ -49,7 +49,7 @@ BANDWIDTH   ?= 1.0
 SAVE_EVERY  ?= 40
 CLT_FLAGS   ?= --activation batchtopk --k 16 --log-every 10
 FEAT_SHARDS ?= 2
-FEAT_TOKENS ?= 40000
+FEAT_TOKENS ?= 80000
 FEAT_FLAGS  ?= --max-tokens $(FEAT_TOKENS)
 FEAT_K      ?= 50
 EXPLAINER   ?= builtin

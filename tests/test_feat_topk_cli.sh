@@ -56,6 +56,20 @@ expect_error feat_merge_twice "shard 1/3 is merged twice" "$FT" merge -o "$TMP/m
 expect_error feat_merge_other_run "not a shard of the same run" "$FT" merge -o "$TMP/m3" "$TMP/s0" "$TMP/k5"
 [ ! -e "$TMP/m2" ] && [ ! -e "$TMP/m3" ] && ok feat_merge_nothing_on_error || fail feat_merge_nothing_on_error "store written"
 
+# --max-tokens caps the corpus, not each job's share: capped shards merge into the capped job
+# (1000 tokens: batch 0 whole, batch 1 cut inside a row; model and acts mode)
+for mode in model acts; do
+  if [ $mode = model ]; then run=("$FT" -m "$TMP/st" --clt "$CLT" --ctx 64 --k 20 --logits 10 --max-tokens 1000); in=$TMP/c.tok
+  else run=("$FT" --acts -m "$TMP/st" --clt "$CLT" --k 20 --logits 10 --max-tokens 1000); in=$TMP/a.acts; fi
+  "${run[@]}" -o "$TMP/cap1_$mode" "$in" 2>/dev/null
+  "${run[@]}" -o "$TMP/cap_s0_$mode" --shard 0/2 "$in" 2>/dev/null
+  "${run[@]}" -o "$TMP/cap_s1_$mode" --shard 1/2 "$in" 2>/dev/null
+  "$FT" merge -o "$TMP/cap_m_$mode" "$TMP/cap_s0_$mode" "$TMP/cap_s1_$mode" 2>/dev/null
+  ntok=$("$FT" show "$TMP/cap1_$mode" 0:0 --raw | "$PY" -c "import json,sys; print(json.load(sys.stdin)['n_tokens'])")
+  cmp -s "$TMP/cap1_$mode/features.bin" "$TMP/cap_m_$mode/features.bin" && [ "$ntok" = 1000 ] \
+    && ok "feat_max_tokens_shards_$mode" || fail "feat_max_tokens_shards_$mode" "n_tokens $ntok, or merged != one job"
+done
+
 # 3. from fwd-acts' shard: the same records as running the model (same contexts, same batches)
 "$FT" --acts -m "$TMP/st" --clt "$CLT" -o "$TMP/fa" --k 20 --logits 10 "$TMP/a.acts" 2>/dev/null
 same=1

@@ -56,7 +56,8 @@ static const char USAGE[] =
     "  --no-bos             do not prepend BOS\n"
     "  --bos ID             BOS id (default: config.json bos_token_id)\n"
     "  --shard i/N          process the batches (of --batch contexts) with index % N == i\n"
-    "  --max-tokens N       read at most N tokens of the input (as fwd-acts)\n"
+    "  --max-tokens N       read at most N tokens of the input (as fwd-acts); with --shard the\n"
+    "                       corpus' first N, shared by the jobs (merged = one job with the cap)\n"
     "  --threads N          threads for the bookkeeping (default: all cores)\n"
     "  --device D           cpu (default) or cuda: where the model's forward runs\n"
     "  --k N                top windows per feature (default 100)\n"
@@ -379,7 +380,7 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
     Batch b;
     batch_init(&b, Bmax, Tc, D, n_sel);
     float *acts = xmalloc((size_t)Bmax * Tc * p->F * sizeof(float));
-    uint64_t ctx_index = 0, done_tokens = 0;
+    uint64_t ctx_index = 0, done_tokens = 0, corpus_tokens = 0;
     int done = 0;
     for (uint64_t batch_index = 0; !done; batch_index++) {
         int B = 0;
@@ -392,23 +393,29 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
         // shards take whole batches: a context is computed in the same batch by every job, so
         // its activations (GEMM blocking depends on the batch) and the merge are exact
         if (!B) break;
+        // --max-tokens caps the corpus (every job's batches), not this job's share, so the shards
+        // of a capped run merge into the store of one job with the same cap: the batch's first
+        // Bk rows count, the last of them with nv_last tokens
+        int Bk = B, nv_last = Tc;
+        if (o->max_tokens > 0 && corpus_tokens + (uint64_t)B * Tc >= (uint64_t)o->max_tokens) {
+            uint64_t left = (uint64_t)o->max_tokens - corpus_tokens;
+            Bk = (int)((left + (uint64_t)Tc - 1) / (uint64_t)Tc);
+            nv_last = (int)(left - (uint64_t)(Bk - 1) * Tc);
+            done = 1;
+        }
+        corpus_tokens += (uint64_t)(Bk - 1) * Tc + (uint64_t)nv_last;
         if (batch_index % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;
         double t0 = now_seconds();
         if (engine_forward(&en, tokens, B, T, &fo, &e)) fatal_err(&e);
         tm->forward += now_seconds() - t0;
+        B = Bk;
         for (int bi = 0; bi < B; bi++) {  // the non-BOS rows
             size_t src = (size_t)bi * T + (size_t)(T - Tc), dst = (size_t)bi * Tc;
             memcpy(b.tok + dst, tokens + src, (size_t)Tc * sizeof(uint32_t));
             memcpy(b.pos + dst, positions + src, (size_t)Tc * sizeof(uint32_t));
             memcpy(b.doc + dst, docs + src, (size_t)Tc * sizeof(uint64_t));
             b.ctx[bi] = ctx_of[bi];
-            b.nv[bi] = Tc;
-            if (o->max_tokens > 0 && done_tokens + (uint64_t)(bi + 1) * Tc > (uint64_t)o->max_tokens) {
-                b.nv[bi] = (int)((uint64_t)o->max_tokens - done_tokens - (uint64_t)bi * Tc);
-                B = bi + (b.nv[bi] > 0);
-                done = 1;
-                break;
-            }
+            b.nv[bi] = bi == B - 1 ? nv_last : Tc;
         }
         for (int li = 0; li < n_sel; li++)
             for (int bi = 0; bi < B; bi++)
@@ -444,7 +451,7 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
     Batch b;
     batch_init(&b, o->batch, Tc, d, n_sel);
     float *acts = xmalloc((size_t)o->batch * Tc * p->F * sizeof(float));
-    uint64_t ctx_base = 0, done_tokens = 0, cur = UINT64_MAX;
+    uint64_t ctx_base = 0, done_tokens = 0, corpus_tokens = 0, cur = UINT64_MAX;
     ActChunk ch = {0};
     for (int fi = 0; fi < n_in; fi++) {
         ActShard s;
@@ -456,13 +463,15 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
         int *li_of = xmalloc((size_t)n_sel * sizeof(int));
         for (int i = 0; i < n_sel; i++)
             if ((li_of[i] = actshard_layer_index(&s, sel[i])) < 0) fatal("%s: has no layer %d", s.path, sel[i]);
-        for (uint64_t k = 0; k < s.n_chunks && !(o->max_tokens > 0 && done_tokens >= (uint64_t)o->max_tokens); k++) {
+        // --max-tokens caps the corpus, every job's tokens (as pass_model)
+        for (uint64_t k = 0; k < s.n_chunks && !(o->max_tokens > 0 && corpus_tokens >= (uint64_t)o->max_tokens); k++) {
             if (actshard_read_chunk(&s, k, &ch, &e)) fatal_err(&e);
             for (uint32_t j = 0; j < ch.n; j++) {
                 uint64_t g = ch.first_token + j, ci = ctx_base + g / (uint64_t)Tc, group = ci / (uint64_t)b.Bmax;
                 int t = (int)(g % (uint64_t)Tc);
+                if (o->max_tokens > 0 && corpus_tokens >= (uint64_t)o->max_tokens) break;
+                corpus_tokens++;
                 if (group % (uint64_t)o->shard_n != (uint64_t)o->shard_i) continue;  // whole batches, as pass_model
-                if (o->max_tokens > 0 && done_tokens >= (uint64_t)o->max_tokens) break;
                 if (ci != cur) {  // a new context: the batch's next row block, or a new batch
                     if (cur != UINT64_MAX) b.B++;
                     if (cur != UINT64_MAX && cur / (uint64_t)b.Bmax != group) batch_collect(&b, c, p, sel, acts, tm);
@@ -599,15 +608,17 @@ int main(int argc, char **argv) {
     }
     FeatCollector *fc = feat_collector_new(&o.fo, n_sel, sel, p.F, Tc, o.threads);
     // the bar's total: from the token shards' footers, the contexts of this job's batches (as pass_model
-    // deals them), capped by --max-tokens; from activation shards only --max-tokens
+    // deals them) under the --max-tokens cap on the corpus; from activation shards only --max-tokens
     uint64_t total = 0;
     if (!o.acts) {
         uint64_t n_ctx, bm = (uint64_t)o.batch;
         if (context_count(argv + optind, argc - optind, o.ctx, bos, &n_ctx, &e)) fatal_err(&e);
-        for (uint64_t k = (uint64_t)o.shard_i; k * bm < n_ctx; k += (uint64_t)o.shard_n)
-            total += (n_ctx - k * bm < bm ? n_ctx - k * bm : bm) * (uint64_t)Tc;
-    }
-    if (o.max_tokens > 0 && (!total || (uint64_t)o.max_tokens < total)) total = (uint64_t)o.max_tokens;
+        uint64_t cap = o.max_tokens > 0 ? (uint64_t)o.max_tokens : UINT64_MAX;
+        for (uint64_t k = (uint64_t)o.shard_i; k * bm < n_ctx; k += (uint64_t)o.shard_n) {
+            uint64_t first = k * bm * (uint64_t)Tc, n = (n_ctx - k * bm < bm ? n_ctx - k * bm : bm) * (uint64_t)Tc;
+            if (first < cap) total += cap - first < n ? cap - first : n;  // this batch's tokens under the cap
+        }
+    } else if (o.max_tokens > 0 && o.shard_n == 1) total = (uint64_t)o.max_tokens;  // a shard's share: unknown
     Progress prog;
     progress_init(&prog, "feat-topk", "tok", 1, total);
     double t0 = now_seconds();
