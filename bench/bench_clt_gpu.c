@@ -8,7 +8,8 @@
 // (clt-fit's normalization), so h_i ~ N(0, σ²) with σ² = d/(3F); the thresholds are set to σ·z
 // with P(Z > z) = l0/F, which gives about --l0 active features per token and layer (the measured
 // L0 is printed). Each timing is the mean of ITERS steps after one warm-up step; one JSON line
-// per backend (the GPU twice: fp32 GEMMs, then bf16 encoder GEMMs as clt-fit --bf16). Built with -DUSE_CUDA where nvcc exists (Makefile); SKIPs without CUDA or a GPU.
+// per backend (the GPU twice: fp32 GEMMs, then bf16 encoder GEMMs as clt-fit --bf16). Built with -DUSE_CUDA where nvcc
+// exists (Makefile); SKIPs without CUDA or a GPU.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -104,14 +105,16 @@ int main(int argc, char **argv) {
         for (int it = 0; it <= iters; it++) {  // step 0 is the warm-up
             if (it == 1) t0 = now_s();
             if (clt_gpu_set_batch(c, x, y, &e) || clt_gpu_forward(c, &one, &e) || clt_gpu_loss(c, &one, &lp, &lt, &e) ||
-                clt_gpu_backward(c, &lp, &e) || clt_gpu_adam(c, lr, 0.9f, 0.999f, 1e-8f, it + 1, &e) || gpu_ctx_sync(&g, &e))
+                clt_gpu_backward(c, &lp, &e) || clt_gpu_adam(c, lr, 0.9f, 0.999f, 1e-8f, it + 1, &e) ||
+                gpu_ctx_sync(&g, &e))
                 fatal_err(&e);
         }
         double s_step = (now_s() - t0) / iters;
         if (!bf16) gpu_s = s_step;
-        printf("{\"bench\": \"clt_step\", \"backend\": \"gpu\", \"encoder\": \"%s\", \"L\": %d, \"d\": %d, \"F\": %d, \"B\": %d, "
-               "\"l0_per_layer\": %.1f, \"window_per_layer\": %.1f, \"ms_per_step\": %.3f, \"tokens_per_s\": %.0f}\n",
-               bf16 ? "bf16" : "fp32", L, d, F, B, lt.l0 / L, lt.window / L, s_step * 1e3, B / s_step);
+        printf(
+            "{\"bench\": \"clt_step\", \"backend\": \"gpu\", \"encoder\": \"%s\", \"L\": %d, \"d\": %d, \"F\": %d, \"B\": %d, "
+            "\"l0_per_layer\": %.1f, \"window_per_layer\": %.1f, \"ms_per_step\": %.3f, \"tokens_per_s\": %.0f}\n",
+            bf16 ? "bf16" : "fp32", L, d, F, B, lt.l0 / L, lt.window / L, s_step * 1e3, B / s_step);
         fflush(stdout);
     }
     clt_gpu_free(c);
@@ -133,9 +136,10 @@ int main(int argc, char **argv) {
             adam_step(p.data, gr.data, m, v, p.n, lr, 0.9f, 0.999f, 1e-8f, it + 1);
         }
         double cpu_s = (now_s() - t0) / cpu_iters;
-        printf("{\"bench\": \"clt_step\", \"backend\": \"cpu\", \"L\": %d, \"d\": %d, \"F\": %d, \"B\": %d, \"l0_per_layer\": %.1f, "
-               "\"ms_per_step\": %.3f, \"tokens_per_s\": %.0f, \"gpu_speedup\": %.1f}\n",
-               L, d, F, B, lt.l0 / L, cpu_s * 1e3, B / cpu_s, cpu_s / gpu_s);
+        printf(
+            "{\"bench\": \"clt_step\", \"backend\": \"cpu\", \"L\": %d, \"d\": %d, \"F\": %d, \"B\": %d, \"l0_per_layer\": %.1f, "
+            "\"ms_per_step\": %.3f, \"tokens_per_s\": %.0f, \"gpu_speedup\": %.1f}\n",
+            L, d, F, B, lt.l0 / L, cpu_s * 1e3, B / cpu_s, cpu_s / gpu_s);
         free(m), free(v);
         clt_params_free(&gr);
         clt_work_free(&w);

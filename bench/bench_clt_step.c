@@ -98,11 +98,12 @@ int main(int argc, char **argv) {
         double ph[5] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0};
         if (ph[4] < best[4]) memcpy(best, ph, sizeof best);
     }
-    printf("{\"impl\": \"cltkit\", \"L\": %d, \"d\": %d, \"F\": %d, \"batch\": %d, \"threads\": %d, \"l0_per_layer\": %.2f, "
-           "\"window_fraction\": %.4f, \"bandwidth\": %.4g, \"params\": %zu, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
-           "\"forward_s\": %.4f, \"loss_s\": %.4f, \"backward_s\": %.4f, \"adam_s\": %.4f}\n",
-           L, d, F, B, parallel_threads(), lt.l0 / L, lt.window / ((double)L * F), eps, p.n, best[4], B / best[4], best[0],
-           best[1], best[2], best[3]);
+    printf(
+        "{\"impl\": \"cltkit\", \"L\": %d, \"d\": %d, \"F\": %d, \"batch\": %d, \"threads\": %d, \"l0_per_layer\": %.2f, "
+        "\"window_fraction\": %.4f, \"bandwidth\": %.4g, \"params\": %zu, \"seconds\": %.4f, \"tokens_per_s\": %.1f, "
+        "\"forward_s\": %.4f, \"loss_s\": %.4f, \"backward_s\": %.4f, \"adam_s\": %.4f}\n",
+        L, d, F, B, parallel_threads(), lt.l0 / L, lt.window / ((double)L * F), eps, p.n, best[4], B / best[4], best[0],
+        best[1], best[2], best[3]);
     for (int l = 0; l < L; l++) { free(x[l]); free(y[l]); }
     free(x); free(y); free(m); free(v);
     clt_work_free(&w);

@@ -88,8 +88,9 @@ static double rel_err(const float *a, const float *b, size_t n) {
 #endif
 
 static void report(const char *backend, const char *job, int B, int T, double best_s) {
-    printf("{\"backend\": \"%s\", \"job\": \"%s\", \"batch\": %d, \"ctx\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
-           backend, job, B, T, best_s, (double)B * T / best_s);
+    printf(
+        "{\"backend\": \"%s\", \"job\": \"%s\", \"batch\": %d, \"ctx\": %d, \"seconds\": %.4f, \"tokens_per_s\": %.1f}\n",
+        backend, job, B, T, best_s, (double)B * T / best_s);
     fflush(stdout);
 }
 
@@ -132,8 +133,10 @@ int main(int argc, char **argv) {
     int L = c->n_layers;
     uint32_t *tokens = xmalloc(N * sizeof(uint32_t));
     for (size_t i = 0; i < N; i++) tokens[i] = (uint32_t)(rnd01() * V);
-    HostOuts h = {xcalloc((size_t)L, sizeof(float *)), xcalloc((size_t)L, sizeof(float *)), xmalloc(N * V * sizeof(float))};
-    for (int l = 0; l < L; l++) h.mlp_in[l] = xmalloc(N * D * sizeof(float)), h.mlp_out[l] = xmalloc(N * D * sizeof(float));
+    HostOuts h = {xcalloc((size_t)L, sizeof(float *)), xcalloc((size_t)L, sizeof(float *)),
+                  xmalloc(N * V * sizeof(float))};
+    for (int l = 0; l < L; l++)
+        h.mlp_in[l] = xmalloc(N * D * sizeof(float)), h.mlp_out[l] = xmalloc(N * D * sizeof(float));
     ForwardOutputs f_logits = {.logits = h.logits}, f_acts = {.mlp_in = h.mlp_in, .mlp_out = h.mlp_out};
 
     // CPU reference outputs (also the correctness check of the GPU below)
@@ -173,9 +176,11 @@ int main(int argc, char **argv) {
         float *d_logits = cuda_alloc(N * V * sizeof(float));
         ForwardOutputs f_dev = {.logits = d_logits};
         // correctness first: logits and the last layer's mlp_out against the CPU
-        if (forward_cuda(&g, &mg, s, tokens, B, T, &f_logits, &e) || forward_cuda(&g, &mg, s, tokens, B, T, &f_acts, &e))
+        if (forward_cuda(&g, &mg, s, tokens, B, T, &f_logits, &e) ||
+            forward_cuda(&g, &mg, s, tokens, B, T, &f_acts, &e))
             fatal_err(&e);
-        double err_logits = rel_err(h.logits, cpu_logits, N * V), err_acts = rel_err(h.mlp_out[L - 1], cpu_mlp_out, N * D);
+        double err_logits = rel_err(h.logits, cpu_logits, N * V),
+               err_acts = rel_err(h.mlp_out[L - 1], cpu_mlp_out, N * D);
         printf("{\"check\": \"gpu vs cpu\", \"logits_rel_err\": %.3g, \"mlp_out_last_rel_err\": %.3g, \"ok\": %s}\n",
                err_logits, err_acts, err_logits <= 1e-4 && err_acts <= 1e-4 ? "true" : "false");
         ForwardOutputs *jobs[3] = {&f_logits, &f_dev, &f_acts};

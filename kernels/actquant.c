@@ -81,7 +81,8 @@ void actq_encode_row(int enc, uint32_t param, const float *x, size_t d, uint8_t 
 // ---- decoding --------------------------------------------------------------------------------
 
 static inline uint16_t scale_word(const uint8_t *scales, size_t planes, size_t i) {
-    return planes ? (uint16_t)(scales[i] | scales[planes + i] << 8) : (uint16_t)(scales[2 * i] | scales[2 * i + 1] << 8);
+    return planes ? (uint16_t)(scales[i] | scales[planes + i] << 8)
+                  : (uint16_t)(scales[2 * i] | scales[2 * i + 1] << 8);
 }
 
 // Checks the scales of rows [0, rows) (ns per row); returns the first bad row or rows.

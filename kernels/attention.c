@@ -55,7 +55,8 @@ static void attention_heads(void *arg, size_t begin, size_t end) {
             const float *qi = c->q + (((size_t)b * T + i) * s->H + h) * hd;
             int j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
             float *o = c->out + (((size_t)b * T + i) * s->H + h) * hd;
-            const float *kb = c->k + ((size_t)b * T * s->KVH + kvh) * hd, *vb = c->v + ((size_t)b * T * s->KVH + kvh) * hd;
+            const float *kb = c->k + ((size_t)b * T * s->KVH + kvh) * hd,
+                        *vb = c->v + ((size_t)b * T * s->KVH + kvh) * hd;
             attend_row(o, scores, qi, kb, vb, (size_t)s->KVH * hd, j0, i, hd, s->scale, s->softcap);
             if (c->probs) {
                 float *row = c->probs + (((size_t)b * s->H + h) * T + i) * T;
@@ -95,7 +96,8 @@ static void attention_heads_blas(void *arg, size_t begin, size_t end) {
         const float *kh = c->k + (size_t)b * T * KVH * hd + (size_t)kvh * hd;
         const float *vh = c->v + (size_t)b * T * KVH * hd + (size_t)kvh * hd;
         float *oh = c->out + (size_t)b * T * H * hd + (size_t)h * hd;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, s->scale, qh, H * hd, kh, KVH * hd, 0.0f, scores, T);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, s->scale, qh, H * hd, kh, KVH * hd, 0.0f, scores,
+                    T);
         for (int i = 0; i < T; i++) {
             float *row = scores + (size_t)i * T;
             int j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
@@ -113,7 +115,8 @@ static void attention_heads_blas(void *arg, size_t begin, size_t end) {
             for (int j = 0; j < T; j++) row[j] = j >= j0 && j <= i ? row[j] * inv : 0.0f;
         }
         if (c->probs) memcpy(c->probs + ((size_t)b * H + h) * T * T, scores, (size_t)T * T * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, scores, T, vh, KVH * hd, 0.0f, oh, H * hd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, scores, T, vh, KVH * hd, 0.0f, oh,
+                    H * hd);
     }
     free(scores);
 }
@@ -148,8 +151,8 @@ static void attention_kv_rows(void *arg, size_t begin, size_t end) {
         int j0 = s->window > 0 && i - s->window + 1 > 0 ? i - s->window + 1 : 0;
         const float *qi = c->q + ((size_t)r * H + h) * hd;
         float *o = c->out + ((size_t)r * H + h) * hd;
-        attend_row(o, scores, qi, c->k + (size_t)kvh * hd, c->v + (size_t)kvh * hd, (size_t)KVH * hd, j0, i, hd, s->scale,
-                   s->softcap);
+        attend_row(o, scores, qi, c->k + (size_t)kvh * hd, c->v + (size_t)kvh * hd, (size_t)KVH * hd, j0, i, hd,
+                   s->scale, s->softcap);
     }
     free(scores);
 }

@@ -92,7 +92,8 @@ __global__ void __launch_bounds__(ATTN_BLOCK) attention_kernel(float *out, float
 extern "C" int attention_cuda(const GpuCtx *g, float *out, float *probs, const float *q, const float *k, const float *v,
                               const AttnShape *s, Error *e) {
     if (s->B <= 0 || s->T <= 0 || s->H <= 0) return 0;
-    if (s->KVH <= 0 || s->H % s->KVH) return err_set(e, "attention_cuda: %d heads not a multiple of %d kv heads", s->H, s->KVH);
+    if (s->KVH <= 0 || s->H % s->KVH)
+        return err_set(e, "attention_cuda: %d heads not a multiple of %d kv heads", s->H, s->KVH);
     if (s->H > 65535 || s->B > 65535) return err_set(e, "attention_cuda: B %d or H %d exceeds 65535", s->B, s->H);
     size_t smem = ((size_t)s->hd + s->T) * sizeof(float);
     if (smem > 48 * 1024) {
@@ -103,7 +104,8 @@ extern "C" int attention_cuda(const GpuCtx *g, float *out, float *probs, const f
         if (smem + static_smem > (size_t)max_optin)
             return err_set(e, "attention_cuda: T %d needs %zu bytes of shared memory, the device allows %d", s->T,
                            smem + static_smem, max_optin);
-        cudaError_t err = cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaError_t err =
+            cudaFuncSetAttribute(attention_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (err != cudaSuccess) return err_set(e, "attention_cuda: shared memory opt-in: %s", cudaGetErrorString(err));
     }
     dim3 grid((unsigned)s->T, (unsigned)s->H, (unsigned)s->B);

@@ -40,7 +40,8 @@ void attention_probs_block_cpu(float *p, int ldp, const float *q, const float *k
 // CUDA twin (kernels/attention.cu), same semantics; device pointers, queued on g's stream. One
 // block per (b, h, query row) keeps that row's T scores in shared memory (4*(T + hd) bytes, opted
 // in past 48 KiB: T up to ~57K on an H100); no other scratch. 0, or -1 with an Error.
-int attention_cuda(const GpuCtx *g, float *out, float *probs, const float *q, const float *k, const float *v, const AttnShape *s, Error *e);
+int attention_cuda(const GpuCtx *g, float *out, float *probs, const float *q, const float *k, const float *v,
+                   const AttnShape *s, Error *e);
 
 #ifdef __cplusplus
 }

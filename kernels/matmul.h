@@ -38,7 +38,8 @@ void matmul_blas_init(void);
 // CUDA twin (kernels/matmul.cu): device pointers; cuBLAS sgemm (fp32, no TF32) with g's handle on
 // g's stream; bias (or NULL) is broadcast into out first and accumulated with beta = 1.
 // 0, or -1 with an Error (a failed bias launch or cuBLAS status).
-int matmul_cuda(const GpuCtx *g, float *out, const float *in, const float *weight, const float *bias, int N, int IN, int OUT, Error *e);
+int matmul_cuda(const GpuCtx *g, float *out, const float *in, const float *weight, const float *bias, int N, int IN,
+                int OUT, Error *e);
 // gemm_cpu's twin on device pointers (fp32 cuBLAS, no TF32), queued on g's stream. 0, or -1 with
 // an Error.
 int gemm_cuda(const GpuCtx *g, int trans_a, int trans_b, int M, int N, int K, const float *a, int lda, const float *b,

@@ -3,7 +3,8 @@
 #include <math.h>
 #include <stddef.h>
 
-void rmsnorm_cpu(float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps, float *rstd) {
+void rmsnorm_cpu(float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps,
+                 float *rstd) {
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D;
         float *o = out + (size_t)n * D;
@@ -15,7 +16,8 @@ void rmsnorm_cpu(float *out, const float *x, const float *weight, float weight_o
     }
 }
 
-void layernorm_cpu(float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps, float *rstd) {
+void layernorm_cpu(float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps,
+                   float *rstd) {
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * D;
         float *o = out + (size_t)n * D;

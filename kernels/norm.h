@@ -10,13 +10,17 @@
 extern "C" {
 #endif
 
-void rmsnorm_cpu(float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps, float *rstd);
-void layernorm_cpu(float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps, float *rstd);
+void rmsnorm_cpu(float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps,
+                 float *rstd);
+void layernorm_cpu(float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps,
+                   float *rstd);
 
 // CUDA twins (kernels/norm.cu): device pointers, queued on g's stream; out may equal x. 0, or -1
 // with an Error if the launch fails (gpu_ctx.h).
-int rmsnorm_cuda(const GpuCtx *g, float *out, const float *x, const float *weight, float weight_offset, int N, int D, float eps, float *rstd, Error *e);
-int layernorm_cuda(const GpuCtx *g, float *out, const float *x, const float *weight, const float *bias, int N, int D, float eps, float *rstd, Error *e);
+int rmsnorm_cuda(const GpuCtx *g, float *out, const float *x, const float *weight, float weight_offset, int N, int D,
+                 float eps, float *rstd, Error *e);
+int layernorm_cuda(const GpuCtx *g, float *out, const float *x, const float *weight, const float *bias, int N, int D,
+                   float eps, float *rstd, Error *e);
 
 #ifdef __cplusplus
 }

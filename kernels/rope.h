@@ -22,7 +22,8 @@ void rope_table(float *cos_t, float *sin_t, int T, int hd, const RopeParams *p);
 void rope_apply_cpu(float *x, const float *cos_t, const float *sin_t, int B, int T, int n_heads, int hd);
 // CUDA twin (kernels/rope.cu): x, cos_t, sin_t are device pointers (the tables uploaded from
 // rope_table); queued on g's stream. 0, or -1 with an Error if the launch fails.
-int rope_apply_cuda(const GpuCtx *g, float *x, const float *cos_t, const float *sin_t, int B, int T, int n_heads, int hd, Error *e);
+int rope_apply_cuda(const GpuCtx *g, float *x, const float *cos_t, const float *sin_t, int B, int T, int n_heads,
+                    int hd, Error *e);
 
 #ifdef __cplusplus
 }

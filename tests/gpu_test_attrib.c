@@ -2,7 +2,8 @@
 // random data: GEMMs (both b layouts, strided), the frozen pattern's transpose (recomputed from
 // q/k in tiles on both sides: key blocks on the CPU, query blocks on the GPU), frozen-norm VJPs
 // (RMS and centered), and the source dot products (decoder vectors grouped by position,
-// errors/tokens by position). NMSE as gpu_test_kernels.c: fp32 sums reordered give ~1e-13; limits 1e-9 (an indexing bug gives ~1).
+// errors/tokens by position). NMSE as gpu_test_kernels.c: fp32 sums reordered give ~1e-13; limits 1e-9 (an indexing bug
+// gives ~1).
 // Then whole graphs: attrib_run with the GPU backend (libcommon/attrib/attrib_cuda.h, `attrib --device
 // cuda`) against the CPU on the committed tiny Llama and its CLTs (mlp_in and resid_mid), every
 // feature row and logit row, in batches of 7 (several batches, a partial last one).

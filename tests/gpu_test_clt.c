@@ -171,12 +171,13 @@ static void test_step_case(int L, int d, int F, int B, uint64_t seed, int sparse
     CltLossTerms lt = clt_loss(&cs.p, cs.y, &cs.lp, &w);
     int64_t counts[3];
     double margin = edge_margin(&cs, &w, counts);
-    printf("  L %d d %d F %d B %d: %lld active, %lld in the window, %lld below θ of %lld pairs (edge margin %.2g)\n", L, d,
-           F, B, (long long)counts[0], (long long)counts[1], (long long)counts[2], (long long)L * B * F, margin);
+    printf("  L %d d %d F %d B %d: %lld active, %lld in the window, %lld below θ of %lld pairs (edge margin %.2g)\n", L,
+           d, F, B, (long long)counts[0], (long long)counts[1], (long long)counts[2], (long long)L * B * F, margin);
     CHECK(margin > 0.5 * GRID * 0.99, "the grid construction failed: margin %g", margin);
     double pair_frac = (double)(counts[0] + counts[1]) / ((double)L * B * F);  // ≥ the fraction of pairs
     CHECK(sparse ? pair_frac < CLT_DENSE_DA_FRACTION : pair_frac > CLT_DENSE_DA_FRACTION,
-          "the case meant to use the %s path has %.3g of its pairs active or in the window", sparse ? "per-pair" : "GEMM", pair_frac);
+          "the case meant to use the %s path has %.3g of its pairs active or in the window",
+          sparse ? "per-pair" : "GEMM", pair_frac);
     clt_backward(&cs.p, cs.x, cs.y, &cs.lp, &w, &g);
     // GPU
     Comm one;
@@ -226,7 +227,8 @@ static void test_step_case(int L, int d, int F, int B, uint64_t seed, int sparse
             }
             CHECK_NEAR(s.err[k], ev, 1e-6);
             CHECK_NEAR(s.var[k], vv, 1e-6);
-            CHECK(s.active[k] == w.act_off[k][B], "layer %d: %lld active vs %d", k, (long long)s.active[k], w.act_off[k][B]);
+            CHECK(s.active[k] == w.act_off[k][B], "layer %d: %lld active vs %d", k, (long long)s.active[k],
+                  w.act_off[k][B]);
             for (int32_t q = 0; q < w.act_off[k][B]; q++) fired[(size_t)k * F + w.act_idx[k][q]] = 1;
         }
         CHECK(!memcmp(fired, s.fired, (size_t)L * F), "fired features differ");
@@ -234,7 +236,8 @@ static void test_step_case(int L, int d, int F, int B, uint64_t seed, int sparse
         // determinism: the same step again, bit for bit
         if (gpu_step(c, &one, &cs, &s2) == 0) {
             int same = !memcmp(s.grads, s2.grads, cs.p.n * sizeof(float)) && !memcmp(&s.lt, &s2.lt, sizeof s.lt) &&
-                       !memcmp(s.err, s2.err, (size_t)L * sizeof(double)) && !memcmp(s.var, s2.var, (size_t)L * sizeof(double));
+                !memcmp(s.err, s2.err, (size_t)L * sizeof(double)) &&
+                !memcmp(s.var, s2.var, (size_t)L * sizeof(double));
             for (int k = 0; k < L; k++) same = same && !memcmp(s.yhat[k], s2.yhat[k], (size_t)B * d * sizeof(float));
             CHECK(same, "L%d d%d F%d B%d: a second run of the same step is not bit-identical", L, d, F, B);
         }
@@ -303,13 +306,14 @@ static void test_adam_exact(void) {
     comm_init_single(&one);
     CltLossTerms lt;
     int rc = clt_gpu_init(&c, &G, L, d, F, B, &e) || clt_gpu_set_state(c, cs.p.data, m, v, &e) ||
-             clt_gpu_set_batch(c, cs.x, cs.y, &e) || clt_gpu_forward(c, &one, &e) || clt_gpu_loss(c, &one, &cs.lp, &lt, &e) ||
-             clt_gpu_backward(c, &cs.lp, &e) || clt_gpu_get_grads(c, grads, &e) ||
-             clt_gpu_adam(c, 3e-3f, 0.9f, 0.999f, 1e-8f, 7, &e) || clt_gpu_get_state(c, p2, m2, v2, &e);
+        clt_gpu_set_batch(c, cs.x, cs.y, &e) || clt_gpu_forward(c, &one, &e) ||
+        clt_gpu_loss(c, &one, &cs.lp, &lt, &e) || clt_gpu_backward(c, &cs.lp, &e) || clt_gpu_get_grads(c, grads, &e) ||
+        clt_gpu_adam(c, 3e-3f, 0.9f, 0.999f, 1e-8f, 7, &e) || clt_gpu_get_state(c, p2, m2, v2, &e);
     CHECK(!rc, "%s", e.msg);
     if (!rc) {
         adam_step(cs.p.data, grads, m, v, n, 3e-3f, 0.9f, 0.999f, 1e-8f, 7);
-        CHECK(!memcmp(p2, cs.p.data, n * sizeof(float)), "params after Adam differ (nmse %.3g)", nmse(p2, cs.p.data, n));
+        CHECK(!memcmp(p2, cs.p.data, n * sizeof(float)), "params after Adam differ (nmse %.3g)",
+              nmse(p2, cs.p.data, n));
         CHECK(!memcmp(m2, m, n * sizeof(float)), "Adam m differs (nmse %.3g)", nmse(m2, m, n));
         CHECK(!memcmp(v2, v, n * sizeof(float)), "Adam v differs (nmse %.3g)", nmse(v2, v, n));
     }
@@ -369,14 +373,15 @@ static void test_adam_steps(void) {
              clt_gpu_set_batch(c, cs.x, cs.y, &e);
     for (int t = 1; t <= 3 && !rc; t++) {
         CltLossTerms lt;
-        rc = clt_gpu_forward(c, &one, &e) || clt_gpu_loss(c, &one, &cs.lp, &lt, &e) || clt_gpu_backward(c, &cs.lp, &e) ||
-             clt_gpu_adam(c, lr, 0.9f, 0.999f, 1e-8f, t, &e);
+        rc = clt_gpu_forward(c, &one, &e) || clt_gpu_loss(c, &one, &cs.lp, &lt, &e) ||
+            clt_gpu_backward(c, &cs.lp, &e) || clt_gpu_adam(c, lr, 0.9f, 0.999f, 1e-8f, t, &e);
         if (!rc) CHECK_NEAR(lt.total, totals[t - 1], 1e-6);
     }
     rc = rc || clt_gpu_get_state(c, gp, gm, gv, &e);
     CHECK(!rc, "%s", e.msg);
     if (!rc) {
-        Group gr[3] = {{"3 steps: params", 1e-7, 0, 0}, {"3 steps: adam m", 1e-9, 0, 0}, {"3 steps: adam v", 1e-9, 0, 0}};
+        Group gr[3] = {
+            {"3 steps: params", 1e-7, 0, 0}, {"3 steps: adam m", 1e-9, 0, 0}, {"3 steps: adam v", 1e-9, 0, 0}};
         group_check(&gr[0], "", gp, cs.p.data, n);
         group_check(&gr[1], "", gm, m, n);
         group_check(&gr[2], "", gv, v, n);
@@ -451,7 +456,8 @@ static void test_two_rank_forward(void) {
                  clt_gpu_loss(c, &twin, &cs.lp, &s.lt, &e) || clt_gpu_get_yhat(c, s.yhat, &e);
         CHECK(!rc, "%s comm: %s", dev ? "device" : "host", e.msg);
         if (!rc) {
-            for (int k = 0; k < L; k++) group_check(&gy, dev ? "device comm" : "host comm", s.yhat[k], w.yhat[k], (size_t)B * d);
+            for (int k = 0; k < L; k++)
+                group_check(&gy, dev ? "device comm" : "host comm", s.yhat[k], w.yhat[k], (size_t)B * d);
             CHECK_NEAR(s.lt.mse, mse, 1e-6);
             CHECK_NEAR(s.lt.sparsity, 2 * one_rank.sparsity, 1e-6);
             CHECK_NEAR(s.lt.preact, 2 * one_rank.preact, 1e-6);

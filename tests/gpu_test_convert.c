@@ -25,7 +25,8 @@ static void compare_f32(const char *what, const float *gpu, const float *cpu, si
     CHECK(bad == 0, "%s: %zu of %zu differ", what, bad, n);
 }
 
-static void compare_u16(const char *what, const uint16_t *gpu, const uint16_t *cpu, size_t n, int (*isnan16)(uint16_t)) {
+static void compare_u16(const char *what, const uint16_t *gpu, const uint16_t *cpu, size_t n,
+                        int (*isnan16)(uint16_t)) {
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         if (isnan16(gpu[i]) && isnan16(cpu[i])) continue;

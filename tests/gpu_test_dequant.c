@@ -154,8 +154,11 @@ static void test_real_chunks(void) {
             CHECK(!actshard_read_chunk(&s, i, &c, &e), "%s", e.msg);
             size_t ns = actq_row_scales(s.dtype, s.enc_param, d), es = actq_elem_bytes(s.dtype);
             for (size_t b = 0; b < 2 * L; b++) {
-                ActqLayout lay = {.enc = s.dtype, .param = s.enc_param, .d = d,
-                                  .val_planes = c.planes && es > 1 ? c.n * d : 0, .scale_planes = c.planes ? c.n * ns : 0};
+                ActqLayout lay = {.enc = s.dtype,
+                                  .param = s.enc_param,
+                                  .d = d,
+                                  .val_planes = c.planes && es > 1 ? c.n * d : 0,
+                                  .scale_planes = c.planes ? c.n * ns : 0};
                 char what[64];
                 snprintf(what, sizeof what, "real %s chunk %llu block %zu", act_dtype_name(s.dtype),
                          (unsigned long long)i, b);
@@ -173,7 +176,8 @@ static void test_real_chunks(void) {
 static void test_errors(void) {
     Error e = {{0}};
     ActqLayout lay = {.enc = 9, .d = 4};
-    CHECK(actq_decode_rows_cuda(&G, &lay, NULL, NULL, 1, NULL, &e) == -1 && strstr(e.msg, "actquant.cu: unknown encoding 9"),
+    CHECK(actq_decode_rows_cuda(&G, &lay, NULL, NULL, 1, NULL, &e) == -1 &&
+              strstr(e.msg, "actquant.cu: unknown encoding 9"),
           "%s", e.msg);
     lay.enc = ACT_INT8;
     CHECK(actq_decode_rows_cuda(&G, &lay, NULL, NULL, 0, NULL, &e) == 0, "0 rows is not a no-op");

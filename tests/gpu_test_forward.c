@@ -17,8 +17,8 @@
 static GpuCtx G;
 static double TOL = 1e-4;
 
-static void compare(const char *model, const char *what, const char *name, const float *got, const float *want, size_t n,
-                    double tol) {
+static void compare(const char *model, const char *what, const char *name, const float *got, const float *want,
+                    size_t n, double tol) {
     double err = test_rel_err(got, want, n);
     CHECK(err <= tol, "%s: %s %s relative error %.3g > %.1g", model, what, name, err, tol);
 }
@@ -34,7 +34,8 @@ static float *golden_f32(const SafeTensors *g, const char *name, size_t expect) 
 
 // Every output of a forward pass, in host memory.
 enum { H_RESID_PRE, H_RESID_MID, H_MLP_IN, H_MLP_OUT, H_PROBS, H_ATTN_RSTD, H_MLP_RSTD, N_HOOKS };
-static const char *HOOK_NAMES[N_HOOKS] = {"resid_pre", "resid_mid", "mlp_in", "mlp_out", "attn_probs", "attn_rstd", "mlp_rstd"};
+static const char *HOOK_NAMES[N_HOOKS] = {"resid_pre",  "resid_mid", "mlp_in",  "mlp_out",
+                                          "attn_probs", "attn_rstd", "mlp_rstd"};
 
 typedef struct {
     int L, B, T, D, H, V;
@@ -178,7 +179,8 @@ static void check_model(const char *name) {
     // A token id outside the vocabulary is an Error naming it; wrong shapes too.
     uint32_t saved = tokens[5];
     tokens[5] = (uint32_t)V;
-    CHECK(forward_cuda(&G, &mg, sg, tokens, B, T, &fg, &e) == -1 && strstr(e.msg, "vocab"), "bad id accepted: %s", e.msg);
+    CHECK(forward_cuda(&G, &mg, sg, tokens, B, T, &fg, &e) == -1 && strstr(e.msg, "vocab"), "bad id accepted: %s",
+          e.msg);
     tokens[5] = saved;
     CHECK(forward_cuda(&G, &mg, sg, tokens, B + 1, T, &fg, &e) == -1, "B > state's B accepted");
     CHECK(forward_cuda(&G, &mg, sg, tokens, B, T - 1, &fg, &e) == -1, "T != state's T accepted");
@@ -191,7 +193,8 @@ static void check_model(const char *name) {
     probs_hooks[0] = d_probs;
     mid_hooks[L - 1] = d_mid;
     rstd_hooks[L - 1] = d_rstd;
-    ForwardOutputs dev = {.attn_probs = probs_hooks, .resid_mid = mid_hooks, .mlp_rstd = rstd_hooks, .logits = d_logits};
+    ForwardOutputs dev = {
+        .attn_probs = probs_hooks, .resid_mid = mid_hooks, .mlp_rstd = rstd_hooks, .logits = d_logits};
     run_gpu(&mg, sg, tokens, B, T, &dev);
     float *h_logits = malloc(N * V * sizeof(float)), *h_probs = malloc(np * sizeof(float));
     float *h_mid = malloc(N * D * sizeof(float)), *h_rstd = malloc(N * sizeof(float));
@@ -207,14 +210,15 @@ static void check_model(const char *name) {
     free(h_logits), free(h_probs), free(h_mid), free(h_rstd);
 
     // A smaller batch than the state holds: the last prompt alone gives its rows of the batch.
-    float *one_logits = malloc((size_t)T * V * sizeof(float)), *one_probs = malloc((size_t)c->n_heads * T * T * sizeof(float));
+    float *one_logits = malloc((size_t)T * V * sizeof(float)),
+          *one_probs = malloc((size_t)c->n_heads * T * T * sizeof(float));
     float *one_probs_hooks[64] = {0};
     one_probs_hooks[L - 1] = one_probs;
     ForwardOutputs one = {.logits = one_logits, .attn_probs = one_probs_hooks};
     run_gpu(&mg, sg, tokens + (size_t)(B - 1) * T, 1, T, &one);
     compare(name, "batch of 1", "logits", one_logits, cpu.logits + (size_t)(B - 1) * T * V, (size_t)T * V, TOL);
-    compare(name, "batch of 1", "attn_probs.last", one_probs, cpu.hooks[H_PROBS][L - 1] + (size_t)(B - 1) * c->n_heads * T * T,
-            (size_t)c->n_heads * T * T, TOL);
+    compare(name, "batch of 1", "attn_probs.last", one_probs,
+            cpu.hooks[H_PROBS][L - 1] + (size_t)(B - 1) * c->n_heads * T * T, (size_t)c->n_heads * T * T, TOL);
     free(one_logits), free(one_probs);
 
     forward_state_gpu_free(sg);

@@ -114,7 +114,8 @@ static void test_act(void) {
 static void test_norm(void) {
     Group gr = {"norm", 1e-10, 0, 0};
     uint64_t r = 7;
-    const int shapes[][2] = {{1, 1}, {1, 64}, {3, 7}, {17, 64}, {5, 255}, {4, 257}, {5, 1000}, {64, 4096}, {2, 5000}, {300, 96}};
+    const int shapes[][2] = {{1, 1},   {1, 64},   {3, 7},     {17, 64},  {5, 255},
+                             {4, 257}, {5, 1000}, {64, 4096}, {2, 5000}, {300, 96}};
     Error e = {{0}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int N = shapes[si][0], D = shapes[si][1];
@@ -172,7 +173,8 @@ static void test_norm(void) {
 static void test_rope(void) {
     Group gr = {"rope", 1e-10, 0, 0};
     uint64_t r = 99;
-    const int shapes[][4] = {{1, 1, 1, 2}, {2, 7, 3, 16}, {2, 5, 2, 6}, {1, 33, 5, 128}, {3, 300, 4, 64}, {2, 24, 8, 256}};
+    const int shapes[][4] = {{1, 1, 1, 2},    {2, 7, 3, 16},   {2, 5, 2, 6},
+                             {1, 33, 5, 128}, {3, 300, 4, 64}, {2, 24, 8, 256}};
     Error e = {{0}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int B = shapes[si][0], T = shapes[si][1], nh = shapes[si][2], hd = shapes[si][3];
@@ -229,7 +231,8 @@ static void test_matmul(void) {
         free(in), free(w), free(bias), free(cpu);
     }
     // no handle: an Error, not a crash
-    CHECK(matmul_cuda(NULL, NULL, NULL, NULL, NULL, 2, 2, 2, &e) == -1 && strstr(e.msg, "cuBLAS"), "no handle accepted");
+    CHECK(matmul_cuda(NULL, NULL, NULL, NULL, NULL, 2, 2, 2, &e) == -1 && strstr(e.msg, "cuBLAS"),
+          "no handle accepted");
     group_report(&gr);
 }
 
@@ -299,7 +302,8 @@ static void test_attention(void) {
         for (int ti = 0; ti < 3; ti++)
             for (int cap = 0; cap < 2; cap++)
                 for (int win = 0; win < 2; win++) {
-                    AttnCase c = {2, Ts[ti], gqa[gi][0], gqa[gi][1], 32, cap ? 2.0f : 0.0f, win ? 8 : 0, 1, cap ? 3.0f : 1.5f};
+                    AttnCase c = {2,           Ts[ti], gqa[gi][0],       gqa[gi][1], 32, cap ? 2.0f : 0.0f,
+                                  win ? 8 : 0, 1,      cap ? 3.0f : 1.5f};
                     attn_case(&gr, &gp, &c, &r);
                 }
     // odd head sizes (not a multiple of 32, larger than the block), batch 3, windows 1 and > T
@@ -315,7 +319,8 @@ static void test_attention(void) {
     // a head count that is not a multiple of the kv heads: an Error
     Error e = {{0}};
     AttnShape bad = {1, 4, 3, 2, 8, 1.0f, 0, 0};
-    CHECK(attention_cuda(&G, NULL, NULL, NULL, NULL, NULL, &bad, &e) == -1 && strstr(e.msg, "kv heads"), "3 heads / 2 kv accepted");
+    CHECK(attention_cuda(&G, NULL, NULL, NULL, NULL, NULL, &bad, &e) == -1 && strstr(e.msg, "kv heads"),
+          "3 heads / 2 kv accepted");
     group_report(&gr);
     group_report(&gp);
 }

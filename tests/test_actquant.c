@@ -155,15 +155,17 @@ static void test_rows_random(void) {
             for (size_t k = 0; k < N_QENCS; k++) {
                 Enc q = QENCS[k];
                 size_t rb = actq_row_bytes(q.dt, d), ns = actq_row_scales(q.dt, q.param, d);
-                for (size_t r = 0; r < rows; r++) actq_encode_row(q.dt, q.param, x + r * d, d, vals + r * rb, sc + r * ns);
+                for (size_t r = 0; r < rows; r++)
+                    actq_encode_row(q.dt, q.param, x + r * d, d, vals + r * rb, sc + r * ns);
                 ActqLayout lay = {.enc = q.dt, .param = q.param, .d = d};
                 size_t bad = 0;
                 CHECK(actq_decode_rows(&lay, vals, (const uint8_t *)sc, rows, y, &bad) == 0, "%s: bad row %zu",
                       enc_name(q), bad);
                 BoundStats st = {0};
                 check_rows(q, x, y, rows, d, &st);
-                CHECK(st.violations == 0 && st.sign_flips == 0, "%s d %zu kind %d: %zu of %zu over the bound, %zu sign flips",
-                      enc_name(q), d, kind, st.violations, st.checked, st.sign_flips);
+                CHECK(st.violations == 0 && st.sign_flips == 0,
+                      "%s d %zu kind %d: %zu of %zu over the bound, %zu sign flips", enc_name(q), d, kind,
+                      st.violations, st.checked, st.sign_flips);
                 for (size_t i = 0; i < rows * d; i++)
                     if (x[i] == 0) CHECK(y[i] == 0, "%s: 0 decoded as %g", enc_name(q), (double)y[i]);
                 // the scales as byte planes decode to the same bits
@@ -293,7 +295,8 @@ static void check_shard(const char *path, const Data *D, Enc q, int threads, int
             CHECK(0, "%s chunk %llu: %s", enc_name(q), (unsigned long long)i, e.msg);
             break;
         }
-        CHECK(s.index[i].compression == (unsigned)want_planes, "%s: compression %u", enc_name(q), s.index[i].compression);
+        CHECK(s.index[i].compression == (unsigned)want_planes, "%s: compression %u", enc_name(q),
+              s.index[i].compression);
         for (int h = 0; h < 2; h++)
             for (size_t l = 0; l < L; l++) {
                 const float *got = (h ? c.out : c.in) + l * c.n * d;

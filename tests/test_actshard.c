@@ -65,7 +65,9 @@ static void set_want(Data *D, ActDtype dt) {
     for (int h = 0; h < 2; h++)
         for (size_t k = 0; k < total; k++) {
             float v = D->x[h][k];
-            D->want[h][k] = dt == ACT_F32 ? v : dt == ACT_BF16 ? bf16_to_f32(f32_to_bf16(v)) : f16_to_f32(f32_to_f16(v));
+            D->want[h][k] = dt == ACT_F32 ? v
+                : dt == ACT_BF16          ? bf16_to_f32(f32_to_bf16(v))
+                                          : f16_to_f32(f32_to_f16(v));
         }
 }
 

@@ -26,3 +26,12 @@ else fail build_O1_werror "$(head -3 "$TMP/o1.err")"; fi
 hits=$(cd "$ROOT" && grep -rInE '/work/|/home/[a-z]|/Users/' --exclude-dir=.git --exclude-dir=build --exclude-dir=bin \
   --exclude-dir=build-san --exclude-dir=bin-san --exclude-dir=.venv-ref --exclude-dir=demo-out --exclude=.git --exclude=test_build.sh . | head -3)
 [ -z "$hits" ] && ok build_no_absolute_paths || fail build_no_absolute_paths "$hits"
+# lines within 120 columns in the C and CUDA sources (.clang-format; `clang-format -i --lines=N:N`
+# rewraps one), except string literals, which are not broken, and the generated Unicode tables
+long=$(cd "$ROOT" && git ls-files -co --exclude-standard 'libcommon/*' 'kernels/*' 'tools/*' 'tests/*' 'bench/*' |
+  grep -E '\.(c|h|cu)$' | grep -v unicode_data.c | xargs python3 -c '
+import sys
+for f in sys.argv[1:]:
+    for i, l in enumerate(open(f, encoding="utf-8"), 1):
+        if len(l.rstrip("\n")) > 120 and "\"" not in l: print(f"{f}:{i}")' | head -3)
+[ -z "$long" ] && ok build_lines_120 || fail build_lines_120 "longer than 120 columns: $long"

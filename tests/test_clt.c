@@ -87,7 +87,8 @@ static double rel(const float *a, const float *b, size_t n, double floor) {
     return md / mr;
 }
 
-static void expect_close(const char *cs, const SafeTensors *g, const char *name, const float *got, size_t n, double tol) {
+static void expect_close(const char *cs, const SafeTensors *g, const char *name, const float *got, size_t n,
+                         double tol) {
     float *want = gt(g, name, n);
     CHECK(want != NULL, "%s: golden %s missing or of the wrong size", cs, name);
     if (!want) return;
@@ -142,10 +143,12 @@ static void load_case(const SafeTensors *g, const char *cs, int L, int d, int F,
 static void compare_grads(const char *cs, const SafeTensors *g, const char *prefix, const CltParams *grad, double tol) {
     char name[96];
     for (int l = 0; l < grad->L; l++) {
-        struct { const char *n; const float *src; size_t count; } parts[5] = {
-            {"W_enc", grad->W_enc[l], (size_t)grad->F * grad->d}, {"b_enc", grad->b_enc[l], (size_t)grad->F},
-            {"log_theta", grad->log_theta[l], (size_t)grad->F}, {"W_dec", grad->W_dec[l], (size_t)grad->F * (grad->L - l) * grad->d},
-            {"b_dec", grad->b_dec[l], (size_t)grad->d}};
+        struct { const char *n; const float *src; size_t count;
+        } parts[5] = {{"W_enc", grad->W_enc[l], (size_t)grad->F * grad->d},
+                      {"b_enc", grad->b_enc[l], (size_t)grad->F},
+                      {"log_theta", grad->log_theta[l], (size_t)grad->F},
+                      {"W_dec", grad->W_dec[l], (size_t)grad->F * (grad->L - l) * grad->d},
+                      {"b_dec", grad->b_dec[l], (size_t)grad->d}};
         for (int k = 0; k < 5; k++) {
             snprintf(name, sizeof name, "%s.%s.%d", prefix, parts[k].n, l);
             expect_close(cs, g, name, parts[k].src, parts[k].count, tol);
@@ -315,7 +318,11 @@ static void test_clt_batchtopk_cutoff_is_exact(void) {
     float *sorted = malloc((size_t)B * F * sizeof(float));
     memcpy(sorted, w.h[0], (size_t)B * F * sizeof(float));
     for (int i = 1; i < B * F; i++)  // insertion sort, descending
-        for (int j = i; j > 0 && sorted[j] > sorted[j - 1]; j--) { float t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t; }
+        for (int j = i; j > 0 && sorted[j] > sorted[j - 1]; j--) {
+            float t = sorted[j];
+            sorted[j] = sorted[j - 1];
+            sorted[j - 1] = t;
+        }
     float want = sorted[K - 1] > 0 ? sorted[K - 1] : 0;
     CHECK(cut == want, "BatchTopK cutoff %g, sorted K-th largest %g", cut, want);
     // two "ranks": candidate blocks of each half, cut over both, is the same value
@@ -373,7 +380,8 @@ static void test_clt_save_load_folds_normalization(void) {
               strstr(yaml, "scan: \"test \\\"model\\\"-clt-") && strstr(yaml, "-01234567\"\n"),
           "config.yaml:\n%s", yaml);
     char hook[64];
-    CHECK(!clt_config_value(dir, "feature_input_hook", hook, sizeof hook) && !strcmp(clt_shard_hook(hook), "mlp_in"), "hook %s", hook);
+    CHECK(!clt_config_value(dir, "feature_input_hook", hook, sizeof hook) && !strcmp(clt_shard_hook(hook), "mlp_in"),
+          "hook %s", hook);
     CltParams q;
     CHECK(!clt_load(dir, &q, &e), "%s", e.msg);
     if (q.data) {

@@ -37,7 +37,8 @@ static void test_shard_init_random_is_a_slice(void) {
             clt_params_init(&got, L, d, sh.F_local, NULL);
             take_slice(&full, &want, sh.first);
             clt_shard_init_random(&sh, &got, 1234, 0.07f);
-            CHECK(!memcmp(want.data, got.data, want.n * sizeof(float)), "rank %d of %d: slice differs from the full init", r, R);
+            CHECK(!memcmp(want.data, got.data, want.n * sizeof(float)),
+                  "rank %d of %d: slice differs from the full init", r, R);
             clt_params_free(&want);
             clt_params_free(&got);
             clt_shard_free(&sh);
@@ -149,7 +150,8 @@ static void test_two_shards_match_full(void) {
         }
         CHECK(err <= 1e-6 * scale, "rank %d: gradient off by %.3g (scale %.3g)", r, err, scale);
         for (int l = 0; l < L; l++)
-            CHECK(!memcmp(want.b_dec[l], gloc[r].b_dec[l], (size_t)d * sizeof(float)), "rank %d: b_dec gradient of layer %d not bitwise", r, l);
+            CHECK(!memcmp(want.b_dec[l], gloc[r].b_dec[l], (size_t)d * sizeof(float)),
+                  "rank %d: b_dec gradient of layer %d not bitwise", r, l);
     }
     clt_params_free(&want);
     for (int r = 0; r < R; r++) {
@@ -191,7 +193,8 @@ static void test_one_rank_is_unsharded(void) {
     CltLossTerms t1 = clt_loss(&p, y, &lp, &w1), t2;
     CHECK(!clt_shard_forward(&sh, &p, x, B, &w2, &e), "%s", e.msg);
     CHECK(!clt_shard_loss(&sh, &p, y, &lp, &w2, &t2, &e), "%s", e.msg);
-    for (int k = 0; k < L; k++) CHECK(!memcmp(w1.yhat[k], w2.yhat[k], (size_t)B * d * sizeof(float)), "yhat[%d] differs", k);
+    for (int k = 0; k < L; k++)
+        CHECK(!memcmp(w1.yhat[k], w2.yhat[k], (size_t)B * d * sizeof(float)), "yhat[%d] differs", k);
     CHECK(!memcmp(&t1, &t2, sizeof t1), "loss terms differ");
     // gather/scatter are copies
     CHECK(!clt_shard_gather(&sh, p.data, full.data, &e), "%s", e.msg);

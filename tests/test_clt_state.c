@@ -5,7 +5,8 @@
 #include "check.h"
 #include "clt_state.h"
 
-#define GOOD "\"step\": \"20\", \"epoch\": \"1\", \"pool\": \"2\", \"batch\": \"3\", \"L\": \"5\", \"d\": \"64\", \"F\": \"256\""
+#define GOOD                                                                                                           \
+    "\"step\": \"20\", \"epoch\": \"1\", \"pool\": \"2\", \"batch\": \"3\", \"L\": \"5\", \"d\": \"64\", \"F\": \"256\""
 
 static void test_valid(void) {
     CltStateMeta m;

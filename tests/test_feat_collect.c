@@ -52,7 +52,9 @@ static void make_data(void) {
                     if (rnd() % 50 == 0) a = 1e-6f;
                     if (rnd() % 80 == 0) a = 1e5f;
                 }
-                if (f == 7) a = tokens[r] == 2 && r % T > 8 && (r / T) % 7 == 3 ? 2.0f : 0.0f;  // token-driven, ties: duplicates
+                if (f == 7)
+                    a = tokens[r] == 2 && r % T > 8 && (r / T) % 7 == 3 ? 2.0f
+                                                                        : 0.0f;  // token-driven, ties: duplicates
                 acts[l][(size_t)r * F + f] = a;
             }
 }
@@ -125,12 +127,15 @@ static void check_example(json_t *j, const Win *w, int with_acts, const char *wh
     CHECK((float)json_number_value(json_object_get(j, "act")) == w->act, "%s f%d: act %g vs %g", what, f,
           json_number_value(json_object_get(j, "act")), w->act);
     CHECK((uint64_t)json_integer_value(json_object_get(j, "window")) == w->window, "%s f%d: window", what, f);
-    CHECK(!strcmp(json_string_value(json_object_get(j, "split")), w->split ? "test" : "explain"), "%s f%d split", what, f);
+    CHECK(!strcmp(json_string_value(json_object_get(j, "split")), w->split ? "test" : "explain"), "%s f%d split", what,
+          f);
     CHECK((int)json_array_size(t) == w->n, "%s f%d: %zu tokens vs %d", what, f, json_array_size(t), w->n);
-    CHECK(json_integer_value(json_object_get(j, "max_idx")) == (with_acts ? w->max_idx : 0), "%s f%d: max_idx", what, f);
+    CHECK(json_integer_value(json_object_get(j, "max_idx")) == (with_acts ? w->max_idx : 0), "%s f%d: max_idx", what,
+          f);
     for (int i = 0; i < w->n && i < (int)json_array_size(t); i++) {
         CHECK((uint32_t)json_integer_value(json_array_get(t, (size_t)i)) == w->tok[i], "%s f%d: token %d", what, f, i);
-        if (with_acts) CHECK((float)json_number_value(json_array_get(a, (size_t)i)) == w->a[i], "%s f%d: act %d", what, f, i);
+        if (with_acts)
+            CHECK((float)json_number_value(json_array_get(a, (size_t)i)) == w->a[i], "%s f%d: act %d", what, f, i);
     }
 }
 
@@ -173,12 +178,15 @@ static void check_store(const char *dir) {
             if (count) {
                 CHECK((float)json_number_value(json_object_get(r, "max_activation")) == mx, "f%d max", f);
                 CHECK((float)json_number_value(json_object_get(r, "min_activation")) == mn, "f%d min", f);
-                CHECK_NEAR(json_number_value(json_object_get(r, "mean_activation")), (double)sum / FEAT_SUM_SCALE / count, 1e-8);
+                CHECK_NEAR(json_number_value(json_object_get(r, "mean_activation")),
+                           (double)sum / FEAT_SUM_SCALE / count, 1e-8);
                 json_t *qv = json_object_get(r, "quantile_values");
                 CHECK(json_array_size(qv) == 101, "f%d quantiles", f);
                 for (size_t q = 1; q < json_array_size(qv); q++)
-                    CHECK(json_number_value(json_array_get(qv, q)) >= json_number_value(json_array_get(qv, q - 1)), "f%d monotone", f);
-                CHECK((float)json_number_value(json_array_get(qv, 0)) == mn && (float)json_number_value(json_array_get(qv, 100)) == mx,
+                    CHECK(json_number_value(json_array_get(qv, q)) >= json_number_value(json_array_get(qv, q - 1)),
+                          "f%d monotone", f);
+                CHECK((float)json_number_value(json_array_get(qv, 0)) == mn &&
+                          (float)json_number_value(json_array_get(qv, 100)) == mx,
                       "f%d quantile ends", f);
             }
             json_t *hb = json_object_get(r, "hist_buckets"), *p;
@@ -260,23 +268,27 @@ static void check_store(const char *dir) {
                     bin_count[bin]++;
                 }
                 if (n_h == R)
-                    for (int b = 0; b < opt.n_bins; b++) CHECK(bin_count[b] == opt.per_bin, "f%d bin %d: %d", f, b, bin_count[b]);
+                    for (int b = 0; b < opt.n_bins; b++)
+                        CHECK(bin_count[b] == opt.per_bin, "f%d bin %d: %d", f, b, bin_count[b]);
                 int n_r = 0;
                 for (int q = 0; q < n_all; q++)
                     if (all[q].act == 0 && all[q].split == h) top[n_r++] = all[q];
                 qsort(top, (size_t)n_r, sizeof(Win), key_cmp);
-                for (int q = 0; q < n_r && q < opt.n_random; q++, at_r++) check_example(json_array_get(jr, at_r), &top[q], 0, "random", f);
+                for (int q = 0; q < n_r && q < opt.n_random; q++, at_r++)
+                    check_example(json_array_get(jr, at_r), &top[q], 0, "random", f);
             }
             CHECK(at == json_array_size(js) && at_r == json_array_size(jr), "f%d: %zu samples, %zu random", f,
                   json_array_size(js), json_array_size(jr));
             CHECK(json_array_size(json_object_get(r, "top_logits")) == 2 &&
-                      json_number_value(json_array_get(json_array_get(json_object_get(r, "bottom_logits"), 0), 1)) == -1.25,
+                      json_number_value(json_array_get(json_array_get(json_object_get(r, "bottom_logits"), 0), 1)) ==
+                          -1.25,
                   "f%d logits", f);
             // the exported form: circuit-tracer's fields, the top group first, then the bins
             json_t *x = feat_export_json(r, NULL, "test-clt");
             json_t *g = json_object_get(x, "examples_quantiles");
             CHECK(json_is_array(g) && json_array_size(g) >= 1, "f%d groups", f);
-            CHECK(!strcmp(json_string_value(json_object_get(json_array_get(g, 0), "quantile_name")), "Top activations"), "f%d", f);
+            CHECK(!strcmp(json_string_value(json_object_get(json_array_get(g, 0), "quantile_name")), "Top activations"),
+                  "f%d", f);
             if (count && R <= n_act / 2)
                 CHECK((int)json_array_size(g) == 1 + opt.n_bins, "f%d: %zu groups", f, json_array_size(g));
             CHECK(json_object_get(x, "act_max") && json_object_get(x, "activation_frequency") &&

@@ -62,7 +62,8 @@ static void check_model(const char *name, const char *in_hook, const char *dtype
     CHECK(s.n_tokens == (uint64_t)B * T, "%llu tokens, want %d", (unsigned long long)s.n_tokens, B * T);
     int D = s.d_model;
     size_t n_rows = (size_t)B * T;
-    float *got_in = calloc((size_t)s.n_layers * n_rows * D, sizeof(float)), *got_out = calloc((size_t)s.n_layers * n_rows * D, sizeof(float));
+    float *got_in = calloc((size_t)s.n_layers * n_rows * D, sizeof(float)),
+          *got_out = calloc((size_t)s.n_layers * n_rows * D, sizeof(float));
     uint32_t *got_pos = calloc(n_rows, sizeof(uint32_t));
     uint64_t *got_doc = calloc(n_rows, sizeof(uint64_t));
     ActChunk c = {0};
@@ -73,8 +74,10 @@ static void check_model(const char *name, const char *in_hook, const char *dtype
             got_pos[row] = c.positions[r];
             got_doc[row] = c.doc_ids[r];
             for (int li = 0; li < s.n_layers; li++) {
-                memcpy(got_in + ((size_t)li * n_rows + row) * D, c.in + ((size_t)li * c.n + r) * D, (size_t)D * sizeof(float));
-                memcpy(got_out + ((size_t)li * n_rows + row) * D, c.out + ((size_t)li * c.n + r) * D, (size_t)D * sizeof(float));
+                memcpy(got_in + ((size_t)li * n_rows + row) * D, c.in + ((size_t)li * c.n + r) * D,
+                       (size_t)D * sizeof(float));
+                memcpy(got_out + ((size_t)li * n_rows + row) * D, c.out + ((size_t)li * c.n + r) * D,
+                       (size_t)D * sizeof(float));
             }
         }
     }
@@ -87,13 +90,13 @@ static void check_model(const char *name, const char *in_hook, const char *dtype
         char hn[64];
         snprintf(hn, sizeof hn, "%s.%d", in_hook, s.layers[li]);
         float *want = golden(&g, hn, NULL);
-        CHECK(want && test_rel_err(got_in + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g", name, dtype, hn,
-              want ? test_rel_err(got_in + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
+        CHECK(want && test_rel_err(got_in + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g",
+              name, dtype, hn, want ? test_rel_err(got_in + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
         free(want);
         snprintf(hn, sizeof hn, "mlp_out.%d", s.layers[li]);
         want = golden(&g, hn, NULL);
-        CHECK(want && test_rel_err(got_out + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g", name, dtype, hn,
-              want ? test_rel_err(got_out + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
+        CHECK(want && test_rel_err(got_out + (size_t)li * n_rows * D, want, n_rows * D) <= tol, "%s %s %s: error %.3g",
+              name, dtype, hn, want ? test_rel_err(got_out + (size_t)li * n_rows * D, want, n_rows * D) : -1.0);
         free(want);
     }
     free(got_in); free(got_out); free(got_pos); free(got_doc);

@@ -24,7 +24,10 @@ static TmpDir st_tmp;
 static const char *st_dir = st_tmp.dir;
 static int stories_ready(void) {
     static int state = 0;  // 0 untried, 1 ready, -1 failed, 2 data missing (skip)
-    if (state == 2) { SKIP_TEST("needs %s/models/stories260K (not found; `make test-data` fetches it)", test_shared_dir()); return 0; }
+    if (state == 2) {
+        SKIP_TEST("needs %s/models/stories260K (not found; `make test-data` fetches it)", test_shared_dir());
+        return 0;
+    }
     if (state) return state > 0;
     state = 2;
     char ckpt[512], spm[512], p[600];
@@ -51,7 +54,8 @@ static void stories_cleanup(void) {
 // Greedy decoding with the cache; at every step the cached logits must equal the last row of
 // model_forward over the whole sequence. The prompt goes in two chunks (split at `split`) so a
 // multi-row step over a non-empty cache is covered too.
-static void kv_vs_forward(const char *name, const char *dir, const uint32_t *prompt, int n_prompt, int split, int steps) {
+static void kv_vs_forward(const char *name, const char *dir, const uint32_t *prompt, int n_prompt, int split,
+                          int steps) {
     Model m;
     Error e;
     if (model_load(&m, dir, &e)) { CHECK(0, "%s", e.msg); return; }
@@ -74,7 +78,8 @@ static void kv_vs_forward(const char *name, const char *dir, const uint32_t *pro
         CHECK(!model_forward(&m, st, seq, 1, n, &out, &e), "%s", e.msg);
         double err = test_rel_err(kv_logits, full + (size_t)(n - 1) * V, (size_t)V);
         if (err > worst) worst = err;
-        CHECK(err <= 1e-5, "%s: step %d (position %d): cached logits differ by %.3g (relative)", name, step, n - 1, err);
+        CHECK(err <= 1e-5, "%s: step %d (position %d): cached logits differ by %.3g (relative)", name, step, n - 1,
+              err);
         free(full);
         forward_state_free(st);
         if (step + 1 == steps) break;
@@ -101,7 +106,10 @@ static void test_kv_logits_equal_forward_tiny(void) {
 }
 
 static void test_kv_logits_equal_forward_stories260K(void) {
-    if (!stories_ready()) { CHECK(test_state.skip_reason[0], "stories260K could not be converted from %s", test_shared_dir()); return; }
+    if (!stories_ready()) {
+        CHECK(test_state.skip_reason[0], "stories260K could not be converted from %s", test_shared_dir());
+        return;
+    }
     uint32_t bos = 1;
     kv_vs_forward("stories260K", st_dir, &bos, 1, 0, 60);
     uint32_t prompt[4] = {1, 403, 407, 261};
@@ -181,8 +189,8 @@ static void test_hf_greedy_tiny(void) {
             generate_result_free(&r);
             gp.cached_prefix = np + 5;  // more than the decoder holds: an error, not garbage
             kv_decoder_reset(d);
-            CHECK(generate(d, prompt, np, &gp, &r, &e) == -1 && strstr(e.msg, "cached"), "%s: cached_prefix past the cache",
-                  name);
+            CHECK(generate(d, prompt, np, &gp, &r, &e) == -1 && strstr(e.msg, "cached"),
+                  "%s: cached_prefix past the cache", name);
         }
         kv_decoder_free(d);
         model_free(&m);
@@ -225,7 +233,8 @@ static void test_stop_strings_and_streaming(void) {
           full.text ? full.text : "");
 
     const char *stops[][2] = {{"little", NULL}, {"e, th", "zzz"}, {"Lily", "girl"}, {"no such text", NULL}};
-    const char *want[] = {"Once upon a time, there was a ", "Once upon a tim", "Once upon a time, there was a little ", NULL};
+    const char *want[] = {"Once upon a time, there was a ", "Once upon a tim", "Once upon a time, there was a little ",
+                          NULL};
     for (int i = 0; i < 4; i++) {
         Stream s = {0};
         go = (GenerateOptions){.max_tokens = 40, .tok = tok, .stop = stops[i], .n_stop = stops[i][1] ? 2 : 1,
@@ -248,7 +257,8 @@ static void test_stop_strings_and_streaming(void) {
     Stream s = {0};
     go = (GenerateOptions){.max_tokens = 40, .tok = tok, .eos_ids = &eos, .n_eos = 1, .on_text = on_text, .ctx = &s};
     CHECK(!generate(d, &bos, 1, &go, &r, &e), "%s", e.msg);
-    CHECK(r.stop == GEN_STOP_EOS && r.n == first + 1 && r.ids[r.n - 1] == eos, "eos: %s after %d", generate_stop_name(r.stop), r.n);
+    CHECK(r.stop == GEN_STOP_EOS && r.n == first + 1 && r.ids[r.n - 1] == eos, "eos: %s after %d",
+          generate_stop_name(r.stop), r.n);
     char *want_text;
     size_t want_len;
     tokenizer_decode(tok, full.ids, (size_t)first, 1, &want_text, &want_len, &e);
@@ -347,7 +357,8 @@ static void test_sampler_distribution(void) {
     check_distribution("top-p 0.85", l, 5, (SamplerOptions){.temperature = 1, .top_p = 0.85f, .seed = 5}, p9);
     // top-k first, then top-p over the renormalized top-k: 0.5/0.9 = 0.56 < 0.6 needs the second
     const double kp[5] = {0.625, 0.375, 0, 0, 0};
-    check_distribution("top-k 3 + top-p 0.6", l, 5, (SamplerOptions){.temperature = 1, .top_k = 3, .top_p = 0.6f, .seed = 6}, kp);
+    check_distribution("top-k 3 + top-p 0.6", l, 5,
+                       (SamplerOptions){.temperature = 1, .top_k = 3, .top_p = 0.6f, .seed = 6}, kp);
 }
 
 // ---- decoding kernel ----------------------------------------------------------------------
@@ -398,7 +409,8 @@ static void test_chatml_matches_hf(void) {
     ChatTemplate ct;
     Error e;
     CHECK(!chat_template_parse(&ct, json_string_value(json_object_get(root, "chat_template")), &e), "%s", e.msg);
-    CHECK(ct.default_system && !strcmp(ct.default_system, "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+    CHECK(ct.default_system &&
+              !strcmp(ct.default_system, "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
           "default system '%s'", ct.default_system ? ct.default_system : "(none)");
     json_t *cases = json_object_get(root, "cases"), *c;
     size_t i;
@@ -411,7 +423,8 @@ static void test_chatml_matches_hf(void) {
                                     json_string_value(json_object_get(json_array_get(jm, k), "content"))};
         char *text = chat_format(&ct, msgs, n, 1);
         const char *want = json_string_value(json_object_get(c, "template_text"));
-        CHECK(!strcmp(text, want), "%s:\n%s\n--- expected ---\n%s", json_string_value(json_object_get(c, "name")), text, want);
+        CHECK(!strcmp(text, want), "%s:\n%s\n--- expected ---\n%s", json_string_value(json_object_get(c, "name")), text,
+              want);
         free(text);
     }
     chat_template_free(&ct);
@@ -428,23 +441,29 @@ static void test_chat_template_sources(void) {
     ChatTemplate ct;
     Error e;
     // escaped newlines inside the Jinja literal, double quotes, no default system
-    const char *esc = "{% if messages[0][\"role\"] != \"system\" %}{{ '<|im_start|>system\\nBe brief.<|im_end|>\\n' }}{% endif %}"
-                      "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}"
-                      "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-    CHECK(!chat_template_parse(&ct, esc, &e) && ct.default_system && !strcmp(ct.default_system, "Be brief."), "escaped: %s", e.msg);
+    const char *esc =
+        "{% if messages[0][\"role\"] != \"system\" %}{{ '<|im_start|>system\\nBe brief.<|im_end|>\\n' }}{% endif %}"
+        "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    CHECK(!chat_template_parse(&ct, esc, &e) && ct.default_system && !strcmp(ct.default_system, "Be brief."),
+          "escaped: %s", e.msg);
     ChatMessage um = {"user", "hi"};
     char *t = chat_format(&ct, &um, 1, 0);
     CHECK(!strcmp(t, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"), "'%s'", t);
     free(t);
     chat_template_free(&ct);
-    const char *plain = "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}"
-                        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    const char *plain =
+        "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n'}}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
     CHECK(!chat_template_parse(&ct, plain, &e) && !ct.default_system, "plain ChatML: %s", e.msg);
     chat_template_free(&ct);
-    CHECK(chat_template_parse(&ct, "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}", &e) == -1 &&
-              strstr(e.msg, "not ChatML") && strstr(e.msg, "--raw"), "Llama 2 template accepted: %s", e.msg);
-    const char *computed = "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n' + default_msg + '<|im_end|>\\n' }}{% endif %}"
-                           "{{ '<|im_start|>assistant\\n' }}";
+    CHECK(chat_template_parse(
+              &ct, "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}", &e) == -1 &&
+              strstr(e.msg, "not ChatML") && strstr(e.msg, "--raw"),
+          "Llama 2 template accepted: %s", e.msg);
+    const char *computed =
+        "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\n' + default_msg + '<|im_end|>\\n' }}{% endif %}"
+        "{{ '<|im_start|>assistant\\n' }}";
     CHECK(chat_template_parse(&ct, computed, &e) == -1 && strstr(e.msg, "not a constant"), "computed system accepted");
 
     // where the template is read from
@@ -460,11 +479,14 @@ static void test_chat_template_sources(void) {
     write_file(p, "{\"model_max_length\": 1000000000000000019884624838656, \"chat_template\": \"STR\"}");
     CHECK(!chat_template_read(dir, &tmpl, &e) && tmpl && !strcmp(tmpl, "STR"), "string template: %s", e.msg);
     free(tmpl);
-    write_file(p, "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", \"template\": \"D\"}]}");
+    write_file(
+        p,
+        "{\"chat_template\": [{\"name\": \"tool_use\", \"template\": \"T\"}, {\"name\": \"default\", \"template\": \"D\"}]}");
     CHECK(!chat_template_read(dir, &tmpl, &e) && tmpl && !strcmp(tmpl, "D"), "named templates");
     free(tmpl);
     write_file(p, "{\"chat_template\": 5}");
-    CHECK(chat_template_read(dir, &tmpl, &e) == -1 && strstr(e.msg, "tokenizer_config.json"), "bad template type accepted");
+    CHECK(chat_template_read(dir, &tmpl, &e) == -1 && strstr(e.msg, "tokenizer_config.json"),
+          "bad template type accepted");
     write_file(p, "{\"chat_template\": ");
     CHECK(chat_template_read(dir, &tmpl, &e) == -1 && strstr(e.msg, "tokenizer_config.json"), "broken JSON accepted");
     unlink(p);

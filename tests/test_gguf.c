@@ -104,7 +104,10 @@ static float ref_weight(uint32_t type, const uint8_t *blocks, uint64_t i) {
     switch (type) {
         case GGML_TYPE_F32: { float f; memcpy(&f, blocks + 4 * i, 4); return f; }
         case GGML_TYPE_F16: return h2f(blocks + 2 * i);
-        case GGML_TYPE_BF16: { uint32_t u = (uint32_t)(blocks[2 * i] | blocks[2 * i + 1] << 8) << 16; return f32_from_bits(u); }
+        case GGML_TYPE_BF16: {
+            uint32_t u = (uint32_t)(blocks[2 * i] | blocks[2 * i + 1] << 8) << 16;
+            return f32_from_bits(u);
+        }
         case GGML_TYPE_Q8_0: {
             const uint8_t *b = blocks + (i / 32) * 34;
             return (float)(int8_t)b[2 + i % 32] * h2f(b);
@@ -166,7 +169,11 @@ static uint8_t *random_tensor(uint32_t type, uint64_t n, size_t *nbytes) {
         switch (type) {
             case GGML_TYPE_F32: { float f = ((float)(rnd() % 20001) - 10000.0f) * 1e-3f; memcpy(b, &f, 4); break; }
             case GGML_TYPE_F16: put_f16_at(b, (int)k); break;
-            case GGML_TYPE_BF16: { uint16_t h = f32_to_bf16(((float)(rnd() % 2001) - 1000.0f) * 1e-2f); memcpy(b, &h, 2); break; }
+            case GGML_TYPE_BF16: {
+                uint16_t h = f32_to_bf16(((float)(rnd() % 2001) - 1000.0f) * 1e-2f);
+                memcpy(b, &h, 2);
+                break;
+            }
             case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0: put_f16_at(b, (int)k); break;
             case GGML_TYPE_Q4_1: case GGML_TYPE_Q4_K: put_f16_at(b, (int)k); put_f16_at(b + 2, (int)k + 1); break;
             case GGML_TYPE_Q6_K: put_f16_at(b + 208, (int)k); break;
@@ -183,9 +190,12 @@ static const uint32_t DEQ_TYPES[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF1
 
 static void test_type_table(void) {
     // sizes from ggml.c's type_traits (blck_size, type_size)
-    struct { uint32_t t; int bs, ts; } want[] = {{0, 1, 4}, {1, 1, 2}, {2, 32, 18}, {3, 32, 20}, {6, 32, 22}, {7, 32, 24},
-                                                  {8, 32, 34}, {9, 32, 36}, {10, 256, 84}, {11, 256, 110}, {12, 256, 144},
-                                                  {13, 256, 176}, {14, 256, 210}, {15, 256, 292}, {30, 1, 2}};
+    struct {
+        uint32_t t;
+        int bs, ts;
+    } want[] = {{0, 1, 4},      {1, 1, 2},      {2, 32, 18},    {3, 32, 20},    {6, 32, 22},
+                {7, 32, 24},    {8, 32, 34},    {9, 32, 36},    {10, 256, 84},  {11, 256, 110},
+                {12, 256, 144}, {13, 256, 176}, {14, 256, 210}, {15, 256, 292}, {30, 1, 2}};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const GgmlTypeInfo *ti = ggml_type_info(want[i].t);
         CHECK(ti && ti->block_size == want[i].bs && ti->type_size == want[i].ts, "type %u", want[i].t);
@@ -208,7 +218,8 @@ static void test_dequant_reference(void) {
         for (uint64_t i = 0; i < n; i++) {
             float want = ref_weight(type, raw, i);
             if (memcmp(&want, &out[i], 4) && bad++ < 3)
-                CHECK(0, "%s weight %llu: %.9g, reference %.9g", ggml_type_info(type)->name, (unsigned long long)i, out[i], want);
+                CHECK(0, "%s weight %llu: %.9g, reference %.9g", ggml_type_info(type)->name, (unsigned long long)i,
+                      out[i], want);
         }
         CHECK(bad == 0, "%s: %d of %llu weights differ", ggml_type_info(type)->name, bad, (unsigned long long)n);
         free(raw);
@@ -342,7 +353,8 @@ static void test_metadata_and_tensors(void) {
     const GgufValue *a;
     CHECK(gguf_get_array(&g, "t.arr_i32", GGUF_I32, &a, &err) == 0 && a->arr.n == 3 && gguf_array_int(a, 1) == -2 &&
               gguf_array_float(a, 2) == 3.0, "i32 array");
-    CHECK(gguf_get_array(&g, "t.arr_i32", GGUF_STRING, &a, &err) == -1 && strstr(err.msg, "array of i32"), "%s", err.msg);
+    CHECK(gguf_get_array(&g, "t.arr_i32", GGUF_STRING, &a, &err) == -1 && strstr(err.msg, "array of i32"), "%s",
+          err.msg);
     CHECK(gguf_get_array(&g, "t.arr_str", GGUF_STRING, &a, &err) == 0 && a->arr.n == 3 && a->arr.items[1].s.len == 0 &&
               a->arr.items[2].s.len == 3 && !memcmp(a->arr.items[2].s.ptr, "xyz", 3), "string array");
     CHECK(gguf_get_array(&g, "t.nested", GGUF_ARRAY, &a, &err) == 0 && a->arr.n == 2 &&
@@ -380,7 +392,8 @@ static void test_gguf_py_file(void) {
     rc = safetensors_open(&st, "tests/golden/gguf/quant_types.expected.safetensors", &err);
     CHECK(rc == 0, "%s", err.msg);
     if (rc) { gguf_close(&g); return; }
-    CHECK(g.alignment == 64 && g.n_tensors == 8, "alignment %u, %llu tensors", g.alignment, (unsigned long long)g.n_tensors);
+    CHECK(g.alignment == 64 && g.n_tensors == 8, "alignment %u, %llu tensors", g.alignment,
+          (unsigned long long)g.n_tensors);
     int64_t iv;
     double dv;
     GgufStr sv;
@@ -389,7 +402,9 @@ static void test_gguf_py_file(void) {
     CHECK(gguf_get_int(&g, "test.u32", &iv, &err) == 0 && iv == 4000000000ll, "u32");
     CHECK(gguf_get_int(&g, "test.i64", &iv, &err) == 0 && iv == -9000000000000000000ll, "i64");
     CHECK(gguf_get_float(&g, "test.f64", &dv, &err) == 0 && dv == -2.5e-300, "f64");
-    CHECK(gguf_get_str(&g, "test.string", &sv, &err) == 0 && sv.len == 13 && !memcmp(sv.ptr, "h\xc3\xa9llo\nw\xc3\xb6rld", 13), "string");
+    CHECK(gguf_get_str(&g, "test.string", &sv, &err) == 0 && sv.len == 13 &&
+              !memcmp(sv.ptr, "h\xc3\xa9llo\nw\xc3\xb6rld", 13),
+          "string");
     CHECK(gguf_get_array(&g, "test.arr_nested", GGUF_ARRAY, &a, &err) == 0 && a->arr.n == 2 &&
               a->arr.items[0].arr.n == 2 && gguf_array_int(&a->arr.items[1], 0) == 3, "nested: %s", err.msg);
     for (uint64_t i = 0; i < g.n_tensors; i++) {
@@ -465,7 +480,12 @@ static Buf one_kv(void (*fill)(Buf *)) {
 }
 static void f_long_string(Buf *b) { kv_head(b, "k", GGUF_STRING); put_u64(b, 1ull << 60); put(b, "abc", 3); }
 static void f_bad_vtype(Buf *b) { kv_head(b, "k", 13); put_u32(b, 0); }
-static void f_big_array(Buf *b) { kv_head(b, "k", GGUF_ARRAY); put_u32(b, GGUF_U64); put_u64(b, 1ull << 62); put_u64(b, 0); }
+static void f_big_array(Buf *b) {
+    kv_head(b, "k", GGUF_ARRAY);
+    put_u32(b, GGUF_U64);
+    put_u64(b, 1ull << 62);
+    put_u64(b, 0);
+}
 static void f_bad_elem(Buf *b) { kv_head(b, "k", GGUF_ARRAY); put_u32(b, 77); put_u64(b, 1); put_u64(b, 0); }
 static void f_bool2(Buf *b) { kv_bool(b, "k", 2); }
 static void f_empty_key(Buf *b) { kv_head(b, "", GGUF_U16); put_u8(b, 0); put_u8(b, 0); }
@@ -581,7 +601,8 @@ static void test_truncations(void) {
 
 static void test_open_errors(void) {
     Gguf g;
-    CHECK(gguf_open(&g, "/nonexistent/x.gguf", &err) == -1 && strstr(err.msg, "/nonexistent/x.gguf: cannot open"), "%s", err.msg);
+    CHECK(gguf_open(&g, "/nonexistent/x.gguf", &err) == -1 && strstr(err.msg, "/nonexistent/x.gguf: cannot open"), "%s",
+          err.msg);
     char path[] = "/tmp/cltkit_gguf_XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0, "mkstemp");
@@ -701,7 +722,8 @@ static void test_tokenizer(void) {
         Buf f2 = build(&k2, n2, NULL, 0, 32);
         CHECK(parse_buf(&g, &f2) == 0, "%s", err.msg);
         char *json = NULL;
-        CHECK(gguf_tokenizer_json(&g, 0, &json, &err) == -1 && strstr(err.msg, "mem.gguf") && strstr(err.msg, bad[i].want),
+        CHECK(gguf_tokenizer_json(&g, 0, &json, &err) == -1 && strstr(err.msg, "mem.gguf") &&
+                  strstr(err.msg, bad[i].want),
               "'%s' vs %s", err.msg, bad[i].want);
         free(json);
         gguf_close(&g);
@@ -823,9 +845,11 @@ static void test_llama_mapping(void) {
             for (int cc = 0; cc < 2; cc++)
                 for (int p = 0; p < LHD / 2; p++)
                     for (int col = 0; col < LD; col++) {
-                        bad += m.layers[0].wq[(h * LHD + cc * LHD / 2 + p) * LD + col] != raw.w[3][(h * LHD + 2 * p + cc) * LD + col];
+                        bad += m.layers[0].wq[(h * LHD + cc * LHD / 2 + p) * LD + col] !=
+                            raw.w[3][(h * LHD + 2 * p + cc) * LD + col];
                         if (h < LKV)
-                            bad += m.layers[0].wk[(h * LHD + cc * LHD / 2 + p) * LD + col] != raw.w[4][(h * LHD + 2 * p + cc) * LD + col];
+                            bad += m.layers[0].wk[(h * LHD + cc * LHD / 2 + p) * LD + col] !=
+                                raw.w[4][(h * LHD + 2 * p + cc) * LD + col];
                     }
         CHECK(bad == 0, "q/k un-permutation: %d mismatches", bad);
         CHECK(!memcmp(m.layers[0].wv, raw.w[5], sizeof(float) * LKV * LHD * LD), "v unchanged");
@@ -866,8 +890,9 @@ static void test_llama_mapping(void) {
     Buf k = {0};
     kv_str(&k, "general.architecture", "gemma"); 
     f = build(&k, 1, NULL, 0, 32);
-    CHECK(parse_buf(&g, &f) == 0 && gguf_llama_config(&g, &c, &err) == -1 && strstr(err.msg, "'gemma' is not supported"),
-          "%s", err.msg);
+    CHECK(
+        parse_buf(&g, &f) == 0 && gguf_llama_config(&g, &c, &err) == -1 && strstr(err.msg, "'gemma' is not supported"),
+        "%s", err.msg);
     gguf_close(&g);
     free(f.p);
     free(k.p);
@@ -879,7 +904,8 @@ static void test_llama_mapping(void) {
     kv_u32(&k, "llama.attention.head_count", 2);
     kv_u32(&k, "llama.vocab_size", 4);
     f = build(&k, 6, NULL, 0, 32);
-    CHECK(parse_buf(&g, &f) == 0 && gguf_llama_config(&g, &c, &err) == -1 && strstr(err.msg, "'token_embd.weight' is missing"),
+    CHECK(parse_buf(&g, &f) == 0 && gguf_llama_config(&g, &c, &err) == -1 &&
+              strstr(err.msg, "'token_embd.weight' is missing"),
           "%s", err.msg);
     gguf_close(&g);
     free(f.p);

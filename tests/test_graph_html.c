@@ -12,10 +12,10 @@ static void test_cantor_roundtrip(void) {
     for (size_t a = 0; a < sizeof layers / sizeof *layers; a++)
         for (size_t b = 0; b < sizeof idx / sizeof *idx; b++) {
             int64_t z = graph_html_cantor(layers[a], idx[b]), l = -1, i = -1;
-            CHECK(z == (layers[a] + idx[b]) * (layers[a] + idx[b] + 1) / 2 + idx[b], "cantor(%lld, %lld)", (long long)layers[a],
-                  (long long)idx[b]);
-            CHECK(graph_html_uncantor(z, &l, &i) && l == layers[a] && i == idx[b], "uncantor(%lld) = (%lld, %lld)", (long long)z,
-                  (long long)l, (long long)i);
+            CHECK(z == (layers[a] + idx[b]) * (layers[a] + idx[b] + 1) / 2 + idx[b], "cantor(%lld, %lld)",
+                  (long long)layers[a], (long long)idx[b]);
+            CHECK(graph_html_uncantor(z, &l, &i) && l == layers[a] && i == idx[b], "uncantor(%lld) = (%lld, %lld)",
+                  (long long)z, (long long)l, (long long)i);
         }
     int64_t l = 5, i = 5;
     CHECK(!graph_html_uncantor(-1, &l, &i) && l == 5 && i == 5, "negative id");
@@ -58,17 +58,20 @@ static void test_build_good(void) {
     char *html = NULL;
     Error e;
     CHECK(graph_html_build(GOOD, strlen(GOOD), "g.json", NULL, &html, &st, &e) == 0, "%s", e.msg);
-    CHECK(html && strlen(html) == st.html_bytes && strstr(html, "<title>s</title>") && strstr(html, "id=\"graph-data\""),
-          "page");
+    CHECK(
+        html && strlen(html) == st.html_bytes && strstr(html, "<title>s</title>") && strstr(html, "id=\"graph-data\""),
+        "page");
     free(html);
 }
 
 // Each edit of GOOD must fail with a message naming the file and the problem.
 static void test_build_bad(void) {
-    struct { const char *from, *to, *want; } cases[] = {
+    struct { const char *from, *to, *want;
+    } cases[] = {
         {"\"schema_version\": 1", "\"schema_version\": 2", "g.json: metadata.schema_version 2 is not supported"},
         {"\"target\": \"2_9_1\"", "\"target\": \"2_9_2\"", "g.json: links[1]: target \"2_9_2\" is not a node"},
-        {"\"ctx_idx\": 1, \"feature_type\": \"logit\"", "\"ctx_idx\": 2, \"feature_type\": \"logit\"", "ctx_idx 2 is outside"},
+        {"\"ctx_idx\": 1, \"feature_type\": \"logit\"", "\"ctx_idx\": 2, \"feature_type\": \"logit\"",
+         "ctx_idx 2 is outside"},
         {"\"weight\": -1", "\"weight\": null", "links[1]: \"weight\" is not a number"},
         {"\"prompt_tokens\": [\"a\", \"b\"]", "\"prompt_tokens\": []", "metadata.prompt_tokens is empty"},
         {"\"scan\": \"x\",", "", "metadata.scan is missing"},

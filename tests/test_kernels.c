@@ -26,7 +26,8 @@ static void test_attention_matches_naive(void) {
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         AttnShape s = {cases[c].B, cases[c].T, cases[c].H, cases[c].KVH, cases[c].hd,
                        1.0f / sqrtf((float)cases[c].hd) * 3.0f, cases[c].softcap, cases[c].window};
-        size_t nq = (size_t)s.B * s.T * s.H * s.hd, nk = (size_t)s.B * s.T * s.KVH * s.hd, np = (size_t)s.B * s.H * s.T * s.T;
+        size_t nq = (size_t)s.B * s.T * s.H * s.hd, nk = (size_t)s.B * s.T * s.KVH * s.hd,
+               np = (size_t)s.B * s.H * s.T * s.T;
         float *q = malloc(nq * 4), *k = malloc(nk * 4), *v = malloc(nk * 4);
         float *o1 = malloc(nq * 4), *o2 = malloc(nq * 4), *p1 = malloc(np * 4), *p2 = malloc(np * 4);
         for (size_t i = 0; i < nq; i++) q[i] = rng_unif(&seed, 1.0f);
@@ -46,7 +47,8 @@ static void test_matmul_matches_double_loop(void) {
     uint64_t seed = 7;
     for (int c = 0; c < 4; c++) {
         int N = shapes[c][0], IN = shapes[c][1], OUT = shapes[c][2];
-        float *x = malloc((size_t)N * IN * 4), *w = malloc((size_t)OUT * IN * 4), *b = malloc((size_t)OUT * 4), *y = malloc((size_t)N * OUT * 4);
+        float *x = malloc((size_t)N * IN * 4), *w = malloc((size_t)OUT * IN * 4), *b = malloc((size_t)OUT * 4),
+              *y = malloc((size_t)N * OUT * 4);
         for (int i = 0; i < N * IN; i++) x[i] = rng_unif(&seed, 1.0f);
         for (int i = 0; i < OUT * IN; i++) w[i] = rng_unif(&seed, 1.0f);
         for (int i = 0; i < OUT; i++) b[i] = rng_unif(&seed, 1.0f);
@@ -101,7 +103,10 @@ static void test_attention_recomputed(void) {
         CHECK(worst < 1e-6, "case %zu: recomputed probs differ by %.3g", c, worst);
         size_t nx = (size_t)Te * cols;
         float *x = malloc(nx * 4), *y = malloc(nx * 4), *ref = malloc(nx * 4);
-        for (size_t i = 0; i < (size_t)Te * cols; i++) { x[i] = rng_unif(&seed, 1.0f); y[i] = ref[i] = rng_unif(&seed, 1.0f); }
+        for (size_t i = 0; i < (size_t)Te * cols; i++) {
+            x[i] = rng_unif(&seed, 1.0f);
+            y[i] = ref[i] = rng_unif(&seed, 1.0f);
+        }
         AttribPattern pat = {q, k, mx, inv, s};
         int h = H - 1;
         attrib_pattern_t_cpu(y, x, &pat, h, Te, cols, 0.5f);

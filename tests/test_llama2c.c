@@ -193,7 +193,8 @@ static void test_write_hf(void) {
     }
     snprintf(p, sizeof p, "%s/generation_config.json", td.dir);
     char *g = test_read_file(p, NULL);
-    CHECK(g && strstr(g, "\"bos_token_id\": 1") && strstr(g, "\"eos_token_id\": 2"), "generation_config %s", g ? g : "");
+    CHECK(g && strstr(g, "\"bos_token_id\": 1") && strstr(g, "\"eos_token_id\": 2"), "generation_config %s",
+          g ? g : "");
     free(g);
     snprintf(p, sizeof p, "%s/config.json", td.dir);
     CHECK(access(p, R_OK) == 0, "no config.json");
@@ -244,7 +245,8 @@ static void test_synthetic_versions(void) {
     Error e;
     for (int i = 0; i < 4; i++) {
         len[i] = synth((unsigned char *)buf[i], i / 2, i % 2);
-        CHECK(llama2c_parse(&m[i], buf[i], len[i], "synthetic.bin", &e) == 0, "version %d tied %d: %s", i / 2, i % 2, e.msg);
+        CHECK(llama2c_parse(&m[i], buf[i], len[i], "synthetic.bin", &e) == 0, "version %d tied %d: %s", i / 2, i % 2,
+              e.msg);
     }
     for (int i = 0; i < 4; i++) {
         CHECK(m[i].cfg.version == i / 2 && m[i].cfg.shared_classifier == i % 2 && m[i].cfg.vocab_size == SV,

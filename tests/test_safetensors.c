@@ -434,7 +434,8 @@ static void test_f16_exhaustive(void) {
 static void test_bf16(void) {
     CHECK(bf16_to_f32(0x3f80) == 1.0f && bf16_to_f32(0xc040) == -3.0f, "bf16 basics");
     CHECK(same_f32(bf16_to_f32(0x8000), -0.0f) && bf16_to_f32(0x0001) == 0x1p-133f, "bf16 -0, subnormal");
-    CHECK(bf16_to_f32(0x7f7f) == 0x1.fep127f && isinf(bf16_to_f32(0x7f80)) && isnan(bf16_to_f32(0x7fc0)), "bf16 max/inf/nan");
+    CHECK(bf16_to_f32(0x7f7f) == 0x1.fep127f && isinf(bf16_to_f32(0x7f80)) && isnan(bf16_to_f32(0x7fc0)),
+          "bf16 max/inf/nan");
     struct { uint32_t f; uint16_t b; } down[] = {
         {0x3f808000, 0x3f80},  // 1 + 2^-8: tie -> even (down)
         {0x3f818000, 0x3f82},  // tie -> even (up)
@@ -459,7 +460,8 @@ static void test_bf16(void) {
         uint32_t mid = (b << 16) | 0x8000;
         uint16_t even = (b & 1) ? (uint16_t)(b + 1) : (uint16_t)b;
         CHECK(f32_to_bf16(bits_f32(mid)) == even, "bf16 mid 0x%04x", b);
-        CHECK(f32_to_bf16(bits_f32(mid - 1)) == b && f32_to_bf16(bits_f32(mid + 1)) == b + 1, "bf16 near mid 0x%04x", b);
+        CHECK(f32_to_bf16(bits_f32(mid - 1)) == b && f32_to_bf16(bits_f32(mid + 1)) == b + 1, "bf16 near mid 0x%04x",
+              b);
     }
 }
 

@@ -200,7 +200,8 @@ static void check_corpus(const Tokenizer *t, const char *key, int match_special,
         TokIds ids = {0};
         TokEncodeOptions o = {match_special, 0};
         int ok = text && tokenizer_encode(t, s, text, len, &o, &ids, &err) == 0 && ids.n == json_array_size(want);
-        for (size_t i = 0; ok && i < ids.n; i++) ok = ids.ids[i] == (uint32_t)json_integer_value(json_array_get(want, i));
+        for (size_t i = 0; ok && i < ids.n; i++)
+            ok = ids.ids[i] == (uint32_t)json_integer_value(json_array_get(want, i));
         if (!ok && bad++ < 3) CHECK(0, "%s: document %d differs from HF", label, docs);
         tokids_free(&ids);
         json_decref(doc);

@@ -22,7 +22,9 @@ static int ids_equal(const TokIds *got, json_t *want) {
 static void print_ids_diff(const char *what, size_t doc, const TokIds *got, json_t *want) {
     printf("  doc %zu %s: got %zu ids, want %zu; first difference at ", doc, what, got->n, json_array_size(want));
     size_t i = 0;
-    while (i < got->n && i < json_array_size(want) && (json_int_t)got->ids[i] == json_integer_value(json_array_get(want, i))) i++;
+    while (i < got->n && i < json_array_size(want) &&
+           (json_int_t)got->ids[i] == json_integer_value(json_array_get(want, i)))
+        i++;
     printf("%zu (got %lld, want %lld)\n", i, i < got->n ? (long long)got->ids[i] : -1LL,
            i < json_array_size(want) ? (long long)json_integer_value(json_array_get(want, i)) : -1LL);
 }
@@ -65,7 +67,8 @@ static GoldenStats compare_golden(const Tokenizer *tok, const char *golden_path)
         // decode the golden ids (so decode is tested independently of encode)
         json_t *gs = json_object_get(g, "ids_special");
         ids.n = 0;
-        for (size_t i = 0; i < json_array_size(gs); i++) tokids_push(&ids, (uint32_t)json_integer_value(json_array_get(gs, i)));
+        for (size_t i = 0; i < json_array_size(gs); i++)
+            tokids_push(&ids, (uint32_t)json_integer_value(json_array_get(gs, i)));
         for (int skip = 0; skip < 2; skip++) {
             char *out;
             size_t out_len;
@@ -73,7 +76,9 @@ static GoldenStats compare_golden(const Tokenizer *tok, const char *golden_path)
             json_t *want = json_object_get(g, skip ? "decoded_skip" : "decoded");
             if (out_len != json_string_length(want) || memcmp(out, json_string_value(want), out_len)) {
                 int *bad = skip ? &st.bad_decoded_skip : &st.bad_decoded;
-                if ((*bad)++ < 3) printf("  doc %zu decode(skip=%d): got \"%.60s\" want \"%.60s\"\n", d, skip, out, json_string_value(want));
+                if ((*bad)++ < 3)
+                    printf("  doc %zu decode(skip=%d): got \"%.60s\" want \"%.60s\"\n", d, skip, out,
+                           json_string_value(want));
             }
             free(out);
         }
@@ -148,18 +153,23 @@ static void test_tok512_our_conversion_matches_hf(void) {
     CHECK(ours && hf, "cannot parse the tokenizer.json files");
     const char *keys[] = {"normalizer", "pre_tokenizer", "post_processor", "decoder"};
     for (int i = 0; i < 4; i++)
-        CHECK(json_equal(json_object_get(ours, keys[i]), json_object_get(hf, keys[i])), "%s differs from transformers'", keys[i]);
+        CHECK(json_equal(json_object_get(ours, keys[i]), json_object_get(hf, keys[i])), "%s differs from transformers'",
+              keys[i]);
     json_t *om = json_object_get(ours, "model"), *hm = json_object_get(hf, "model");
     CHECK(json_equal(json_object_get(om, "vocab"), json_object_get(hm, "vocab")), "vocab differs");
     json_t *omerges = json_object_get(om, "merges"), *hmerges = json_object_get(hm, "merges");
-    CHECK(json_array_size(omerges) == json_array_size(hmerges), "%zu merges vs %zu", json_array_size(omerges), json_array_size(hmerges));
+    CHECK(json_array_size(omerges) == json_array_size(hmerges), "%zu merges vs %zu", json_array_size(omerges),
+          json_array_size(hmerges));
     for (size_t i = 0; i < json_array_size(omerges) && i < json_array_size(hmerges); i++) {
         json_t *a = json_array_get(omerges, i), *b = json_array_get(hmerges, i);
         // HF writes ["a","b"] pairs (tokenizers >= 0.20) or "a b" strings; compare as strings.
         char sa[256], sb[256];
-        snprintf(sa, sizeof sa, "%s %s", json_string_value(json_array_get(a, 0)), json_string_value(json_array_get(a, 1)));
+        snprintf(sa, sizeof sa, "%s %s", json_string_value(json_array_get(a, 0)),
+                 json_string_value(json_array_get(a, 1)));
         if (json_is_string(b)) snprintf(sb, sizeof sb, "%s", json_string_value(b));
-        else snprintf(sb, sizeof sb, "%s %s", json_string_value(json_array_get(b, 0)), json_string_value(json_array_get(b, 1)));
+        else
+            snprintf(sb, sizeof sb, "%s %s", json_string_value(json_array_get(b, 0)),
+                     json_string_value(json_array_get(b, 1)));
         CHECK(!strcmp(sa, sb), "merge %zu: ours '%s', transformers '%s'", i, sa, sb);
     }
     const char *flags[] = {"unk_token", "fuse_unk", "byte_fallback"};
@@ -213,7 +223,8 @@ static void test_tok512_matches_llama2c(void) {
         CHECK(!tokenizer_encode(tok, s, text, tl, &opt, &ids, &e), "%s", e.msg);
         char got[4096] = "";
         size_t gl = 0;
-        for (size_t i = 0; i < ids.n; i++) gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%u", i ? " " : "", ids.ids[i]);
+        for (size_t i = 0; i < ids.n; i++)
+            gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%u", i ? " " : "", ids.ids[i]);
         char *want = tab2 + 1;
         want[strcspn(want, "\r\n")] = 0;
         CHECK(!strcmp(got, want), "prompt %d: got '%s' want '%s'", n, got, want);
@@ -227,7 +238,8 @@ static void test_tok512_matches_llama2c(void) {
 }
 
 static void test_bad_tokenizer_json(void) {
-    struct { const char *json, *expect; } cases[] = {
+    struct { const char *json, *expect;
+    } cases[] = {
         {"{", "invalid JSON"},
         {"[]", "not a JSON object"},
         {"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "model type 'Unigram' is not supported"},
@@ -236,20 +248,26 @@ static void test_bad_tokenizer_json(void) {
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", "merges[0]"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"ab\"]}}", "merges[0]"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", "invalid id"},
-        {"{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "normalizer type 'NFKC'"},
-        {"{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "regex is not one of the supported"},
-        {"{\"added_tokens\": [{\"id\": 0}], \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "added_tokens[0]"},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}", "unk_token"},
+        {"{\"normalizer\": {\"type\": \"NFKC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+         "normalizer type 'NFKC'"},
+        {"{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+         "regex is not one of the supported"},
+        {"{\"added_tokens\": [{\"id\": 0}], \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+         "added_tokens[0]"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}",
+         "unk_token"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         Error e = {{0}};
         Tokenizer *t = tokenizer_load_json(cases[i].json, strlen(cases[i].json), "bad.json", &e);
         CHECK(t == NULL, "case %zu loaded", i);
         tokenizer_free(t);
-        CHECK(strstr(e.msg, "bad.json") && strstr(e.msg, cases[i].expect), "case %zu: message '%s' lacks '%s'", i, e.msg, cases[i].expect);
+        CHECK(strstr(e.msg, "bad.json") && strstr(e.msg, cases[i].expect), "case %zu: message '%s' lacks '%s'", i,
+              e.msg, cases[i].expect);
     }
     Error e;
-    CHECK(tokenizer_load("/nonexistent/tokenizer.json", &e) == NULL && strstr(e.msg, "/nonexistent/tokenizer.json"), "%s", e.msg);
+    CHECK(tokenizer_load("/nonexistent/tokenizer.json", &e) == NULL && strstr(e.msg, "/nonexistent/tokenizer.json"),
+          "%s", e.msg);
 }
 
 static void test_invalid_utf8_is_an_error(void) {

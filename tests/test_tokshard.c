@@ -71,7 +71,10 @@ static Corpus make_corpus(int n_docs, uint32_t vocab, uint32_t long_len, uint64_
     uint64_t rs = seed;
     for (int d = 0; d < n_docs; d++) {
         uint64_t r = rng_next(&rs) % 100;
-        size_t n = r < 20 ? 0 : r < 80 ? 1 + rng_next(&rs) % 10 : r < 95 ? rng_next(&rs) % 40 : long_len + rng_next(&rs) % long_len;
+        size_t n = r < 20 ? 0
+            : r < 80      ? 1 + rng_next(&rs) % 10
+            : r < 95      ? rng_next(&rs) % 40
+                          : long_len + rng_next(&rs) % long_len;
         c.ids[d] = d % 3 ? rng_next(&rs) : (uint64_t)d;  // arbitrary u64 ids
         c.len[d] = n;
         c.tokens[d] = malloc((n ? n : 1) * 4);
@@ -130,7 +133,8 @@ static ExpSlice *expected_slices(const Corpus *c, uint32_t ct, size_t *n_out, ui
 static void check_shard(const TokShard *s, const Corpus *c, uint32_t vocab, uint32_t ct, uint64_t seed) {
     Error e = {{0}};
     CHECK(s->n_docs == (uint64_t)c->n_docs, "n_docs %llu", (unsigned long long)s->n_docs);
-    CHECK(s->n_tokens == c->total, "n_tokens %llu vs %llu", (unsigned long long)s->n_tokens, (unsigned long long)c->total);
+    CHECK(s->n_tokens == c->total, "n_tokens %llu vs %llu", (unsigned long long)s->n_tokens,
+          (unsigned long long)c->total);
     CHECK(s->vocab_size == vocab && s->version == TOKSHARD_VERSION && s->chunk_tokens == ct, "header fields");
     CHECK(s->tokenizer_hash == fnv1a64("tok", 3), "tokenizer_hash");
     CHECK(strcmp(s->meta_json, "{\"source\": \"test\", \"n\": 1}") == 0, "meta %s", s->meta_json);
@@ -160,7 +164,8 @@ static void check_shard(const TokShard *s, const Corpus *c, uint32_t vocab, uint
     size_t n_exp;
     uint64_t n_chunks;
     ExpSlice *exp = expected_slices(c, ct, &n_exp, &n_chunks);
-    CHECK(s->n_chunks == n_chunks, "n_chunks %llu vs %llu", (unsigned long long)s->n_chunks, (unsigned long long)n_chunks);
+    CHECK(s->n_chunks == n_chunks, "n_chunks %llu vs %llu", (unsigned long long)s->n_chunks,
+          (unsigned long long)n_chunks);
     uint32_t *all = malloc((c->total + 1) * 4);
     uint64_t off = 0;
     for (int k = 0; k < c->n_docs; k++) memcpy(all + off, c->tokens[k], c->len[k] * 4), off += c->len[k];
@@ -480,7 +485,8 @@ static void test_corrupt_payloads(void) {
     const uint32_t mid[] = {2, 2, 5, 0, 0, 1, 0, 6, 0, 1, 1, 1, 10, 11};
     expect_built("mid.tok", (RawChunk[]){{mid, 14, -1}}, 1, 2, "only a chunk's first slice may");
     const uint32_t wrong_doc[] = {2, 1, 8, 0, 0, 2, 1, 14, 15};  // continues doc 8, but chunk 0 ended doc 7
-    expect_built("wrongdoc.tok", (RawChunk[]){{a, 21, -1}, {wrong_doc, 9, -1}}, 2, 3, "continues document 8 at token 1");
+    expect_built("wrongdoc.tok", (RawChunk[]){{a, 21, -1}, {wrong_doc, 9, -1}}, 2, 3,
+                 "continues document 8 at token 1");
     const uint32_t wrong_pos[] = {2, 1, 7, 0, 0, 2, 5, 14, 15};
     expect_built("wrongpos.tok", (RawChunk[]){{a, 21, -1}, {wrong_pos, 9, -1}}, 2, 3, "ended document 7 at token 1");
     // Index says 3 tokens (raw 40 bytes), the frame holds 4 (raw 44 bytes).

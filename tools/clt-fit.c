@@ -432,8 +432,8 @@ static int load_state(const char *dir, CltParams *p, float *m, float *v, RunStat
     CltStateMeta sm;
     int rc = clt_state_meta_parse(path, st.metadata_json, &sm, e);
     if (!rc && (sm.L != p->L || sm.d != p->d || sm.F != p->F))
-        rc = err_set(e, "%s: state is for L=%d d=%d F=%d, this run is L=%d d=%d F=%d", path, sm.L, sm.d, sm.F, p->L, p->d,
-                     p->F);
+        rc = err_set(e, "%s: state is for L=%d d=%d F=%d, this run is L=%d d=%d F=%d", path, sm.L, sm.d, sm.F, p->L,
+                     p->d, p->F);
     if (!rc) rs->time_s = sm.time_s;
     const char *names[3] = {"params", "adam_m", "adam_v"};
     float *dst[3] = {p->data, m, v};
@@ -534,7 +534,8 @@ static int step_cpu(Trainer *T, float **x, float **y, const CltLossParams *lp, i
 
 // The same step on the GPU (libcommon/clt/clt_cuda.h): only the batch goes up and the statistics come down.
 static int step_gpu(Trainer *T, float **x, float **y, const CltLossParams *lp, int64_t step, StepStats *st, Error *e) {
-    if (clt_gpu_set_batch(T->gpu, x, y, e) || clt_gpu_forward(T->gpu, T->gcomm, e) || clt_gpu_loss(T->gpu, T->gcomm, lp, &st->lt, e))
+    if (clt_gpu_set_batch(T->gpu, x, y, e) || clt_gpu_forward(T->gpu, T->gcomm, e) ||
+        clt_gpu_loss(T->gpu, T->gcomm, lp, &st->lt, e))
         return -1;
     if (!isfinite(st->lt.total)) return 0;
     if (clt_gpu_batch_stats(T->gpu, st->err, st->var, st->active, st->fired, e) || clt_gpu_backward(T->gpu, lp, e) ||
@@ -861,7 +862,8 @@ int main(int argc, char **argv) {
             warn("%s holds a checkpoint; this new run replaces it (--resume continues it instead)", o.out_dir);
     }
     if (!n_shards) cli_usage_error("clt-fit", "no activation shards given");
-    if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0)) cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
+    if (!(o.theta0 > 0) || !(o.eps > 0) || !(o.lr > 0))
+        cli_usage_error("clt-fit", "--theta0, --bandwidth and --lr must be positive");
     if (o.warmup < 0) o.warmup = o.steps / 100;
     // (usage errors first: they hold whether or not this build has CUDA)
     if (o.bf16 && !o.cuda)
@@ -877,7 +879,8 @@ int main(int argc, char **argv) {
 #ifdef USE_MPI
     if (comm_launcher_size() > 0 && comm_init_mpi(&comm, &e)) fatal_err(&e);
 #else
-    if (comm_launcher_size() > 1) fatal("built without MPI (mpicc not found at build time): cannot run as %d ranks", comm_launcher_size());
+    if (comm_launcher_size() > 1)
+        fatal("built without MPI (mpicc not found at build time): cannot run as %d ranks", comm_launcher_size());
 #endif
     CltData D;  // every rank reads the same batches
     if (clt_data_open(&D, shard_paths, n_shards, o.pool_chunks, o.seed, &e)) fatal_err(&e);
@@ -897,8 +900,10 @@ int main(int argc, char **argv) {
         err_set(&e, "--k %d exceeds the %d features per layer", o.k, F);
         fatal_ranks(&comm, &e);
     }
-    if (comm.rank == 0 && mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK)) fatal("%s: cannot create the output directory", o.out_dir);
-    if (comm.size > 1 && comm.rank == 0) fprintf(stderr, "clt-fit: %d ranks x %d features of every layer\n", comm.size, Fl);
+    if (comm.rank == 0 && mkdir(o.out_dir, 0777) && access(o.out_dir, W_OK))
+        fatal("%s: cannot create the output directory", o.out_dir);
+    if (comm.size > 1 && comm.rank == 0)
+        fprintf(stderr, "clt-fit: %d ranks x %d features of every layer\n", comm.size, Fl);
 
     CltParams p, g = {0};
     clt_params_init(&p, L, d, Fl, NULL);
@@ -949,8 +954,9 @@ int main(int argc, char **argv) {
             T.gcomm = &nccl;
         }
         // local failures (e.g. out of GPU memory on one rank): that rank prints its own error
-        if (gpu_ctx_init(&gctx, &e) || clt_gpu_init(&T.gpu, &gctx, L, d, Fl, B, &e) || clt_gpu_set_state(T.gpu, p.data, m, v, &e) ||
-            clt_gpu_set_target_mean(T.gpu, D.mean_out, &e) || clt_gpu_set_bf16(T.gpu, o.bf16, &e))
+        if (gpu_ctx_init(&gctx, &e) || clt_gpu_init(&T.gpu, &gctx, L, d, Fl, B, &e) ||
+            clt_gpu_set_state(T.gpu, p.data, m, v, &e) || clt_gpu_set_target_mean(T.gpu, D.mean_out, &e) ||
+            clt_gpu_set_bf16(T.gpu, o.bf16, &e))
             fatal_err(&e);
         train_step = step_gpu;
     }
@@ -995,7 +1001,8 @@ int main(int argc, char **argv) {
         clt_metrics_add(&met, step, &lt, st.err, st.var, st.active, st.fired);
         if ((step + 1) % o.log_every == 0 || step + 1 == o.steps) {
             double now = now_seconds();
-            if (clt_metrics_log(&met, &comm, mf, metrics_path, step, lp.lam, lr_at(&o, step), now, time_base + now - t0, &e))
+            if (clt_metrics_log(&met, &comm, mf, metrics_path, step, lp.lam, lr_at(&o, step), now, time_base + now - t0,
+                                &e))
                 fatal_err(&e);
         }
         // checkpoints: every --save-every steps, every --save-interval seconds, and on a signal
@@ -1027,8 +1034,8 @@ int main(int argc, char **argv) {
     rs.step = step, rs.cur = cur, rs.time_s = time_base + now_seconds() - t0;
     save_checkpoint(&o, &D, &sh, &p, m, v, &rs, run_json, &ckpt_step);
     if (comm.rank == 0)
-        fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n", (long long)step,
-                (long long)o.steps, B, L, F, now_seconds() - t0);
+        fprintf(stderr, "clt-fit: step %lld of %lld (%d tokens each), %d layers x %d features, %.1f s\n",
+                (long long)step, (long long)o.steps, B, L, F, now_seconds() - t0);
     if (comm.rank == 0 && stopped_by)
         fprintf(stderr,
                 "clt-fit: stopped by %s; checkpoint at step %lld in %s; continue with `clt-fit --resume -o %s`\n",

@@ -136,7 +136,8 @@ static int run_merge(const Options *o, char **inputs, int n_in) {
         json_t *a = json_deep_copy(m), *b = json_deep_copy(meta0);
         const char *drop[] = {"shard_index", "n_tokens", "n_contexts"};
         for (int k = 0; k < 3; k++) { json_object_del(a, drop[k]); json_object_del(b, drop[k]); }
-        if (!json_equal(a, b)) fatal("%s: not a shard of the same run as %s (model, CLT, inputs or options differ)", s.path, inputs[0]);
+        if (!json_equal(a, b))
+            fatal("%s: not a shard of the same run as %s (model, CLT, inputs or options differ)", s.path, inputs[0]);
         json_decref(a); json_decref(b);
         meta_shards(m, n_shards, seen, s.path);
         json_decref(m);
@@ -172,9 +173,11 @@ static void print_text(json_t *x) {
     int tty = isatty(1);
     const char *hi = tty ? "\033[1;30;43m" : "<<", *lo = tty ? "\033[0m" : ">>";
     printf("layer %lld feature %lld   density %.3g   max %.4g   mean %.4g%s%s\n",
-           (long long)json_integer_value(json_object_get(x, "layer")), (long long)json_integer_value(json_object_get(x, "feature")),
+           (long long)json_integer_value(json_object_get(x, "layer")),
+           (long long)json_integer_value(json_object_get(x, "feature")),
            json_number_value(json_object_get(x, "density")), json_number_value(json_object_get(x, "max_activation")),
-           json_number_value(json_object_get(x, "mean_activation")), json_is_true(json_object_get(x, "dead")) ? "   DEAD" : "",
+           json_number_value(json_object_get(x, "mean_activation")),
+           json_is_true(json_object_get(x, "dead")) ? "   DEAD" : "",
            json_is_true(json_object_get(x, "always_on")) ? "   ALWAYS-ON" : "");
     const char *lk[2] = {"top_logits", "bottom_logits"};
     for (int k = 0; k < 2; k++) {
@@ -191,7 +194,8 @@ static void print_text(json_t *x) {
         json_array_foreach(json_object_get(g, "examples"), ei, ex) {
             json_t *t = json_object_get(ex, "tokens"), *a = json_object_get(ex, "tokens_acts_list");
             size_t m = (size_t)json_integer_value(json_object_get(ex, "train_token_ind"));
-            printf("%8.4f [%s] ", json_number_value(json_array_get(a, m)), json_string_value(json_object_get(ex, "split")));
+            printf("%8.4f [%s] ", json_number_value(json_array_get(a, m)),
+                   json_string_value(json_object_get(ex, "split")));
             for (size_t i = 0; i < json_array_size(t); i++) {
                 const char *s = json_string_value(json_array_get(t, i));
                 int on = json_number_value(json_array_get(a, i)) > 0;
@@ -348,7 +352,8 @@ static json_t *run_meta(const Options *o, char **inputs, int n_in, const Model *
     }
     json_object_set_new(meta, "tokenizer", abs_tp ? json_string(abs_tp) : json_null());
     free(abs_tp);
-    json_object_set_new(meta, "model_hash", m ? json_sprintf("%016llx", (unsigned long long)m->weights_hash) : json_null());
+    json_object_set_new(meta, "model_hash",
+                        m ? json_sprintf("%016llx", (unsigned long long)m->weights_hash) : json_null());
     for (int i = 0; i < n_in; i++) json_array_append_new(in, json_string(inputs[i]));
     json_object_set_new(meta, o->acts ? "acts_shards" : "token_shards", in);
     json_object_set_new(meta, "in_hook", json_string(hook));
@@ -360,8 +365,9 @@ static json_t *run_meta(const Options *o, char **inputs, int n_in, const Model *
 }
 
 // Model mode: contexts from token shards through the model; the CLT reads the hook rows.
-static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Model *m, const CltParams *p, const int *sel,
-                           int n_sel, const char *hook, FeatCollector *c, int64_t bos, Progress *prog, Timing *tm) {
+static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Model *m, const CltParams *p,
+                           const int *sel, int n_sel, const char *hook, FeatCollector *c, int64_t bos, Progress *prog,
+                           Timing *tm) {
     const ModelConfig *cfg = &m->cfg;
     int T = o->ctx, Tc = T - (bos >= 0), D = cfg->d_model, L = cfg->n_layers, Bmax = o->batch;
     Error e;
@@ -385,7 +391,8 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
     for (uint64_t batch_index = 0; !done; batch_index++) {
         int B = 0;
         while (B < Bmax) {
-            int rc = context_reader_next(&cr, tokens + (size_t)B * T, docs + (size_t)B * T, positions + (size_t)B * T, &e);
+            int rc =
+                context_reader_next(&cr, tokens + (size_t)B * T, docs + (size_t)B * T, positions + (size_t)B * T, &e);
             if (rc < 0) fatal_err(&e);
             if (rc == 0) { done = 1; break; }
             ctx_of[B++] = ctx_index++;
@@ -419,8 +426,8 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
         }
         for (int li = 0; li < n_sel; li++)
             for (int bi = 0; bi < B; bi++)
-                memcpy(b.x + ((size_t)li * Bmax * Tc + (size_t)bi * Tc) * D, hooks[sel[li]] + ((size_t)bi * T + (T - Tc)) * D,
-                       (size_t)Tc * D * sizeof(float));
+                memcpy(b.x + ((size_t)li * Bmax * Tc + (size_t)bi * Tc) * D,
+                       hooks[sel[li]] + ((size_t)bi * T + (T - Tc)) * D, (size_t)Tc * D * sizeof(float));
         b.B = B;
         for (int bi = 0; bi < B; bi++) done_tokens += (uint64_t)b.nv[bi];
         batch_collect(&b, c, p, sel, acts, tm);
@@ -438,7 +445,8 @@ static uint64_t pass_model(const Options *o, char **inputs, int n_in, const Mode
 static int acts_ctx_tokens(const ActShard *s) {
     json_t *m = json_loads(s->meta_json, 0, NULL);
     json_int_t ctx = json_integer_value(json_object_get(m, "ctx"));
-    int bos = json_is_integer(json_object_get(m, "bos_prepended")) && !json_is_true(json_object_get(m, "bos_activations_kept"));
+    int bos = json_is_integer(json_object_get(m, "bos_prepended")) &&
+        !json_is_true(json_object_get(m, "bos_activations_kept"));
     json_decref(m);
     if (ctx < 2 || ctx > (1 << 20)) fatal("%s: meta has no context length \"ctx\" (not written by fwd-acts?)", s->path);
     return (int)ctx - bos;
@@ -458,7 +466,8 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
         if (actshard_open(&s, inputs[fi], &e)) fatal_err(&e);
         if (s.d_model != d) fatal("%s: d_model %d does not match the CLT's %d", s.path, s.d_model, d);
         if (strcmp(s.in_hook, hook)) fatal("%s: input hook %s, the CLT reads %s", s.path, s.in_hook, hook);
-        if (m && s.model_hash && s.model_hash != m->weights_hash) fatal("%s: written by another model than %s", s.path, o->model_dir);
+        if (m && s.model_hash && s.model_hash != m->weights_hash)
+            fatal("%s: written by another model than %s", s.path, o->model_dir);
         if (acts_ctx_tokens(&s) != Tc) fatal("%s: context length differs from %s's", s.path, inputs[0]);
         int *li_of = xmalloc((size_t)n_sel * sizeof(int));
         for (int i = 0; i < n_sel; i++)
@@ -484,9 +493,11 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
                 b.doc[r] = ch.doc_ids[j];
                 b.pos[r] = ch.positions[j];
                 if (m && ch.token_ids[j] >= (uint32_t)m->cfg.vocab_size)
-                    fatal("%s: token id %u is outside the model's vocabulary (%d)", s.path, ch.token_ids[j], m->cfg.vocab_size);
+                    fatal("%s: token id %u is outside the model's vocabulary (%d)", s.path, ch.token_ids[j],
+                          m->cfg.vocab_size);
                 for (int i = 0; i < n_sel; i++)
-                    memcpy(b.x + ((size_t)i * b.Bmax * Tc + r) * d, ch.in + ((size_t)li_of[i] * ch.n + j) * d, (size_t)d * sizeof(float));
+                    memcpy(b.x + ((size_t)i * b.Bmax * Tc + r) * d, ch.in + ((size_t)li_of[i] * ch.n + j) * d,
+                           (size_t)d * sizeof(float));
                 if (t + 1 > b.nv[b.B]) b.nv[b.B] = t + 1;
                 done_tokens++;
             }
@@ -506,23 +517,68 @@ static uint64_t pass_acts(const Options *o, char **inputs, int n_in, const Model
 
 int main(int argc, char **argv) {
     cli_standard(argc, argv, "feat-topk", USAGE);
-    enum { O_CLT = 256, O_ACTS, O_LAYERS, O_IN, O_CTX, O_BATCH, O_NOBOS, O_BOS, O_SHARD, O_MAXTOK, O_THREADS, O_DEVICE,
-           O_K, O_WINDOW, O_MAXAT, O_EXTRA, O_BINS, O_PERBIN, O_RANDOM, O_LOGITS, O_SEED, O_ALWAYS, O_TEXT, O_JSON, O_RAW };
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"clt", required_argument, 0, O_CLT}, {"output", required_argument, 0, 'o'},
-        {"acts", no_argument, 0, O_ACTS}, {"layers", required_argument, 0, O_LAYERS}, {"in", required_argument, 0, O_IN},
-        {"ctx", required_argument, 0, O_CTX}, {"batch", required_argument, 0, O_BATCH}, {"no-bos", no_argument, 0, O_NOBOS},
-        {"bos", required_argument, 0, O_BOS}, {"shard", required_argument, 0, O_SHARD},
-        {"max-tokens", required_argument, 0, O_MAXTOK}, {"threads", required_argument, 0, O_THREADS},
-        {"device", required_argument, 0, O_DEVICE}, {"k", required_argument, 0, O_K}, {"window", required_argument, 0, O_WINDOW},
-        {"max-at", required_argument, 0, O_MAXAT}, {"extra", required_argument, 0, O_EXTRA}, {"bins", required_argument, 0, O_BINS},
-        {"per-bin", required_argument, 0, O_PERBIN}, {"random", required_argument, 0, O_RANDOM},
-        {"logits", required_argument, 0, O_LOGITS}, {"seed", required_argument, 0, O_SEED},
-        {"always-on", required_argument, 0, O_ALWAYS}, {"tokenizer", required_argument, 0, 't'},
-        {"text", no_argument, 0, O_TEXT}, {"json", no_argument, 0, O_JSON}, {"raw", no_argument, 0, O_RAW}, {0, 0, 0, 0}};
-    Options o = {.layers_spec = "all", .device = "cpu", .ctx = 128, .batch = 8, .shard_n = 1, .bos = -2, .max_tokens = -1};
+    enum {
+        O_CLT = 256,
+        O_ACTS,
+        O_LAYERS,
+        O_IN,
+        O_CTX,
+        O_BATCH,
+        O_NOBOS,
+        O_BOS,
+        O_SHARD,
+        O_MAXTOK,
+        O_THREADS,
+        O_DEVICE,
+        O_K,
+        O_WINDOW,
+        O_MAXAT,
+        O_EXTRA,
+        O_BINS,
+        O_PERBIN,
+        O_RANDOM,
+        O_LOGITS,
+        O_SEED,
+        O_ALWAYS,
+        O_TEXT,
+        O_JSON,
+        O_RAW
+    };
+    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
+                                         {"clt", required_argument, 0, O_CLT},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"acts", no_argument, 0, O_ACTS},
+                                         {"layers", required_argument, 0, O_LAYERS},
+                                         {"in", required_argument, 0, O_IN},
+                                         {"ctx", required_argument, 0, O_CTX},
+                                         {"batch", required_argument, 0, O_BATCH},
+                                         {"no-bos", no_argument, 0, O_NOBOS},
+                                         {"bos", required_argument, 0, O_BOS},
+                                         {"shard", required_argument, 0, O_SHARD},
+                                         {"max-tokens", required_argument, 0, O_MAXTOK},
+                                         {"threads", required_argument, 0, O_THREADS},
+                                         {"device", required_argument, 0, O_DEVICE},
+                                         {"k", required_argument, 0, O_K},
+                                         {"window", required_argument, 0, O_WINDOW},
+                                         {"max-at", required_argument, 0, O_MAXAT},
+                                         {"extra", required_argument, 0, O_EXTRA},
+                                         {"bins", required_argument, 0, O_BINS},
+                                         {"per-bin", required_argument, 0, O_PERBIN},
+                                         {"random", required_argument, 0, O_RANDOM},
+                                         {"logits", required_argument, 0, O_LOGITS},
+                                         {"seed", required_argument, 0, O_SEED},
+                                         {"always-on", required_argument, 0, O_ALWAYS},
+                                         {"tokenizer", required_argument, 0, 't'},
+                                         {"text", no_argument, 0, O_TEXT},
+                                         {"json", no_argument, 0, O_JSON},
+                                         {"raw", no_argument, 0, O_RAW},
+                                         {0, 0, 0, 0}};
+    Options o = {
+        .layers_spec = "all", .device = "cpu", .ctx = 128, .batch = 8, .shard_n = 1, .bos = -2, .max_tokens = -1};
     feat_options_default(&o.fo);
-    const char *cmd = argc > 1 && (!strcmp(argv[1], "merge") || !strcmp(argv[1], "show") || !strcmp(argv[1], "export")) ? argv[1] : NULL;
+    const char *cmd = argc > 1 && (!strcmp(argv[1], "merge") || !strcmp(argv[1], "show") || !strcmp(argv[1], "export"))
+        ? argv[1]
+        : NULL;
     if (cmd) { argv++; argc--; }
     int c;
     while ((c = getopt_long(argc, argv, "m:o:t:", opts, NULL)) != -1) {
@@ -576,7 +632,8 @@ int main(int argc, char **argv) {
         fatal("%s/config.yaml: feature_input_hook \"%s\" is not supported (mlp.hook_in, hook_resid_mid); give --in",
               o.clt_dir, cfg_hook);
     if (!hook) hook = "mlp_in";
-    if (strcmp(hook, "mlp_in") && strcmp(hook, "resid_mid")) cli_usage_error("feat-topk", "--in must be mlp_in or resid_mid");
+    if (strcmp(hook, "mlp_in") && strcmp(hook, "resid_mid"))
+        cli_usage_error("feat-topk", "--in must be mlp_in or resid_mid");
 
     Error e;
     CltParams p;
@@ -585,8 +642,11 @@ int main(int argc, char **argv) {
     if (o.model_dir) {
         if (model_load(&m, o.model_dir, &e)) fatal_err(&e);
         mp = &m;
-        if (m.cfg.d_model != p.d) fatal("%s: the CLT's width %d does not match the model's d_model %d (%s)", o.clt_dir, p.d, m.cfg.d_model, o.model_dir);
-        if (m.cfg.n_layers != p.L) fatal("%s: the CLT has %d layers, the model %d (%s)", o.clt_dir, p.L, m.cfg.n_layers, o.model_dir);
+        if (m.cfg.d_model != p.d)
+            fatal("%s: the CLT's width %d does not match the model's d_model %d (%s)", o.clt_dir, p.d, m.cfg.d_model,
+                  o.model_dir);
+        if (m.cfg.n_layers != p.L)
+            fatal("%s: the CLT has %d layers, the model %d (%s)", o.clt_dir, p.L, m.cfg.n_layers, o.model_dir);
     }
     int *sel = xmalloc((size_t)p.L * sizeof(int));
     int n_sel = cli_parse_layers("--layers", o.layers_spec, p.L, sel);
@@ -600,7 +660,8 @@ int main(int argc, char **argv) {
     } else {
         bos = o.no_bos ? -1 : o.bos >= 0 ? o.bos : m.cfg.bos_id;
         if (!o.no_bos && bos < 0) fatal("%s: config.json has no bos_token_id; pass --bos ID or --no-bos", o.model_dir);
-        if (bos >= m.cfg.vocab_size) fatal("--bos %lld is outside the vocabulary (%d)", (long long)bos, m.cfg.vocab_size);
+        if (bos >= m.cfg.vocab_size)
+            fatal("--bos %lld is outside the vocabulary (%d)", (long long)bos, m.cfg.vocab_size);
         // learned absolute positions (no rope) end at max_pos; rotary ones do not
         if (!m.cfg.block.rope && o.ctx > m.cfg.max_pos)
             fatal("--ctx %d exceeds the model's %d positions", o.ctx, m.cfg.max_pos);
@@ -631,9 +692,11 @@ int main(int argc, char **argv) {
         for (int li = 0; li < n_sel; li++) feat_collect_logits(fc, li, &p, sel[li], mp, o.shard_i, o.shard_n);
     json_t *meta = run_meta(&o, argv + optind, argc - optind, mp, hook, Tc);
     if (feat_collector_write(fc, o.out, meta, &e)) fatal_err(&e);
-    fprintf(stderr, "feat-topk: %llu tokens, %d layers x %d features in %.2f s: %.0f tokens/s (forward %.2f s, encoder "
-            "%.2f s, collection %.2f s; logits and store %.2f s; peak RSS %.0f MiB)\n", (unsigned long long)n, n_sel, p.F, dt,
-            dt > 0 ? (double)n / dt : 0, tm.forward, tm.encode, tm.collect, now_seconds() - t0 - dt, peak_rss_mib());
+    fprintf(stderr,
+            "feat-topk: %llu tokens, %d layers x %d features in %.2f s: %.0f tokens/s (forward %.2f s, encoder "
+            "%.2f s, collection %.2f s; logits and store %.2f s; peak RSS %.0f MiB)\n",
+            (unsigned long long)n, n_sel, p.F, dt, dt > 0 ? (double)n / dt : 0, tm.forward, tm.encode, tm.collect,
+            now_seconds() - t0 - dt, peak_rss_mib());
     json_decref(meta);
     feat_collector_free(fc);
     free(sel);

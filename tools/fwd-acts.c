@@ -298,9 +298,17 @@ int main(int argc, char **argv) {
         json_object_set_new(meta, "compute", json_string(!strcmp(o.device, "cpu") ? "cpu fp32" : "cuda fp32"));
         meta_text = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(meta);
-        ActShardWriterOptions wo = {.model_id = o.model_dir, .model_hash = m.weights_hash, .in_hook = o.in_hook,
-                                    .out_hook = "mlp_out", .n_layers = n_sel, .layers = layers, .d_model = D,
-                                    .dtype = dtype, .enc_param = enc_param, .chunk_tokens = o.chunk_tokens, .zstd_level = o.zstd_level,
+        ActShardWriterOptions wo = {.model_id = o.model_dir,
+                                    .model_hash = m.weights_hash,
+                                    .in_hook = o.in_hook,
+                                    .out_hook = "mlp_out",
+                                    .n_layers = n_sel,
+                                    .layers = layers,
+                                    .d_model = D,
+                                    .dtype = dtype,
+                                    .enc_param = enc_param,
+                                    .chunk_tokens = o.chunk_tokens,
+                                    .zstd_level = o.zstd_level,
                                     .meta_json = meta_text};
         w = actshard_writer_open(o.out_path, &wo, &e);
         if (!w) fatal_err(&e);
@@ -337,7 +345,8 @@ int main(int argc, char **argv) {
         int B = 0;
         while (B < Bmax) {
             if (o.eval && o.max_tokens > 0 && eval_read >= (uint64_t)o.max_tokens) { done = 1; break; }
-            int rc = context_reader_next(&cr, tokens + (size_t)B * T, doc_ids + (size_t)B * T, positions + (size_t)B * T, &e);
+            int rc = context_reader_next(&cr, tokens + (size_t)B * T, doc_ids + (size_t)B * T,
+                                         positions + (size_t)B * T, &e);
             if (rc < 0) {
                 abort_output(stages, w);
                 fatal_err(&e);
@@ -411,14 +420,16 @@ int main(int argc, char **argv) {
         double loss = loss_count ? loss_sum / (double)loss_count : 0;
         if (!isfinite(loss))  // JSON has no NaN; and a NaN loss is never an answer
             fatal("%s: the loss is %g: the model computes non-finite logits", o.model_dir, loss);
-        printf("{\"model\": \"%s\", \"contexts\": %llu, \"predicted_tokens\": %llu, \"loss\": %.6f, \"perplexity\": %.4f, \"tokens_per_s\": %.1f}\n",
-               o.model_dir, (unsigned long long)(processed / (uint64_t)T), (unsigned long long)loss_count, loss,
-               exp(loss), dt > 0 ? (double)processed / dt : 0);
+        printf(
+            "{\"model\": \"%s\", \"contexts\": %llu, \"predicted_tokens\": %llu, \"loss\": %.6f, \"perplexity\": %.4f, \"tokens_per_s\": %.1f}\n",
+            o.model_dir, (unsigned long long)(processed / (uint64_t)T), (unsigned long long)loss_count, loss, exp(loss),
+            dt > 0 ? (double)processed / dt : 0);
     } else {
         stage_join(&stages[0]);
         stage_join(&stages[1]);
         if (actshard_writer_close(w, &e)) fatal_err(&e);
-        fprintf(stderr, "fwd-acts: %llu tokens (%d layers, d %d) in %.2f s: %.0f tokens/s forward; %llu tail tokens dropped\n",
+        fprintf(stderr,
+                "fwd-acts: %llu tokens (%d layers, d %d) in %.2f s: %.0f tokens/s forward; %llu tail tokens dropped\n",
                 (unsigned long long)written, n_sel, D, dt, dt > 0 ? (double)processed / dt : 0,
                 (unsigned long long)cr.tail_tokens);
     }

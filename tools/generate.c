@@ -178,7 +178,8 @@ int main(int argc, char **argv) {
     // chat template or raw text
     char *tmpl = NULL, *text;
     if (!o.raw && chat_template_read(dir, &tmpl, &e)) fatal_err(&e);
-    if (o.chat && !tmpl) fatal("%s: the model has no chat template (tokenizer_config.json, chat_template.jinja); use --raw", dir);
+    if (o.chat && !tmpl)
+        fatal("%s: the model has no chat template (tokenizer_config.json, chat_template.jinja); use --raw", dir);
     int chat = tmpl != NULL;
     if (o.system && !chat) fatal("%s: --system needs a chat template, and the model has none", dir);
     if (chat) {

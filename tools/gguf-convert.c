@@ -110,8 +110,8 @@ int main(int argc, char **argv) {
     if (!info && !out_dir) cli_usage_error("gguf-convert", "missing -o OUTDIR");
     if (info && out_dir) cli_usage_error("gguf-convert", "info writes nothing; drop -o");
     const char *path = argv[optind];
-    static const char *const outputs[] = {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
-                                          "tokenizer_config.json", NULL};
+    static const char *const outputs[] = {"model.safetensors", "config.json",           "generation_config.json",
+                                          "tokenizer.json",    "tokenizer_config.json", NULL};
     if (out_dir) cli_check_dir_not_input(out_dir, outputs, &path, 1);
 
     Gguf g;

@@ -65,9 +65,10 @@ int main(int argc, char **argv) {
     Error e;
     if (graph_html_convert(in, &o, out, &st, &e)) fatal_err(&e);
     if (!quiet) {
-        fprintf(stderr, "graph2html: %s -> %s: %d nodes, %d links, %d tokens, %d features (%d with files, %d explained)",
-                strcmp(in, "-") ? in : "stdin", strcmp(out, "-") ? out : "stdout", st.n_nodes, st.n_links,
-                st.n_tokens, st.n_features, st.n_feature_files, st.n_explanations);
+        fprintf(stderr,
+                "graph2html: %s -> %s: %d nodes, %d links, %d tokens, %d features (%d with files, %d explained)",
+                strcmp(in, "-") ? in : "stdin", strcmp(out, "-") ? out : "stdout", st.n_nodes, st.n_links, st.n_tokens,
+                st.n_features, st.n_feature_files, st.n_explanations);
         if (st.n_duplicate_ids) fprintf(stderr, ", %d duplicate node_ids (links go to the first)", st.n_duplicate_ids);
         fprintf(stderr, ", %zu bytes\n", st.html_bytes);
     }

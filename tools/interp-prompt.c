@@ -200,7 +200,8 @@ static void score_all(Item *items, int n, const char *scorer, Explainer *sx, con
     for (int i = 0; i < n; i++) {
         Item *it = &items[i];
         if (!it->explanation) continue;
-        for (int v = 0; v < N_VARIANTS; v++) it->scored[v] = variant_text(it, v) && (v != V_BASELINE || baseline_differs);
+        for (int v = 0; v < N_VARIANTS; v++)
+            it->scored[v] = variant_text(it, v) && (v != V_BASELINE || baseline_differs);
         for (int t = 0; t < 2; t++) {
             const ScoreSet *s = &it->sets[t];
             for (int b = 0; b < s->n; b += batch) {

@@ -335,7 +335,8 @@ typedef struct {
 static Line make_line(const ActShard *s, const Report *r, size_t b0, size_t b1, int whole) {
     Acc a = sum_blocks(r, b0, b1);
     double tok = r->tokens ? (double)r->tokens : 1, d = s->d_model;
-    double raw_f32 = 4 * d * (double)(b1 - b0) + (whole ? 16 : 0), raw_bf16 = 2 * d * (double)(b1 - b0) + (whole ? 16 : 0);
+    double raw_f32 = 4 * d * (double)(b1 - b0) + (whole ? 16 : 0),
+           raw_bf16 = 2 * d * (double)(b1 - b0) + (whole ? 16 : 0);
     double bpt = (whole ? (double)r->chunk_bytes : a.bytes) / tok;
     // the statistics cover the whole source; scale them to the tokens compared
     double var = var_sum(s, b0, b1) * (double)r->tokens;
@@ -403,9 +404,9 @@ static void print_report(const ActShard *s, Report *reps, int n_reps, const Opti
         Line l = make_line(s, r, 0, 2 * L, 1);
         char enc[16] = "-";
         if (r->enc_s > 0) snprintf(enc, sizeof enc, "%.0f", mb / r->enc_s);
-        printf("%-10s %-6s %10.1f %7.2f %7.2f %10.3g %10.3g %10.3g %9.3g %9s %9.0f\n", r->name, r->planes ? "yes" : "no",
-               l.bytes_per_token, l.x_f32, l.x_bf16, l.rel_mse, l.nmse, l.max_err, l.max_ratio, enc,
-               r->dec_s > 0 ? mb / r->dec_s : 0);
+        printf("%-10s %-6s %10.1f %7.2f %7.2f %10.3g %10.3g %10.3g %9.3g %9s %9.0f\n", r->name,
+               r->planes ? "yes" : "no", l.bytes_per_token, l.x_f32, l.x_bf16, l.rel_mse, l.nmse, l.max_err,
+               l.max_ratio, enc, r->dec_s > 0 ? mb / r->dec_s : 0);
     }
     printf("\nper layer and hook (bytes/token: the block compressed alone)\n");
     printf("%-10s %5s %-9s %10s %7s %7s %10s %10s %10s %9s\n", "encoding", "layer", "hook", "bytes/tok", "x f32",
@@ -465,7 +466,8 @@ static int run_report(char **paths, int n_paths, const Options *o) {
                 memcmp(enc.layers, src.layers, (size_t)src.n_layers * sizeof(int)) || enc.n_chunks < n_chunks)
                 fatal("%s: not the same layers, d_model and chunks as %s", r->path, src.path);
             for (uint64_t i = 0; i < n_chunks; i++)
-                if (enc.index[i].first_token != src.index[i].first_token || enc.index[i].n_tokens != src.index[i].n_tokens)
+                if (enc.index[i].first_token != src.index[i].first_token ||
+                    enc.index[i].n_tokens != src.index[i].n_tokens)
                     fatal("%s: chunk %llu does not cover the tokens of %s's (compare shards with the same chunking)",
                           r->path, (unsigned long long)i, src.path);
             r->dt = enc.dtype;

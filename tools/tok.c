@@ -567,7 +567,8 @@ static int cmd_ids(int argc, char **argv) {
     TokScratch *s = tokscratch_new();
     TokIds ids = {0};
     Error e;
-    if (tokenizer_encode(tok, s, text, len, &opt, &ids, &e)) fatal("%s: %s", strcmp(argv[optind], "-") ? "TEXT" : "stdin", e.msg);
+    if (tokenizer_encode(tok, s, text, len, &opt, &ids, &e))
+        fatal("%s: %s", strcmp(argv[optind], "-") ? "TEXT" : "stdin", e.msg);
     fputc('[', stdout);
     for (size_t i = 0; i < ids.n; i++) {
         if (i) fputs(", ", stdout);

@@ -159,7 +159,8 @@ int attrib_run(const Model *m, const AttribState *s, const AttribRunOptions *o, 
             memcpy(tmp, rows + (size_t)start * n_cols, (size_t)n_nodes * sizeof(float));
             int64_t cur = start;
             while (src_of[cur] != start) {
-                memcpy(rows + (size_t)cur * n_cols, rows + (size_t)src_of[cur] * n_cols, (size_t)n_nodes * sizeof(float));
+                memcpy(rows + (size_t)cur * n_cols, rows + (size_t)src_of[cur] * n_cols,
+                       (size_t)n_nodes * sizeof(float));
                 placed[cur] = 1;
                 cur = src_of[cur];
             }

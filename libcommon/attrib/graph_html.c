@@ -496,7 +496,8 @@ static int read_explanations(const char *path, json_t *wanted, json_t *out, Grap
             const char *str_keys[] = {"label", "explanation", "explainer"};
             for (int k = 0; k < 3 && !rc; k++) {
                 json_t *v = json_object_get(j, str_keys[k]);
-                if (v && !json_is_string(v)) rc = err_set(e, "%s:%d: \"%s\" is not a string", path, lineno, str_keys[k]);
+                if (v && !json_is_string(v))
+                    rc = err_set(e, "%s:%d: \"%s\" is not a string", path, lineno, str_keys[k]);
                 else if (v) json_object_set(o, str_keys[k], v);
             }
             json_t *sc = json_object_get(j, "scores");

@@ -197,7 +197,8 @@ int cli_parse_layers(const char *option, const char *spec, int n_layers, int *la
         if ((dash = strchr(item + 1, '-'))) *dash = 0;  // (item + 1: a leading '-' is a sign, refused below)
         if (parse_int_strict(item, 0, INT_MAX, &a) || parse_int_strict(dash ? dash + 1 : item, 0, INT_MAX, &b))
             fatal("%s: '%s' is not a layer list like 0,2,5-7", option, spec);
-        if (b >= n_layers || a > b) fatal("%s: %lld-%lld is outside the model's layers 0-%d", option, a, b, n_layers - 1);
+        if (b >= n_layers || a > b)
+            fatal("%s: %lld-%lld is outside the model's layers 0-%d", option, a, b, n_layers - 1);
         for (long long l = a; l <= b; l++) sel[l] = 1;
         p += len;
         if (*p == ',' && !*++p) fatal("%s: '%s' ends with a comma", option, spec);

@@ -161,8 +161,8 @@ int pread_full(int fd, void *dst, size_t len, uint64_t off, const char *path, Er
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) return err_set(e, "%s: read error: %s", path, strerror(errno));
         if (got == 0)
-            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)", path, len - done,
-                           (unsigned long long)(off + done));
+            return err_set(e, "%s: truncated: %zu bytes missing at offset %llu (file shrank while open?)", path,
+                           len - done, (unsigned long long)(off + done));
         done += (size_t)got;
     }
     return 0;

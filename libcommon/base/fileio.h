@@ -10,8 +10,9 @@
 // that no exit leaves it behind: exit() on any error path (fatal) and SIGINT/SIGTERM/SIGHUP (a
 // handler that only unlinks, then dies of the signal) remove the registered files. The first call
 // installs the atexit and signal handlers; a handler the program set before (clt-fit's graceful
-// stop) is called instead, and the program's normal exit then removes what is left. temp_output_begin formats the name into buf (n bytes)
-// and registers it; returns -1 (naming path) if the name does not fit or too many are open.
+// stop) is called instead, and the program's normal exit then removes what is left.
+// temp_output_begin formats the name into buf (n bytes) and registers it; returns -1 (naming path)
+// if the name does not fit or too many are open.
 int temp_output_begin(char *buf, size_t n, const char *path, Error *e);
 // Forgets a registered temp path (after its rename or unlink); unknown paths are ignored.
 void temp_output_end(const char *tmp);

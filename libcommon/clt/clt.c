@@ -150,7 +150,9 @@ CLT_ROW_KERNELS(avx512, __attribute__((target("arch=x86-64-v4"))))
 #define CLT_ROW_DISPATCH(fn, ...) fn##_generic(__VA_ARGS__)
 #endif
 static inline float dot_f32(const float *a, const float *b, size_t n) { return CLT_ROW_DISPATCH(dot_f32, a, b, n); }
-static inline void axpy_f32(float *y, float alpha, const float *x, size_t n) { CLT_ROW_DISPATCH(axpy_f32, y, alpha, x, n); }
+static inline void axpy_f32(float *y, float alpha, const float *x, size_t n) {
+    CLT_ROW_DISPATCH(axpy_f32, y, alpha, x, n);
+}
 
 typedef struct {
     const CltParams *p;
@@ -576,7 +578,8 @@ static int wide_window(const CltWork *w, const CltLossParams *lp, int l) {
     return (double)total > CLT_DENSE_DA_FRACTION * (double)w->B * (double)w->F;
 }
 
-void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w, CltParams *g) {
+void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w,
+                  CltParams *g) {
     int L = p->L, d = p->d, F = p->F, B = w->B;
     float inv_b = 1.0f / (float)B;
     // dŷ and db_dec (the feature-local gradients are written, not accumulated, below)
@@ -599,7 +602,8 @@ void clt_backward(const CltParams *p, float *const *x, float *const *y, const Cl
             // holds it until backward_features overwrites each entry with dL/dh.
             size_t row = (size_t)(L - l) * d;
             float *dyl = xmalloc((size_t)B * row * sizeof(float));
-            for (int t = 0; t < B; t++) memcpy(dyl + (size_t)t * row, w->dy + ((size_t)t * L + l) * d, row * sizeof(float));
+            for (int t = 0; t < B; t++)
+                memcpy(dyl + (size_t)t * row, w->dy + ((size_t)t * L + l) * d, row * sizeof(float));
             matmul_cpu(w->dh[l], dyl, p->W_dec[l], NULL, B, (int)row, F);
             free(dyl);
             bc.dense_da = 1;

@@ -121,7 +121,8 @@ CltLossTerms clt_loss(const CltParams *p, float *const *y, const CltLossParams *
 // W_dec[l]ᵀ, instead of one dot product per pair (the CPU here and the CUDA twin alike).
 #define CLT_DENSE_DA_FRACTION 0.05
 // Gradients of the total loss into g (same layout as p; overwritten), after clt_forward.
-void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w, CltParams *g);
+void clt_backward(const CltParams *p, float *const *x, float *const *y, const CltLossParams *lp, CltWork *w,
+                  CltParams *g);
 
 // Adam with fp32 master weights and moments; t is the 1-based step. lr_scale per parameter
 // group is not applied here (caller scales lr).

@@ -223,8 +223,9 @@ __global__ void sq_err_kernel(double *part_err, double *part_var, const float *y
 
 // Over one source layer's (B, F): Σ_active tanh(c·a·‖W_dec‖), Σ ReLU(θ − h)·‖W_dec‖ and the
 // number of pairs inside the threshold's window (clt_loss).
-__global__ void sparsity_preact_kernel(double *part_sp, double *part_pre, double *part_win, const float *h, const float *theta,
-                                       const float *norm, size_t n, int F, float c, float half_eps) {
+__global__ void sparsity_preact_kernel(double *part_sp, double *part_pre, double *part_win, const float *h,
+                                       const float *theta, const float *norm, size_t n, int F, float c,
+                                       float half_eps) {
     typedef cub::BlockReduce<double, BLOCK> Reduce;
     __shared__ typename Reduce::TempStorage tmp;
     double sp = 0, pre = 0, win = 0;
@@ -379,7 +380,8 @@ __global__ void feature_grad_kernel(float *g_log_theta, float *g_b_enc, float *g
 // tokens in order of a_ti · dŷ_k[t], plus the norm term gnorm_i/‖w_i‖ · w_i (clt.c: skipped when
 // either is 0).
 __global__ void wdec_grad_kernel(float *gW, const float *W, const int64_t *poff, const int32_t *ptok, const float *pa,
-                                 const float *dyhat, const float *norm, const float *gnorm, int l, int L, int B, int d) {
+                                 const float *dyhat, const float *norm, const float *gnorm, int l, int L, int B,
+                                 int d) {
     int i = blockIdx.x;
     size_t row = (size_t)(L - l) * d;
     int64_t p0 = poff[i], p1 = poff[i + 1];
@@ -452,22 +454,24 @@ extern "C" int clt_gpu_init(CltGpu **out, const GpuCtx *g, int L, int d, int F, 
     c->part_h = (double *)calloc((size_t)3 * L * RED_GRID, sizeof(double));
     int rc = !c->act_lo || !c->pair_lo || !c->part_h ? err_set(e, "clt_gpu_init: out of memory") : 0;
     size_t nb = c->n * sizeof(float);
-    rc = rc || dalloc(&c->params, nb, "params", e) || dalloc(&c->grads, nb, "grads", e) || dalloc(&c->m, nb, "adam m", e) ||
-         dalloc(&c->v, nb, "adam v", e) || dalloc(&c->x, LBd * 4, "x", e) || dalloc(&c->y, LBd * 4, "y", e) ||
-         dalloc(&c->yhat, LBd * 4, "yhat", e) || dalloc(&c->dyhat, LBd * 4, "dyhat", e) ||
-         dalloc(&c->mean, (size_t)L * d * 4, "mean", e) || dalloc(&c->h, LBF * 4, "h", e) || dalloc(&c->dh, LBF * 4, "dh", e) ||
-         dalloc(&c->theta, LF * 4, "theta", e) || dalloc(&c->norm, LF * 4, "norm", e) || dalloc(&c->gnorm, LF * 4, "gnorm", e) ||
-         dalloc(&c->cnt, ncnt * 8, "counts", e) ||
-         dalloc(&c->off, ncnt * 8, "offsets", e) || dalloc(&c->act_idx, c->act_cap * 4, "active list", e) ||
-         dalloc(&c->pcnt, npc * 8, "pair counts", e) || dalloc(&c->poff, npc * 8, "pair offsets", e) ||
-         dalloc(&c->ptok, c->pair_cap * 4, "pairs", e) || dalloc(&c->pfeat, c->pair_cap * 4, "pairs", e) ||
-         dalloc(&c->pa, c->pair_cap * 4, "pairs", e) || dalloc(&c->pgn, c->pair_cap * 4, "pairs", e) ||
-         dalloc(&c->pdlt, c->pair_cap * 4, "pairs", e) || dalloc(&c->bounds, ((size_t)L + 1) * 8, "bounds", e) ||
-         dalloc(&c->part, (size_t)3 * L * RED_GRID * 8, "partials", e) || dalloc(&c->fired, LF, "fired", e);
+    rc = rc || dalloc(&c->params, nb, "params", e) || dalloc(&c->grads, nb, "grads", e) ||
+        dalloc(&c->m, nb, "adam m", e) || dalloc(&c->v, nb, "adam v", e) || dalloc(&c->x, LBd * 4, "x", e) ||
+        dalloc(&c->y, LBd * 4, "y", e) || dalloc(&c->yhat, LBd * 4, "yhat", e) ||
+        dalloc(&c->dyhat, LBd * 4, "dyhat", e) || dalloc(&c->mean, (size_t)L * d * 4, "mean", e) ||
+        dalloc(&c->h, LBF * 4, "h", e) || dalloc(&c->dh, LBF * 4, "dh", e) || dalloc(&c->theta, LF * 4, "theta", e) ||
+        dalloc(&c->norm, LF * 4, "norm", e) || dalloc(&c->gnorm, LF * 4, "gnorm", e) ||
+        dalloc(&c->cnt, ncnt * 8, "counts", e) || dalloc(&c->off, ncnt * 8, "offsets", e) ||
+        dalloc(&c->act_idx, c->act_cap * 4, "active list", e) || dalloc(&c->pcnt, npc * 8, "pair counts", e) ||
+        dalloc(&c->poff, npc * 8, "pair offsets", e) || dalloc(&c->ptok, c->pair_cap * 4, "pairs", e) ||
+        dalloc(&c->pfeat, c->pair_cap * 4, "pairs", e) || dalloc(&c->pa, c->pair_cap * 4, "pairs", e) ||
+        dalloc(&c->pgn, c->pair_cap * 4, "pairs", e) || dalloc(&c->pdlt, c->pair_cap * 4, "pairs", e) ||
+        dalloc(&c->bounds, ((size_t)L + 1) * 8, "bounds", e) ||
+        dalloc(&c->part, (size_t)3 * L * RED_GRID * 8, "partials", e) || dalloc(&c->fired, LF, "fired", e);
     if (!rc) {  // CUB's scratch for the larger of the two scans (its size depends on the count only)
         size_t b1 = 0, b2 = 0;
         cudaError_t err = cub::DeviceScan::ExclusiveSum(nullptr, b1, c->cnt, c->off, (int)ncnt, stream_of(c));
-        if (err == cudaSuccess) err = cub::DeviceScan::ExclusiveSum(nullptr, b2, c->pcnt, c->poff, (int)npc, stream_of(c));
+        if (err == cudaSuccess)
+            err = cub::DeviceScan::ExclusiveSum(nullptr, b2, c->pcnt, c->poff, (int)npc, stream_of(c));
         rc = cuda_status(err, CUDA_WHO, "cub::DeviceScan (scratch size)", e);
         c->scan_tmp_bytes = b1 > b2 ? b1 : b2;
         rc = rc || dalloc(&c->scan_tmp, c->scan_tmp_bytes, "scan scratch", e);
@@ -500,7 +504,8 @@ extern "C" int clt_gpu_set_bf16(CltGpu *c, int on, Error *e) {
         cudaFree(c->enc_bf), cudaFree(c->x_bf), cudaFree(c->dh_bf);
         c->enc_bf = c->x_bf = c->dh_bf = nullptr;
         if (dalloc(&c->enc_bf, (size_t)c->F * c->d * half, "bf16 W_enc", e) ||
-            dalloc(&c->x_bf, (size_t)c->B * c->d * half, "bf16 x", e) || dalloc(&c->dh_bf, (size_t)c->B * c->F * half, "bf16 dh", e))
+            dalloc(&c->x_bf, (size_t)c->B * c->d * half, "bf16 x", e) ||
+            dalloc(&c->dh_bf, (size_t)c->B * c->F * half, "bf16 dh", e))
             return -1;
     }
     c->bf16 = 1;
@@ -563,7 +568,8 @@ static int scan_counts(CltGpu *c, const int64_t *in, int64_t *out, size_t n, Err
 
 // Downloads the L + 1 layer boundaries of a scanned list (offsets at l·stride, the total at last).
 static int layer_bounds(CltGpu *c, int64_t *host, const int64_t *off, size_t stride, size_t last, Error *e) {
-    gather_bounds_kernel<<<(c->L + 1 + BLOCK - 1) / BLOCK, BLOCK, 0, stream_of(c)>>>(c->bounds, off, c->L, stride, last);
+    gather_bounds_kernel<<<(c->L + 1 + BLOCK - 1) / BLOCK, BLOCK, 0, stream_of(c)>>>(c->bounds, off, c->L, stride,
+                                                                                     last);
     LAUNCH_OK("gather_bounds_kernel");
     return download(c, host, c->bounds, ((size_t)c->L + 1) * sizeof(int64_t), e);
 }
@@ -594,14 +600,14 @@ extern "C" int clt_gpu_forward(CltGpu *c, const Comm *comm, Error *e) {
                         // stream, ordered with g's blocking stream)
             if (convert_from_f32_cuda(ST_BF16, c->P.W_enc[l], c->enc_bf, (size_t)F * d, e) ||
                 convert_from_f32_cuda(ST_BF16, c->x + l * Bd, c->x_bf, Bd, e) ||
-                cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->enc_bf,
-                                           CUDA_R_16BF, d, c->x_bf, CUDA_R_16BF, d, &zero, h, CUDA_R_32F, F, CUBLAS_COMPUTE_32F,
-                                           CUBLAS_GEMM_DEFAULT), CUDA_WHO,
-                              "encoder cublasGemmEx (bf16)", e))
+                cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one,
+                                           c->enc_bf, CUDA_R_16BF, d, c->x_bf, CUDA_R_16BF, d, &zero, h, CUDA_R_32F, F,
+                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                              CUDA_WHO, "encoder cublasGemmEx (bf16)", e))
                 return -1;
-        } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one, c->P.W_enc[l],
-                                             d, c->x + l * Bd, d, &zero, h, F), CUDA_WHO,
-                                 "encoder cublasSgemm", e)) {
+        } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_T, CUBLAS_OP_N, F, B, d, &one,
+                                             c->P.W_enc[l], d, c->x + l * Bd, d, &zero, h, F),
+                                 CUDA_WHO, "encoder cublasSgemm", e)) {
             return -1;
         }
         encode_epilogue_kernel<<<B, BLOCK, 0, s>>>(h, c->cnt + l * stride, c->theta + (size_t)l * F, c->P.b_enc[l],
@@ -612,19 +618,22 @@ extern "C" int clt_gpu_forward(CltGpu *c, const Comm *comm, Error *e) {
     if (scan_counts(c, c->cnt, c->off, (size_t)L * stride, e)) return -1;
     if (layer_bounds(c, c->act_lo, c->off, stride, (size_t)L * stride - 1, e)) return -1;
     size_t total = (size_t)c->act_lo[L];
-    if (total > c->act_cap && grow_list(&c->act_idx, &c->act_cap, total, (size_t)L * BF, 4, "active list", e)) return -1;
+    if (total > c->act_cap && grow_list(&c->act_idx, &c->act_cap, total, (size_t)L * BF, 4, "active list", e))
+        return -1;
     for (int l = 0; l < L; l++) {
-        compact_active_kernel<<<B, BLOCK, 0, s>>>(c->act_idx, c->off + l * stride, c->h + l * BF, c->theta + (size_t)l * F, F);
+        compact_active_kernel<<<B, BLOCK, 0, s>>>(c->act_idx, c->off + l * stride, c->h + l * BF,
+                                                  c->theta + (size_t)l * F, F);
         LAUNCH_OK("compact_active_kernel");
         size_t row = (size_t)(L - l) * d;
-        decoder_norm_kernel<<<cuda_grid_for((size_t)F * 32, BLOCK), BLOCK, 0, s>>>(c->norm + (size_t)l * F, c->P.W_dec[l], F, row);
+        decoder_norm_kernel<<<cuda_grid_for((size_t)F * 32, BLOCK), BLOCK, 0, s>>>(c->norm + (size_t)l * F,
+                                                                                   c->P.W_dec[l], F, row);
         LAUNCH_OK("decoder_norm_kernel");
     }
     // the partial ŷ (no b_dec), source layers in order
     CUDA_OK(cudaMemsetAsync(c->yhat, 0, (size_t)L * Bd * sizeof(float), s), "forward");
     for (int l = 0; l < L; l++) {
-        decode_layer_kernel<<<B, BLOCK, 0, s>>>(c->yhat, c->off + l * stride, c->act_idx, c->h + l * BF, c->P.W_dec[l], l, L, B,
-                                                d, F);
+        decode_layer_kernel<<<B, BLOCK, 0, s>>>(c->yhat, c->off + l * stride, c->act_idx, c->h + l * BF, c->P.W_dec[l],
+                                                l, L, B, d, F);
         LAUNCH_OK("decode_layer_kernel");
     }
     if (comm && comm->size > 1 && allreduce_yhat(c, comm, e)) return err_prefix(e, "forward");
@@ -644,8 +653,8 @@ static int squared_errors(CltGpu *c, double *err, double *var, Error *e) {
     unsigned int grid = red_grid(Bd);
     for (int k = 0; k < c->L; k++) {
         double *pe = c->part + (size_t)k * RED_GRID, *pv = c->part + ((size_t)c->L + k) * RED_GRID;
-        sq_err_kernel<<<grid, BLOCK, 0, stream_of(c)>>>(pe, pv, c->yhat + k * Bd, c->y + k * Bd, c->mean + (size_t)k * c->d,
-                                                        Bd, c->d);
+        sq_err_kernel<<<grid, BLOCK, 0, stream_of(c)>>>(pe, pv, c->yhat + k * Bd, c->y + k * Bd,
+                                                        c->mean + (size_t)k * c->d, Bd, c->d);
         LAUNCH_OK("sq_err_kernel");
     }
     if (download(c, c->part_h, c->part, (size_t)2 * c->L * RED_GRID * sizeof(double), e)) return -1;
@@ -676,8 +685,9 @@ extern "C" int clt_gpu_loss(CltGpu *c, const Comm *comm, const CltLossParams *lp
     for (int l = 0; l < L; l++) {
         size_t fl = (size_t)l * F;
         sparsity_preact_kernel<<<grid, BLOCK, 0, stream_of(c)>>>(
-            c->part + (size_t)l * RED_GRID, c->part + ((size_t)L + l) * RED_GRID, c->part + ((size_t)2 * L + l) * RED_GRID,
-            c->h + l * BF, c->theta + fl, c->norm + fl, BF, F, lp->c, 0.5f * lp->eps);
+            c->part + (size_t)l * RED_GRID, c->part + ((size_t)L + l) * RED_GRID,
+            c->part + ((size_t)2 * L + l) * RED_GRID, c->h + l * BF, c->theta + fl, c->norm + fl, BF, F, lp->c,
+            0.5f * lp->eps);
         LAUNCH_OK("sparsity_preact_kernel");
     }
     if (download(c, c->part_h, c->part, (size_t)3 * L * RED_GRID * sizeof(double), e)) return -1;
@@ -758,7 +768,8 @@ extern "C" int clt_gpu_backward(CltGpu *c, const CltLossParams *lp, Error *e) {
     // the pairs (active or in the window), listed per feature: count, scan, fill
     CUDA_OK(cudaMemsetAsync(c->pcnt, 0, ((size_t)L * F + 1) * sizeof(int64_t), s), "backward");
     for (int l = 0; l < L; l++) {
-        pair_count_kernel<<<fgrid, BLOCK, 0, s>>>(c->pcnt + (size_t)l * F, c->h + l * BF, c->theta + (size_t)l * F, B, F, half_eps);
+        pair_count_kernel<<<fgrid, BLOCK, 0, s>>>(c->pcnt + (size_t)l * F, c->h + l * BF, c->theta + (size_t)l * F, B,
+                                                  F, half_eps);
         LAUNCH_OK("pair_count_kernel");
     }
     if (scan_counts(c, c->pcnt, c->poff, (size_t)L * F + 1, e)) return -1;
@@ -788,29 +799,29 @@ extern "C" int clt_gpu_backward(CltGpu *c, const CltLossParams *lp, Error *e) {
         }
         if (np > 0) {
             pair_grad_kernel<<<cuda_grid_for((size_t)np * 32, BLOCK), BLOCK, 0, s>>>(
-                c->dh + l * BF, c->pgn, c->pdlt, c->ptok, c->pfeat, p0, np, h, theta, norm, c->P.W_dec[l], c->dyhat, l, L, B, d, F,
-                lp->c, spars, lp->eps, half_eps, dense_da);
+                c->dh + l * BF, c->pgn, c->pdlt, c->ptok, c->pfeat, p0, np, h, theta, norm, c->P.W_dec[l], c->dyhat, l,
+                L, B, d, F, lp->c, spars, lp->eps, half_eps, dense_da);
             LAUNCH_OK("pair_grad_kernel");
         }
-        feature_grad_kernel<<<fgrid, BLOCK, 0, s>>>(c->G.log_theta[l], c->G.b_enc[l], c->gnorm + fl, c->dh + l * BF, h, theta, norm,
-                                                    poff, c->pgn, c->pdlt, B, F, pre, half_eps);
+        feature_grad_kernel<<<fgrid, BLOCK, 0, s>>>(c->G.log_theta[l], c->G.b_enc[l], c->gnorm + fl, c->dh + l * BF, h,
+                                                    theta, norm, poff, c->pgn, c->pdlt, B, F, pre, half_eps);
         LAUNCH_OK("feature_grad_kernel");
-        wdec_grad_kernel<<<F, BLOCK, 0, s>>>(c->G.W_dec[l], c->P.W_dec[l], poff, c->ptok, c->pa, c->dyhat, norm, c->gnorm + fl, l,
-                                             L, B, d);
+        wdec_grad_kernel<<<F, BLOCK, 0, s>>>(c->G.W_dec[l], c->P.W_dec[l], poff, c->ptok, c->pa, c->dyhat, norm,
+                                             c->gnorm + fl, l, L, B, d);
         LAUNCH_OK("wdec_grad_kernel");
         // encoder: dW_enc (F, d) = dhᵀ x, i.e. column-major (d × F) = x (d × B) · dh (F × B)ᵀ
         const float one = 1.0f, zero = 0.0f;
         if (c->bf16) {
             if (convert_from_f32_cuda(ST_BF16, c->dh + l * BF, c->dh_bf, BF, e) ||
                 convert_from_f32_cuda(ST_BF16, c->x + l * Bd, c->x_bf, Bd, e) ||
-                cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x_bf, CUDA_R_16BF,
-                                           d, c->dh_bf, CUDA_R_16BF, F, &zero, c->G.W_enc[l], CUDA_R_32F, d, CUBLAS_COMPUTE_32F,
-                                           CUBLAS_GEMM_DEFAULT), CUDA_WHO,
-                              "encoder gradient cublasGemmEx (bf16)", e))
+                cublas_status(cublasGemmEx((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one,
+                                           c->x_bf, CUDA_R_16BF, d, c->dh_bf, CUDA_R_16BF, F, &zero, c->G.W_enc[l],
+                                           CUDA_R_32F, d, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                              CUDA_WHO, "encoder gradient cublasGemmEx (bf16)", e))
                 return -1;
-        } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one, c->x + l * Bd,
-                                             d, c->dh + l * BF, F, &zero, c->G.W_enc[l], d), CUDA_WHO,
-                                 "encoder gradient cublasSgemm", e)) {
+        } else if (cublas_status(cublasSgemm((cublasHandle_t)c->g.cublas, CUBLAS_OP_N, CUBLAS_OP_T, d, F, B, &one,
+                                             c->x + l * Bd, d, c->dh + l * BF, F, &zero, c->G.W_enc[l], d),
+                                 CUDA_WHO, "encoder gradient cublasSgemm", e)) {
             return -1;
         }
     }
@@ -824,8 +835,8 @@ extern "C" int clt_gpu_adam(CltGpu *c, float lr, float beta1, float beta2, float
     double bc1 = 1.0 - pow(beta1, (double)t), bc2 = 1.0 - pow(beta2, (double)t);
     float step = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
     float omb1 = 1 - beta1, omb2 = 1 - beta2;
-    adam_kernel<<<cuda_grid_for(c->n, BLOCK), BLOCK, 0, stream_of(c)>>>(c->params, c->grads, c->m, c->v, c->n, beta1, beta2, omb1,
-                                                                         omb2, step, inv_sqrt_bc2, eps);
+    adam_kernel<<<cuda_grid_for(c->n, BLOCK), BLOCK, 0, stream_of(c)>>>(c->params, c->grads, c->m, c->v, c->n, beta1,
+                                                                        beta2, omb1, omb2, step, inv_sqrt_bc2, eps);
     LAUNCH_OK("adam_kernel");
     c->have_forward = 0;  // the parameters changed
     return 0;

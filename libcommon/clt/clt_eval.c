@@ -12,18 +12,20 @@ static int check_shard(const ActShard *s, const CltParams *p, const char *input_
     if (s->n_layers != p->L || s->d_model != p->d)
         return err_set(e, "%s: %d layers of width %d, but the CLT has %d layers of width %d", s->path, s->n_layers,
                        s->d_model, p->L, p->d);
-    if (strcmp(s->out_hook, "mlp_out")) return err_set(e, "%s: output hook %s, the CLT reconstructs mlp_out", s->path, s->out_hook);
+    if (strcmp(s->out_hook, "mlp_out"))
+        return err_set(e, "%s: output hook %s, the CLT reconstructs mlp_out", s->path, s->out_hook);
     const char *want = clt_shard_hook(input_hook);
     if (want && strcmp(s->in_hook, want))
         return err_set(e, "%s: input hook %s, but the CLT reads %s (%s)", s->path, s->in_hook, input_hook, want);
     for (int l = 1; l < s->n_layers; l++)
         if (s->layers[l] != s->layers[l - 1] + 1)
-            return err_set(e, "%s: the CLT needs consecutive layers (got layer %d after %d)", s->path, s->layers[l], s->layers[l - 1]);
+            return err_set(e, "%s: the CLT needs consecutive layers (got layer %d after %d)", s->path, s->layers[l],
+                           s->layers[l - 1]);
     return 0;
 }
 
-int clt_eval_shards(const CltParams *p, const char *input_hook, char *const *paths, int n_paths, int batch, CltEvalResult *r,
-                    Error *e) {
+int clt_eval_shards(const CltParams *p, const char *input_hook, char *const *paths, int n_paths, int batch,
+                    CltEvalResult *r, Error *e) {
     memset(r, 0, sizeof *r);
     if (n_paths < 1) return err_set(e, "no activation shards given");
     if (batch < 1) batch = 1024;

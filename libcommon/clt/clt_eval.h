@@ -27,8 +27,8 @@ typedef struct {
 // Runs p over every token of the shards (batches of `batch` tokens). Each shard must hold p->L
 // layers of width p->d with output hook mlp_out; when input_hook is a name clt-fit writes
 // (clt_shard_hook: hook_resid_mid ↔ resid_mid, mlp.hook_in ↔ mlp_in) the shard's input hook must match.
-int clt_eval_shards(const CltParams *p, const char *input_hook, char *const *paths, int n_paths, int batch, CltEvalResult *r,
-                    Error *e);
+int clt_eval_shards(const CltParams *p, const char *input_hook, char *const *paths, int n_paths, int batch,
+                    CltEvalResult *r, Error *e);
 void clt_eval_result_free(CltEvalResult *r);
 // The result as JSON members (no braces): "tokens", "nmse", "fve", "nmse_mean", "mse", "l0",
 // "l0_per_layer", "dead", "dead_per_layer", "dead_frac", indented by `indent` spaces.

@@ -148,8 +148,10 @@ static int write_clt_files(const char *dir, const CltParams *p, const float *s_i
     const char *name = info && info->model_name && *info->model_name ? info->model_name : "model";
     snprintf(scan, sizeof scan, "%.400s-clt-%d%s%.8s", name, F, *hash ? "-" : "", hash);
     n = yaml_str(cfg, sizeof cfg, n, "scan", info && info->scan ? info->scan : scan);
-    n = yaml_str(cfg, sizeof cfg, n, "feature_input_hook", info && info->input_hook ? info->input_hook : "hook_resid_mid");
-    n = yaml_str(cfg, sizeof cfg, n, "feature_output_hook", info && info->output_hook ? info->output_hook : "hook_mlp_out");
+    n = yaml_str(cfg, sizeof cfg, n, "feature_input_hook",
+                 info && info->input_hook ? info->input_hook : "hook_resid_mid");
+    n = yaml_str(cfg, sizeof cfg, n, "feature_output_hook",
+                 info && info->output_hook ? info->output_hook : "hook_mlp_out");
     if (info && info->trained_as)  // a comment: circuit-tracer's loader must not see an unknown key
         n += snprintf(cfg + n, sizeof cfg - (size_t)n,
                       "# trained as %s; saved as JumpReLU with thresholds from the batch cutoffs (formats/clt.md)\n",

@@ -47,7 +47,8 @@ void clt_model_name(const char *model_id, char *buf, size_t n);
 typedef int (*CltExtraWriter)(const char *stage_dir, void *ctx, Error *e);
 int clt_save_checkpoint(const char *dir, const CltParams *p, const float *s_in, const float *s_out,
                         const CltSaveInfo *info, int64_t step, CltExtraWriter extra, void *ctx, Error *e);
-int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info, Error *e);
+int clt_save(const char *dir, const CltParams *p, const float *s_in, const float *s_out, const CltSaveInfo *info,
+             Error *e);
 // Checks dir's checkpoint.json: every file it lists has its size and CRC-32C, no CLT or train-state
 // file beside them is unlisted, and no interrupted switch is pending. 0: verified (*step, may be
 // NULL, its step or -1); 1: no checkpoint.json (a CLT from elsewhere: nothing to check); -1: error.

@@ -243,7 +243,8 @@ static double axis_pos(const Axis *a, double v, double p0, double p1) {
 // Room a legend entry takes: the line sample and its name (≈6.2 px per character at 11 px).
 static double legend_width(const char *name) {
     size_t chars = 0;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++) chars += (*p & 0xC0) != 0x80;  // UTF-8 code points
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        chars += (*p & 0xC0) != 0x80;  // UTF-8 code points
     return 40 + 6.2 * (double)chars;
 }
 
@@ -275,8 +276,10 @@ static void chart_svg(FILE *f, const Chart *c) {
     }
     int H = PT + PH + AXIS_H + leg_rows * LEG_ROW + (leg_rows ? 6 : 0);
     double x0 = PL, x1 = W - PR, y0 = PT + PH, y1 = PT;  // plot box (y grows downwards)
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart-%s\" class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
-            c->id, W, H, W, H);
+    fprintf(
+        f,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"chart-%s\" class=\"chart\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
+        c->id, W, H, W, H);
     fprintf(f, "<title>");
     xml_escape(f, c->title);
     fprintf(f, "</title>\n<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#fff\"/>\n", W, H);
@@ -298,12 +301,14 @@ static void chart_svg(FILE *f, const Chart *c) {
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"a\"/>", x, y0, x, y0 + 5);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"xl\">%s</text>\n", x, y0 + 18, lab);
     }
-    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"box\"/>\n", x0, y1, x1 - x0, y0 - y1);
+    fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" class=\"box\"/>\n", x0, y1, x1 - x0,
+            y0 - y1);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"al\">step</text>\n", 0.5 * (x0 + x1), y0 + 36);
     fprintf(f, "<text transform=\"translate(14 %.1f) rotate(-90)\" class=\"al\">", 0.5 * (y0 + y1));
     xml_escape(f, c->ylabel);
     fprintf(f, "</text>\n");
-    if (empty) fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"al\">no data</text>\n", 0.5 * (x0 + x1), 0.5 * (y0 + y1));
+    if (empty)
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"al\">no data</text>\n", 0.5 * (x0 + x1), 0.5 * (y0 + y1));
     // series: polylines broken at missing values, markers when the points are few
     for (int s = 0; s < c->ns; s++) {
         const Series *se = &c->s[s];
@@ -343,8 +348,8 @@ static void chart_svg(FILE *f, const Chart *c) {
     // legend below the axis label
     for (int s = 0; s < c->ns && leg_rows; s++) {
         double lx = leg_x[s], ly = PT + PH + AXIS_H + leg_row[s] * LEG_ROW + 8;
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>", lx, ly, lx + 18, ly,
-                c->s[s].color);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\"/>", lx, ly,
+                lx + 18, ly, c->s[s].color);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" class=\"lg\">", lx + 24, ly + 4);
         xml_escape(f, c->s[s].name);
         fprintf(f, "</text>\n");

@@ -9,8 +9,9 @@
 int clt_shard_init(CltShard *s, const Comm *c, int L, int d, int F, Error *e) {
     memset(s, 0, sizeof *s);
     if (F % c->size)
-        return err_set(e, "--features %d is not divisible by the %d ranks (each rank owns F/ranks features of every layer)", F,
-                       c->size);
+        return err_set(
+            e, "--features %d is not divisible by the %d ranks (each rank owns F/ranks features of every layer)", F,
+            c->size);
     s->comm = c;
     s->L = L;
     s->d = d;

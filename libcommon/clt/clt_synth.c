@@ -72,7 +72,8 @@ static void zipf_probs(float *p, int F, double s, double l0) {
 
 int synth_model_init(SynthModel *m, const SynthConfig *c, Error *e) {
     memset(m, 0, sizeof *m);
-    if (c->L < 1 || c->L > ACTSHARD_MAX_LAYERS) return err_set(e, "synth: layers must be in [1, %d]", ACTSHARD_MAX_LAYERS);
+    if (c->L < 1 || c->L > ACTSHARD_MAX_LAYERS)
+        return err_set(e, "synth: layers must be in [1, %d]", ACTSHARD_MAX_LAYERS);
     if (c->d < 1 || c->d > 65536) return err_set(e, "synth: width must be in [1, 65536]");
     if (c->F < 1 || c->F > (1 << 24)) return err_set(e, "synth: features must be in [1, 2^24]");
     if (!(c->l0 > 0) || c->l0 > SYNTH_P_MAX * c->F)
@@ -272,7 +273,8 @@ static float *unit_rows(const float *a, int n, size_t row) {
 int synth_recovery(const SynthModel *m, const CltParams *p, SynthRecovery *r, Error *e) {
     memset(r, 0, sizeof *r);
     if (p->L != m->L || p->d != m->d)
-        return err_set(e, "the CLT has %d layers of width %d, the planted model %d layers of width %d", p->L, p->d, m->L, m->d);
+        return err_set(e, "the CLT has %d layers of width %d, the planted model %d layers of width %d", p->L, p->d,
+                       m->L, m->d);
     int L = m->L, Fp = m->F, Fl = p->F;
     r->mmcs = xcalloc((size_t)L, sizeof(double));
     r->frac_09 = xcalloc((size_t)L, sizeof(double));

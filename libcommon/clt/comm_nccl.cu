@@ -91,7 +91,8 @@ static int allreduce_on_device(NcclImpl *m, void *buf, size_t n, int is_double, 
     if (nccl_check(ncclAllReduce(dev, dev, n, is_double ? ncclFloat64 : ncclFloat32, ncclSum, m->comm, m->stream),
                    "ncclAllReduce", e))
         return -1;
-    if (staged && cuda_status(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "nccl", "download", e))
+    if (staged &&
+        cuda_status(cudaMemcpyAsync(buf, dev, bytes, cudaMemcpyDeviceToHost, m->stream), "nccl", "download", e))
         return -1;
     return wait_stream(m, e);
 }
@@ -133,7 +134,8 @@ static void nccl_free(Comm *c) {
     c->impl = NULL;
 }
 
-static const CommOps NCCL_OPS = {nccl_allreduce_sum, nccl_bcast, nccl_barrier, nccl_gatherv, nccl_scatterv, nccl_free, 1};
+static const CommOps NCCL_OPS = {nccl_allreduce_sum, nccl_bcast, nccl_barrier, nccl_gatherv, nccl_scatterv,
+                                 nccl_free,          1};
 
 static void impl_free(NcclImpl *m) {
     if (!m) return;
@@ -153,7 +155,8 @@ extern "C" int comm_init_nccl(Comm *c, const Comm *bootstrap, int device, Error 
     NcclImpl *m = (NcclImpl *)calloc(1, sizeof *m);
     int rc = !m ? err_set(&local, "out of memory") : 0;
     rc = rc || cuda_status(cudaSetDevice(device), "nccl", "cudaSetDevice", &local);
-    rc = rc || cuda_status(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "nccl", "cudaStreamCreate", &local);
+    rc = rc ||
+        cuda_status(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking), "nccl", "cudaStreamCreate", &local);
     if (bootstrap->rank == 0) rc = rc || nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId", &local);
     double failed = rc ? 1 : 0;
     if (comm_allreduce_sum_f64(bootstrap, &failed, 1, e)) {

@@ -246,7 +246,8 @@ static void list_alloc(ExList *l, int cap, int dedup) {
 // Inserts cand into l (capacity cap, examples of up to cap_tokens tokens). dedup: an entry with
 // the same key (content hash) is one example, the better of the two kept — the result is the top
 // of the per-content best, whatever the order of arrival.
-static void list_insert(ExList *l, int cap, int cap_tokens, const Example *cand, Better better, int with_acts, int dedup) {
+static void list_insert(ExList *l, int cap, int cap_tokens, const Example *cand, Better better, int with_acts,
+                        int dedup) {
     if (cap < 1) return;  // --random 0
     if (!l->ex) list_alloc(l, cap, dedup);
     if (dedup) {
@@ -354,8 +355,9 @@ static void collect_range(void *arg, size_t f0, size_t f1) {
                 int f = (int)f0 + j;
                 const Gate *g = &gate[f];
                 uint64_t sp = 0;
-                if (warg[j] < 0 ? wp > g->rnd_key[split]
-                                : wmax[j] < g->top_act && (sp = feat_sample_priority(wp, x->li, F, f)) > g->samp_key[split])
+                if (warg[j] < 0
+                        ? wp > g->rnd_key[split]
+                        : wmax[j] < g->top_act && (sp = feat_sample_priority(wp, x->li, F, f)) > g->samp_key[split])
                     continue;  // enters no list: one or two comparisons, the feature's state untouched
                 FeatState *s = &st[f];
                 Example cand = {.act = wmax[j], .window = wid, .split = (uint8_t)split, .tok = tok, .acts = va};
@@ -399,7 +401,8 @@ void feat_collect(FeatCollector *c, int li, const FeatBatch *b, const float *act
     uint64_t *wprio = xmalloc((size_t)b->B * c->wpc * sizeof(uint64_t));
     for (int bi = 0; bi < b->B; bi++)
         for (int w = 0; w < c->wpc; w++)
-            wprio[(size_t)bi * c->wpc + w] = feat_window_priority(b->ctx_index[bi] * (uint64_t)c->wpc + (uint64_t)w, c->o.seed);
+            wprio[(size_t)bi * c->wpc + w] =
+                feat_window_priority(b->ctx_index[bi] * (uint64_t)c->wpc + (uint64_t)w, c->o.seed);
     CollectCtx x = {c, li, b, acts, wprio};
     parallel_for_n((size_t)c->F, 64, c->threads, collect_range, &x);
     free(wprio);
@@ -824,7 +827,8 @@ static int merge_record(FeatCollector *c, int li, int f, json_t *r) {
     }
     free(x.tok); free(x.acts);
     json_t *tl = json_object_get(r, "top_logits"), *bl = json_object_get(r, "bottom_logits");
-    if (!rc && json_array_size(tl) == (size_t)o->n_logits && json_array_size(bl) == (size_t)o->n_logits && !s->logit_ids) {
+    if (!rc && json_array_size(tl) == (size_t)o->n_logits && json_array_size(bl) == (size_t)o->n_logits &&
+        !s->logit_ids) {
         uint32_t *ids = xmalloc(2 * (size_t)o->n_logits * sizeof(uint32_t));
         float *vals = xmalloc(2 * (size_t)o->n_logits * sizeof(float));
         for (int k = 0; k < 2 * o->n_logits; k++) {
@@ -911,7 +915,8 @@ int feat_collector_merge_store(FeatCollector *c, const FeatStore *s, Error *e) {
                !memcmp(ref->layers, c->layers, (size_t)c->n_layers * sizeof(int));
     json_decref(a); json_decref(b);
     feat_collector_free(ref);
-    if (!same) return err_set(e, "%s: collected with other options or layers than the first store; cannot merge", s->path);
+    if (!same)
+        return err_set(e, "%s: collected with other options or layers than the first store; cannot merge", s->path);
     json_t *m = json_loads(s->meta_json, 0, NULL);
     uint64_t nt = 0, nc = 0;
     get_u64(m, "n_tokens", &nt);
@@ -1010,8 +1015,9 @@ json_t *feat_export_json(const json_t *record, const Tokenizer *tok, const char 
         char name[48];
         snprintf(name, sizeof name, "Quantile %d", b + 1);
         json_object_set_new(g, "quantile_name", json_string(name));
-        json_array_foreach(json_object_get(rec, "samples"), i, p)
-            if (json_integer_value(json_object_get(p, "bin")) == b) json_array_append_new(ex, export_example(p, tok, 1));
+        json_array_foreach(json_object_get(rec, "samples"), i,
+                           p) if (json_integer_value(json_object_get(p, "bin")) == b)
+            json_array_append_new(ex, export_example(p, tok, 1));
         json_object_set_new(g, "examples", ex);
         json_array_append_new(groups, g);
     }
@@ -1095,7 +1101,8 @@ static void select_rows(void *arg, size_t r0, size_t r1) {
     free(ids); free(vals);
 }
 
-void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m, int shard_i, int shard_n) {
+void feat_collect_logits(FeatCollector *c, int li, const CltParams *p, int l, const Model *m, int shard_i,
+                         int shard_n) {
     int d = p->d, F = p->F, V = m->cfg.vocab_size, L = p->L, n = c->o.n_logits;
     if (n < 1 || n > V) return;
     enum { BLK = FEAT_LOGIT_BLOCK };

@@ -476,7 +476,8 @@ static char *chat_request_body(const Explainer *x, const Prompt *p) {
     if (p->system && *p->system)
         json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", p->system));
     for (int i = 0; i < 2 * p->n_shots; i++)
-        json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", i % 2 ? "assistant" : "user", "content", p->shots[i]));
+        json_array_append_new(msgs,
+                              json_pack("{s:s, s:s}", "role", i % 2 ? "assistant" : "user", "content", p->shots[i]));
     json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", p->user));
     json_t *req = json_pack("{s:s, s:o, s:i, s:f}", "model", x->o.model, "messages", msgs, "max_tokens",
                             p->max_tokens > 0 ? p->max_tokens : x->o.max_tokens, "temperature", x->o.temperature);

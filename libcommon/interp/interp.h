@@ -11,7 +11,8 @@
 //              the window's max, negatives mark ceil(mean marked per positive) random tokens of a
 //              non-activating window; "yes" means every marked token fits the explanation
 // Metrics: balanced accuracy (TPR + TNR) / 2 (NaN unless both classes were answered), precision,
-// recall, F1; windows whose answer could not be parsed are left out and counted. The lexical scorer needs no model: it says yes when a
+// recall, F1; windows whose answer could not be parsed are left out and counted. The lexical scorer needs no model: it
+// says yes when a
 // key of the explanation (its "quoted" strings if it has any, else its words of 3+ letters that
 // are not stop words) occurs, case-insensitively, in the text (detection) or in every marked span
 // (fuzzing) — cheap, deterministic, and the scorer of the model-free `tokens` explainer.

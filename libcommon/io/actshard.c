@@ -116,7 +116,8 @@ int act_encoding_parse(const char *spec, ActDtype *dt, uint32_t *param, Error *e
 }
 
 const char *act_encoding_name(ActDtype dt, uint32_t param, char *buf, size_t len) {
-    int dflt = (dt == ACT_INT8 && param == ACTQ_INT8_DEFAULT_QMAX) || (dt == ACT_INT4 && param == ACTQ_INT4_DEFAULT_GROUP);
+    int dflt =
+        (dt == ACT_INT8 && param == ACTQ_INT8_DEFAULT_QMAX) || (dt == ACT_INT4 && param == ACTQ_INT4_DEFAULT_GROUP);
     if ((dt == ACT_INT8 || dt == ACT_INT4) && param && !dflt) snprintf(buf, len, "%s:%u", act_dtype_name(dt), param);
     else snprintf(buf, len, "%s", act_dtype_name(dt));
     return buf;
@@ -335,7 +336,8 @@ static size_t off_vals(const ActShardWriter *w, size_t n) {
 static int stream_bytes(ActShardWriter *w, const void *p, size_t len, ZSTD_EndDirective end, size_t *pos, Error *e) {
     ZSTD_inBuffer in = {p, len, 0};
     for (;;) {
-        if (w->comp_cap - *pos < 4096) w->comp = shard_grow(w->comp, &w->comp_cap, w->comp_cap + (w->comp_cap >> 1) + 4096);
+        if (w->comp_cap - *pos < 4096)
+            w->comp = shard_grow(w->comp, &w->comp_cap, w->comp_cap + (w->comp_cap >> 1) + 4096);
         ZSTD_outBuffer out = {w->comp, w->comp_cap, *pos};
         size_t left = ZSTD_compressStream2(w->cctx, &out, &in, end);
         *pos = out.pos;
@@ -765,7 +767,8 @@ static int parse_shard(ActShard *s, Error *e) {
     char why[200];
     int rc = check_header(s, enc_param, h, e);
     if (!rc && memchr(mid, 0, mid_len)) rc = err_set(e, "%s: model id contains a NUL byte", P);
-    if (!rc && !shard_meta_is_object(meta, meta_len, why, sizeof why)) rc = err_set(e, "%s: header metadata: %s", P, why);
+    if (!rc && !shard_meta_is_object(meta, meta_len, why, sizeof why))
+        rc = err_set(e, "%s: header metadata: %s", P, why);
     free(h);
     if (rc) return rc;
 

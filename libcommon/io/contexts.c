@@ -2,7 +2,8 @@
 
 #include <string.h>
 
-int context_reader_open(ContextReader *r, char **paths, int n_paths, int ctx, int64_t bos, uint32_t vocab_limit, Error *e) {
+int context_reader_open(ContextReader *r, char **paths, int n_paths, int ctx, int64_t bos, uint32_t vocab_limit,
+                        Error *e) {
     memset(r, 0, sizeof *r);
     if (ctx < (bos >= 0 ? 2 : 1)) return err_set(e, "context length %d is too short", ctx);
     r->paths = paths;

@@ -29,7 +29,8 @@ typedef struct {
     uint64_t tail_tokens;  // tokens left over at the end (fewer than a context)
 } ContextReader;
 
-int context_reader_open(ContextReader *r, char **paths, int n_paths, int ctx, int64_t bos, uint32_t vocab_limit, Error *e);
+int context_reader_open(ContextReader *r, char **paths, int n_paths, int ctx, int64_t bos, uint32_t vocab_limit,
+                        Error *e);
 // Fills tokens/doc_ids/positions (ctx each) with the next context; returns 1, 0 at the end, -1 on error.
 int context_reader_next(ContextReader *r, uint32_t *tokens, uint64_t *doc_ids, uint32_t *positions, Error *e);
 void context_reader_close(ContextReader *r);

@@ -152,7 +152,8 @@ void featstore_writer_abort(FeatStoreWriter *w) {
 // A directory that is a store (holds features.bin and nothing but its temporaries) may be replaced.
 static int replace_dir(const char *tmp_dir, const char *dir, Error *e) {
     if (rename(tmp_dir, dir) == 0) return 0;
-    if (errno != ENOTEMPTY && errno != EEXIST) return err_set(e, "%s: cannot rename %s: %s", dir, tmp_dir, strerror(errno));
+    if (errno != ENOTEMPTY && errno != EEXIST)
+        return err_set(e, "%s: cannot rename %s: %s", dir, tmp_dir, strerror(errno));
     char old_file[4300], old_dir[4200];
     if (strlen(dir) > 4000) return err_set(e, "%s: path too long", dir);
     snprintf(old_file, sizeof old_file, "%s/" FEATSTORE_FILE, dir);
@@ -224,12 +225,15 @@ int featstore_open(FeatStore *s, const char *dir, Error *e) {
     s->file_size = (uint64_t)sb.st_size;
     uint8_t h[HEADER_FIXED], foot[FOOTER_BYTES];
     int rc = 0;
-    if (s->file_size < HEADER_FIXED + FOOTER_BYTES) rc = err_set(e, "%s: %llu bytes: too short for a feature store", s->path, (ull)s->file_size);
+    if (s->file_size < HEADER_FIXED + FOOTER_BYTES)
+        rc = err_set(e, "%s: %llu bytes: too short for a feature store", s->path, (ull)s->file_size);
     if (!rc) rc = pread_full(s->fd, h, HEADER_FIXED, 0, s->path, e);
     if (!rc && memcmp(h, MAGIC, 8)) rc = err_set(e, "%s: not a feature store (bad magic)", s->path);
-    if (!rc && get_u32(h + 8) != FEATSTORE_VERSION) rc = err_set(e, "%s: version %u, expected %d", s->path, get_u32(h + 8), FEATSTORE_VERSION);
+    if (!rc && get_u32(h + 8) != FEATSTORE_VERSION)
+        rc = err_set(e, "%s: version %u, expected %d", s->path, get_u32(h + 8), FEATSTORE_VERSION);
     uint32_t L = rc ? 0 : get_u32(h + 12), F = rc ? 0 : get_u32(h + 16), meta_len = rc ? 0 : get_u32(h + 20);
-    if (!rc && (L < 1 || L > FEATSTORE_MAX_LAYERS || F < 1 || F > FEATSTORE_MAX_FEATURES || meta_len > FEATSTORE_MAX_META))
+    if (!rc &&
+        (L < 1 || L > FEATSTORE_MAX_LAYERS || F < 1 || F > FEATSTORE_MAX_FEATURES || meta_len > FEATSTORE_MAX_META))
         rc = err_set(e, "%s: corrupt header (%u layers, %u features, meta %u bytes)", s->path, L, F, meta_len);
     uint64_t header_len = HEADER_FIXED + 4ull * L + meta_len;
     if (!rc) rc = pread_full(s->fd, foot, FOOTER_BYTES, s->file_size - FOOTER_BYTES, s->path, e);
@@ -239,7 +243,8 @@ int featstore_open(FeatStore *s, const char *dir, Error *e) {
         uint64_t want = (uint64_t)L * F * ENTRY_BYTES + FOOTER_BYTES;
         if (get_u64(foot + 8) != header_len || s->index_offset < header_len || s->index_offset > s->file_size ||
             s->file_size - s->index_offset != want)
-            rc = err_set(e, "%s: corrupt footer (index at %llu, file %llu bytes)", s->path, (ull)s->index_offset, (ull)s->file_size);
+            rc = err_set(e, "%s: corrupt footer (index at %llu, file %llu bytes)", s->path, (ull)s->index_offset,
+                         (ull)s->file_size);
     }
     uint8_t *hdr = NULL;
     if (!rc) {
@@ -293,7 +298,8 @@ int featstore_get(const FeatStore *s, int li, int feature, char **data, size_t *
         out = xmalloc((size_t)raw + 1);
         size_t got = ZSTD_decompress(out, raw, buf, comp);
         if (ZSTD_isError(got) || got != raw)
-            rc = err_set(e, "%s: %s: zstd: %s", s->path, what, ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong size");
+            rc = err_set(e, "%s: %s: zstd: %s", s->path, what,
+                         ZSTD_isError(got) ? ZSTD_getErrorName(got) : "wrong size");
         else out[raw] = 0;
     }
     free(buf);

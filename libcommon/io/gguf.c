@@ -114,9 +114,10 @@ static int rd_value(Cursor *c, uint32_t t, GgufValue *v, int depth, const char *
             return err_set(c->e, "%s: %s: unknown array element type %u", c->name, ctx, et);
         uint64_t min = min_value_size(et);
         if (n > left(c) / min)
-            return err_set(c->e, "%s: %s: array of %llu %s elements needs at least %llu bytes, %llu left", c->name,
-                           ctx, (unsigned long long)n, VALUE_TYPE_NAMES[et],
-                           n > UINT64_MAX / min ? UINT64_MAX : (unsigned long long)(n * min), (unsigned long long)left(c));
+            return err_set(c->e, "%s: %s: array of %llu %s elements needs at least %llu bytes, %llu left", c->name, ctx,
+                           (unsigned long long)n, VALUE_TYPE_NAMES[et],
+                           n > UINT64_MAX / min ? UINT64_MAX : (unsigned long long)(n * min),
+                           (unsigned long long)left(c));
         v->arr.type = (GgufValueType)et;
         v->arr.n = n;
         v->arr.data = c->p;

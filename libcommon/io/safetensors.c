@@ -517,7 +517,8 @@ int safetensors_write(const char *path, const StWriteTensor *tensors, int n, con
     return bad ? -1 : 0;
 }
 
-int safetensors_load_f32(const SafeTensors *st, const char *name, const int64_t *shape, int ndim, float *dst, Error *e) {
+int safetensors_load_f32(const SafeTensors *st, const char *name, const int64_t *shape, int ndim, float *dst,
+                         Error *e) {
     const StTensor *t = safetensors_find(st, name);
     if (!t) return err_set(e, "%s: missing tensor \"%s\"", st->path, name);
     int ok = t->ndim == ndim;

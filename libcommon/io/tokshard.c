@@ -165,7 +165,8 @@ static void add_slice(TokShardWriter *w, uint64_t doc_id, uint32_t n, uint32_t p
 int tokshard_write_doc(TokShardWriter *w, uint64_t doc_id, const uint32_t *ids, size_t n, Error *e) {
     if (w->out.failed) return err_set(e, "%s: an earlier write failed", w->out.path);
     if (n > UINT32_MAX)
-        return err_set(e, "%s: document %llu has %zu tokens (at most 2^32-1 per document)", w->out.path, (ull)doc_id, n);
+        return err_set(e, "%s: document %llu has %zu tokens (at most 2^32-1 per document)", w->out.path, (ull)doc_id,
+                       n);
     if (n && !ids) return err_set(e, "%s: document %llu: NULL ids", w->out.path, (ull)doc_id);
     for (size_t k = 0; k < n; k++)
         if (ids[k] >= w->vocab_size)

@@ -57,7 +57,8 @@ static int is_eos(const GenerateOptions *o, uint32_t id) {
     return 0;
 }
 
-int generate(KVDecoder *d, const uint32_t *prompt, int n_prompt, const GenerateOptions *o, GenerateResult *r, Error *e) {
+int generate(KVDecoder *d, const uint32_t *prompt, int n_prompt, const GenerateOptions *o, GenerateResult *r,
+             Error *e) {
     memset(r, 0, sizeof *r);
     r->n_prompt = n_prompt;
     if (n_prompt < 1) return err_set(e, "generate: empty prompt");

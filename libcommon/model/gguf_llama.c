@@ -44,7 +44,8 @@ typedef struct {
 // Maps one GGUF tensor name to its HF tensor; -1 with an error for a name outside the Llama set.
 static int map_tensor(const Gguf *g, const GgufLlamaConfig *c, const char *name, Mapped *m, Error *e) {
     memset(m, 0, sizeof *m);
-    int64_t D = c->d_model, F = c->d_ff, Q = (int64_t)c->n_heads * c->head_dim, KV = (int64_t)c->n_kv_heads * c->head_dim;
+    int64_t D = c->d_model, F = c->d_ff, Q = (int64_t)c->n_heads * c->head_dim,
+            KV = (int64_t)c->n_kv_heads * c->head_dim;
     if (!strcmp(name, "token_embd.weight")) {
         *m = (Mapped){"model.embed_tokens.weight", 2, {c->vocab_size, D}, 0, SLOT_EMBED};
         return 0;
@@ -97,7 +98,8 @@ static int get_dim(const Gguf *g, const char *arch, const char *key, int64_t def
     int rc = gguf_get_int(g, full, &v, e);
     if (rc < 0) return -1;
     if (rc > 0 && def < 0) return err_set(e, "%s: metadata '%s' is missing", g->path, full);
-    if (v < 1 || v > max) return err_set(e, "%s: metadata '%s' = %lld is not in [1, %lld]", g->path, full, (long long)v, (long long)max);
+    if (v < 1 || v > max)
+        return err_set(e, "%s: metadata '%s' = %lld is not in [1, %lld]", g->path, full, (long long)v, (long long)max);
     *out = (int)v;
     return 0;
 }
@@ -108,7 +110,8 @@ static int get_real(const Gguf *g, const char *arch, const char *key, double def
     *out = def;
     int rc = gguf_get_float(g, full, out, e);
     if (rc < 0) return -1;
-    if (!(*out > 0) || *out > 1e30) return err_set(e, "%s: metadata '%s' = %g is not a positive number", g->path, full, *out);
+    if (!(*out > 0) || *out > 1e30)
+        return err_set(e, "%s: metadata '%s' = %g is not a positive number", g->path, full, *out);
     return 0;
 }
 
@@ -126,8 +129,8 @@ int gguf_llama_config(const Gguf *g, GgufLlamaConfig *c, Error *e) {
     if (rc < 0) return -1;
     if (rc > 0) return err_set(e, "%s: general.architecture is missing", g->path);
     if (arch.len != 5 || memcmp(arch.ptr, "llama", 5))
-        return err_set(e, "%s: architecture '%.*s' is not supported (only llama)", g->path, (int)(arch.len < 64 ? arch.len : 64),
-                       arch.ptr);
+        return err_set(e, "%s: architecture '%.*s' is not supported (only llama)", g->path,
+                       (int)(arch.len < 64 ? arch.len : 64), arch.ptr);
     const char *A = "llama";
     const GgufValue *tokens = NULL;
     if (gguf_get_array(g, "tokenizer.ggml.tokens", GGUF_STRING, &tokens, e) < 0) return -1;
@@ -144,12 +147,14 @@ int gguf_llama_config(const Gguf *g, GgufLlamaConfig *c, Error *e) {
         get_real(g, A, "attention.layer_norm_rms_epsilon", 1e-5, &c->norm_eps, e))
         return -1;
     if (c->n_heads % c->n_kv_heads)
-        return err_set(e, "%s: llama.attention.head_count_kv %d does not divide head_count %d", g->path, c->n_kv_heads, c->n_heads);
+        return err_set(e, "%s: llama.attention.head_count_kv %d does not divide head_count %d", g->path, c->n_kv_heads,
+                       c->n_heads);
     if (c->head_dim % 2) return err_set(e, "%s: head size %d is odd; RoPE rotates pairs", g->path, c->head_dim);
     int vlen = c->head_dim;
     if (get_dim(g, A, "attention.value_length", c->head_dim, 1 << 12, &vlen, e)) return -1;
     if (vlen != c->head_dim)
-        return err_set(e, "%s: llama.attention.value_length %d != key_length %d is not supported", g->path, vlen, c->head_dim);
+        return err_set(e, "%s: llama.attention.value_length %d != key_length %d is not supported", g->path, vlen,
+                       c->head_dim);
     int rope_dims = c->head_dim;
     if (get_dim(g, A, "rope.dimension_count", c->head_dim, 1 << 12, &rope_dims, e)) return -1;
     if (rope_dims != c->head_dim)
@@ -185,7 +190,8 @@ int gguf_llama_config(const Gguf *g, GgufLlamaConfig *c, Error *e) {
             char ne[160];
             describe_ne(t, ne, sizeof ne);
             if (m.ndim == 1)
-                err_set(e, "%s: tensor '%s' has ne %s, the config implies [%lld]", g->path, t->name, ne, (long long)m.shape[0]);
+                err_set(e, "%s: tensor '%s' has ne %s, the config implies [%lld]", g->path, t->name, ne,
+                        (long long)m.shape[0]);
             else
                 err_set(e, "%s: tensor '%s' has ne %s, the config implies [%lld, %lld]", g->path, t->name, ne,
                         (long long)m.shape[1], (long long)m.shape[0]);

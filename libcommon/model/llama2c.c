@@ -36,7 +36,9 @@ static int32_t rd_i32(const unsigned char *p) {
 // Field limits: far above any released llama2.c/Llama model, low enough that every size below
 // fits easily in 64 bits, so a corrupt header cannot overflow the size arithmetic.
 static int check_field(const char *name, const char *field, int v, int max, Error *e) {
-    if (v < 1 || v > max) return err_set(e, "%s: header field %s = %d is not in [1, %d] (not a llama2.c checkpoint?)", name, field, v, max);
+    if (v < 1 || v > max)
+        return err_set(e, "%s: header field %s = %d is not in [1, %d] (not a llama2.c checkpoint?)", name, field, v,
+                       max);
     return 0;
 }
 
@@ -74,9 +76,13 @@ int llama2c_parse(Llama2cModel *m, const void *buf, size_t len, const char *name
     if (len >= 4 && rd_i32(b) == (int32_t)LLAMA2C_MAGIC) {
         if (len < 8) return err_set(e, "%s: truncated header (%zu bytes)", name, len);
         int version = rd_i32(b + 4);
-        if (version == 2) return err_set(e, "%s: llama2.c version 2 (int8 Q8_0) checkpoints are not supported; export with --version 0 or 1", name);
+        if (version == 2)
+            return err_set(
+                e, "%s: llama2.c version 2 (int8 Q8_0) checkpoints are not supported; export with --version 0 or 1",
+                name);
         if (version != 1) return err_set(e, "%s: unknown llama2.c checkpoint version %d", name, version);
-        if (len < V1_HEADER) return err_set(e, "%s: truncated header (%zu bytes, version 1 needs %d)", name, len, V1_HEADER);
+        if (len < V1_HEADER)
+            return err_set(e, "%s: truncated header (%zu bytes, version 1 needs %d)", name, len, V1_HEADER);
         header = V1_HEADER;
         c.version = 1;
         if (b[36] > 1) return err_set(e, "%s: header flag shared_classifier = %d is not 0 or 1", name, b[36]);
@@ -103,12 +109,16 @@ int llama2c_parse(Llama2cModel *m, const void *buf, size_t len, const char *name
     if (check_field(name, "dim", c.dim, 1 << 16, e) || check_field(name, "hidden_dim", c.hidden_dim, 1 << 20, e) ||
         check_field(name, "n_layers", c.n_layers, 4096, e) || check_field(name, "n_heads", c.n_heads, c.dim, e) ||
         check_field(name, "n_kv_heads", c.n_kv_heads, c.n_heads, e) ||
-        check_field(name, "vocab_size", c.vocab_size, 1 << 24, e) || check_field(name, "seq_len", c.seq_len, 1 << 24, e))
+        check_field(name, "vocab_size", c.vocab_size, 1 << 24, e) ||
+        check_field(name, "seq_len", c.seq_len, 1 << 24, e))
         return -1;
     if (c.dim % c.n_heads) return err_set(e, "%s: n_heads %d does not divide dim %d", name, c.n_heads, c.dim);
-    if (c.n_heads % c.n_kv_heads) return err_set(e, "%s: n_kv_heads %d does not divide n_heads %d", name, c.n_kv_heads, c.n_heads);
+    if (c.n_heads % c.n_kv_heads)
+        return err_set(e, "%s: n_kv_heads %d does not divide n_heads %d", name, c.n_kv_heads, c.n_heads);
     int hs = c.dim / c.n_heads;
-    if (hs % 2) return err_set(e, "%s: head size %d (dim %d / n_heads %d) is odd; RoPE rotates pairs", name, hs, c.dim, c.n_heads);
+    if (hs % 2)
+        return err_set(e, "%s: head size %d (dim %d / n_heads %d) is odd; RoPE rotates pairs", name, hs, c.dim,
+                       c.n_heads);
     if ((uintptr_t)buf % sizeof(float)) return err_set(e, "%s: buffer is not 4-byte aligned", name);
 
     // Sizes in floats (the limits above keep every product below 2^50).

@@ -306,13 +306,14 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
     if (c->attn_softcap < 0 || c->final_softcap < 0)
         return err_set(e, "%s: logit softcapping must be >= 0 (got %g, %g)", path, c->attn_softcap, c->final_softcap);
     if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
-        return err_set(e, "%s: bos_token_id %d / eos_token_id %d outside the vocabulary (%d)", path, c->bos_id, c->eos_id,
-                       c->vocab_size);
+        return err_set(e, "%s: bos_token_id %d / eos_token_id %d outside the vocabulary (%d)", path, c->bos_id,
+                       c->eos_id, c->vocab_size);
     if ((int64_t)c->n_heads * c->head_dim > MAX_WIDTH || (int64_t)c->n_kv_heads * c->head_dim > MAX_WIDTH)
         return err_set(e, "%s: attention heads × head_dim (%d × %d) is absurd (more than %d)", path, c->n_heads,
                        c->head_dim, MAX_WIDTH);
     if (c->n_heads % c->n_kv_heads)
-        return err_set(e, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path, c->n_heads, c->n_kv_heads);
+        return err_set(e, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", path, c->n_heads,
+                       c->n_kv_heads);
     if (!c->query_scale) c->query_scale = 1.0f / sqrtf((float)c->head_dim);
 
     c->layer_sliding = xcalloc((size_t)c->n_layers, 1);
@@ -320,7 +321,8 @@ static int parse_config(ModelConfig *c, json_t *root, const char *path, Error *e
         json_t *lt = json_object_get(root, "layer_types");
         if (json_is_array(lt)) {
             if ((int)json_array_size(lt) != c->n_layers)
-                return err_set(e, "%s: \"layer_types\" has %zu entries for %d layers", path, json_array_size(lt), c->n_layers);
+                return err_set(e, "%s: \"layer_types\" has %zu entries for %d layers", path, json_array_size(lt),
+                               c->n_layers);
             for (int l = 0; l < c->n_layers; l++) {
                 const char *s = json_string_value(json_array_get(lt, (size_t)l));
                 if (!s || (strcmp(s, "sliding_attention") && strcmp(s, "full_attention")))
@@ -410,14 +412,18 @@ static int load_tensor(Model *m, const Shards *sh, const char *name, int64_t row
     const StTensor *t = shards_find(sh, name, &file);
     *out = NULL;
     if (!t) return optional ? 0 : err_set(e, "%s: missing tensor \"%s\"", m->dir, name);
-    int ok = cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) : (t->ndim == 1 && t->shape[0] == rows);
+    int ok =
+        cols ? (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols) : (t->ndim == 1 && t->shape[0] == rows);
     if (!ok) {
         char got[128] = "";
         size_t n = 0;
-        for (int i = 0; i < t->ndim && n < sizeof got - 24; i++) n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        for (int i = 0; i < t->ndim && n < sizeof got - 24; i++)
+            n += (size_t)snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
         if (cols)
-            return err_set(e, "%s: tensor \"%s\" has shape [%s], config implies [%lld, %lld]", file->path, name, got, (long long)rows, (long long)cols);
-        return err_set(e, "%s: tensor \"%s\" has shape [%s], config implies [%lld]", file->path, name, got, (long long)rows);
+            return err_set(e, "%s: tensor \"%s\" has shape [%s], config implies [%lld, %lld]", file->path, name, got,
+                           (long long)rows, (long long)cols);
+        return err_set(e, "%s: tensor \"%s\" has shape [%s], config implies [%lld]", file->path, name, got,
+                       (long long)rows);
     }
     if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16 && t->dtype != ST_F64 && t->dtype != ST_F8_E4M3)
         return err_set(e, "%s: tensor \"%s\" has dtype %s: weights must be floating point", file->path, name,
@@ -442,7 +448,8 @@ static float *transposed(Model *m, const float *w, int in, int out) {
 
 static int load_llama_like(Model *m, const Shards *sh, Error *e) {
     const ModelConfig *c = &m->cfg;
-    int D = c->d_model, F = c->d_ff, V = c->vocab_size, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+    int D = c->d_model, F = c->d_ff, V = c->vocab_size, qd = c->n_heads * c->head_dim,
+        kvd = c->n_kv_heads * c->head_dim;
     int gemma = c->arch == ARCH_GEMMA2;
     char n[256];
     if (load_tensor(m, sh, "model.embed_tokens.weight", V, D, 0, &m->embed, e)) return -1;

@@ -56,7 +56,8 @@ static void copy_hook(float **hooks, int l, const float *src, size_t n) {
 
 static float *layer_out(float **outs, int l) { return outs ? outs[l] : NULL; }
 
-int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B, int T, ForwardOutputs *out, Error *e) {
+int model_forward(const Model *m, ForwardState *s, const uint32_t *tokens, int B, int T, ForwardOutputs *out,
+                  Error *e) {
     const ModelConfig *c = &m->cfg;
     if (B > s->B || T != s->T) return err_set(e, "forward: state built for %dx%d, called with %dx%d", s->B, s->T, B, T);
     if (model_check_positions(c, T, "forward", e)) return -1;

@@ -42,7 +42,10 @@ int chat_template_read(const char *model_dir, char **tmpl, Error *e) {
                     json_is_string(json_object_get(item, "template")))
                     *tmpl = xstrdup(json_string_value(json_object_get(item, "template")));
             }
-            if (!*tmpl) { json_decref(root); return err_set(e, "%s: \"chat_template\" has no \"default\" template", path); }
+            if (!*tmpl) {
+                json_decref(root);
+                return err_set(e, "%s: \"chat_template\" has no \"default\" template", path);
+            }
         } else if (t && !json_is_null(t)) {
             json_decref(root);
             return err_set(e, "%s: \"chat_template\" must be a string or a list of named templates", path);
@@ -88,9 +91,12 @@ int chat_template_parse(ChatTemplate *ct, const char *tmpl, Error *e) {
         const char *body = sys + strlen("<|im_start|>system");
         if (*body == '\n') body++;
         else if (body[0] == '\\' && body[1] == 'n') body += 2;
-        else return err_set(e, "unsupported ChatML template: no newline after its default <|im_start|>system; use --raw");
+        else
+            return err_set(e,
+                           "unsupported ChatML template: no newline after its default <|im_start|>system; use --raw");
         const char *end = strstr(body, "<|im_end|>");
-        if (!end) return err_set(e, "unsupported ChatML template: default system message without <|im_end|>; use --raw");
+        if (!end)
+            return err_set(e, "unsupported ChatML template: default system message without <|im_end|>; use --raw");
         ct->default_system = literal_text(body, (size_t)(end - body));
         if (!ct->default_system)
             return err_set(e, "unsupported ChatML template: its default system message is not a constant; use --raw");

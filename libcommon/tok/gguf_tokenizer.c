@@ -50,15 +50,17 @@ static json_t *pre_tokenizer(const Gguf *g, int hf_compat, Error *e) {
     if (str_eq(pre, "gpt2") || str_eq(pre, "gpt-2")) return byte_level(1, 1);
     if (str_eq(pre, "llama-bpe") || str_eq(pre, "llama3")) return split_then_bytes(LLAMA3_PATTERN);
     if (str_eq(pre, "qwen2")) return split_then_bytes(QWEN2_PATTERN);
-    err_set(e, "%s: tokenizer.ggml.pre '%.*s' is not supported (known: smollm, gpt2, llama-bpe, qwen2; "
-            "--hf-tokenizer writes the plain GPT-2 split transformers uses)", g->path, (int)(pre.len < 64 ? pre.len : 64),
-            pre.ptr);
+    err_set(e,
+            "%s: tokenizer.ggml.pre '%.*s' is not supported (known: smollm, gpt2, llama-bpe, qwen2; "
+            "--hf-tokenizer writes the plain GPT-2 split transformers uses)",
+            g->path, (int)(pre.len < 64 ? pre.len : 64), pre.ptr);
     return NULL;
 }
 
 // Checks a token/merge string is usable as JSON text.
 static int check_text(const Gguf *g, GgufStr s, const char *what, uint64_t i, Error *e) {
-    if (memchr(s.ptr, 0, s.len)) return err_set(e, "%s: %s %llu contains a NUL byte", g->path, what, (unsigned long long)i);
+    if (memchr(s.ptr, 0, s.len))
+        return err_set(e, "%s: %s %llu contains a NUL byte", g->path, what, (unsigned long long)i);
     if (utf8_valid_prefix((const unsigned char *)s.ptr, s.len) != s.len)
         return err_set(e, "%s: %s %llu is not valid UTF-8", g->path, what, (unsigned long long)i);
     return 0;
@@ -103,7 +105,8 @@ static int read_vocab(const Gguf *g, Vocab *v, Error *e) {
     if (rc < 0) return -1;
     if (rc > 0) return err_set(e, "%s: tokenizer.ggml.tokens is missing", g->path);
     uint64_t n = v->tokens->arr.n;
-    if (n == 0 || n > (1u << 30)) return err_set(e, "%s: tokenizer.ggml.tokens has %llu tokens", g->path, (unsigned long long)n);
+    if (n == 0 || n > (1u << 30))
+        return err_set(e, "%s: tokenizer.ggml.tokens has %llu tokens", g->path, (unsigned long long)n);
     for (uint64_t i = 0; i < n; i++)
         if (check_text(g, v->tokens->arr.items[i].s, "token", i, e)) return -1;
     v->types = NULL;
@@ -140,7 +143,8 @@ static void template_special(json_t *arr, json_t *specials, const Vocab *v, int 
     GgufStr s = v->tokens->arr.items[id].s;
     char *tok = strndup(s.ptr, (size_t)s.len);
     json_array_append_new(arr, json_pack("{s:{s:s, s:i}}", "SpecialToken", "id", tok, "type_id", type_id));
-    json_object_set_new(specials, tok, json_pack("{s:s, s:[I], s:[s]}", "id", tok, "ids", (json_int_t)id, "tokens", tok));
+    json_object_set_new(specials, tok,
+                        json_pack("{s:s, s:[I], s:[s]}", "id", tok, "ids", (json_int_t)id, "tokens", tok));
     free(tok);
 }
 
@@ -180,7 +184,8 @@ int gguf_tokenizer_json(const Gguf *g, int hf_compat, char **json_out, Error *e)
         GgufStr m = merges->arr.items[i].s;
         const char *sp = memchr(m.ptr, ' ', m.len);
         int bad = check_text(g, m, "merge", i, e);
-        if (!bad && (!sp || sp == m.ptr || sp + 1 == m.ptr + m.len || memchr(sp + 1, ' ', m.len - (size_t)(sp - m.ptr) - 1)))
+        if (!bad &&
+            (!sp || sp == m.ptr || sp + 1 == m.ptr + m.len || memchr(sp + 1, ' ', m.len - (size_t)(sp - m.ptr) - 1)))
             bad = err_set(e, "%s: tokenizer.ggml.merges[%llu] is not two tokens separated by one space", g->path,
                           (unsigned long long)i);
         if (bad) {

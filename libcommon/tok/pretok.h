@@ -6,9 +6,10 @@
 #include <stdint.h>
 
 typedef enum {
-    PRETOK_REGEX_GPT2,    // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-    PRETOK_REGEX_LLAMA3,  // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-    PRETOK_REGEX_QWEN2,   // as LLAMA3 with \p{N} (one digit per match)
+    PRETOK_REGEX_GPT2,  // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    PRETOK_REGEX_LLAMA3,
+    PRETOK_REGEX_QWEN2,  // as LLAMA3 with \p{N} (one digit per match)
 } PretokRegex;
 
 // Recognises a Split pattern string; returns 0 and sets *kind, or -1 if unknown.

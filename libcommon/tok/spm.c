@@ -146,7 +146,10 @@ int spm_parse(SpmModel *m, const void *buf, size_t len, const char *name, Error 
             }
         }
     }
-    if (m->n_pieces < 3) { spm_free(m); return err_set(e, "%s: not a SentencePiece model (%d pieces)", name, m->n_pieces); }
+    if (m->n_pieces < 3) {
+        spm_free(m);
+        return err_set(e, "%s: not a SentencePiece model (%d pieces)", name, m->n_pieces);
+    }
     return 0;
 corrupt:
     spm_free(m);
@@ -186,7 +189,8 @@ static int count_chars(const char *s, size_t len) {
 }
 
 int spm_to_tokenizer_json(const SpmModel *m, const char *name, char **json_out, Error *e) {
-    if (m->model_type != 2) return err_set(e, "%s: SentencePiece model_type %d is not BPE (only BPE models convert)", name, m->model_type);
+    if (m->model_type != 2)
+        return err_set(e, "%s: SentencePiece model_type %d is not BPE (only BPE models convert)", name, m->model_type);
     StrMap vocab;
     strmap_init(&vocab, (uint32_t)m->n_pieces);
     for (int i = 0; i < m->n_pieces; i++) strmap_put(&vocab, m->pieces[i].piece, m->pieces[i].len, (uint32_t)i);
@@ -199,7 +203,8 @@ int spm_to_tokenizer_json(const SpmModel *m, const char *name, char **json_out, 
         for (size_t cut = 1; cut < p->len; cut++) {
             if (((uint8_t)p->piece[cut] & 0xC0) == 0x80) continue;  // split at character boundaries
             uint32_t l, r;
-            if (!strmap_get(&vocab, p->piece, cut, &l) || !strmap_get(&vocab, p->piece + cut, p->len - cut, &r)) continue;
+            if (!strmap_get(&vocab, p->piece, cut, &l) || !strmap_get(&vocab, p->piece + cut, p->len - cut, &r))
+                continue;
             if (n_merges == cap) {
                 cap = cap ? cap * 2 : 1024;
                 merges = xrealloc(merges, cap * sizeof *merges);
@@ -209,8 +214,10 @@ int spm_to_tokenizer_json(const SpmModel *m, const char *name, char **json_out, 
         }
         // local order: by left id, then right id
         for (size_t a = first + 1; a < n_merges; a++)
-            for (size_t b = a; b > first && (merges[b - 1].left > merges[b].left ||
-                                             (merges[b - 1].left == merges[b].left && merges[b - 1].right > merges[b].right)); b--) {
+            for (size_t b = a; b > first &&
+                 (merges[b - 1].left > merges[b].left ||
+                  (merges[b - 1].left == merges[b].left && merges[b - 1].right > merges[b].right));
+                 b--) {
                 Merge t = merges[b]; merges[b] = merges[b - 1]; merges[b - 1] = t;
             }
     }
@@ -240,29 +247,36 @@ int spm_to_tokenizer_json(const SpmModel *m, const char *name, char **json_out, 
     json_object_set_new(root, "added_tokens", added);
 
     json_t *norms = json_array();
-    if (m->add_dummy_prefix) json_array_append_new(norms, json_pack("{s:s, s:s}", "type", "Prepend", "prepend", "\xE2\x96\x81"));
-    json_array_append_new(norms, json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", " ", "content", "\xE2\x96\x81"));
+    if (m->add_dummy_prefix)
+        json_array_append_new(norms, json_pack("{s:s, s:s}", "type", "Prepend", "prepend", "\xE2\x96\x81"));
+    json_array_append_new(
+        norms,
+        json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", " ", "content", "\xE2\x96\x81"));
     json_object_set_new(root, "normalizer", json_pack("{s:s, s:o}", "type", "Sequence", "normalizers", norms));
     json_object_set_new(root, "pre_tokenizer", json_null());
 
     uint32_t bos_id;
     if (strmap_get(&vocab, m->bos_piece, strlen(m->bos_piece), &bos_id)) {
-        json_object_set_new(root, "post_processor",
-            json_pack("{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}], s:{s:{s:s, s:[i], s:[s]}}}",
-                      "type", "TemplateProcessing",
-                      "single", "SpecialToken", "id", m->bos_piece, "type_id", 0, "Sequence", "id", "A", "type_id", 0,
-                      "pair", "SpecialToken", "id", m->bos_piece, "type_id", 0, "Sequence", "id", "A", "type_id", 0,
-                      "SpecialToken", "id", m->bos_piece, "type_id", 1, "Sequence", "id", "B", "type_id", 1,
-                      "special_tokens", m->bos_piece, "id", m->bos_piece, "ids", (int)bos_id, "tokens", m->bos_piece));
+        json_object_set_new(
+            root, "post_processor",
+            json_pack(
+                "{s:s, s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}], s:[{s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}, {s:{s:s, s:i}}], s:{s:{s:s, s:[i], s:[s]}}}",
+                "type", "TemplateProcessing", "single", "SpecialToken", "id", m->bos_piece, "type_id", 0, "Sequence",
+                "id", "A", "type_id", 0, "pair", "SpecialToken", "id", m->bos_piece, "type_id", 0, "Sequence", "id",
+                "A", "type_id", 0, "SpecialToken", "id", m->bos_piece, "type_id", 1, "Sequence", "id", "B", "type_id",
+                1, "special_tokens", m->bos_piece, "id", m->bos_piece, "ids", (int)bos_id, "tokens", m->bos_piece));
     } else {
         json_object_set_new(root, "post_processor", json_null());
     }
 
     json_t *decs = json_array();
-    json_array_append_new(decs, json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", "\xE2\x96\x81", "content", " "));
+    json_array_append_new(
+        decs, json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", "\xE2\x96\x81", "content", " "));
     json_array_append_new(decs, json_pack("{s:s}", "type", "ByteFallback"));
     json_array_append_new(decs, json_pack("{s:s}", "type", "Fuse"));
-    if (m->add_dummy_prefix) json_array_append_new(decs, json_pack("{s:s, s:s, s:i, s:i}", "type", "Strip", "content", " ", "start", 1, "stop", 0));
+    if (m->add_dummy_prefix)
+        json_array_append_new(
+            decs, json_pack("{s:s, s:s, s:i, s:i}", "type", "Strip", "content", " ", "start", 1, "stop", 0));
     json_object_set_new(root, "decoder", json_pack("{s:s, s:o}", "type", "Sequence", "decoders", decs));
 
     json_t *jv = json_object();

@@ -315,7 +315,8 @@ static int parse_pretok(Tokenizer *t, json_t *p, Error *e) {
     if (!type) return err_set(e, "%s: pre_tokenizer: missing \"type\"", t->name);
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(p, "pretokenizers");
-        if (!json_is_array(list)) return err_set(e, "%s: pre_tokenizer Sequence: missing \"pretokenizers\" array", t->name);
+        if (!json_is_array(list))
+            return err_set(e, "%s: pre_tokenizer Sequence: missing \"pretokenizers\" array", t->name);
         for (size_t i = 0; i < json_array_size(list); i++)
             if (parse_pretok(t, json_array_get(list, i), e)) return -1;
         return 0;
@@ -331,8 +332,10 @@ static int parse_pretok(Tokenizer *t, json_t *p, Error *e) {
         if (json_is_string(re)) {
             st.kind = PT_REGEX;
             if (pretok_regex_lookup(json_string_value(re), &st.regex))
-                return err_set(e, "%s: pre_tokenizer Split: regex is not one of the supported patterns (GPT-2, Llama 3, Qwen 2): %.80s",
-                               t->name, json_string_value(re));
+                return err_set(
+                    e,
+                    "%s: pre_tokenizer Split: regex is not one of the supported patterns (GPT-2, Llama 3, Qwen 2): %.80s",
+                    t->name, json_string_value(re));
         } else if (json_is_string(str)) {
             st.kind = PT_STRING;
             st.pattern = json_strdup_len(str, &st.pattern_len);
@@ -424,7 +427,8 @@ static int template_special_ids(Tokenizer *t, json_t *specials, const char *name
     for (size_t i = 0; i < json_array_size(ids); i++) {
         json_int_t id = json_integer_value(json_array_get(ids, i));
         if (id < 0 || id >= (json_int_t)t->vocab_size)
-            return err_set(e, "%s: post_processor: id %lld of '%s' is out of the vocabulary", t->name, (long long)id, name);
+            return err_set(e, "%s: post_processor: id %lld of '%s' is out of the vocabulary", t->name, (long long)id,
+                           name);
         ids_append(v, n, (uint32_t)id);
     }
     return 0;
@@ -436,7 +440,8 @@ static int parse_post(Tokenizer *t, json_t *p, Error *e) {
     if (!type) return err_set(e, "%s: post_processor: missing \"type\"", t->name);
     if (!strcmp(type, "Sequence")) {
         json_t *list = json_object_get(p, "processors");
-        if (!json_is_array(list)) return err_set(e, "%s: post_processor Sequence: missing \"processors\" array", t->name);
+        if (!json_is_array(list))
+            return err_set(e, "%s: post_processor Sequence: missing \"processors\" array", t->name);
         for (size_t i = 0; i < json_array_size(list); i++)
             if (parse_post(t, json_array_get(list, i), e)) return -1;
         return 0;
@@ -445,14 +450,16 @@ static int parse_post(Tokenizer *t, json_t *p, Error *e) {
     if (!strcmp(type, "TemplateProcessing")) {
         json_t *single = json_object_get(p, "single");
         json_t *specials = json_object_get(p, "special_tokens");
-        if (!json_is_array(single)) return err_set(e, "%s: post_processor TemplateProcessing: missing \"single\"", t->name);
+        if (!json_is_array(single))
+            return err_set(e, "%s: post_processor TemplateProcessing: missing \"single\"", t->name);
         int seen_seq = 0;
         for (size_t i = 0; i < json_array_size(single); i++) {
             json_t *item = json_array_get(single, i);
             json_t *sp = json_object_get(item, "SpecialToken");
             if (json_object_get(item, "Sequence")) { seen_seq = 1; continue; }
             const char *name = json_string_value(json_object_get(sp, "id"));
-            if (!name) return err_set(e, "%s: post_processor TemplateProcessing: bad item %zu in \"single\"", t->name, i);
+            if (!name)
+                return err_set(e, "%s: post_processor TemplateProcessing: bad item %zu in \"single\"", t->name, i);
             if (seen_seq ? template_special_ids(t, specials, name, &t->post_suffix, &t->n_post_suffix, e)
                          : template_special_ids(t, specials, name, &t->post_prefix, &t->n_post_prefix, e))
                 return -1;
@@ -823,7 +830,8 @@ static void find_literal(const char *piece, size_t len, const char *pat, size_t 
 }
 
 // Replaces every occurrence of pat in src with rep, writing to dst (cleared first).
-static void replace_all(const char *src, size_t len, const char *pat, size_t plen, const char *rep, size_t rlen, Buf *dst) {
+static void replace_all(const char *src, size_t len, const char *pat, size_t plen, const char *rep, size_t rlen,
+                        Buf *dst) {
     dst->n = 0;
     buf_reserve(dst, len + 16);
     size_t i = 0, last = 0;
@@ -1161,7 +1169,8 @@ static void split_added(const Tokenizer *t, TokScratch *s, const Trie *trie, con
     if (len > seg_start) on_text(t, s, text + seg_start, len - seg_start, base_offset + seg_start == 0, out);
 }
 
-static void encode_normalized_gap(const Tokenizer *t, TokScratch *s, const char *p, size_t len, int first, TokIds *out) {
+static void encode_normalized_gap(const Tokenizer *t, TokScratch *s, const char *p, size_t len, int first,
+                                  TokIds *out) {
     encode_plain(t, s, p, len, first, out);
 }
 
@@ -1190,7 +1199,8 @@ static void encode_raw_gap_impl(const Tokenizer *t, TokScratch *s, const char *p
     free(cur.p);
     free(nxt.p);
 }
-static void encode_raw_gap_special(const Tokenizer *t, TokScratch *s, const char *p, size_t len, int first, TokIds *out) {
+static void encode_raw_gap_special(const Tokenizer *t, TokScratch *s, const char *p, size_t len, int first,
+                                   TokIds *out) {
     encode_raw_gap_impl(t, s, p, len, first, 1, out);
 }
 static void encode_raw_gap_plain(const Tokenizer *t, TokScratch *s, const char *p, size_t len, int first, TokIds *out) {
@@ -1227,7 +1237,10 @@ static int parse_byte_token(const char *p, size_t len) {
     int v = 0;
     for (int k = 3; k < 5; k++) {
         char c = p[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9' ? c - '0'
+            : c >= 'a' && c <= 'f'   ? c - 'a' + 10
+            : c >= 'A' && c <= 'F'   ? c - 'A' + 10
+                                     : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }

@@ -123,12 +123,19 @@ static void print_json_string(FILE *f, const char *s) {
 
 static int cmd_synth(int argc, char **argv) {
     cli_standard(argc, argv, "clt-fit synth", SYNTH_USAGE);
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'}, {"layers", required_argument, 0, 'L'}, {"d", required_argument, 0, 'd'},
-        {"features", required_argument, 0, 'F'}, {"tokens", required_argument, 0, 'n'}, {"l0", required_argument, 0, 'k'},
-        {"zipf", required_argument, 0, 'z'}, {"noise", required_argument, 0, 's'}, {"seed", required_argument, 0, 'S'},
-        {"data-seed", required_argument, 0, 'D'}, {"save-truth", required_argument, 0, 'T'},
-        {"dtype", required_argument, 0, 't'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"layers", required_argument, 0, 'L'},
+                                         {"d", required_argument, 0, 'd'},
+                                         {"features", required_argument, 0, 'F'},
+                                         {"tokens", required_argument, 0, 'n'},
+                                         {"l0", required_argument, 0, 'k'},
+                                         {"zipf", required_argument, 0, 'z'},
+                                         {"noise", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"data-seed", required_argument, 0, 'D'},
+                                         {"save-truth", required_argument, 0, 'T'},
+                                         {"dtype", required_argument, 0, 't'},
+                                         {0, 0, 0, 0}};
     SynthConfig c = {.l0 = 3, .zipf = 0.5, .noise = 0.05};
     const char *out = NULL, *truth = NULL;
     int data_seed_set = 0;
@@ -144,16 +151,21 @@ static int cmd_synth(int argc, char **argv) {
             case 'z': c.zipf = cli_parse_double("--zipf", optarg, 0, 1e3); break;
             case 's': c.noise = cli_parse_double("--noise", optarg, 0, 1e30); break;
             case 'S': c.seed = (uint64_t)cli_parse_int("--seed", optarg, 0, INT64_MAX); break;
-            case 'D': c.data_seed = (uint64_t)cli_parse_int("--data-seed", optarg, 0, INT64_MAX); data_seed_set = 1; break;
+            case 'D':
+                c.data_seed = (uint64_t)cli_parse_int("--data-seed", optarg, 0, INT64_MAX);
+                data_seed_set = 1;
+                break;
             case 'T': truth = optarg; break;
             case 't':
-                if (act_dtype_parse(optarg, &c.dtype) || c.dtype > ACT_F16) fatal("--dtype: '%s' is not f32, bf16 or f16", optarg);
+                if (act_dtype_parse(optarg, &c.dtype) || c.dtype > ACT_F16)
+                    fatal("--dtype: '%s' is not f32, bf16 or f16", optarg);
                 break;
             default: cli_usage_error("clt-fit synth", "bad option");
         }
     }
     if (!out) cli_usage_error("clt-fit synth", "missing -o/--output");
-    if (!c.L || !c.d || !c.F || !c.n_tokens) cli_usage_error("clt-fit synth", "--layers, --d, --features and --tokens are required");
+    if (!c.L || !c.d || !c.F || !c.n_tokens)
+        cli_usage_error("clt-fit synth", "--layers, --d, --features and --tokens are required");
     if (optind < argc) cli_usage_error("clt-fit synth", "unexpected argument '%s'", argv[optind]);
     if (!data_seed_set) c.data_seed = c.seed;
     Error e;
@@ -165,8 +177,9 @@ static int cmd_synth(int argc, char **argv) {
     for (int l = 0; l < m.L; l++) l0 += m.l0[l];
     printf("{\"output\": ");
     print_json_string(stdout, out);
-    printf(", \"tokens\": %llu, \"layers\": %d, \"d_model\": %d, \"features\": %d, \"planted_l0_mean\": %.6g, \"planted_l0_per_layer\": ",
-           (unsigned long long)c.n_tokens, c.L, c.d, c.F, l0 / m.L);
+    printf(
+        ", \"tokens\": %llu, \"layers\": %d, \"d_model\": %d, \"features\": %d, \"planted_l0_mean\": %.6g, \"planted_l0_per_layer\": ",
+        (unsigned long long)c.n_tokens, c.L, c.d, c.F, l0 / m.L);
     print_darray(stdout, m.l0, m.L);
     printf("}\n");
     synth_model_free(&m);
@@ -177,7 +190,8 @@ static int cmd_synth(int argc, char **argv) {
 
 // Options shared by eval and eval-synth; positional arguments are left in argv[optind..].
 static void parse_eval_opts(int argc, char **argv, const char *tool, int *batch, const char **out) {
-    static const struct option opts[] = {{"batch", required_argument, 0, 'b'}, {"output", required_argument, 0, 'o'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"batch", required_argument, 0, 'b'}, {"output", required_argument, 0, 'o'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
         switch (ch) {
@@ -201,7 +215,8 @@ static int cmd_eval(int argc, char **argv) {
     char hook[256];
     int have_hook = !clt_config_value(dir, "feature_input_hook", hook, sizeof hook);
     CltEvalResult r;
-    if (clt_eval_shards(&p, have_hook ? hook : NULL, argv + optind + 1, argc - optind - 1, batch, &r, &e)) fatal_err(&e);
+    if (clt_eval_shards(&p, have_hook ? hook : NULL, argv + optind + 1, argc - optind - 1, batch, &r, &e))
+        fatal_err(&e);
     char tmp[4200];
     FILE *f = open_json_out(out, tmp, sizeof tmp);
     fprintf(f, "{\n  \"clt\": ");
@@ -329,7 +344,8 @@ int clt_cmds_dispatch(int argc, char **argv) {
                 if (diff <= 1 || sum_c == sum_k) near = cmds[i];
             }
         if (near) cli_usage_error("clt-fit", "unknown command '%s' (did you mean '%s'?)", c, near);
-        cli_usage_error("clt-fit", "unknown command '%s' (commands: synth, eval, eval-synth, report; or give shards)", c);
+        cli_usage_error("clt-fit", "unknown command '%s' (commands: synth, eval, eval-synth, report; or give shards)",
+                        c);
     }
     return -1;
 }
