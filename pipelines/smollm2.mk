@@ -16,7 +16,7 @@
 # distribution: the CLT learns features the model uses, and its held-out shard is text it never
 # saw. Python 3.11: ~12 M characters, 731 modules (source); docstrings alone: ~1.6 M characters.
 #
-# Size (the defaults: what ran on a 24 GB, 2-core machine in ~1 h 15 min end to end, bench/RESULTS.md
+# Size (the defaults: what ran on a 24 GB, 2-core machine in ~1 h 25 min end to end, bench/RESULTS.md
 # "SmolLM2-135M end to end"): SHARDS=6 token shards of the corpus (3.4 M tokens, Python 3.11), the
 # first ACTS_TOKENS=50,000 tokens of each cached (int8, 30 layers, both hooks: 1.33 GB a shard, 4.5
 # min each), a CLT of 30 layers x 1024 features (BatchTopK, 16 a layer; 17.7 M encoder and 274 M

@@ -34,9 +34,12 @@
   }
   // A token as text with its invisible characters shown: bidi controls, zero-width characters,
   // line/paragraph separators and C0 controls become "\u{…}" (a token is exact bytes: a researcher
-  // must see that " a\u200b" is not " a", and an RTL override must not flip its neighbours).
+  // must see that " a\u200b" is not " a", and an RTL override must not flip its neighbours). Newline
+  // and tab, frequent in code, are shown as the usual ↵ and ⇥.
   const INVISIBLE = /[\u0000-\u001f\u007f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff]/g;
-  const showToken = (t) => String(t).replace(INVISIBLE, (c) => "\\u{" + c.charCodeAt(0).toString(16).padStart(4, "0") + "}");
+  const SHOWN = { "\n": "↵", "\t": "⇥" };
+  const showToken = (t) =>
+    String(t).replace(INVISIBLE, (c) => SHOWN[c] || "\\u{" + c.charCodeAt(0).toString(16).padStart(4, "0") + "}");
   const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? "–" : Number(x).toFixed(d));
   const signed = (x, d = 3) => (x >= 0 ? "+" : "−") + Math.abs(x).toFixed(d);
 
