@@ -2,7 +2,7 @@
 # corpus -> token shards -> activation shards -> a 30-layer cross-layer transcoder -> every
 # feature's evidence -> labels from SmolLM2 itself (builtin explainer) -> the circuits of
 # pipelines/prompts/circuits/*.txt (a fact recall, a two-hop fact, a rhyme, a subject-verb
-# agreement) -> their pages. Steps and targets: pipelines/common.mk.
+# agreement, an argument recall in code) -> their pages. Steps and targets: pipelines/common.mk.
 #
 #   make -f pipelines/smollm2.mk [-j2]                 # ~/.cache/cltkit/smollm2/hf, smollm2-out/
 #   make -f pipelines/smollm2.mk OUT=/tmp/s SHARDS=2 ACTS_TOKENS=2000 FEATURES=32 CLT_STEPS=10 ...
