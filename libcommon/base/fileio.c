@@ -2,13 +2,11 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -31,10 +29,11 @@ static void temp_unlink_all(void) {
 // The handlers that were in place when the registry's were installed: a program's own handler
 // (clt-fit's "finish the step, save, exit") must keep working after its first atomic write.
 static const int temp_sigs[] = {SIGINT, SIGTERM, SIGHUP};
-static struct sigaction temp_prev[3];
+#define N_TEMP_SIGS (sizeof temp_sigs / sizeof *temp_sigs)
+static struct sigaction temp_prev[N_TEMP_SIGS];
 
 static void temp_on_signal(int sig) {
-    for (size_t i = 0; i < sizeof temp_sigs / sizeof *temp_sigs; i++) {
+    for (size_t i = 0; i < N_TEMP_SIGS; i++) {
         void (*prev)(int) = temp_prev[i].sa_handler;
         // a program handler decides itself (a graceful stop ends its writes and exits normally,
         // and the atexit hook removes what is still registered); else remove the temporaries and
@@ -51,7 +50,7 @@ static void temp_on_signal(int sig) {
 
 static void temp_install_handlers(void) {
     atexit(temp_unlink_all);
-    for (size_t i = 0; i < sizeof temp_sigs / sizeof *temp_sigs; i++) {
+    for (size_t i = 0; i < N_TEMP_SIGS; i++) {
         struct sigaction sa = {0};
         sa.sa_handler = temp_on_signal;
         sigemptyset(&sa.sa_mask);
